@@ -1,0 +1,14 @@
+"""MLX rerankers: BERT-family cross-encoders and LLM yes/no rerankers, for inference and training.
+
+On Linux, importing this package first loads an optimized BLAS for MLX's CPU backend (see ``_blas``).
+"""
+
+from ._blas import load_optimized_blas
+
+load_optimized_blas()
+
+from .cross_encoder import MLXCrossEncoder  # noqa: E402
+from .errors import ModelLoadError, UnsupportedArchitectureError  # noqa: E402
+
+__all__ = ["MLXCrossEncoder", "ModelLoadError", "UnsupportedArchitectureError"]
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""Give MLX's Linux CPU backend an optimized BLAS.
+
+MLX's Linux CPU wheel links a reference BLAS (netlib): a 1024x1024 float32 matmul runs at a few GFLOP/s.
+``libmlx.so`` resolves ``cblas_sgemm`` & co. through the dynamic linker, so a library loaded into the global
+symbol scope *before* ``mlx.core`` is imported takes precedence. We look for MKL (the ``mkl`` wheel, a
+Linux x86_64 dependency of this package) and then a system OpenBLAS.
+
+Environment variable ``MLX_CROSS_ENCODER_BLAS``:
+  unset / ``auto``  pick MKL, then OpenBLAS (default);
+  ``off`` / ``0``   keep MLX's bundled reference BLAS;
+  a file path       load that shared library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import logging
+import os
+import sys
+import warnings
+
+ENV_VAR = "MLX_CROSS_ENCODER_BLAS"
+logger = logging.getLogger("mlx_cross_encoder")
+
+#: the library loaded by :func:`load_optimized_blas` (None when none was loaded)
+loaded_library: str | None = None
+_handle = None
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    prefixes = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(sys.executable))]
+    for prefix in dict.fromkeys(prefixes):
+        found += sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")), reverse=True)
+    for name in ("mkl_rt", "openblas"):
+        lib = ctypes.util.find_library(name)
+        if lib:
+            found.append(lib)
+    for pattern in (
+        "/usr/lib/*-linux-gnu/libopenblas*.so*",
+        "/usr/lib/*-linux-gnu/openblas-pthread/libopenblas*.so*",
+        "/usr/lib64/libopenblas*.so*",
+    ):
+        found += sorted(glob.glob(pattern))
+    return list(dict.fromkeys(found))
+
+
+def load_optimized_blas() -> str | None:
+    """Load an optimized BLAS globally so that ``mlx.core`` binds to it; return its path or None."""
+    global loaded_library, _handle
+    if not sys.platform.startswith("linux") or loaded_library is not None:
+        return loaded_library
+    setting = os.environ.get(ENV_VAR, "auto").strip()
+    if setting.lower() in ("off", "0", "false", "no", "none"):
+        logger.debug("optimized BLAS disabled by %s=%s", ENV_VAR, setting)
+        return None
+    if "mlx.core" in sys.modules:
+        warnings.warn(
+            "mlx.core was imported before mlx_cross_encoder: MLX keeps its reference BLAS (slow CPU matmuls); "
+            f"import mlx_cross_encoder first or set {ENV_VAR}=off to silence this",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    candidates = [setting] if setting.lower() != "auto" else _candidates()
+    errors = []
+    for path in candidates:
+        try:
+            _handle = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            _handle.cblas_sgemm  # noqa: B018 - the symbol MLX needs must be there
+        except (OSError, AttributeError) as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        loaded_library = path
+        logger.debug("MLX CPU backend uses optimized BLAS %s", path)
+        return path
+    detail = "; ".join(errors) if errors else "no MKL or OpenBLAS found"
+    warnings.warn(
+        f"mlx_cross_encoder: no optimized BLAS loaded ({detail}); MLX CPU matmuls use the slow reference BLAS. "
+        f"Install the `mkl` wheel or libopenblas0, or set {ENV_VAR}=off",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return None

@@ -1,0 +1,233 @@
+"""``MLXCrossEncoder``: BERT-family cross-encoders in MLX with sentence-transformers' ``CrossEncoder`` API."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from tqdm.auto import tqdm
+
+from .base import RerankerBase, length_sorted_batches, validate_pairs
+from .errors import ModelLoadError
+from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
+from .models import get_model_module
+
+logger = logging.getLogger("mlx_cross_encoder")
+
+DTYPES = {
+    "float32": mx.float32, "fp32": mx.float32,
+    "float16": mx.float16, "fp16": mx.float16, "half": mx.float16,
+    "bfloat16": mx.bfloat16, "bf16": mx.bfloat16,
+}  # fmt: skip
+
+ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
+    "sigmoid": mx.sigmoid,
+    "identity": lambda x: x,
+    "tanh": mx.tanh,
+    "softmax": lambda x: mx.softmax(x, axis=-1),
+}
+# sentence-transformers stores the activation as a class path in config.json
+_ST_ACTIVATIONS = {
+    "torch.nn.modules.activation.Sigmoid": "sigmoid",
+    "torch.nn.modules.linear.Identity": "identity",
+    "torch.nn.modules.activation.Tanh": "tanh",
+    "torch.nn.modules.activation.Softmax": "softmax",
+}
+
+
+def resolve_dtype(dtype) -> mx.Dtype:
+    if dtype is None:
+        return mx.float32
+    if isinstance(dtype, mx.Dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in DTYPES:
+        return DTYPES[dtype.lower()]
+    raise ValueError(f"unsupported dtype {dtype!r}; use one of: float32, float16, bfloat16")
+
+
+def resolve_activation(activation_fn) -> Callable[[mx.array], mx.array]:
+    if callable(activation_fn):
+        return activation_fn
+    if isinstance(activation_fn, str) and activation_fn.lower() in ACTIVATIONS:
+        return ACTIVATIONS[activation_fn.lower()]
+    raise ValueError(f"unknown activation_fn {activation_fn!r}; use a callable or one of {sorted(ACTIVATIONS)}")
+
+
+def quantize_linear_layers(model: nn.Module, bits: int, group_size: int = 64, skip: tuple[str, ...] = ()) -> None:
+    """Quantize the weights of the Linear layers whose input width divides into groups (heads in ``skip`` stay)."""
+    if bits not in (4, 8):
+        raise ValueError(f"quantize must be 4 or 8 (bits), got {bits!r}")
+
+    def predicate(path: str, module: nn.Module) -> bool:
+        return (
+            isinstance(module, nn.Linear)
+            and module.weight.shape[-1] % group_size == 0
+            and not any(path.startswith(prefix) for prefix in skip)
+        )
+
+    nn.quantize(model, group_size=group_size, bits=bits, class_predicate=predicate)
+
+
+class MLXCrossEncoder(RerankerBase):
+    """A cross-encoder reranker (``*ForSequenceClassification``) running in MLX.
+
+    Args:
+        model_name_or_path: local directory or Hugging Face id (config.json, safetensors weights, tokenizer.json).
+        max_length: truncation length in tokens (default: the model's own limit).
+        dtype: "float32" (default), "float16" or "bfloat16".
+        activation_fn: default activation of ``predict``: "sigmoid", "identity", "tanh", "softmax" or a callable
+            on ``mx.array``. Default: what the checkpoint's sentence-transformers config names, else sigmoid when
+            ``num_labels == 1`` and identity otherwise.
+        quantize: 4 or 8 to quantize the Linear layers' weights (group size 64); the classifier head stays.
+        revision: Hub revision (branch, tag or commit).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike,
+        *,
+        max_length: int | None = None,
+        dtype=None,
+        activation_fn=None,
+        quantize: int | None = None,
+        revision: str | None = None,
+    ):
+        self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision)
+        self.config: dict[str, Any] = load_config(self.model_dir)
+        module = get_model_module(self.config)
+        self.args = module.ModelArgs.from_dict(self.config)
+        self.model = module.Model(self.args)
+        self.dtype = resolve_dtype(dtype)
+        self._load_weights()
+        if quantize:
+            quantize_linear_layers(self.model, quantize, skip=self.model.head_prefixes)
+        self.quantize = quantize
+        self.model.eval()
+
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.max_length = self._resolve_max_length(max_length)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
+        self.pad_token_id = self._pad_token_id()
+
+        self.num_labels = self.args.num_labels
+        self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
+        resolve_activation(self.default_activation)  # fail early on a bad name
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str | os.PathLike, **options) -> MLXCrossEncoder:
+        return cls(model_name_or_path, **options)
+
+    # -- loading -----------------------------------------------------------------------------------------
+    def _load_weights(self) -> None:
+        weights = self.model.sanitize(load_weights(self.model_dir))
+        expected = {k for k, _ in nn.utils.tree_flatten(self.model.parameters())}
+        missing = sorted(expected - weights.keys())
+        unexpected = sorted(weights.keys() - expected)
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:4])})")
+            if unexpected:
+                parts.append(f"unexpected {len(unexpected)} tensors (e.g. {', '.join(unexpected[:4])})")
+            raise ModelLoadError(
+                f"weights in {self.model_dir} do not fit {self.config['architectures'][0]}: " + "; ".join(parts)
+            )
+        try:
+            self.model.load_weights([(k, v.astype(self.dtype)) for k, v in weights.items()], strict=True)
+        except ValueError as exc:
+            raise ModelLoadError(f"weights in {self.model_dir} do not fit the config: {exc}") from exc
+        mx.eval(self.model.parameters())
+
+    def _resolve_max_length(self, max_length: int | None) -> int:
+        limit = self.model.max_positions
+        if max_length is None:
+            declared = load_json(self.model_dir, "tokenizer_config.json").get("model_max_length")
+            max_length = int(declared) if isinstance(declared, (int, float)) and declared < 1e6 else limit
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        if max_length > limit:
+            logger.warning("max_length %d exceeds the model's %d positions; using %d", max_length, limit, limit)
+            max_length = limit
+        return max_length
+
+    def _pad_token_id(self) -> int:
+        pad = self.config.get("pad_token_id")
+        if pad is not None:
+            return int(pad)
+        for token in ("[PAD]", "<pad>"):
+            if (tid := self.tokenizer.token_to_id(token)) is not None:
+                return tid
+        return 0
+
+    def _checkpoint_activation(self):
+        st = self.config.get("sentence_transformers") or {}
+        name = st.get("activation_fn")
+        if name in _ST_ACTIVATIONS:
+            return _ST_ACTIVATIONS[name]
+        if name:
+            logger.warning("activation %s from config.json is not supported; using the default", name)
+        return "sigmoid" if self.args.num_labels == 1 else "identity"
+
+    # -- inference ---------------------------------------------------------------------------------------
+    def tokenize(self, pairs) -> list:
+        """``tokenizers.Encoding`` per (query, document) pair, truncated exactly as ``predict`` does."""
+        pairs, _ = validate_pairs(pairs)
+        return self.tokenizer.encode_batch(pairs)
+
+    def token_counts(self, pairs) -> np.ndarray:
+        """Input tokens per pair after truncation (special tokens included)."""
+        return np.array([len(e.ids) for e in self.tokenize(pairs)], dtype=np.int64)
+
+    def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
+        mask = np.zeros((len(encodings), width), dtype=np.int32)
+        types = np.zeros((len(encodings), width), dtype=np.int32)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        token_types = mx.array(types) if self.model.uses_token_type_ids else None
+        return mx.array(ids), mx.array(mask), token_types
+
+    def predict(
+        self,
+        pairs,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn=None,
+    ) -> np.ndarray:
+        """Scores for (query, document) pairs, in input order.
+
+        One pair gives one score (a numpy scalar); a list gives ``(n,)`` when ``num_labels == 1`` else
+        ``(n, num_labels)``. The activation is applied in float32.
+        """
+        pairs, single = validate_pairs(pairs)
+        act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
+        encodings = self.tokenizer.encode_batch(pairs)
+        batches = length_sorted_batches([len(e.ids) for e in encodings], batch_size)
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        scores = np.empty((len(pairs), self.num_labels), dtype=np.float32)
+        pending = None
+        for idx in tqdm(batches, desc="Scoring", disable=not show_progress_bar):
+            out = act(self.model(*self._collate([encodings[i] for i in idx])).astype(mx.float32))
+            mx.async_eval(out)  # tokenization of the next batch overlaps this one's compute
+            if pending is not None:
+                scores[pending[0]] = np.asarray(pending[1])
+            pending = (idx, out)
+        scores[pending[0]] = np.asarray(pending[1])
+        result = scores[:, 0] if self.num_labels == 1 else scores
+        return result[0] if single else result
+
+    def __repr__(self) -> str:
+        arch = self.config["architectures"][0]
+        return f"MLXCrossEncoder({str(self.model_dir)!r}, arch={arch}, max_length={self.max_length}, dtype={self.dtype})"
