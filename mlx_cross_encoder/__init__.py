@@ -9,6 +9,14 @@ load_optimized_blas()
 
 from .cross_encoder import MLXCrossEncoder  # noqa: E402
 from .errors import ModelLoadError, UnsupportedArchitectureError  # noqa: E402
+from .training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer, Qwen3RerankerConfig  # noqa: E402
 
-__all__ = ["MLXCrossEncoder", "ModelLoadError", "UnsupportedArchitectureError"]
+__all__ = [
+    "MLXCrossEncoder",
+    "MLXCrossEncoderConfig",
+    "MLXCrossEncoderTrainer",
+    "ModelLoadError",
+    "Qwen3RerankerConfig",
+    "UnsupportedArchitectureError",
+]
 __version__ = "0.1.0"

@@ -86,6 +86,8 @@ class MLXCrossEncoder(RerankerBase):
             ``num_labels == 1`` and identity otherwise.
         quantize: 4 or 8 to quantize the Linear layers' weights (group size 64); the classifier head stays.
         revision: Hub revision (branch, tag or commit).
+        adapter_path: a fine-tuned adapter directory (``adapters.safetensors`` + ``adapter_config.json``, as
+            ``MLXCrossEncoderTrainer.save_adapter`` writes): its LoRA layers and trained head are applied.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class MLXCrossEncoder(RerankerBase):
         activation_fn=None,
         quantize: int | None = None,
         revision: str | None = None,
+        adapter_path: str | os.PathLike | None = None,
     ):
         self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision)
         self.config: dict[str, Any] = load_config(self.model_dir)
@@ -108,6 +111,11 @@ class MLXCrossEncoder(RerankerBase):
         if quantize:
             quantize_linear_layers(self.model, quantize, skip=self.model.head_prefixes)
         self.quantize = quantize
+        self.adapter_path = Path(adapter_path) if adapter_path is not None else None
+        if adapter_path is not None:
+            from .training.lora import load_adapter
+
+            load_adapter(self.model, adapter_path)
         self.model.eval()
 
         self.tokenizer = load_tokenizer(self.model_dir)

@@ -1,0 +1,375 @@
+"""The training loop shared by the MLX reranker trainers.
+
+A subclass supplies the model-specific parts: ``_prepare()`` (build ``self.model`` with its trainable
+parameters and ``self.adapter_config``), ``_encode(pairs) -> (inputs, n_tokens)`` and ``_scores(inputs)``
+(raw scores, one per pair, computed with ``self.model``). The loop does the rest: deterministic batches,
+loss, gradient accumulation, global-norm clipping, AdamW with warmup + decay, periodic evaluation with a ranking
+metric, best-checkpoint tracking, early stopping, atomic checkpoints, exact resume, a progress bar and a JSONL
+log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_map
+from tqdm.auto import tqdm
+
+from ..base import length_sorted_batches, validate_pairs
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainingConfig
+from .data import Batch, Batcher, Group, eval_rankings, load_groups
+from .losses import compute_loss
+from .lora import read_adapter_config, save_adapter
+from .metrics import ranking_metrics
+from .schedule import lr_at, make_optimizer, make_schedule
+
+logger = logging.getLogger("mlx_cross_encoder.training")
+
+LOG_FILE = "train_log.jsonl"
+BEST_DIR = "best"
+
+MetricFn = Callable[[dict, dict], dict]
+
+
+def _micro_seed(seed: int, epoch: int, micro: int) -> int:
+    """Dropout seed of one micro-batch: a pure function of the loop position, so a resumed run draws the same."""
+    return (int(seed) * 1_000_003 + int(epoch) * 100_003 + int(micro)) % (2**32)
+
+
+class RerankerTrainerBase:
+    """Shared loop; see the module docstring for what subclasses implement."""
+
+    config: TrainingConfig
+    model: nn.Module
+    adapter_config: dict[str, Any]
+
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self._prepared = False
+        self.optimizer: optim.Optimizer | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # -- to implement ----------------------------------------------------------------------------------
+    def _prepare(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _encode(self, pairs: list[tuple[str, str]]) -> tuple[tuple, int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _scores(self, inputs: tuple) -> mx.array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _adapter_extra(self) -> dict[str, Any]:
+        return {}
+
+    # -- set-up --------------------------------------------------------------------------------------------
+    def prepare_model(self):
+        """Load the model and add LoRA layers / unfreeze parameters (idempotent). Returns ``self``."""
+        if not self._prepared:
+            mx.random.seed(self.config.seed)  # LoRA initialisation
+            self._prepare()
+            self._prepared = True
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    def trainable_parameter_count(self) -> int:
+        from mlx.utils import tree_flatten
+
+        return sum(v.size for _, v in tree_flatten(self.model.trainable_parameters()))
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def predict_scores(self, pairs, batch_size: int | None = None) -> np.ndarray:
+        """Raw scores (logits) of the model being trained, in input order."""
+        self.prepare_model()
+        pairs, single = validate_pairs(pairs)
+        batch_size = batch_size or self.config.eval_batch_size
+        was_training = self.model.training
+        self.model.eval()
+        out = np.empty(len(pairs), dtype=np.float32)
+        lengths = [len(q) + len(d) for q, d in pairs]  # characters: a cheap proxy to group similar lengths
+        for idx in length_sorted_batches(lengths, batch_size):
+            inputs, _ = self._encode([pairs[i] for i in idx])
+            out[idx] = np.asarray(self._scores(inputs).astype(mx.float32))
+        if was_training:
+            self.model.train()
+        return out[0] if single else out
+
+    def evaluate(self, eval_data, metric_fn: MetricFn | None = None) -> dict[str, float]:
+        """Rank each dev query's documents and score the rankings with ``metric_fn(run, qrels)``.
+
+        ``eval_data`` is any accepted record format (records of one query are merged into one ranking);
+        ``metric_fn`` defaults to :func:`~mlx_cross_encoder.training.metrics.ranking_metrics` (nDCG@10, MRR@10).
+        """
+        queries, docs, qrels = eval_data if isinstance(eval_data, tuple) else eval_rankings(eval_data)
+        pairs, keys = [], []
+        for qid, texts in docs.items():
+            for di, text in enumerate(texts):
+                pairs.append((queries[qid], text))
+                keys.append((qid, f"{qid}-d{di}"))
+        scores = self.predict_scores(pairs)
+        run: dict[str, dict[str, float]] = {}
+        for (qid, did), s in zip(keys, np.atleast_1d(scores)):
+            run.setdefault(qid, {})[did] = float(s)
+        return {k: float(v) for k, v in (metric_fn or ranking_metrics)(run, qrels).items()}
+
+    # -- outputs ---------------------------------------------------------------------------------------------
+    def save_adapter(self, path=None) -> Path:
+        """The trained tensors + ``adapter_config.json`` (mlx-lm layout); default ``<output_dir>/adapter``."""
+        self.prepare_model()
+        path = Path(path) if path is not None else self.output_dir / "adapter"
+        return save_adapter(self.model, path, self.adapter_config, self._adapter_extra())
+
+    # -- training -----------------------------------------------------------------------------------------
+    def _loss(self, inputs, labels, teacher, group_size):
+        cfg = self.config
+        scores = self._scores(inputs)
+        return compute_loss(cfg.loss, scores, labels, teacher, group_size, cfg.pos_weight, cfg.temperature)
+
+    def _batch_arrays(self, batch: Batch):
+        inputs, n_tokens = self._encode(batch.pairs)
+        labels = mx.array(batch.labels)
+        teacher = mx.array(batch.teacher) if batch.teacher is not None else None
+        return inputs, labels, teacher, n_tokens
+
+    def train(
+        self,
+        train_data,
+        eval_data=None,
+        *,
+        metric_fn: MetricFn | None = None,
+        callbacks: Sequence[Callable[[RerankerTrainerBase, dict], Any]] = (),
+    ) -> dict[str, Any]:
+        """Train on ``train_data`` (records or a .jsonl path), evaluating on ``eval_data`` if given.
+
+        ``metric_fn(run, qrels) -> {name: value}`` scores dev rankings (default: built-in nDCG@10/MRR@10);
+        ``config.metric_for_best`` picks the value that selects the best checkpoint and drives early stopping.
+        ``callbacks`` are called as ``cb(trainer, record)`` after every optimizer step (once its checkpoint,
+        if any, is written). Returns a summary: steps, wall/train time, tokens/s, peak memory, best and final
+        dev metrics, paths.
+        """
+        cfg = self.config
+        self.prepare_model()
+        wall_start = time.perf_counter()
+        groups = train_data if isinstance(train_data, list) and train_data and isinstance(train_data[0], Group) \
+            else load_groups(train_data)  # fmt: skip
+        batcher = Batcher(groups, cfg.loss, cfg.batch_size, cfg.group_size, cfg.seed)
+        dev = eval_rankings(eval_data) if eval_data is not None else None
+        accum = cfg.gradient_accumulation_steps
+        micro_per_epoch = len(batcher)
+        updates_per_epoch = math.ceil(micro_per_epoch / accum)
+        total_steps = cfg.max_steps if cfg.max_steps else updates_per_epoch * cfg.num_epochs
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
+        schedule = make_schedule(cfg.learning_rate, total_steps, warmup, cfg.lr_scheduler)
+        self.optimizer = optimizer = make_optimizer(schedule, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
+        optimizer.init(self.model.trainable_parameters())
+
+        out_dir = self.output_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = out_dir / LOG_FILE
+        state: dict[str, Any] = {
+            "step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None,
+            "best_metrics": None, "evals_without_improvement": 0, "last_eval": None, "stopped_early": False,
+            "total_steps": total_steps,
+        }  # fmt: skip
+        resume = self._resume_path()
+        if resume is not None:
+            saved = load_checkpoint(resume, self.model, optimizer)
+            if saved.get("total_steps") != total_steps:
+                raise ValueError(
+                    f"checkpoint {resume} was made for {saved.get('total_steps')} total steps, this run has "
+                    f"{total_steps}: resume with the same data and recipe"
+                )
+            state.update(saved)
+            self.history = _truncate_log(log_path, state["step"])
+            logger.info("resumed from %s at step %d", resume, state["step"])
+        else:
+            self.history = []
+            log_path.write_text("")
+
+        value_and_grad = nn.value_and_grad(self.model, self._loss)
+        self.model.train()
+        train_time = 0.0
+        run_tokens = 0
+        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0}
+        bar = tqdm(total=total_steps, initial=state["step"], desc="Training", disable=not cfg.show_progress_bar)
+        stop = state["step"] >= total_steps or state["stopped_early"]
+        mx.reset_peak_memory()
+        try:
+            while not stop:
+                epoch, skip = state["epoch"], state["micro_in_epoch"]
+                acc_grads, acc_n, acc_loss = None, 0, 0.0
+                tic = time.perf_counter()
+                for mi, batch in enumerate(batcher.batches(epoch)):
+                    if mi < skip:
+                        continue  # consumed before the checkpoint we resumed from
+                    mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
+                    inputs, labels, teacher, n_tokens = self._batch_arrays(batch)
+                    loss, grads = value_and_grad(inputs, labels, teacher, batch.group_size)
+                    n = batch.n_examples
+                    if acc_grads is None:
+                        acc_grads = tree_map(lambda g: g * n, grads)
+                    else:
+                        acc_grads = tree_map(lambda a, g: a + g * n, acc_grads, grads)
+                    acc_loss_arr = loss * n
+                    mx.eval(acc_grads, acc_loss_arr)
+                    acc_loss += acc_loss_arr.item()
+                    acc_n += n
+                    window["tokens"] += n_tokens
+                    run_tokens += n_tokens
+                    last_micro = mi == micro_per_epoch - 1
+                    if (mi + 1) % accum != 0 and not last_micro:
+                        continue
+                    # -- optimizer update --------------------------------------------------------------
+                    grads = tree_map(lambda a: a / acc_n, acc_grads)
+                    grad_norm = None
+                    if cfg.max_grad_norm:
+                        grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
+                    lr = lr_at(state["step"], cfg.learning_rate, total_steps, warmup, cfg.lr_scheduler)
+                    optimizer.update(self.model, grads)
+                    mx.eval(self.model.parameters(), optimizer.state)
+                    elapsed = time.perf_counter() - tic
+                    train_time += elapsed
+                    window["time"] += elapsed
+                    window["loss"] += acc_loss
+                    window["n"] += acc_n
+                    state["step"] += 1
+                    if last_micro:
+                        state["epoch"], state["micro_in_epoch"] = epoch + 1, 0
+                    else:
+                        state["micro_in_epoch"] = mi + 1
+                    step = state["step"]
+                    record: dict[str, Any] = {
+                        "type": "train", "step": step, "epoch": round(epoch + (mi + 1) / micro_per_epoch, 4),
+                        "loss": acc_loss / acc_n, "lr": lr,
+                        "grad_norm": float(grad_norm.item()) if grad_norm is not None else None,
+                    }  # fmt: skip
+                    acc_grads, acc_n, acc_loss = None, 0, 0.0
+                    if step % cfg.logging_steps == 0 or step == total_steps or last_micro:
+                        record["tokens_per_s"] = window["tokens"] / window["time"] if window["time"] else None
+                        record["window_loss"] = window["loss"] / window["n"]
+                        self._log(log_path, record)
+                        bar.set_postfix(loss=f"{record['window_loss']:.4f}", lr=f"{lr:.2e}",
+                                        tok_s=f"{record['tokens_per_s'] or 0:.0f}")  # fmt: skip
+                        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0}
+                    bar.update(1)
+
+                    done = step >= total_steps
+                    evaluated = False
+                    if dev is not None and (
+                        (cfg.eval_steps and step % cfg.eval_steps == 0)
+                        or (not cfg.eval_steps and last_micro)
+                        or done
+                    ):
+                        evaluated = True
+                        stop = self._evaluate_step(dev, metric_fn, state, log_path) or done
+                    if cfg.save_steps and step % cfg.save_steps == 0 or evaluated or done or stop:
+                        save_checkpoint(out_dir, self.model, optimizer, state, keep=cfg.save_total_limit)
+                    for cb in callbacks:
+                        cb(self, record)
+                    stop = stop or done
+                    tic = time.perf_counter()
+                    if stop:
+                        break
+        finally:
+            bar.close()
+
+        final_metrics = state["last_eval"]
+        if dev is not None and cfg.load_best_model_at_end and state["best_step"] is not None:
+            if state["best_step"] != state["step"]:
+                self._load_trainable(out_dir / BEST_DIR)
+            final_metrics = state["best_metrics"]
+        self.model.eval()
+        peak = mx.get_peak_memory()
+        return {
+            "steps": state["step"],
+            "total_steps": total_steps,
+            "epochs": state["epoch"] + state["micro_in_epoch"] / max(1, micro_per_epoch),
+            "stopped_early": state["stopped_early"],
+            "wall_time_s": time.perf_counter() - wall_start,
+            "train_time_s": train_time,
+            "train_tokens": run_tokens,
+            "tokens_per_s": run_tokens / train_time if train_time else None,
+            "peak_memory_bytes": int(peak),
+            "best_metric": state["best_metric"],
+            "best_step": state["best_step"],
+            "final_metrics": final_metrics,
+            "metric": cfg.metric_for_best,
+            "log_file": str(log_path),
+            "best_dir": str(out_dir / BEST_DIR) if state["best_step"] is not None else None,
+            "resumed_from": str(resume) if resume is not None else None,
+        }
+
+    # -- loop helpers ------------------------------------------------------------------------------------
+    def _resume_path(self) -> Path | None:
+        r = self.config.resume_from_checkpoint
+        if r is True:
+            found = latest_checkpoint(self.output_dir)
+            if found is None:
+                logger.warning("resume_from_checkpoint=True but %s has no checkpoint; starting fresh", self.output_dir)
+            return found
+        if r:
+            return Path(r)
+        return None
+
+    def _evaluate_step(self, dev, metric_fn, state, log_path) -> bool:
+        """Evaluate, track the best (saved to ``best/``), return True when early stopping triggers."""
+        cfg = self.config
+        metrics = self.evaluate(dev, metric_fn)
+        if cfg.metric_for_best not in metrics:
+            raise KeyError(f"metric_for_best={cfg.metric_for_best!r} is not among the metrics {sorted(metrics)}")
+        value = metrics[cfg.metric_for_best]
+        best = state["best_metric"]
+        sign = 1.0 if cfg.greater_is_better else -1.0
+        improved = best is None or sign * (value - best) > cfg.early_stopping_threshold
+        if improved:
+            state.update(best_metric=value, best_step=state["step"], best_metrics=metrics, evals_without_improvement=0)
+            save_adapter(self.model, self.output_dir / BEST_DIR, self.adapter_config,
+                         {**self._adapter_extra(), "step": state["step"], "metrics": metrics})  # fmt: skip
+        else:
+            state["evals_without_improvement"] += 1
+        state["last_eval"] = metrics
+        self._log(log_path, {"type": "eval", "step": state["step"], "metrics": metrics, "improved": improved})
+        patience = cfg.early_stopping_patience
+        if patience and state["evals_without_improvement"] >= patience:
+            state["stopped_early"] = True
+            logger.info("early stopping at step %d (%d evaluations without improvement)", state["step"], patience)
+            return True
+        return False
+
+    def _load_trainable(self, adapter_dir: Path) -> None:
+        read_adapter_config(adapter_dir)
+        weights = mx.load(str(adapter_dir / "adapters.safetensors"))
+        self.model.load_weights(list(weights.items()), strict=False)
+        mx.eval(self.model.parameters())
+
+    def _log(self, path: Path, record: dict) -> None:
+        self.history.append(record)
+        with path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> list[dict]:
+    """Keep the log lines of steps up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    kept = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                if rec.get("step", 0) <= step:
+                    kept.append(rec)
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
