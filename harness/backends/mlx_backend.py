@@ -1,0 +1,92 @@
+"""The ``mlx`` backend: ``mlx_cross_encoder.MLXCrossEncoder`` (causal-LM rerankers: see ``_load_causal_lm``).
+
+Options (suite ``options:``): ``quantize`` (4 or 8: Linear weights quantized, head kept), ``activation_fn``
+("sigmoid", "identity", ... as MLXCrossEncoder takes). ``device``: "auto" (MLX's default device), "gpu" or "cpu".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import Backend, BackendError, as_scores, is_causal_lm
+
+OPTIONS = {"quantize", "activation_fn"}
+
+
+class MLXBackend(Backend):
+    name = "mlx"
+    memory_measure = (
+        "mx.get_peak_memory(): peak bytes of MLX arrays alive at once since the reset before the timed passes "
+        "(weights included, MLX's buffer cache excluded)"
+    )
+    version_packages = ("mlx", "mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13", "mlx-lm", "tokenizers")
+
+    def __init__(self, spec, max_length: int, model_dir: Path):
+        super().__init__(spec, max_length, model_dir)
+        self.check_options(OPTIONS)
+        import mlx_cross_encoder  # first: it loads the optimized BLAS before mlx.core on Linux
+        import mlx.core as mx
+
+        self._mx = mx
+        device = (getattr(spec, "device", None) or "auto").lower()
+        if device == "cpu":
+            mx.set_default_device(mx.cpu)
+        elif device == "gpu":
+            mx.set_default_device(mx.gpu)
+        elif device != "auto":
+            raise BackendError(f"device {device!r} is not an MLX device; use auto, gpu or cpu")
+        self.device = "mlx-gpu" if mx.default_device().type == mx.gpu else "mlx-cpu"
+
+        if is_causal_lm(self.config):
+            self.model = _load_causal_lm(self)
+        else:
+            if self.instruction:
+                raise BackendError(
+                    "instruction is only used by LLM (causal-LM) rerankers; this is a cross-encoder "
+                    f"({self.config.get('architectures')}); remove it from the suite"
+                )
+            self.model = mlx_cross_encoder.MLXCrossEncoder(
+                self.model_dir,
+                max_length=max_length,
+                dtype=self.dtype,
+                quantize=self.options.get("quantize"),
+                activation_fn=self.options.get("activation_fn"),
+            )
+        if self.model.max_length != max_length:
+            raise BackendError(f"MLX truncates at {self.model.max_length} tokens, not the requested {max_length}")
+        from mlx_cross_encoder import _blas
+
+        self.blas = _blas.loaded_library
+
+    def predict(self, pairs, batch_size: int) -> np.ndarray:
+        return as_scores(self.model.predict(pairs, batch_size=batch_size, show_progress_bar=False), len(pairs))
+
+    def token_counts(self, pairs) -> np.ndarray:
+        return np.asarray(self.model.token_counts(pairs), dtype=np.int64)
+
+    def reset_peak_memory(self) -> None:
+        self._mx.reset_peak_memory()
+
+    def peak_memory_mb(self) -> float | None:
+        return self._mx.get_peak_memory() / 2**20
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "blas": self.blas, "quantize": self.options.get("quantize")}
+
+
+def _load_causal_lm(backend: MLXBackend):
+    """The seam for LLM rerankers (``*ForCausalLM``, e.g. Qwen3-Reranker): ``mlx_cross_encoder.load_reranker``
+    will build them (with ``backend.instruction``, ``backend.max_length``, ``backend.dtype``); until it is wired
+    here, they are refused rather than loaded as something else."""
+    arch = ", ".join(backend.config.get("architectures") or [])
+    raise BackendError(
+        f"causal-LM rerankers ({arch}) are not supported by the mlx backend yet "
+        "(to come through mlx_cross_encoder.load_reranker)"
+    )
+
+
+def load(spec, max_length: int, model_dir: Path) -> MLXBackend:
+    return MLXBackend(spec, max_length, model_dir)

@@ -1,0 +1,131 @@
+"""The ``torch`` backend: ``sentence_transformers.CrossEncoder``, the reference most users would run.
+
+``device``: "auto" (mps, then cuda, then cpu), "mps", "cuda", "cuda:N" or "cpu". Options: ``activation_fn``
+("sigmoid" or "identity"), ``attn_implementation`` (transformers' "sdpa", "eager", ...).
+torch is imported only here, so a harness run without torch rerankers never loads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import Backend, BackendError, as_scores, is_causal_lm
+
+OPTIONS = {"activation_fn", "attn_implementation"}
+TOKEN_COUNT_CHUNK = 256
+
+
+def resolve_device(requested: str | None) -> str:
+    import torch
+
+    device = (requested or "auto").lower()
+    if device == "auto":
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise BackendError("device mps requested but torch.backends.mps is not available")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"device {device} requested but torch.cuda is not available")
+    if device not in ("cpu", "mps") and not device.startswith("cuda"):
+        raise BackendError(f"device {requested!r} is not a torch device; use auto, mps, cuda, cuda:N or cpu")
+    return device
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    version_packages = ("torch", "transformers", "sentence-transformers", "tokenizers")
+
+    def __init__(self, spec, max_length: int, model_dir: Path):
+        super().__init__(spec, max_length, model_dir)
+        self.check_options(OPTIONS)
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        self._torch = torch
+        if is_causal_lm(self.config):
+            arch = ", ".join(self.config.get("architectures") or [])
+            raise BackendError(f"causal-LM rerankers ({arch}) are not supported by the torch backend yet")
+        if self.instruction:
+            raise BackendError(
+                "instruction is only used by LLM (causal-LM) rerankers; this is a cross-encoder; "
+                "remove it from the suite"
+            )
+        self.device = resolve_device(getattr(spec, "device", None))
+        model_kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, self.dtype)}
+        if "attn_implementation" in self.options:
+            model_kwargs["attn_implementation"] = self.options["attn_implementation"]
+        activation = self.options.get("activation_fn")
+        activations = {"sigmoid": torch.nn.Sigmoid, "identity": torch.nn.Identity}
+        if activation is not None and activation not in activations:
+            raise BackendError(
+                f"activation_fn {activation!r} is not supported by the torch backend; use sigmoid or identity"
+            )
+        self.model = CrossEncoder(
+            str(self.model_dir),
+            device=self.device,
+            max_length=max_length,
+            local_files_only=True,
+            model_kwargs=model_kwargs,
+            activation_fn=activations[activation]() if activation else None,
+        )
+        effective = getattr(self.model, "max_seq_length", None) or self.model.max_length
+        if effective != max_length:
+            raise BackendError(f"sentence-transformers truncates at {effective} tokens, not the requested {max_length}")
+        self._mps_peak = 0
+
+    @property
+    def memory_measure(self) -> str:  # type: ignore[override]
+        if self.device.startswith("cuda"):
+            return (
+                "torch.cuda.max_memory_allocated(): peak bytes held by tensors in PyTorch's caching allocator since "
+                "the reset before the timed passes (weights included; allocator cache and CUDA context excluded)"
+            )
+        if self.device == "mps":
+            return (
+                "torch.mps.driver_allocated_memory(): bytes the Metal driver holds for the process (MPS allocator "
+                "cache included), a current value: the maximum of samples taken after every predict call"
+            )
+        return "none: PyTorch keeps no peak for CPU tensors (see peak_rss_mb)"
+
+    def predict(self, pairs, batch_size: int) -> np.ndarray:
+        raw = self.model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
+        if self.device == "mps":  # a current value, not a peak: sample it after each call
+            self._mps_peak = max(self._mps_peak, self._torch.mps.driver_allocated_memory())
+        return as_scores(raw, len(pairs))
+
+    def token_counts(self, pairs) -> np.ndarray:
+        counts = []
+        for i in range(0, len(pairs), TOKEN_COUNT_CHUNK):
+            features = self.model.preprocess([tuple(p) for p in pairs[i : i + TOKEN_COUNT_CHUNK]])
+            counts.append(features["attention_mask"].sum(dim=1).cpu().numpy())
+        return np.concatenate(counts).astype(np.int64)
+
+    def reset_peak_memory(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.device == "mps":
+            self._torch.mps.empty_cache()
+            self._mps_peak = self._torch.mps.driver_allocated_memory()
+
+    def peak_memory_mb(self) -> float | None:
+        if self.device.startswith("cuda"):
+            return self._torch.cuda.max_memory_allocated(self.device) / 2**20
+        if self.device == "mps":
+            return self._mps_peak / 2**20
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        torch = self._torch
+        if self.device.startswith("cuda"):
+            device_name = torch.cuda.get_device_name(self.device)
+        else:
+            device_name = self.device
+        return {**super().describe(), "device_name": device_name, "torch_threads": torch.get_num_threads()}
+
+
+def load(spec, max_length: int, model_dir: Path) -> TorchBackend:
+    return TorchBackend(spec, max_length, model_dir)

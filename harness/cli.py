@@ -1,0 +1,176 @@
+"""``harness``: run suites, report results, list what is available.
+
+Exit codes: 0 success; 1 a suite ran but some of its runs failed (they are in the results as errors);
+2 bad input (suite, file, argument), reported on one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .environment import REPO_ROOT
+
+SUITES_DIR = "suites"
+
+
+class InputError(ValueError):
+    """Bad input on the command line (reported on one line, exit status 2)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value:g}")
+    return value
+
+
+def _write(text: str, output: str | None) -> None:
+    print(text)
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        print(f"report written to {path}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import build_report
+    from .runner import DEFAULT_TIMEOUT_S, run_suite
+    from .suite import load_suite
+
+    if not Path(args.suite).is_file():
+        raise InputError(f"suite file not found: {args.suite}")
+    suite = load_suite(args.suite)
+    results, path = run_suite(
+        suite,
+        output=args.output,
+        only=args.only,
+        max_queries=args.max_queries,
+        timeout_s=args.timeout or DEFAULT_TIMEOUT_S,
+        progress=not args.no_progress,
+    )
+    print(f"results written to {path}", file=sys.stderr)
+    _write(build_report([results], [str(path)]), args.report)
+    failed = [r for r in results["runs"] if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(results['runs'])} runs failed (see the status column)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import report_files
+
+    _write(report_files(args.results), args.output)
+    return 0
+
+
+def find_suites() -> list[Path]:
+    """Suite files in ./suites, then in the repository's suites/ (no duplicates)."""
+    found: dict[Path, None] = {}
+    for directory in (Path.cwd() / SUITES_DIR, REPO_ROOT / SUITES_DIR):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.y*ml")):
+                found.setdefault(path.resolve(), None)
+    return list(found)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .backends import BACKEND_DESCRIPTIONS
+    from .datasets import DATASET_SOURCES
+    from .localmodels import RECIPES, PREFIX
+    from .suite import SuiteError, load_suite
+
+    print("Suites:")
+    suites = find_suites()
+    for path in suites:
+        try:
+            suite = load_suite(path)
+            d, r = len(suite.datasets), len(suite.rerankers)
+            shown = f"{d} dataset{'s' * (d != 1)}, {r} reranker{'s' * (r != 1)}"
+            shown_path = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+            print(f"  {shown_path}: {suite.name} ({shown})")
+        except (SuiteError, OSError) as exc:
+            print(f"  {path}: invalid ({exc})")
+    if not suites:
+        print(f"  none in ./{SUITES_DIR} or {REPO_ROOT / SUITES_DIR}")
+    print("Dataset sources:")
+    for name, text in DATASET_SOURCES.items():
+        print(f"  {name}: {text}")
+    print("Backends:")
+    for name, text in BACKEND_DESCRIPTIONS.items():
+        print(f"  {name}: {text}")
+    print("Local model recipes (model: local:<name>):")
+    for name, (text, _) in RECIPES.items():
+        print(f"  {PREFIX}{name}: {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark and evaluate document rerankers: same candidates, same truncation for every system.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a suite and print its leaderboard",
+                         description="Run every (reranker, dataset) of a suite, each in its own process; write a "
+                         "results file and print the leaderboard. Exit 1 when some runs failed.")  # fmt: skip
+    run.add_argument("suite", metavar="SUITE", help="suite YAML file (e.g. suites/smoke.yaml)")
+    run.add_argument("--output", metavar="FILE", help="results file (default: results/<suite>-<UTC timestamp>.json)")
+    run.add_argument("--only", nargs="+", metavar="NAME", help="run only these rerankers and/or datasets")
+    run.add_argument("--max-queries", type=_positive_int, metavar="N", help="use at most N queries per dataset")
+    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                     help="wall-clock limit per (reranker, dataset) run (default: 4 hours)")  # fmt: skip
+    run.add_argument("--report", metavar="FILE", help="also write the leaderboard to this Markdown file")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="Markdown leaderboard from results files",
+                            description="Merge results files (e.g. one per chip) into one Markdown leaderboard "
+                            "per dataset; print it and optionally write it.")  # fmt: skip
+    report.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of `harness run`")
+    report.add_argument("--output", metavar="FILE", help="write the report here too (e.g. report/NAME.md)")
+    report.set_defaults(func=cmd_report)
+
+    lister = sub.add_parser("list", help="suites, dataset sources, backends and local model recipes",
+                            description="List the suites in ./suites, the dataset sources, the backends and "
+                            "the local model recipes.")  # fmt: skip
+    lister.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .results import ResultsError
+    from .suite import SuiteError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, SuiteError, ResultsError, FileNotFoundError) as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # a SuiteError holds one problem per line
+            print(f"harness: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

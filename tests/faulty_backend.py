@@ -1,0 +1,57 @@
+"""A backend that fails on purpose, for the runner's failure handling (registered by tests in BACKENDS).
+
+``options: {"fault": ...}`` picks the failure, at load time or in ``predict`` (``"when": "load" | "predict"``):
+``raise`` (a Python exception), ``kill`` (SIGKILL to itself, as the OOM killer does), ``exit`` (``os._exit(3)``),
+``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+from harness.backends import Backend
+
+
+class FaultyBackend(Backend):
+    name = "faulty"
+    device = "test-cpu"
+    memory_measure = "none"
+
+    def __init__(self, spec, max_length, model_dir):
+        super().__init__(spec, max_length, model_dir)
+        self.fault = self.options.get("fault", "none")
+        if self.options.get("when", "predict") == "load":
+            self.fail()
+
+    def fail(self):
+        if self.fault == "raise":
+            raise RuntimeError("deliberate failure for the test")
+        if self.fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.fault == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if self.fault == "exit":
+            os._exit(3)
+        if self.fault == "sleep":
+            time.sleep(600)
+
+    def predict(self, pairs, batch_size):
+        self.fail()
+        return -np.arange(len(pairs), dtype=np.float32)
+
+    def token_counts(self, pairs):
+        return np.array([min(self.max_length, 2 + len(q.split()) + len(d.split())) for q, d in pairs])
+
+    def reset_peak_memory(self):
+        pass
+
+    def peak_memory_mb(self):
+        return None
+
+
+def load(spec, max_length, model_dir):
+    return FaultyBackend(spec, max_length, model_dir)
