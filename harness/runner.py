@@ -10,6 +10,7 @@ inputs. A worker that raises, crashes, is killed (typically by the OOM killer) o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -28,11 +29,6 @@ from .results import FIRST_STAGE, SCHEMA_VERSION, default_output, save_results
 
 DEFAULT_TIMEOUT_S = 4 * 3600
 OUTPUT_TAIL_BYTES = 4000
-#: RerankerSpec fields handed to the worker (with these defaults when a spec lacks one)
-RERANKER_FIELDS = {
-    "name": None, "backend": None, "model": None, "dtype": None, "batch_size": 32, "max_length": None,
-    "device": "auto", "instruction": None, "options": {},
-}  # fmt: skip
 
 
 def _stderr(message: str) -> None:
@@ -62,8 +58,7 @@ def select(suite, only: Sequence[str] | None) -> tuple[list, list]:
 
 def prepare_reranker(spec) -> dict[str, Any]:
     """Resolve once, in the parent: model directory, truncation length, dtype, weights fingerprint."""
-    fields = {k: getattr(spec, k, default) for k, default in RERANKER_FIELDS.items()}
-    fields["options"] = dict(fields["options"] or {})
+    fields = dataclasses.asdict(spec)  # a harness.suite.RerankerSpec, handed to the worker as is
     protocol: dict[str, Any] = {
         "model": spec.model,
         "instruction": fields["instruction"],
@@ -74,10 +69,7 @@ def prepare_reranker(spec) -> dict[str, Any]:
     }
     prepared: dict[str, Any] = {"spec": fields, "protocol": protocol, "error": None}
     try:
-        if spec.backend not in backends.BACKENDS:
-            raise backends.BackendError(
-                f"unknown backend {spec.backend!r}; known: {', '.join(sorted(backends.BACKENDS))}"
-            )
+        module = backends.backend_module(spec.backend)
         protocol["dtype"] = backends.canonical_dtype(fields["dtype"])
         model_dir = backends.resolve_model_dir(spec.model)
         max_length, source = backends.resolve_max_length(model_dir, fields["max_length"])
@@ -87,7 +79,7 @@ def prepare_reranker(spec) -> dict[str, Any]:
             max_length=max_length,
             max_length_source=source,
         )
-        prepared.update(model_dir=str(model_dir), max_length=max_length, module=backends.BACKENDS[spec.backend])
+        prepared.update(model_dir=str(model_dir), max_length=max_length, module=module)
     except Exception as exc:  # recorded as an error run per dataset; the other rerankers go on
         prepared["error"] = f"{type(exc).__name__}: {exc}"
     return prepared
@@ -192,7 +184,10 @@ def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, prog
             proc.kill()
         code = proc.wait()
     except BaseException:  # Ctrl-C in the parent: do not leave the worker running
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
         proc.wait()
         raise
     pump.join(timeout=10)

@@ -60,7 +60,9 @@ def canonical_dtype(dtype: str | None) -> str:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A checkpoint's optional JSON file ({} when absent); a clear error when it is not JSON."""
+    """A checkpoint's optional JSON file ({} when absent); a clear error when it is not JSON.
+
+    (Like ``mlx_cross_encoder.hub.load_json``, without importing mlx: the parent and torch workers use it.)"""
     if not path.is_file():
         return {}
     try:
@@ -275,14 +277,18 @@ def as_scores(raw, n: int) -> np.ndarray:
     return scores
 
 
+def backend_module(name: str) -> str:
+    """The module implementing backend ``name``; BackendError naming the known ones otherwise."""
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name]
+
+
 def load_backend(spec, max_length: int, model_dir: str | Path | None = None) -> Backend:
     """Load ``spec``'s model in its backend with truncation at ``max_length`` tokens.
 
     ``model_dir`` is the already resolved checkpoint directory (the runner resolves it once, in the parent, so
     that all backends load the same files); None resolves ``spec.model`` here.
     """
-    backend = getattr(spec, "backend", None)
-    if backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
-    module = importlib.import_module(BACKENDS[backend])
+    module = importlib.import_module(backend_module(spec.backend))
     return module.load(spec, max_length, Path(model_dir) if model_dir is not None else resolve_model_dir(spec.model))
