@@ -9,7 +9,12 @@ load_optimized_blas()
 
 from .cross_encoder import MLXCrossEncoder  # noqa: E402
 from .errors import ModelLoadError, UnsupportedArchitectureError  # noqa: E402
-from .training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer, Qwen3RerankerConfig  # noqa: E402
+from .training import (  # noqa: E402
+    MLXCrossEncoderConfig,
+    MLXCrossEncoderTrainer,
+    Qwen3RerankerConfig,
+    Qwen3RerankerTrainer,
+)
 
 __all__ = [
     "MLXCrossEncoder",
@@ -17,6 +22,7 @@ __all__ = [
     "MLXCrossEncoderTrainer",
     "ModelLoadError",
     "Qwen3RerankerConfig",
+    "Qwen3RerankerTrainer",
     "UnsupportedArchitectureError",
 ]
 __version__ = "0.1.0"

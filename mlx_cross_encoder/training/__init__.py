@@ -10,6 +10,7 @@ from .config import MLXCrossEncoderConfig, Qwen3RerankerConfig, TrainingConfig
 from .data import DataFormatError, load_groups
 from .encoder import MLXCrossEncoderTrainer
 from .export import export_hf
+from .llm import Qwen3RerankerTrainer
 from .lora import fuse_lora, load_adapter, save_adapter
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "MLXCrossEncoderConfig",
     "MLXCrossEncoderTrainer",
     "Qwen3RerankerConfig",
+    "Qwen3RerankerTrainer",
     "TrainingConfig",
     "export_hf",
     "fuse_lora",
