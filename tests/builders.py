@@ -85,3 +85,129 @@ def bert_cross_encoder(directory: Path, seed: int = 0, num_labels: int = 1, **co
     model.save_pretrained(directory, safe_serialization=True)
     save_bert_tokenizer(directory, model_max_length=defaults["max_position_embeddings"])
     return directory
+
+
+def words() -> list[str]:
+    """The plain words of ``vocabulary()`` (no special tokens, no word pieces)."""
+    return [w for w in vocabulary() if not w.startswith(("[", "##"))]
+
+
+def long_document(n_words: int, seed: int = 0) -> str:
+    """A document of ``n_words`` vocabulary words (one token each for the word-level tokenizers below)."""
+    import random
+
+    rng = random.Random(seed)
+    return " ".join(rng.choice(words()) for _ in range(n_words))
+
+
+def _save_word_level_tokenizer(
+    directory: Path, specials: dict[str, str], vocab: dict[str, int], pair: str, model_max_length: int
+) -> None:
+    """A lowercasing word-level tokenizer with a pair template, wrapped in ``PreTrainedTokenizerFast`` so that
+    transformers / sentence-transformers and mlx_cross_encoder read the same tokenizer.json. Like the real
+    XLM-R and ModernBERT tokenizers it returns no token_type_ids."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=specials["unk_token"]))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    bos, eos = specials["cls_token"], specials["sep_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=pair, special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=model_max_length,
+        model_input_names=["input_ids", "attention_mask"],
+        **specials,
+    )
+    fast.save_pretrained(directory)
+
+
+def _perturb_norms_and_biases(model, seed: int, scale: float = 0.1) -> None:
+    """transformers initialises norm weights to 1 and biases to 0; give them random values so that parity
+    tests also check where those tensors go."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias") or "norm" in name.lower():
+                param.add_(torch.randn(param.shape, generator=gen) * scale)
+
+
+def save_xlm_roberta_tokenizer(directory: Path, model_max_length: int = 512) -> None:
+    """<s> A </s> </s> B </s> (RobertaProcessing's layout), pad id 1."""
+    specials = dict(bos_token="<s>", cls_token="<s>", pad_token="<pad>", eos_token="</s>", sep_token="</s>",
+                    unk_token="<unk>", mask_token="<mask>")  # fmt: skip
+    tokens = ["<s>", "<pad>", "</s>", "<unk>"] + words() + ["<mask>"]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    _save_word_level_tokenizer(directory, specials, vocab, "<s> $A </s> </s> $B </s>", model_max_length)
+
+
+def xlm_roberta_cross_encoder(
+    directory: Path, seed: int = 0, num_labels: int = 1, perturb: bool = True, **config
+) -> Path:
+    """Random-init ``XLMRobertaForSequenceClassification`` (type_vocab_size 1, max positions 512 + pad + 1, as
+    bge-reranker) + tokenizer, saved as safetensors."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    directory = Path(directory)
+    defaults = dict(
+        vocab_size=len(words()) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels,
+    )  # fmt: skip
+    cfg = XLMRobertaConfig(**{**defaults, **config})
+    torch.manual_seed(seed)
+    model = XLMRobertaForSequenceClassification(cfg)
+    if perturb:
+        _perturb_norms_and_biases(model, seed)
+    model.eval()
+    model.save_pretrained(directory, safe_serialization=True)
+    save_xlm_roberta_tokenizer(directory, model_max_length=cfg.max_position_embeddings - cfg.pad_token_id - 1)
+    return directory
+
+
+MODERNBERT_SPECIALS = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
+
+
+def save_modernbert_tokenizer(directory: Path, model_max_length: int = 8192) -> None:
+    """[CLS] A [SEP] B [SEP]; special tokens after the words (pad id not 0, as in ModernBERT's vocabulary)."""
+    specials = dict(cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]")
+    vocab = {tok: i for i, tok in enumerate(words() + MODERNBERT_SPECIALS)}
+    _save_word_level_tokenizer(directory, specials, vocab, "[CLS] $A [SEP] $B [SEP]", model_max_length)
+
+
+def modernbert_cross_encoder(
+    directory: Path, seed: int = 0, num_labels: int = 1, perturb: bool = True, **config
+) -> Path:
+    """Random-init ``ModernBertForSequenceClassification`` + tokenizer, saved as safetensors.
+
+    Defaults are tiny with a small local window (8: 4 tokens each side), so that the short test pairs already
+    cross it. Old-style keys (global_attn_every_n_layers, global/local_rope_theta) may be passed; transformers 5
+    saves them as layer_types / rope_parameters.
+    """
+    import torch
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    directory = Path(directory)
+    ids = {tok: len(words()) + i for i, tok in enumerate(MODERNBERT_SPECIALS)}
+    defaults = dict(
+        vocab_size=len(words()) + len(MODERNBERT_SPECIALS), hidden_size=32, intermediate_size=48,
+        num_hidden_layers=4, num_attention_heads=4, max_position_embeddings=512, local_attention=8,
+        global_attn_every_n_layers=3, global_rope_theta=160_000.0, local_rope_theta=10_000.0,
+        pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"], bos_token_id=ids["[CLS]"],
+        sep_token_id=ids["[SEP]"], eos_token_id=ids["[SEP]"], num_labels=num_labels,
+    )  # fmt: skip
+    cfg = ModernBertConfig(**{**defaults, **config})
+    torch.manual_seed(seed)
+    model = ModernBertForSequenceClassification(cfg)
+    if perturb:
+        _perturb_norms_and_biases(model, seed)
+    model.eval()
+    model.save_pretrained(directory, safe_serialization=True)
+    save_modernbert_tokenizer(directory, model_max_length=cfg.max_position_embeddings)
+    return directory
