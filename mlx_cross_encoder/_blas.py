@@ -84,3 +84,21 @@ def load_optimized_blas() -> str | None:
         stacklevel=3,
     )
     return None
+
+
+def blas_threads() -> int | None:
+    """Threads the loaded optimized BLAS uses (None when none is loaded or it cannot say)."""
+    for name in ("MKL_Get_Max_Threads", "openblas_get_num_threads"):
+        fn = getattr(_handle, name, None) if _handle is not None else None
+        if fn is not None:
+            return int(fn())
+    return None
+
+
+def set_blas_threads(n: int) -> None:
+    """Set the loaded optimized BLAS's thread count (no-op without one)."""
+    for name in ("MKL_Set_Num_Threads", "openblas_set_num_threads"):
+        fn = getattr(_handle, name, None) if _handle is not None else None
+        if fn is not None:
+            fn(ctypes.c_int(int(n)))
+            return

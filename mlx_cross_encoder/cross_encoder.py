@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import mlx.nn as nn
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _blas
 from .base import RerankerBase, length_sorted_batches, validate_pairs
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
@@ -125,6 +127,7 @@ class MLXCrossEncoder(RerankerBase):
         self.pad_token_id = self._pad_token_id()
 
         self.num_labels = self.args.num_labels
+        self._streams: list | None = None
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -206,6 +209,23 @@ class MLXCrossEncoder(RerankerBase):
         token_types = mx.array(types) if self.model.uses_token_type_ids else None
         return mx.array(ids), mx.array(mask), token_types
 
+    def _cpu_streams(self) -> list:
+        """CPU streams to spread each batch over (one per core, each with its own MLX scheduler thread).
+
+        On the CPU, MLX runs elementwise kernels (softmax, GELU, LayerNorm) on one thread per stream; only the
+        BLAS is multi-threaded. Splitting a batch over one stream per core uses every core for all of it.
+        ``MLX_CROSS_ENCODER_CPU_STREAMS`` overrides the count (1 = a single stream). Not used on the GPU.
+        """
+        if mx.default_device() != mx.cpu:
+            return [None]
+        if self._streams is None:
+            n = int(os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS", 0)) or min(os.cpu_count() or 1, 8)
+            self._streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
+        return self._streams
+
+    def _forward(self, encodings, act) -> mx.array:
+        return act(self.model(*self._collate(encodings)).astype(mx.float32))
+
     def predict(
         self,
         pairs,
@@ -225,14 +245,26 @@ class MLXCrossEncoder(RerankerBase):
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         scores = np.empty((len(pairs), self.num_labels), dtype=np.float32)
-        pending = None
-        for idx in tqdm(batches, desc="Scoring", disable=not show_progress_bar):
-            out = act(self.model(*self._collate([encodings[i] for i in idx])).astype(mx.float32))
-            mx.async_eval(out)  # tokenization of the next batch overlaps this one's compute
-            if pending is not None:
-                scores[pending[0]] = np.asarray(pending[1])
-            pending = (idx, out)
-        scores[pending[0]] = np.asarray(pending[1])
+        streams = self._cpu_streams()
+        blas_threads = _blas.blas_threads() if len(streams) > 1 else None
+        if blas_threads:
+            _blas.set_blas_threads(1)  # the streams already occupy every core
+        try:
+            pending: list = []
+            for idx in tqdm(batches, desc="Scoring", disable=not show_progress_bar):
+                submitted = []
+                for chunk, stream in zip(np.array_split(idx, min(len(streams), len(idx))), streams):
+                    with mx.stream(stream) if stream is not None else nullcontext():
+                        submitted.append((chunk, self._forward([encodings[i] for i in chunk], act)))
+                mx.async_eval([out for _, out in submitted])  # the next batch's tokenization overlaps this
+                for chunk, out in pending:
+                    scores[chunk] = np.asarray(out)
+                pending = submitted
+            for chunk, out in pending:
+                scores[chunk] = np.asarray(out)
+        finally:
+            if blas_threads:
+                _blas.set_blas_threads(blas_threads)
         result = scores[:, 0] if self.num_labels == 1 else scores
         return result[0] if single else result
 

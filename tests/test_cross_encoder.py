@@ -281,3 +281,23 @@ def test_hub_id_served_from_cache(monkeypatch, tmp_path, tiny_bert):
     assert calls["repo_id"] == "org/tiny-bert" and calls["revision"] == "abc123"
     assert not any(p.endswith(".bin") for p in calls["allow_patterns"])  # never fetch pickles
     assert model.model_dir == tiny_bert
+
+
+def test_cpu_streams_split_batches_without_changing_scores(tiny_bert, monkeypatch):
+    """On the CPU each batch is split over one MLX stream per core; scores equal the single-stream path."""
+    import mlx.core as mx
+
+    from mlx_cross_encoder import _blas
+
+    pairs = builders.pairs()
+    monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "3")
+    model = MLXCrossEncoder(tiny_bert)
+    before = _blas.blas_threads()
+    spread = model.predict(pairs, batch_size=8, activation_fn="identity")
+    if mx.default_device() == mx.cpu:
+        assert len(model._streams) == 3
+    assert _blas.blas_threads() == before  # the BLAS thread count is restored after predict
+    monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")
+    single = MLXCrossEncoder(tiny_bert).predict(pairs, batch_size=8, activation_fn="identity")
+    np.testing.assert_allclose(spread, single, atol=1e-6)
+    np.testing.assert_allclose(spread, reference_logits(tiny_bert, pairs, 128)[:, 0], atol=1e-4)
