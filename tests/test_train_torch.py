@@ -1,0 +1,136 @@
+"""PyTorch training baselines (harness.train_torch) with the MLX trainers' recipe, on tiny models."""
+
+import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
+import mlx.core as mx
+import numpy as np
+import pytest
+import torch
+
+from builders import bert_cross_encoder, pairs, qwen3_causal_lm
+from harness.train_torch import (
+    LLMRerankerScorer,
+    TorchRecipe,
+    load_cross_encoder_torch,
+    torch_loss,
+    train_cross_encoder_torch,
+    train_llm_reranker_torch,
+)
+from mlx_cross_encoder.training import MLXCrossEncoderConfig, Qwen3RerankerConfig, Qwen3RerankerTrainer, losses
+from training_helpers import toy_groups, toy_pairs
+
+
+
+def needs_datasets():
+    # CrossEncoderTrainer needs `datasets` (sentence-transformers' [train] extra), not in pyproject's [torch] extra yet
+    pytest.importorskip("datasets", reason="CrossEncoderTrainer needs the `datasets` package")
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return bert_cross_encoder(tmp_path_factory.mktemp("bert"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    return qwen3_causal_lm(tmp_path_factory.mktemp("qwen3"), seed=0)
+
+
+@pytest.mark.parametrize("name", ["bce", "mse", "listwise", "margin_mse"])
+def test_torch_losses_equal_the_mlx_losses(name):
+    rng = np.random.default_rng(1)
+    s, t = rng.normal(0, 2, 12).astype(np.float32), rng.normal(0, 2, 12).astype(np.float32)
+    y = (rng.uniform(size=12) > 0.5).astype(np.float32)
+    want = losses.compute_loss(name, mx.array(s), mx.array(y), mx.array(t), 4, pos_weight=2.5, temperature=0.7)
+    got = torch_loss(name, torch.tensor(s), torch.tensor(y), torch.tensor(t), 4, pos_weight=2.5, temperature=0.7)
+    assert float(got) == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_recipe_takes_the_mlx_config_knobs():
+    cfg = MLXCrossEncoderConfig(loss="listwise", group_size=5, learning_rate=3e-5, batch_size=7, fine_tune_type="lora",
+                                lora_rank=4, warmup_ratio=0.2, seed=9)  # fmt: skip
+    recipe = TorchRecipe.from_any(cfg, num_epochs=2)
+    assert (recipe.loss, recipe.group_size, recipe.learning_rate, recipe.batch_size) == ("listwise", 5, 3e-5, 7)
+    assert (recipe.fine_tune_type, recipe.lora_rank, recipe.warmup_ratio, recipe.seed, recipe.num_epochs) == (
+        "lora", 4, 0.2, 9, 2)  # fmt: skip
+
+
+def test_cross_encoder_lora_trains_saves_and_reloads_the_head(bert_dir, tmp_path):
+    needs_datasets()
+    from sentence_transformers import CrossEncoder
+
+    base = CrossEncoder(str(bert_dir), device="cpu")
+    base_head = base[0].model.classifier.weight.detach().clone()
+    result = train_cross_encoder_torch(
+        bert_dir, toy_pairs(4), toy_groups(3, seed=1), loss="bce", pos_weight=3.0, fine_tune_type="lora",
+        lora_rank=4, lora_alpha=8, learning_rate=5e-3, batch_size=4, num_epochs=3, output_dir=str(tmp_path),
+    )  # fmt: skip
+    model = result["model"]
+    head = dict(model[0].model.named_parameters())["base_model.model.classifier.modules_to_save.default.weight"]
+    assert head.requires_grad and not torch.allclose(head, base_head)  # the head trained
+    trained = model.predict(pairs(), show_progress_bar=False)
+    reloaded = load_cross_encoder_torch(bert_dir, result["output_dir"])
+    np.testing.assert_allclose(reloaded.predict(pairs(), show_progress_bar=False), trained, rtol=0, atol=1e-6)
+    assert np.abs(base.predict(pairs(), show_progress_bar=False) - trained).max() > 1e-3
+    assert result["steps"] == result["total_steps_planned"] == 12  # 16 pairs / 4 per batch, 3 epochs
+    assert result["tokens_per_s"] > 0 and result["peak_memory_bytes"] > 0 and result["train_time_s"] > 0
+    assert set(result["final_metrics"]) == {"ndcg@10", "mrr@10"}
+
+
+def test_cross_encoder_full_listwise_learns_the_toy_task(bert_dir, tmp_path):
+    needs_datasets()
+    data = toy_groups(8)
+    result = train_cross_encoder_torch(
+        bert_dir, data, data, loss="listwise", group_size=4, learning_rate=5e-3, batch_size=8, num_epochs=20,
+        output_dir=str(tmp_path), logging_steps=1,
+    )  # fmt: skip
+    logged = [h["loss"] for h in result["log_history"] if "loss" in h]
+    assert len(logged) == result["steps"] == 20
+    # (slower than the MLX run of the same recipe: transformers' BERT trains with dropout 0.1)
+    assert np.mean(logged[-4:]) < 0.5 * np.mean(logged[:4]), logged
+    assert result["final_metrics"]["ndcg@10"] > 0.9, result["final_metrics"]
+    # the saved model is a plain sentence-transformers directory with the trained scores
+    reloaded = load_cross_encoder_torch(result["output_dir"])
+    np.testing.assert_allclose(reloaded.predict(pairs(), show_progress_bar=False),
+                               result["model"].predict(pairs(), show_progress_bar=False), atol=1e-6)  # fmt: skip
+
+
+def test_llm_scorer_matches_the_mlx_reranker(qwen_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mlx_cross_encoder.llm_reranker import Qwen3Reranker
+
+    scorer = LLMRerankerScorer(AutoModelForCausalLM.from_pretrained(str(qwen_dir)),
+                               AutoTokenizer.from_pretrained(str(qwen_dir)), max_length=64)  # fmt: skip
+    reference = Qwen3Reranker(qwen_dir, max_length=64)  # 64 tokens: long documents are cut, as in the reference
+    assert scorer.encode(pairs()) == reference.tokenize(pairs())
+    with torch.no_grad():
+        got = scorer.scores(pairs())[0].numpy()
+    np.testing.assert_allclose(got, reference.predict(pairs(), activation_fn="identity"), rtol=0, atol=1e-4)
+
+
+def test_llm_lora_torch_trainer_follows_the_mlx_recipe(qwen_dir, tmp_path):
+    recipe = dict(loss="listwise", group_size=4, learning_rate=5e-3, num_epochs=3, batch_size=4, lora_rank=4,
+                  lora_alpha=8, max_length=256, warmup_steps=1, lr_scheduler="cosine")  # fmt: skip
+    data = toy_groups(8)
+    result = train_llm_reranker_torch(qwen_dir, data, data, recipe, output_dir=str(tmp_path / "torch"))
+    mlx_trainer = Qwen3RerankerTrainer(Qwen3RerankerConfig(model_name=str(qwen_dir), output_dir=str(tmp_path / "mlx"),
+                                                           show_progress_bar=False, logging_steps=1, **recipe))  # fmt: skip
+    mlx_trainer.train(data)
+    torch_hist, mlx_hist = result["history"], mlx_trainer.history
+    assert len(torch_hist) == len(mlx_hist) == result["steps"] == 6
+    # same batches, same starting model (LoRA B = 0): the first update's loss is the same number
+    assert torch_hist[0]["loss"] == pytest.approx(mlx_hist[0]["loss"], rel=1e-4)
+    assert [h["lr"] for h in torch_hist] == pytest.approx([h["lr"] for h in mlx_hist])
+    assert (tmp_path / "torch" / "final" / "adapter_config.json").is_file()  # LoRA by default, as the MLX config
+    assert result["tokens_per_s"] > 0 and set(result["final_metrics"]) == {"ndcg@10", "mrr@10"}
+    # the peft adapter reloads onto the base model with the trained scores
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(qwen_dir)),
+                                         str(tmp_path / "torch" / "final")).eval()  # fmt: skip
+    scorer = result["scorer"]
+    with torch.no_grad():
+        trained = scorer.scores(pairs(6))[0].numpy()
+        again = LLMRerankerScorer(reloaded, scorer.tokenizer, max_length=256).scores(pairs(6))[0].numpy()
+    np.testing.assert_allclose(again, trained, rtol=0, atol=1e-5)
