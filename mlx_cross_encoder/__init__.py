@@ -9,6 +9,7 @@ load_optimized_blas()
 
 from .cross_encoder import MLXCrossEncoder  # noqa: E402
 from .errors import ModelLoadError, UnsupportedArchitectureError  # noqa: E402
+from .llm_reranker import Qwen3Reranker, RerankTemplate, load_reranker  # noqa: E402
 from .training import (  # noqa: E402
     MLXCrossEncoderConfig,
     MLXCrossEncoderTrainer,
@@ -21,8 +22,11 @@ __all__ = [
     "MLXCrossEncoderConfig",
     "MLXCrossEncoderTrainer",
     "ModelLoadError",
+    "Qwen3Reranker",
     "Qwen3RerankerConfig",
     "Qwen3RerankerTrainer",
+    "RerankTemplate",
     "UnsupportedArchitectureError",
+    "load_reranker",
 ]
 __version__ = "0.1.0"

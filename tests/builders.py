@@ -211,3 +211,109 @@ def modernbert_cross_encoder(
     model.save_pretrained(directory, safe_serialization=True)
     save_modernbert_tokenizer(directory, model_max_length=cfg.max_position_embeddings)
     return directory
+
+
+# -- LLM (decoder) rerankers ---------------------------------------------------------------------------------
+
+#: Qwen2/Qwen3's pre-tokenizer split (tokenizer.json of Qwen/Qwen3-*)
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_ADDED = ["<think>", "</think>"]  # added, not special, as in Qwen3's tokenizer
+QWEN3_RERANKER_06B_LAYER = dict(
+    hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128, intermediate_size=3072,
+    tie_word_embeddings=True, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
+)  # fmt: skip
+
+
+def qwen_tokenizer_object(yes_no: bool = True, vocab_size: int = 700):
+    """A byte-level BPE ``tokenizers.Tokenizer`` in Qwen's shape: Qwen2 split regex + ByteLevel, chat special
+    tokens, ``<think>``/``</think>`` added tokens; merges trained (deterministically) on the test texts and the
+    Qwen3-Reranker prompt. With ``yes_no=False`` neither "yes" nor "no" is a single token."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    prompt = [
+        "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
+        "Note that the answer can only be",
+        "<Instruct>: Given a web search query, retrieve relevant passages that answer the query",
+        "<Query>: <Document>: system user assistant",
+    ]
+    corpus = [" ".join(TEXT)] * 3 + QUERIES * 3 + DOCUMENTS * 3 + prompt * 5
+    if yes_no:
+        corpus += ["yes", "no", '"yes" or "no"'] * 20
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, special_tokens=QWEN_SPECIAL, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    tok.train_from_iterator(corpus, trainer)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in QWEN_ADDED])
+    has = {t: tok.token_to_id(t) is not None for t in ("yes", "no")}
+    assert all(has.values()) if yes_no else not any(has.values()), has
+    return tok
+
+
+def save_qwen_tokenizer(directory: Path, yes_no: bool = True, model_max_length: int = 32768) -> None:
+    """The Qwen-shaped tokenizer wrapped as a ``PreTrainedTokenizerFast`` (tokenizer.json + tokenizer_config.json)."""
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=qwen_tokenizer_object(yes_no=yes_no),
+        eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=model_max_length,
+    )  # fmt: skip
+    fast.save_pretrained(directory)
+
+
+def qwen3_causal_lm(
+    directory: Path, seed: int = 0, yes_no: bool = True, tokenizer_dir: Path | None = None, **config
+) -> Path:
+    """Random-init ``Qwen3ForCausalLM`` (tiny unless ``config`` says otherwise) + tokenizer, as safetensors.
+
+    ``tokenizer_dir``: copy that folder's tokenizer files instead of building the Qwen-shaped test tokenizer.
+    """
+    import json
+    import shutil
+
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir is not None:
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if (Path(tokenizer_dir) / name).is_file():
+                shutil.copy(Path(tokenizer_dir) / name, directory / name)
+    else:
+        save_qwen_tokenizer(directory, yes_no=yes_no)
+    vocab = len(json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
+    defaults = dict(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=4096, rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=None, initializer_range=0.08,
+    )  # fmt: skip
+    params = {**defaults, **config}
+    rope_theta = params.pop("rope_theta")
+    cfg = Qwen3Config(**params, rope_parameters={"rope_type": "default", "rope_theta": rope_theta})
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(cfg)
+    model.eval()
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def qwen3_reranker_shaped(directory: Path, num_hidden_layers: int = 2, seed: int = 0, **config) -> Path:
+    """Random-init Qwen3 with Qwen3-Reranker-0.6B's per-layer shape (hidden 1024, 16 q / 8 kv heads, head_dim
+    128, intermediate 3072, tied embeddings, rope_theta 1e6, rms eps 1e-6), ``num_hidden_layers`` layers."""
+    return qwen3_causal_lm(
+        directory,
+        seed=seed,
+        **{**QWEN3_RERANKER_06B_LAYER, "num_hidden_layers": num_hidden_layers, "initializer_range": 0.02, **config},
+    )
