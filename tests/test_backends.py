@@ -160,14 +160,28 @@ def test_torch_dtype_is_applied(tiny_bert):
     assert str(next(backend.model.parameters()).dtype) == "torch.bfloat16"
 
 
+def test_llm_reranker_backends_give_the_official_recipe_scores(tmp_path):
+    """Causal-LM checkpoints: mlx -> Qwen3Reranker, torch -> the official transformers recipe; same P(yes),
+    same token counts, the suite's instruction and max_length applied to both."""
+    model_dir = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=3)
+    pairs = builders.pairs(12)
+    loaded = {
+        b: load_backend(spec(b, instruction="Find passages that answer the question"), 72, model_dir)
+        for b in ("mlx", "torch")
+    }
+    scores = {b: loaded[b].predict(pairs, 4) for b in loaded}
+    assert all(s.shape == (12,) and np.all((s > 0) & (s < 1)) for s in scores.values())
+    np.testing.assert_allclose(scores["mlx"], scores["torch"], atol=1e-4)
+    np.testing.assert_array_equal(loaded["mlx"].token_counts(pairs), loaded["torch"].token_counts(pairs))
+    assert loaded["mlx"].token_counts(pairs).max() == 72  # long documents are cut to fit
+    default = load_backend(spec("mlx"), 72, model_dir).predict(pairs, 4)
+    assert not np.allclose(default, scores["mlx"], atol=1e-6)  # the instruction is really in the prompt
+    with pytest.raises(BackendError, match="options apply to cross-encoders"):
+        load_backend(spec("torch", options={"activation_fn": "sigmoid"}), 72, model_dir)
+
+
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
 def test_refusals(backend, tiny_bert, tmp_path):
-    causal = tmp_path / "causal"
-    shutil.copytree(tiny_bert, causal)
-    config = json.loads((causal / "config.json").read_text())
-    (causal / "config.json").write_text(json.dumps({**config, "architectures": ["Qwen3ForCausalLM"]}))
-    with pytest.raises(BackendError, match=rf"causal-LM rerankers \(Qwen3ForCausalLM\) are not supported by the {backend} backend yet"):
-        load_backend(spec(backend), 12, causal)
     with pytest.raises(BackendError, match="instruction is only used by LLM"):
         load_backend(spec(backend, instruction="Judge relevance"), 12, tiny_bert)
     with pytest.raises(BackendError, match=f"unknown option\\(s\\) bogus for the {backend} backend"):

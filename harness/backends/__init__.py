@@ -101,13 +101,17 @@ def position_limit(config: dict[str, Any]) -> int | None:
     return None
 
 
+#: max_length of LLM rerankers when the suite sets none (the Qwen3-Reranker model card's)
+LLM_DEFAULT_MAX_LENGTH = 8192
+
+
 def resolve_max_length(model_dir: Path, requested: int | None) -> tuple[int, str]:
     """One truncation length for a reranker: ``(max_length, source)``.
 
     ``requested`` (the suite's value) wins; it may not exceed the position limit, since backends would then
     disagree (one clamps, another fails). Unset: the smaller of the tokenizer's ``model_max_length`` (when it is
     a real limit, not transformers' 1e30 placeholder) and the position limit. ``source`` says which applied:
-    "suite", "tokenizer" or "positions".
+    "suite", "tokenizer" or "positions" ("llm-default": causal LMs are capped at 8192 unless the suite says).
     """
     model_dir = Path(model_dir)
     config = read_json(model_dir / "config.json")
@@ -135,8 +139,12 @@ def resolve_max_length(model_dir: Path, requested: int | None) -> tuple[int, str
             "no model_max_length in tokenizer_config.json); set max_length in the suite"
         )
     if positions is None or (tokenizer_limit is not None and tokenizer_limit <= positions):
-        return tokenizer_limit, "tokenizer"
-    return positions, "positions"
+        length, source = tokenizer_limit, "tokenizer"
+    else:
+        length, source = positions, "positions"
+    if is_causal_lm(config) and length > LLM_DEFAULT_MAX_LENGTH:  # Qwen3Reranker's (and the model card's) 8192
+        return LLM_DEFAULT_MAX_LENGTH, "llm-default"
+    return length, source
 
 
 # -- weights fingerprint ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``mlx`` backend: ``mlx_cross_encoder.MLXCrossEncoder`` (causal-LM rerankers: see ``_load_causal_lm``).
+"""The ``mlx`` backend: ``mlx_cross_encoder.MLXCrossEncoder``, or ``Qwen3Reranker`` for causal-LM checkpoints.
 
 Options (suite ``options:``): ``quantize`` (4 or 8: Linear weights quantized, head kept), ``activation_fn``
 ("sigmoid", "identity", ... as MLXCrossEncoder takes). ``device``: "auto" (MLX's default device), "gpu" or "cpu".
@@ -78,13 +78,14 @@ class MLXBackend(Backend):
 
 
 def _load_causal_lm(backend: MLXBackend):
-    """The seam for LLM rerankers (``*ForCausalLM``, e.g. Qwen3-Reranker): ``mlx_cross_encoder.load_reranker``
-    will build them (with ``backend.instruction``, ``backend.max_length``, ``backend.dtype``); until it is wired
-    here, they are refused rather than loaded as something else."""
-    arch = ", ".join(backend.config.get("architectures") or [])
-    raise BackendError(
-        f"causal-LM rerankers ({arch}) are not supported by the mlx backend yet "
-        "(to come through mlx_cross_encoder.load_reranker)"
+    """LLM yes/no rerankers (``*ForCausalLM``, e.g. Qwen3-Reranker): ``mlx_cross_encoder.Qwen3Reranker`` with the
+    official prompt, the suite's ``instruction`` and the runner's ``max_length`` (prompt included)."""
+    if backend.options.get("quantize") or backend.options.get("activation_fn"):
+        raise BackendError("options quantize / activation_fn apply to cross-encoders; LLM rerankers score P(yes)")
+    from mlx_cross_encoder import Qwen3Reranker
+
+    return Qwen3Reranker(
+        backend.model_dir, instruction=backend.instruction, max_length=backend.max_length, dtype=backend.dtype
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``torch`` backend: ``sentence_transformers.CrossEncoder``, the reference most users would run.
+"""The ``torch`` backend: ``sentence_transformers.CrossEncoder``, the reference most users would run; for causal-LM
+checkpoints the official Qwen3-Reranker transformers recipe (``harness.qwen3_recipe``).
 
 ``device``: "auto" (mps, then cuda, then cpu), "mps", "cuda", "cuda:N" or "cpu". Options: ``activation_fn``
 ("sigmoid" or "identity"), ``attn_implementation`` (transformers' "sdpa", "eager", ...).
@@ -46,15 +47,16 @@ class TorchBackend(Backend):
         from sentence_transformers import CrossEncoder
 
         self._torch = torch
+        self.device = resolve_device(getattr(spec, "device", None))
+        self._mps_peak = 0
         if is_causal_lm(self.config):
-            arch = ", ".join(self.config.get("architectures") or [])
-            raise BackendError(f"causal-LM rerankers ({arch}) are not supported by the torch backend yet")
+            self._load_llm_recipe()
+            return
         if self.instruction:
             raise BackendError(
                 "instruction is only used by LLM (causal-LM) rerankers; this is a cross-encoder; "
                 "remove it from the suite"
             )
-        self.device = resolve_device(getattr(spec, "device", None))
         model_kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, self.dtype)}
         if "attn_implementation" in self.options:
             model_kwargs["attn_implementation"] = self.options["attn_implementation"]
@@ -75,7 +77,18 @@ class TorchBackend(Backend):
         effective = getattr(self.model, "max_seq_length", None) or self.model.max_length
         if effective != max_length:
             raise BackendError(f"sentence-transformers truncates at {effective} tokens, not the requested {max_length}")
-        self._mps_peak = 0
+
+    def _load_llm_recipe(self) -> None:
+        """Causal-LM rerankers: the official Qwen3-Reranker transformers recipe (``harness.qwen3_recipe``: left
+        padding, ``AutoModelForCausalLM``, last-position logits, log_softmax over [no, yes])."""
+        if self.options:
+            raise BackendError("options apply to cross-encoders; LLM rerankers take instruction and max_length")
+        from ..qwen3_recipe import Qwen3RerankerTorch
+
+        self.model = Qwen3RerankerTorch(
+            self.model_dir, instruction=self.instruction, max_length=self.max_length, device=self.device,
+            dtype=self.dtype,
+        )  # fmt: skip
 
     @property
     def memory_measure(self) -> str:  # type: ignore[override]
@@ -92,12 +105,21 @@ class TorchBackend(Backend):
         return "none: PyTorch keeps no peak for CPU tensors (see peak_rss_mb)"
 
     def predict(self, pairs, batch_size: int) -> np.ndarray:
-        raw = self.model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
+        if self.is_llm:
+            raw = self.model.predict(pairs, batch_size=batch_size)
+        else:
+            raw = self.model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
         if self.device == "mps":  # a current value, not a peak: sample it after each call
             self._mps_peak = max(self._mps_peak, self._torch.mps.driver_allocated_memory())
         return as_scores(raw, len(pairs))
 
+    @property
+    def is_llm(self) -> bool:
+        return is_causal_lm(self.config)
+
     def token_counts(self, pairs) -> np.ndarray:
+        if self.is_llm:
+            return np.asarray(self.model.token_counts(pairs), dtype=np.int64)
         counts = []
         for i in range(0, len(pairs), TOKEN_COUNT_CHUNK):
             features = self.model.preprocess([tuple(p) for p in pairs[i : i + TOKEN_COUNT_CHUNK]])
