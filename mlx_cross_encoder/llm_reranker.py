@@ -32,6 +32,7 @@ import logging
 import os
 import string
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import mlx.nn as nn
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _blas
 from .base import RerankerBase, length_sorted_batches, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_json, load_tokenizer, resolve_model_dir, weight_files
@@ -168,11 +170,14 @@ class Qwen3Reranker(RerankerBase):
             "Given a web search query, retrieve relevant passages that answer the query").
         max_length: tokens per pair, prompt included; the document (then the query) is cut, never the prefix or
             the suffix.
-        dtype: "float32" (default), "float16" or "bfloat16"; quantized weights stay quantized.
+        dtype: "float32" (default), "float16" or "bfloat16" for the float parameters (quantized weights stay
+            quantized unless ``dequantize``).
         adapter_path: an mlx-lm LoRA/DoRA adapter directory (``adapter_config.json`` + ``adapters.safetensors``).
         template: a :class:`RerankTemplate` (default: the official Qwen3-Reranker prompt).
         prefix_cache, two_row_head, length_batching: the exact speed-ups (see the module docstring); each may be
             switched off, also later by setting the attribute of the same name.
+        cpu_streams: on MLX's CPU, split each batch over this many streams (default: one per core, at most 8;
+            1 = off); see ``_streams``.
         check_adapter_base: refuse an adapter whose ``adapter_config.json`` names another base model.
         dequantize: replace quantized layers by float layers holding the very same weight values (dequantized
             with float32 scales, so exact; then cast to ``dtype``). Default: on MLX's CPU device only, where
@@ -192,6 +197,7 @@ class Qwen3Reranker(RerankerBase):
         prefix_cache: bool = True,
         two_row_head: bool = True,
         length_batching: bool = True,
+        cpu_streams: int | None = None,
         check_adapter_base: bool = True,
         dequantize: bool | None = None,
         revision: str | None = None,
@@ -251,6 +257,8 @@ class Qwen3Reranker(RerankerBase):
         self.two_row_head = two_row_head
         self.prefix_cache = prefix_cache
         self.length_batching = length_batching
+        self.cpu_streams = cpu_streams
+        self._stream_pool: list = []
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str | os.PathLike, **options) -> Qwen3Reranker:
@@ -495,21 +503,57 @@ class Qwen3Reranker(RerankerBase):
         plan += [(0, b) for b in batches(loose, [len(seqs[i]) for i in loose])]
         return plan
 
+    def _streams(self) -> list:
+        """CPU streams to split each batch over (one per core): MLX runs elementwise kernels (softmax, RMSNorm,
+        SiLU, RoPE, the CPU attention) on one thread per stream, only its BLAS is multi-threaded; the BLAS is set
+        to one thread meanwhile. Rows are independent, so splitting changes no score. ``cpu_streams`` (or
+        ``MLX_CROSS_ENCODER_CPU_STREAMS``) sets the count, 1 = one stream. Not used on a GPU.
+
+        Single-threaded BLAS also sidesteps a clash seen on Linux: mlx-lm imports transformers, which imports
+        torch (when installed) and its GNU OpenMP; MKL's first call then picks the GNU threading layer, under
+        which MLX's many small attention matmuls run 20-130x slower with 2 MKL threads."""
+        if mx.default_device().type != mx.cpu:
+            return [None]
+        n = self.cpu_streams or int(os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS", 0)) or min(os.cpu_count() or 1, 8)
+        if len(self._stream_pool) != n:
+            self._stream_pool = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
+        return self._stream_pool
+
     def _score(self, pairs, seqs: list[list[int]], batch_size: int, progress: bool) -> np.ndarray:
         out = np.empty((len(seqs), 2), dtype=np.float32)
         prefix_key, prefix_kv = None, None
-        for shared, idx in tqdm(self._plan(pairs, seqs, batch_size), desc="Scoring", disable=not progress):
-            if shared:
-                key = tuple(seqs[idx[0]][:shared])
-                if key != prefix_key:
-                    prefix_kv = self._make_prompt_cache(self.model)
-                    self._backbone(mx.array([list(key)]), cache=prefix_kv)
-                    mx.eval([(c.keys, c.values) for c in prefix_kv])
-                    prefix_key = key
-                logits = self._last_logits([seqs[i][shared:] for i in idx], self._expand(prefix_kv, len(idx)))
-            else:
-                logits = self._last_logits([seqs[i] for i in idx])
-            out[idx] = np.asarray(logits.astype(mx.float32))
+        streams = self._streams()
+        blas_threads = _blas.blas_threads() if len(streams) > 1 else None
+        if blas_threads:
+            _blas.set_blas_threads(1)  # the streams already occupy every core
+        try:
+            pending: list = []
+            for shared, idx in tqdm(self._plan(pairs, seqs, batch_size), desc="Scoring", disable=not progress):
+                if shared:
+                    key = tuple(seqs[idx[0]][:shared])
+                    if key != prefix_key:
+                        prefix_kv = self._make_prompt_cache(self.model)
+                        self._backbone(mx.array([list(key)]), cache=prefix_kv)
+                        mx.eval([(c.keys, c.values) for c in prefix_kv])
+                        prefix_key = key
+                submitted = []
+                for chunk, stream in zip(np.array_split(np.array(idx), min(len(streams), len(idx))), streams):
+                    with mx.stream(stream) if stream is not None else nullcontext():
+                        if shared:
+                            cache = self._expand(prefix_kv, len(chunk))
+                            logits = self._last_logits([seqs[i][shared:] for i in chunk], cache)
+                        else:
+                            logits = self._last_logits([seqs[i] for i in chunk])
+                        submitted.append((chunk, logits.astype(mx.float32)))
+                mx.async_eval([x for _, x in submitted])  # the next batch's graph is built meanwhile
+                for chunk, x in pending:
+                    out[chunk] = np.asarray(x)
+                pending = submitted
+            for chunk, x in pending:
+                out[chunk] = np.asarray(x)
+        finally:
+            if blas_threads:
+                _blas.set_blas_threads(blas_threads)
         return out
 
     def predict_logits(self, pairs, batch_size: int = 32, instruction: str | None = None) -> np.ndarray:

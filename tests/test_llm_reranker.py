@@ -167,12 +167,18 @@ def test_mixed_length_batches_equal_one_by_one(reranker):
     lengths = reranker.token_counts(data)
     assert lengths.max() - lengths.min() > 20  # padding-heavy mix
     batched = reranker.predict(data, batch_size=16)
-    unsorted = None
     reranker.length_batching = False
     unsorted = reranker.predict(data, batch_size=16)
     reranker.length_batching = True
     one_by_one = np.array([reranker.predict(p) for p in data])
+    reranker.cpu_streams = 1  # the default splits each batch over one CPU stream per core; rows are independent
+    single_stream = reranker.predict(data, batch_size=16)
+    reranker.cpu_streams = 3
+    three_streams = reranker.predict(data, batch_size=16)
+    reranker.cpu_streams = None
     np.testing.assert_allclose(batched, one_by_one, atol=SAME, rtol=0)
+    np.testing.assert_allclose(single_stream, one_by_one, atol=SAME, rtol=0)
+    np.testing.assert_allclose(three_streams, one_by_one, atol=SAME, rtol=0)
     np.testing.assert_allclose(unsorted, one_by_one, atol=SAME, rtol=0)
 
 
