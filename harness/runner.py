@@ -6,6 +6,10 @@ truncation length and dtype once, so paired backends (e.g. MLX and PyTorch on on
 inputs. A worker that raises, crashes, is killed (typically by the OOM killer) or times out becomes a run with
 ``status: "error"`` and the message; the other runs go on. Quality is evaluated here, with
 ``harness.metrics.evaluate``, on the scores of the first timed pass; the first stage is a run of its own.
+
+A suite with a ``train:`` section first trains (``harness.training``: data, dev split, held-out check; one
+``harness.train_worker`` process per model and backend, failures recorded the same way), then evaluates every
+trained model as a reranker named ``<model>-<backend>``; those runs carry a ``train`` block.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,24 +41,45 @@ def _stderr(message: str) -> None:
 
 
 def select(suite, only: Sequence[str] | None) -> tuple[list, list]:
-    """(rerankers, datasets) of the suite kept by ``--only`` names (each a reranker or a dataset name)."""
+    """(rerankers, datasets) of the suite kept by ``--only`` names (each a reranker, a dataset, or a train model /
+    trained reranker name)."""
+    rerankers, datasets, _ = select_all(suite, only)
+    return rerankers, datasets
+
+
+def select_all(suite, only: Sequence[str] | None) -> tuple[list, list, list]:
+    """(rerankers, datasets, (train model, backend) pairs) kept by ``--only``: naming any reranker (plain, train
+    model ``minilm-full`` or trained ``minilm-full-mlx``) keeps only the named ones; naming datasets keeps only
+    those datasets."""
     from .suite import SuiteError
+    from .training import selected_jobs, train_names
 
     rerankers, datasets = list(suite.rerankers), list(suite.datasets)
+    train = getattr(suite, "train", None)
     if not only:
-        return rerankers, datasets
-    r_names, d_names = {r.name for r in rerankers}, {d.name for d in datasets}
-    unknown = [n for n in only if n not in r_names | d_names]
+        return rerankers, datasets, selected_jobs(train, None) if train is not None else []
+    r_names, d_names, t_names = {r.name for r in rerankers}, {d.name for d in datasets}, train_names(train)
+    unknown = [n for n in only if n not in r_names | d_names | t_names]
     if unknown:
+        trained = f"; trained: {', '.join(sorted(t_names))}" if t_names else ""
         raise SuiteError(
             f"--only {', '.join(unknown)}: not a reranker or dataset of suite {suite.name!r} "
-            f"(rerankers: {', '.join(sorted(r_names))}; datasets: {', '.join(sorted(d_names))})"
+            f"(rerankers: {', '.join(sorted(r_names)) or 'none'}; datasets: {', '.join(sorted(d_names))}{trained})"
         )
-    if any(n in r_names for n in only):
+    jobs = selected_jobs(train, None) if train is not None else []
+    if any(n in r_names | t_names for n in only):
         rerankers = [r for r in rerankers if r.name in only]
+        jobs = selected_jobs(train, set(only)) if train is not None else []
     if any(n in d_names for n in only):
         datasets = [d for d in datasets if d.name in only]
-    return rerankers, datasets
+    return rerankers, datasets, jobs
+
+
+def train_root(results_path: Path) -> Path:
+    """Where a run's trained models go: ``results/<suite>-<ts>.json`` -> ``results/<suite>-<ts>.train/``."""
+    results_path = Path(results_path)
+    return results_path.with_name(results_path.stem + ".train") if results_path.suffix else \
+        results_path.with_name(results_path.name + ".train")  # fmt: skip
 
 
 def prepare_reranker(spec) -> dict[str, Any]:
@@ -153,8 +179,10 @@ def _tail_lines(tail: deque, n: int = 8) -> str:
     return "\n".join(lines[-n:])
 
 
-def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True) -> dict[str, Any]:
-    """Run one job in ``python -m harness.worker``; always returns a result dict (status ok or error)."""
+def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True,
+               module: str = "harness.worker") -> dict[str, Any]:  # fmt: skip
+    """Run one job in ``python -m <module>`` (``harness.worker``, or ``harness.train_worker`` for training);
+    always returns a result dict (status ok or error)."""
     index = len(list(workdir.glob("job-*.json")))
     job_file, result_file = workdir / f"job-{index}.json", workdir / f"result-{index}.json"
     job_file.write_text(json.dumps(job))
@@ -162,7 +190,7 @@ def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, prog
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.worker", str(job_file), str(result_file)],
+        [sys.executable, "-m", module, str(job_file), str(result_file)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -280,6 +308,34 @@ def reranker_run(ds, spec, prepared, protocol, metrics, measure, workdir, datase
     }
 
 
+def _train_summary(block: dict[str, Any]) -> str:
+    if block["status"] != "ok":
+        return f"error: {block['error'].splitlines()[0]}"
+    parts = [f"{block['steps']} steps", f"{block['wall_time_s']:.1f} s wall ({block['train_time_s']:.1f} s training)"]
+    if block.get("tokens_per_s"):
+        parts.append(f"{block['tokens_per_s']:.0f} tokens/s")
+    if block.get("best_dev") is not None:
+        parts.append(f"best dev nDCG@10 {block['best_dev']:.4f} at step {block['best_step']}")
+    return "ok: " + ", ".join(parts)
+
+
+def run_training(plan, workdir: Path, timeout_s: float | None, progress: bool, on_done: Callable) -> None:
+    """Train every job of ``plan`` (``harness.training.TrainingPlan``), each in its own worker process; a failed
+    one is recorded (``block["status"] == "error"``) and the others go on."""
+    from .training import train_block, trained_reranker
+
+    for job in plan.jobs:
+        shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
+        try:
+            result = run_worker(job.job, workdir, timeout_s, progress, module="harness.train_worker")
+        except Exception as exc:  # a harness bug must not lose the other trainings
+            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        job.block = train_block(job, result)
+        if job.block["status"] == "ok":
+            job.spec = trained_reranker(job)
+        on_done(job)
+
+
 def _describe(run: dict[str, Any]) -> str:
     if run["status"] != "ok":
         return f"error: {run['error'].splitlines()[0]}"
@@ -299,17 +355,28 @@ def run_suite(
     progress: bool = True,
     environment: dict[str, Any] | None = None,
     log: Callable[[str], None] = _stderr,
+    train_max_pairs: int | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run ``suite`` (a ``harness.suite.Suite``); returns the results and where they were written.
 
     The results file is rewritten (atomically) after every run, so an interrupted suite keeps what it measured.
+    With a ``train:`` section the models are trained first (into ``<results>.train/``, see ``train_root``);
+    ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite).
     """
     from .datasets import load_dataset
 
-    rerankers, datasets = select(suite, only)
+    rerankers, datasets, train_selected = select_all(suite, only)
     if max_queries is not None and max_queries < 1:
         raise ValueError(f"--max-queries must be >= 1, got {max_queries}")
+    if train_max_pairs is not None and train_max_pairs < 1:
+        raise ValueError(f"--train-max-pairs must be >= 1, got {train_max_pairs}")
     path = Path(output) if output else default_output(suite.name)
+    plan = None
+    if train_selected:
+        from .training import plan_training
+
+        # data built and checked held out from every suite dataset before anything is written or trained
+        plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
     measure = suite.measure
     results: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -323,9 +390,17 @@ def run_suite(
         "environment": environment if environment is not None else capture_environment(),
         "runs": [],
     }
+    if getattr(suite, "train", None) is not None:
+        results["selection"]["train_max_pairs"] = train_max_pairs
+    if plan is not None:
+        results["train"] = plan.summary
     save_results(results, path)
     prepared = {spec.name: prepare_reranker(spec) for spec in rerankers}
-    total = len(datasets) * (len(rerankers) + 1)
+    evaluated_on = {  # trained reranker -> names of the (selected) datasets it is evaluated on
+        job.reranker: [d.name for d in datasets if job.model.datasets is None or d.name in job.model.datasets]
+        for job in (plan.jobs if plan is not None else [])
+    }
+    total = len(datasets) * (len(rerankers) + 1) + sum(len(v) for v in evaluated_on.values())
 
     def record(run: dict[str, Any]) -> None:
         results["runs"].append(run)
@@ -334,6 +409,19 @@ def run_suite(
 
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
         workdir = Path(tmp)
+        if plan is not None:
+            n_jobs = len(plan.jobs)
+
+            def trained(job) -> None:
+                results["train"]["models"].append(job.block)
+                save_results(results, path)
+                if job.spec is not None:
+                    prepared[job.reranker] = prepare_reranker(job.spec)
+                log(f"[train {len(results['train']['models'])}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}")
+
+            log(f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
+                f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into {plan.root}")
+            run_training(plan, workdir, timeout_s, progress, trained)
         for d_index, dspec in enumerate(datasets):
             base_protocol = {
                 "first_stage": getattr(dspec, "first_stage", None),
@@ -342,6 +430,8 @@ def run_suite(
                 "relevance_level": getattr(dspec, "relevance_level", None),
                 "seed": suite.seed,
             }
+            trained_here = [job for job in (plan.jobs if plan is not None else [])
+                            if dspec.name in evaluated_on[job.reranker]]  # fmt: skip
             try:
                 ds = load_dataset(dspec, max_queries=max_queries, seed=suite.seed)
                 fingerprint = ds.fingerprint()
@@ -353,6 +443,8 @@ def run_suite(
                 for spec in rerankers:
                     protocol = {**base_protocol, **prepared[spec.name]["protocol"]}
                     record(_error_run(dspec.name, spec.name, spec.backend, protocol, message))
+                for job in trained_here:
+                    record(_error_run(dspec.name, job.reranker, job.backend, base_protocol, message, train=job.block))
                 continue
             try:
                 record(first_stage_run(ds, results["metrics"], protocol))
@@ -366,5 +458,18 @@ def run_suite(
                                        workdir, dataset_file, timeout_s, progress)  # fmt: skip
                 except Exception as exc:  # a harness bug must not lose the other runs either
                     run = _error_run(ds.name, spec.name, spec.backend, protocol, f"{type(exc).__name__}: {exc}")
+                record(run)
+            for job in trained_here:
+                if job.spec is None:
+                    message = f"training failed: {job.block['error'].splitlines()[0]}"
+                    run = _error_run(ds.name, job.reranker, job.backend, {**protocol, "model": job.model.base},
+                                     message)  # fmt: skip
+                else:
+                    try:
+                        run = reranker_run(ds, job.spec, prepared[job.reranker], protocol, results["metrics"],
+                                           measure, workdir, dataset_file, timeout_s, progress)  # fmt: skip
+                    except Exception as exc:
+                        run = _error_run(ds.name, job.reranker, job.backend, protocol, f"{type(exc).__name__}: {exc}")
+                run["train"] = job.block
                 record(run)
     return results, path

@@ -26,6 +26,11 @@ passages when its ir_datasets id starts with ``msmarco-passage/trec-dl-`` or ``m
 or, for file sources, when its name contains ``trec-dl``/``trec_dl``/``trecdl`` or ``dl19``..``dl23``
 (also ``dl-19``, ``dl2019``, ...) and not ``doc`` (TREC DL document judgments use level 1, as Anserini does).
 
+A suite may also have a ``train:`` section (documented in docs/suites.md): training data (judged pairs of candidate
+lists + qrels, or JSONL records), a label threshold, a dev split by query, a recipe and models; each model is
+trained by the MLX trainer and by its PyTorch counterpart, and the trained rerankers (``<model>-mlx``,
+``<model>-torch``) are evaluated on the suite's datasets like the others. ``rerankers`` may then be omitted.
+
 Every problem found is reported at once, one line each: ``<suite file>: <field path>: <what is wrong>``.
 """
 
@@ -43,6 +48,12 @@ import yaml
 from .metrics import validate_metric
 
 BACKENDS = ("mlx", "torch")
+TRAIN_KINDS = ("cross_encoder", "llm")
+FINE_TUNES = ("full", "lora")
+TRAIN_LOSSES = ("bce", "listwise", "mse", "margin_mse")
+TEACHER_LOSSES = ("mse", "margin_mse")  # need teacher scores, which judged pairs from qrels do not have
+LR_SCHEDULERS = ("linear", "cosine", "constant")
+TRAIN_SOURCES = ("candidates", "jsonl")
 DTYPES = ("float32", "float16", "bfloat16")
 SOURCES = {"candidates": "candidates", "run": "trec_run", "beir": "beir", "ir_datasets": "ir_datasets"}  # key -> kind
 COMPUTED_FIRST_STAGES = ("bm25",)  # first stages the harness computes itself (beir, ir_datasets sources)
@@ -104,6 +115,81 @@ class MeasureSpec:
 
 
 @dataclass
+class TrainSource:
+    """One training source: judged pairs of a candidate list (``candidates`` + ``qrels``) or a JSONL file."""
+
+    kind: str  # "candidates" | "jsonl"
+    candidates: Path | None = None
+    qrels: Path | None = None
+    jsonl: Path | None = None
+
+    def describe(self) -> str:
+        return f"{self.candidates} + {self.qrels}" if self.kind == "candidates" else str(self.jsonl)
+
+
+@dataclass
+class TrainRecipe:
+    """The recipe both backends train with (names as in the suite; ``epochs`` is the trainers' num_epochs)."""
+
+    loss: str = "bce"
+    epochs: int = 1
+    max_steps: int | None = None
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    max_grad_norm: float | None = 1.0
+    max_length: int = 256
+    eval_steps: int | None = None  # None: evaluate on the dev split at the end of each epoch (and after the last step)
+    eval_batch_size: int = 32
+    group_size: int = 8
+    temperature: float = 1.0
+    pos_weight: float | None = None
+    seed: int = 0
+    max_pairs: int | None = None  # training pairs sampled deterministically (seed) from the train split
+    dev_max_docs: int | None = None  # judged documents kept per dev query (stratified by label, seeded)
+
+
+@dataclass
+class TrainModelSpec:
+    name: str
+    base: str  # Hub id, absolute path or local:<recipe>
+    kind: str = "cross_encoder"  # "cross_encoder" | "llm"
+    fine_tune: str = "full"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    datasets: list[str] | None = None  # suite datasets to evaluate on (None: all)
+    batch_size: int = 32  # evaluation batch size
+    instruction: str | None = None  # LLM rerankers: the prompt's instruction (None: the template's default)
+
+    def reranker_name(self, backend: str) -> str:
+        return f"{self.name}-{backend}"
+
+
+@dataclass
+class DevSplit:
+    fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class TrainSpec:
+    sources: list[TrainSource]
+    models: list[TrainModelSpec]
+    label_threshold: int = 1
+    dev: DevSplit = field(default_factory=DevSplit)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+
+    def reranker_names(self) -> list[str]:
+        return [m.reranker_name(b) for m in self.models for b in m.backends]
+
+
+@dataclass
 class Suite:
     name: str
     path: Path | None
@@ -113,7 +199,7 @@ class Suite:
     metrics: list[str]
     measure: MeasureSpec
     seed: int = 0
-    train: dict | None = None  # reserved for a later issue: kept as an opaque mapping
+    train: TrainSpec | None = None  # the train: section (models trained, then evaluated as rerankers)
     raw: dict = field(default_factory=dict)
 
     def dataset(self, name: str) -> DatasetSpec:
@@ -230,17 +316,112 @@ def _entries(v: Any, _: Path) -> list:
     return v
 
 
+def _entries_or_empty(v: Any, _: Path) -> list:
+    if not isinstance(v, list):
+        raise _Bad(f"must be a non-empty list, {_got(v)}")
+    return v
+
+
+def _float(minimum: float, maximum: float | None, what: str, open_min: bool = False, open_max: bool = False) -> Check:
+    """A number in a range; a string that reads as a number is accepted too (YAML 1.1, which PyYAML follows,
+    reads ``2e-5`` without a dot as a string)."""
+
+    def check(v: Any, _: Path) -> float:
+        value = v
+        if isinstance(v, str):
+            try:
+                value = float(v)
+            except ValueError:
+                raise _Bad(f"must be {what}, {_got(v)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise _Bad(f"must be {what}, {_got(v)}")
+        low_bad = value <= minimum if open_min else value < minimum
+        high_bad = maximum is not None and (value >= maximum if open_max else value > maximum)
+        if low_bad or high_bad:
+            raise _Bad(f"must be {what}, {_got(v)}")
+        return float(value)
+
+    return check
+
+
+def _choices_list(*values: str) -> Check:
+    def check(v: Any, _: Path) -> list:
+        if not isinstance(v, list) or not v or any(x not in values for x in v) or len(set(v)) != len(v):
+            raise _Bad(f"must be a non-empty list of distinct values among {', '.join(values)}, {_got(v)}")
+        return list(v)
+
+    return check
+
+
+def _name_list(v: Any, base: Path) -> list:
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+        raise _Bad(f"must be a non-empty list of dataset names, {_got(v)}")
+    return list(v)
+
+
 # --- field tables: key -> (check, default or _REQUIRED) ---------------------------------------------------------------
 _REQUIRED = object()
 SUITE_FIELDS: dict[str, tuple[Check, Any]] = {
     "name": (_name, _REQUIRED),
     "datasets": (_entries, _REQUIRED),
-    "rerankers": (_entries, _REQUIRED),
+    "rerankers": (_entries_or_empty, None),  # required (non-empty) unless the suite has a train section
     "baseline": (_optional(_string), None),
     "metrics": (_metric_list, DEFAULT_METRICS),
     "measure": (_mapping, {}),
     "seed": (_int(0, "a non-negative integer"), 0),
     "train": (_optional(_mapping), None),
+}
+TRAIN_FIELDS: dict[str, tuple[Check, Any]] = {
+    "data": (_entries, _REQUIRED),
+    "label_threshold": (_int(1, "a positive integer"), 1),
+    "dev": (_mapping, {}),
+    "recipe": (_mapping, {}),
+    "models": (_entries, _REQUIRED),
+}
+TRAIN_SOURCE_FIELDS: dict[str, tuple[Check, Any]] = {
+    "candidates": (_optional(_path("file")), None),
+    "qrels": (_optional(_path("file")), None),
+    "jsonl": (_optional(_path("file")), None),
+}
+DEV_FIELDS: dict[str, tuple[Check, Any]] = {
+    "fraction": (_float(0.0, 1.0, "a number in [0, 1)", open_max=True), 0.2),
+    "seed": (_int(0, "a non-negative integer"), 0),
+}
+_OPTIONAL_POSITIVE = _optional(_int(1, "a positive integer or null"))
+RECIPE_FIELDS: dict[str, tuple[Check, Any]] = {
+    "loss": (_choice(*TRAIN_LOSSES), "bce"),
+    "epochs": (_int(1, "a positive integer"), 1),
+    "max_steps": (_OPTIONAL_POSITIVE, None),
+    "learning_rate": (_float(0.0, None, "a positive number", open_min=True), 2e-5),
+    "weight_decay": (_float(0.0, None, "a non-negative number"), 0.01),
+    "batch_size": (_int(1, "a positive integer"), 16),
+    "gradient_accumulation_steps": (_int(1, "a positive integer"), 1),
+    "warmup_ratio": (_float(0.0, 1.0, "a number in [0, 1]"), 0.1),
+    "lr_scheduler": (_choice(*LR_SCHEDULERS), "linear"),
+    "max_grad_norm": (_optional(_float(0.0, None, "a positive number or null", open_min=True)), 1.0),
+    "max_length": (_int(2, "an integer >= 2"), 256),
+    "eval_steps": (_OPTIONAL_POSITIVE, None),
+    "eval_batch_size": (_int(1, "a positive integer"), 32),
+    "group_size": (_int(2, "an integer >= 2"), 8),
+    "temperature": (_float(0.0, None, "a positive number", open_min=True), 1.0),
+    "pos_weight": (_optional(_float(0.0, None, "a positive number or null", open_min=True)), None),
+    "seed": (_int(0, "a non-negative integer"), 0),
+    "max_pairs": (_OPTIONAL_POSITIVE, None),
+    "dev_max_docs": (_OPTIONAL_POSITIVE, None),
+}
+TRAIN_MODEL_FIELDS: dict[str, tuple[Check, Any]] = {
+    "name": (_name, _REQUIRED),
+    "base": (_model, _REQUIRED),
+    "kind": (_choice(*TRAIN_KINDS), "cross_encoder"),
+    "fine_tune": (_optional(_choice(*FINE_TUNES)), None),  # default: full for cross_encoder, lora for llm
+    "lora_rank": (_optional(_int(1, "a positive integer")), None),
+    "lora_alpha": (_optional(_float(0.0, None, "a positive number", open_min=True)), None),
+    "lora_dropout": (_optional(_float(0.0, 1.0, "a number in [0, 1)", open_max=True)), None),
+    "backends": (_choices_list(*BACKENDS), list(BACKENDS)),
+    "recipe": (_mapping, {}),
+    "datasets": (_optional(_name_list), None),
+    "batch_size": (_int(1, "a positive integer"), 32),
+    "instruction": (_optional(_string), None),
 }
 DATASET_FIELDS: dict[str, tuple[Check, Any]] = {
     "name": (_name, _REQUIRED),
@@ -319,6 +500,11 @@ def suite_from_dict(data: dict, base_dir: Path, source: str = "<dict>") -> Suite
         raise SuiteError(c.errors)
 
     datasets = [_dataset(c, entry, i) for i, entry in enumerate(top.get("datasets") or [])]
+    train = _train(c, top["train"], top.get("datasets") or []) if top.get("train") is not None else None
+    if top.get("train") is None and "rerankers" not in data:
+        c.add("rerankers", "missing (required unless the suite has a train section)")
+    elif top.get("train") is None and top.get("rerankers") == []:
+        c.add("rerankers", "must be a non-empty list (or give a train section), got an empty list")
     rerankers = []
     for i, entry in enumerate(top.get("rerankers") or []):
         n_errors = len(c.errors)
@@ -352,6 +538,15 @@ def suite_from_dict(data: dict, base_dir: Path, source: str = "<dict>") -> Suite
         if r is not None and r.name in stages:
             c.add(f"rerankers[{i}].name", f"{r.name!r} is also a dataset's first_stage (a row of its own in reports)")
     names = [n for n in raw_names("rerankers") if n is not None]
+    if train is not None:
+        for i, m in enumerate(train.models):
+            for backend in m.backends if m is not None else ():
+                trained = m.reranker_name(backend)
+                if trained in names:
+                    c.add(f"train.models[{i}].name", f"trained reranker {trained!r} is also a name in rerankers")
+                elif trained in stages:
+                    c.add(f"train.models[{i}].name", f"trained reranker {trained!r} is also a dataset's first_stage")
+        names += [n for m in train.models if m is not None for n in (m.reranker_name(b) for b in m.backends)]
     if top.get("baseline") is not None and top["baseline"] not in names:
         c.add("baseline", f"{top['baseline']!r} is not one of the rerankers ({', '.join(names)})")
 
@@ -366,9 +561,98 @@ def suite_from_dict(data: dict, base_dir: Path, source: str = "<dict>") -> Suite
         metrics=metrics,
         measure=MeasureSpec(**measure),
         seed=top["seed"],
-        train=top["train"],
+        train=train,
         raw=data,
     )
+
+
+def _recipe(c: _Collector, data: Any, where: str, base: TrainRecipe | None = None) -> TrainRecipe | None:
+    """The recipe at ``where`` (its given keys over ``base``, or over the defaults)."""
+    n_errors = len(c.errors)
+    checked = c.section(data, RECIPE_FIELDS, where)
+    if checked is None or len(c.errors) > n_errors:
+        return None
+    given = {k: checked[k] for k in data}
+    if base is None:
+        return TrainRecipe(**checked)
+    return TrainRecipe(**{**base.__dict__, **given})
+
+
+def _train(c: _Collector, data: dict, dataset_entries: list) -> TrainSpec | None:
+    """The ``train:`` section (see docs/suites.md)."""
+    n_errors = len(c.errors)
+    top = c.section(data, TRAIN_FIELDS, "train")
+    if top is None:
+        return None
+    sources = []
+    for i, entry in enumerate(top.get("data") or []):
+        where = f"train.data[{i}]"
+        before = len(c.errors)
+        d = c.section(entry, TRAIN_SOURCE_FIELDS, where)
+        if d is None:
+            continue
+        given = [k for k in TRAIN_SOURCES if entry.get(k) is not None]
+        if len(given) != 1:
+            c.add(where, "needs exactly one source: candidates (with qrels) or jsonl"
+                  + (f" (got {', '.join(given)})" if given else ""))  # fmt: skip
+            continue
+        if given[0] == "candidates" and entry.get("qrels") is None:
+            c.add(f"{where}.qrels", "missing (required with candidates: the judgments give the labels)")
+        if given[0] == "jsonl" and entry.get("qrels") is not None:
+            c.add(f"{where}.qrels", "not used with jsonl (its records carry their labels)")
+        if len(c.errors) == before:
+            sources.append(TrainSource(kind=given[0], **d))
+    dev = c.section(top["dev"], DEV_FIELDS, "train.dev") if "dev" in top else None
+    recipe = _recipe(c, top["recipe"], "train.recipe") if "recipe" in top else None
+    dataset_names = [e.get("name") for e in dataset_entries if isinstance(e, dict)]
+    models: list[TrainModelSpec | None] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(top.get("models") or []):
+        models.append(_train_model(c, entry, f"train.models[{i}]", recipe or TrainRecipe(), dataset_names))
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                c.add(f"train.models[{i}].name", f"duplicate name {name!r} (also train.models[{seen[name]}])")
+            seen.setdefault(name, i)
+    has_judged = any(s.kind == "candidates" for s in sources)
+    for i, m in enumerate(models):
+        if m is not None and m.recipe.loss in TEACHER_LOSSES and has_judged:
+            where = f"train.models[{i}].recipe.loss" if "loss" in (top["models"][i].get("recipe") or {}) \
+                else "train.recipe.loss"  # fmt: skip
+            c.add(where, f"loss {m.recipe.loss!r} needs teacher scores, which judged pairs from candidates + qrels "
+                  "do not have; use bce or listwise")  # fmt: skip
+    if len(c.errors) > n_errors or dev is None or recipe is None:
+        return None
+    return TrainSpec(sources=sources, models=models, label_threshold=top["label_threshold"],
+                     dev=DevSplit(**dev), recipe=recipe)  # fmt: skip
+
+
+def _train_model(c: _Collector, entry: Any, where: str, base_recipe: TrainRecipe,
+                 dataset_names: list) -> TrainModelSpec | None:  # fmt: skip
+    n_errors = len(c.errors)
+    m = c.section(entry, TRAIN_MODEL_FIELDS, where)
+    if m is None:
+        return None
+    recipe = _recipe(c, m["recipe"], f"{where}.recipe", base_recipe)
+    fine_tune = m["fine_tune"] or ("lora" if m["kind"] == "llm" else "full")
+    if fine_tune != "lora":
+        for key in ("lora_rank", "lora_alpha", "lora_dropout"):
+            if m.get(key) is not None:
+                c.add(f"{where}.{key}", f"only used with fine_tune: lora (this model is fine_tune: {fine_tune})")
+    if m.get("instruction") is not None and m["kind"] != "llm":
+        c.add(f"{where}.instruction", "only used with kind: llm (a cross-encoder has no prompt)")
+    for j, name in enumerate(m.get("datasets") or []):
+        if name not in dataset_names:
+            c.add(f"{where}.datasets[{j}]", f"{name!r} is not one of the datasets ({', '.join(map(str, dataset_names))})")
+    if len(c.errors) > n_errors or recipe is None:
+        return None
+    rank = m["lora_rank"] or 8
+    return TrainModelSpec(
+        name=m["name"], base=m["base"], kind=m["kind"], fine_tune=fine_tune, lora_rank=rank,
+        lora_alpha=m["lora_alpha"] if m["lora_alpha"] is not None else 2.0 * rank,
+        lora_dropout=m["lora_dropout"] or 0.0, backends=m["backends"], recipe=recipe, datasets=m["datasets"],
+        batch_size=m["batch_size"], instruction=m["instruction"],
+    )  # fmt: skip
 
 
 def _dataset(c: _Collector, entry: Any, i: int) -> DatasetSpec | None:

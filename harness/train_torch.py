@@ -8,6 +8,12 @@ a dict or any dataclass with those field names (an ``MLXCrossEncoderConfig`` wor
 formats (pairs, triplets, FlagEmbedding groups) and return the same summary: wall and train time, tokens/s,
 peak memory (with how it was measured), final dev metrics.
 
+Dev evaluation and checkpoint choice follow the MLX trainer: with ``eval_data``, the dev metric is computed every
+``eval_steps`` optimizer updates (``None``: at the end of each epoch) and after the last update, the best value of
+``metric_for_best`` (strictly better than the best so far) keeps a copy of the trainable weights in memory, and
+``load_best_model_at_end`` puts that copy back before the model is saved; ``final_metrics`` are then the best
+evaluation's. Time spent evaluating is not counted in ``train_time_s`` (as in the MLX trainer).
+
 * :func:`train_cross_encoder_torch`: ``CrossEncoder`` + ``CrossEncoderTrainer``, full or LoRA (peft). LoRA
   puts the classification head in ``modules_to_save`` so that it trains and is saved and reloaded with the
   adapter (sentence-transformers' ``add_adapter`` alone leaves a freshly initialised head frozen and unsaved).
@@ -69,6 +75,10 @@ class TorchRecipe:
     lora_dropout: float = 0.0
     lora_target_modules: tuple[str, ...] | None = None
     eval_batch_size: int = 32
+    eval_steps: int | None = None  # evaluate every N updates (None: at the end of each epoch), and after the last
+    metric_for_best: str = "ndcg@10"
+    greater_is_better: bool = True
+    load_best_model_at_end: bool = True
     logging_steps: int = 10
     seed: int = 42
     output_dir: str = "torch-reranker-output"
@@ -154,6 +164,69 @@ def default_metric_fn(run: dict, qrels: dict) -> dict[str, float]:
     int_qrels = {q: {d: int(round(g)) for d, g in docs.items()} for q, docs in qrels.items()}
     means, _ = evaluate(int_qrels, run, ["ndcg@10", "mrr@10"])
     return means
+
+
+class DevSelection:
+    """Dev evaluations at the MLX trainer's points, and the best trainable weights kept in memory.
+
+    ``evaluate()`` returns the dev metrics of the model as it is; ``parameters()`` yields ``(name, tensor)`` of the
+    trainable parameters (what a checkpoint of the MLX trainer holds)."""
+
+    def __init__(self, recipe: TorchRecipe, total_steps: int, evaluate: Callable[[], dict],
+                 parameters: Callable[[], Any]):  # fmt: skip
+        self.recipe, self.total_steps = recipe, total_steps
+        self._evaluate, self._parameters = evaluate, parameters
+        self.best_metric: float | None = None
+        self.best_step: int | None = None
+        self.best_metrics: dict | None = None
+        self.last_metrics: dict | None = None
+        self.last_step: int | None = None
+        self.best_state: dict | None = None
+        self.evaluations: list[dict[str, Any]] = []
+        self.eval_time = 0.0
+
+    def due(self, step: int, epoch_end: bool) -> bool:
+        every = self.recipe.eval_steps
+        return bool((every and step % every == 0) or (not every and epoch_end) or step >= self.total_steps)
+
+    def run(self, step: int) -> dict:
+        if step == self.last_step:  # already evaluated at this update
+            return self.last_metrics
+        tic = time.perf_counter()
+        metrics = self._evaluate()
+        name = self.recipe.metric_for_best
+        if name not in metrics:
+            raise KeyError(f"metric_for_best={name!r} is not among the metrics {sorted(metrics)}")
+        value = metrics[name]
+        sign = 1.0 if self.recipe.greater_is_better else -1.0
+        improved = self.best_metric is None or sign * (value - self.best_metric) > 0
+        if improved:
+            self.best_metric, self.best_step, self.best_metrics = value, step, metrics
+            self.best_state = {n: p.detach().clone() for n, p in self._parameters()}
+        self.last_metrics, self.last_step = metrics, step
+        self.evaluations.append({"step": step, "metrics": metrics, "improved": improved})
+        self.eval_time += time.perf_counter() - tic
+        return metrics
+
+    def finish(self) -> dict | None:
+        """Load the best weights back (``load_best_model_at_end``); the metrics of the model as it now is."""
+        import torch
+
+        if not self.recipe.load_best_model_at_end or self.best_state is None:
+            return self.last_metrics
+        if self.best_step != self.last_step:
+            with torch.no_grad():
+                for n, p in self._parameters():
+                    p.copy_(self.best_state[n])
+        return self.best_metrics
+
+    def summary(self) -> dict[str, Any]:
+        return {"best_metric": self.best_metric, "best_step": self.best_step, "metric": self.recipe.metric_for_best,
+                "evaluations": self.evaluations, "eval_time_s": self.eval_time}  # fmt: skip
+
+
+def _trainable(model):
+    return lambda: ((n, p) for n, p in model.named_parameters() if p.requires_grad)
 
 
 def _total_steps(n_micro: int, recipe: TorchRecipe) -> int:
@@ -337,25 +410,48 @@ def train_cross_encoder_torch(
         use_cpu=device == "cpu",
         disable_tqdm=True,
     )  # fmt: skip
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, recipe))
+    selection = None
+    callbacks = []
+    if eval_data is not None:
+        from transformers import TrainerCallback
+
+        dev_pairs, keys, qrels = _dev_pairs(eval_data)
+
+        def evaluate() -> dict:
+            was_training = model.training
+            with torch.inference_mode():
+                scores = model.predict(dev_pairs, batch_size=recipe.eval_batch_size,
+                                       activation_fn=torch.nn.Identity(), show_progress_bar=False)  # fmt: skip
+            model.train(was_training)
+            return (metric_fn or default_metric_fn)(_ranking_run(np.asarray(scores), keys), qrels)
+
+        selection = DevSelection(recipe, total, evaluate, _trainable(model))
+
+        class DevEvaluation(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if selection.due(state.global_step, epoch_end=False) or state.global_step >= state.max_steps:
+                    selection.run(state.global_step)
+
+            def on_epoch_end(self, args, state, control, **kwargs):
+                if selection.due(state.global_step, epoch_end=True):
+                    selection.run(state.global_step)
+
+        callbacks.append(DevEvaluation())
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, recipe),
+                                  callbacks=callbacks)  # fmt: skip
     _reset_peak(device)
     output = trainer.train()
     peak, measure = _peak_memory(device)
-    train_time = float(output.metrics["train_runtime"])
+    # HF's train_runtime includes the callbacks: the dev evaluations are taken out, as the MLX trainer does
+    train_time = float(output.metrics["train_runtime"]) - (selection.eval_time if selection else 0.0)
     tokens = _count_tokens(model.tokenizer, pairs, model.max_seq_length)
+    metrics = selection.finish() if selection is not None else None
     model.eval()
     final = out / "final"
     if recipe.fine_tune_type == "lora":
         model[0].model.save_pretrained(str(final))  # peft adapter: LoRA tensors + the head (modules_to_save)
     else:
         model.save_pretrained(str(final))
-    metrics = None
-    if eval_data is not None:
-        dev_pairs, keys, qrels = _dev_pairs(eval_data)
-        with torch.inference_mode():
-            scores = model.predict(dev_pairs, batch_size=recipe.eval_batch_size, activation_fn=torch.nn.Identity(),
-                                   show_progress_bar=False)  # fmt: skip
-        metrics = (metric_fn or default_metric_fn)(_ranking_run(np.asarray(scores), keys), qrels)
     return {
         "model": model,
         "output_dir": str(final),
@@ -371,6 +467,7 @@ def train_cross_encoder_torch(
         "train_loss": float(output.training_loss),
         "log_history": list(trainer.state.log_history),
         "device": device,
+        **(selection.summary() if selection is not None else {}),
     }
 
 
@@ -483,11 +580,27 @@ def train_llm_reranker_torch(
     warmup = recipe.warmup_steps if recipe.warmup_steps is not None else math.ceil(recipe.warmup_ratio * total)
     history: list[dict[str, Any]] = []
     step, tokens, train_time = 0, 0, 0.0
+    selection = None
+    if eval_data is not None:
+        dev_pairs, keys, qrels = _dev_pairs(eval_data)
+
+        def evaluate() -> dict:
+            model.eval()
+            with torch.inference_mode():
+                scores = np.concatenate([
+                    scorer.scores(dev_pairs[i : i + recipe.eval_batch_size])[0].cpu().numpy()
+                    for i in range(0, len(dev_pairs), recipe.eval_batch_size)
+                ])  # fmt: skip
+            model.train()
+            return (metric_fn or default_metric_fn)(_ranking_run(scores, keys), qrels)
+
+        selection = DevSelection(recipe, total, evaluate, _trainable(model))
     _reset_peak(device)
     model.train()
     done = False
     for epoch in range(recipe.num_epochs if not recipe.max_steps else 10**9):
         tic = time.perf_counter()
+        eval_before = selection.eval_time if selection is not None else 0.0
         acc_n, acc_loss = 0, 0.0
         optimizer.zero_grad(set_to_none=True)
         for mi, batch in enumerate(batcher.batches(epoch)):
@@ -515,26 +628,20 @@ def train_llm_reranker_torch(
             step += 1
             history.append({"step": step, "loss": acc_loss / acc_n, "lr": lr, "grad_norm": float(norm)})
             acc_n, acc_loss = 0, 0.0
+            if selection is not None and selection.due(step, epoch_end=last):
+                selection.run(step)
             if step >= total:
                 done = True
                 break
-        train_time += time.perf_counter() - tic
+        train_time += time.perf_counter() - tic - ((selection.eval_time if selection is not None else 0.0) - eval_before)
         if done:
             break
     peak, measure = _peak_memory(device)
+    metrics = selection.finish() if selection is not None else None
     model.eval()
     final = Path(recipe.output_dir) / "final"
     model.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
-    metrics = None
-    if eval_data is not None:
-        dev_pairs, keys, qrels = _dev_pairs(eval_data)
-        with torch.inference_mode():
-            scores = np.concatenate([
-                scorer.scores(dev_pairs[i : i + recipe.eval_batch_size])[0].cpu().numpy()
-                for i in range(0, len(dev_pairs), recipe.eval_batch_size)
-            ])  # fmt: skip
-        metrics = (metric_fn or default_metric_fn)(_ranking_run(scores, keys), qrels)
     return {
         "model": model,
         "scorer": scorer,
@@ -551,4 +658,5 @@ def train_llm_reranker_torch(
         "train_loss": history[-1]["loss"] if history else None,
         "history": history,
         "device": device,
+        **(selection.summary() if selection is not None else {}),
     }

@@ -82,14 +82,22 @@ def test_valid_suite_loads_with_defaults_and_resolved_paths(folder):
     assert suite.raw["name"] == "demo"
 
 
-def test_defaults_for_optional_top_level_fields_and_opaque_train(folder):
+def test_defaults_for_optional_top_level_fields(folder):
     data = base_suite()
     del data["baseline"], data["metrics"], data["measure"]
-    data["train"] = {"anything": [1, 2, {"goes": True}]}
     suite = suite_from_dict(data, folder)
     assert suite.baseline is None and suite.metrics == ["ndcg@10", "mrr@10", "map@100", "recall@100"]
     assert (suite.measure.warmup_queries, suite.measure.repeats) == (2, 1)
-    assert suite.train == {"anything": [1, 2, {"goes": True}]}
+    assert suite.train is None
+
+
+def test_train_section_is_validated_not_opaque(folder):
+    # the train: section is checked like the rest (tests/test_train_suite.py covers it in detail)
+    data = base_suite()
+    data["train"] = {"anything": [1, 2, {"goes": True}]}
+    text = errors_of(folder, data)
+    assert "train.anything: unknown key; valid keys: data, label_threshold, dev, recipe, models" in text
+    assert "train.data: missing (required)" in text and "train.models: missing (required)" in text
 
 
 def test_relevance_level_rule():

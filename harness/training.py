@@ -1,0 +1,424 @@
+"""A suite's ``train:`` section at run time: training data, dev split, held-out check, training jobs.
+
+``harness run`` on a suite with a ``train:`` section (validated by ``harness.suite``, documented in
+docs/suites.md) does, before measuring anything:
+
+1. **Data** (:func:`build_training_data`): every source becomes labeled pairs. A candidate list + qrels gives its
+   *judged* pairs (candidates with a judgment for their query; unjudged candidates are not used), label 1 when
+   the grade >= ``label_threshold``, else 0. A JSONL file gives its records (pairs, triplets, FlagEmbedding
+   groups; ``mlx_cross_encoder.training.data``). Pairs are deduplicated on (query, document): the same
+   judged pair in several candidate lists (or JSONL files) is kept once, from the first source that has it.
+2. **Dev split by query** (:func:`split_queries`): queries (by normalized text, :func:`normalize_query`) are
+   ordered by sha256("<seed>:<query>") and the first ``round(fraction * n)`` (at least one when the fraction
+   is > 0) are the dev queries; all their pairs are dev pairs, the others' are training pairs. Deterministic
+   and the same on every machine. The trainers evaluate the dev queries every ``eval_steps`` and keep the best
+   checkpoint by dev nDCG@10 (graded gains; binary measures at ``label_threshold``).
+3. **Held-out check** (:func:`check_held_out`): no query of the training sources (train or dev split) may be
+   a query of a suite dataset, compared by normalized query text and, for sources with query ids, by qid.
+   An overlap refuses the run (``SuiteError``) before anything is trained.
+4. **Per model**: ``max_pairs`` training pairs sampled deterministically (sha256 of seed, query and document;
+   all when null) and ``dev_max_docs`` judged documents per dev query (stratified: positives and negatives in
+   their proportion, at least one positive when the query has one). The files the trainers read are written
+   to ``<results>.train/data/`` (JSONL pair records, with the grade), and their sha256 is the run's data
+   fingerprint.
+5. **Jobs**: each model trains once per backend (``mlx``: ``MLXCrossEncoderTrainer`` / ``Qwen3RerankerTrainer``;
+   ``torch``: ``harness.train_torch``) in its own worker process (``python -m harness.train_worker``), into
+   ``<results>.train/<model>-<backend>/``; the trained model is saved as a plain checkpoint folder
+   (``model/``: LoRA merged) and evaluated like any other reranker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .suite import DatasetSpec, RerankerSpec, Suite, SuiteError, TrainModelSpec, TrainSpec
+
+#: (kind, backend) -> "module:function" that trains in the worker (tests point one at a failing trainer)
+TRAINERS: dict[tuple[str, str], str] = {
+    ("cross_encoder", "mlx"): "harness.train_worker:train_mlx_cross_encoder",
+    ("cross_encoder", "torch"): "harness.train_worker:train_torch_cross_encoder",
+    ("llm", "mlx"): "harness.train_worker:train_mlx_llm",
+    ("llm", "torch"): "harness.train_worker:train_torch_llm",
+}
+DEV_METRICS = ["ndcg@10", "mrr@10"]
+DEV_METRIC = "ndcg@10"  # chooses the checkpoint
+
+
+class TrainDataError(ValueError):
+    """A training source cannot be read or gives no usable pairs."""
+
+
+# --- pairs ---------------------------------------------------------------------------------------------------------
+def normalize_query(text: str) -> str:
+    """What counts as "the same query": Unicode NFKC, case-folded, whitespace collapsed, surrounding punctuation
+    dropped (``"What is X?"`` == ``"what is  x"``)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = " ".join(text.split())
+    return re.sub(r"^[\W_]+|[\W_]+$", "", text)
+
+
+@dataclass
+class Pair:
+    query_key: str  # normalize_query(query): the dev split and the held-out check go by it
+    query: str
+    document: str
+    label: float  # what the trainers learn: 1/0 from grade >= label_threshold, or the JSONL label
+    grade: int  # relevance grade for the dev metric (JSONL: label_threshold when label > 0.5, else 0)
+    source: int  # index in train.data
+    qid: str | None = None
+    docid: str | None = None
+    teacher: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {"query": self.query, "document": self.document, "label": self.label,
+                               "grade": self.grade}  # fmt: skip
+        if self.teacher is not None:
+            rec["score"] = self.teacher
+        return rec
+
+
+def judged_pairs(candidates: Path, qrels: Path, label_threshold: int, source: int = 0) -> list[Pair]:
+    """The judged pairs of a candidate-list JSON (``harness.datasets.read_candidates`` format) and TREC qrels, in
+    the file's order: candidates whose (qid, docid) has a grade; label = grade >= ``label_threshold``."""
+    from .datasets import read_candidates, read_trec_qrels
+
+    queries, ranked, texts = read_candidates(candidates)
+    judgments = read_trec_qrels(qrels)
+    out = []
+    for qid, query in queries.items():
+        judged = judgments.get(qid, {})
+        for docid, _ in ranked.get(qid, []):
+            if docid in judged:
+                grade = int(judged[docid])
+                out.append(Pair(normalize_query(query), query, texts[docid], 1.0 if grade >= label_threshold else 0.0,
+                                grade, source, qid=qid, docid=docid))  # fmt: skip
+    return out
+
+
+def jsonl_pairs(path: Path, label_threshold: int, source: int = 0) -> list[Pair]:
+    """Pairs of a JSONL file of pair / triplet / group records (``mlx_cross_encoder.training.data``)."""
+    from mlx_cross_encoder.training.data import DataFormatError, load_groups
+
+    try:
+        groups = load_groups(path)
+    except DataFormatError as exc:
+        raise TrainDataError(str(exc)) from None
+    out = []
+    for g in groups:
+        for i, (doc, label) in enumerate(zip(g.documents, g.labels)):
+            teacher = g.teacher[i] if g.teacher is not None else None
+            out.append(Pair(normalize_query(g.query), g.query, doc, float(label),
+                            label_threshold if label > 0.5 else 0, source, teacher=teacher))  # fmt: skip
+    return out
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def split_queries(keys: Iterable[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, dev) query keys: ordered by sha256("<seed>:<key>"), the first ``round(fraction * n)`` are dev (at
+    least one when ``fraction > 0``, never all of them). Both lists are returned sorted."""
+    keys = sorted(set(keys))
+    n_dev = round(fraction * len(keys))
+    if fraction > 0:
+        n_dev = max(n_dev, 1)
+    if keys and n_dev >= len(keys):
+        raise TrainDataError(
+            f"the dev split (fraction {fraction:g}) leaves no training query: {len(keys)} queries in all"
+        )
+    order = sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    return sorted(order[n_dev:]), sorted(order[:n_dev])
+
+
+def sample_pairs(pairs: list[Pair], n: int | None, seed: int) -> list[Pair]:
+    """``n`` pairs chosen by sha256(seed, query, document) (all when ``n`` is None), kept in their input order.
+    Nested: the pairs of a smaller sample are in every larger one with the same seed."""
+    if n is None or n >= len(pairs):
+        return list(pairs)
+    chosen = {id(p) for p in sorted(pairs, key=lambda p: _hash(seed, p.query_key, p.document))[:n]}
+    return [p for p in pairs if id(p) in chosen]
+
+
+def sample_dev_docs(pairs: list[Pair], max_docs: int | None, seed: int) -> list[Pair]:
+    """At most ``max_docs`` documents per dev query, positives and negatives in proportion (at least one of each
+    kind the query has, when ``max_docs`` allows), chosen by sha256; input order kept."""
+    if max_docs is None:
+        return list(pairs)
+    by_query: dict[str, list[Pair]] = {}
+    for p in pairs:
+        by_query.setdefault(p.query_key, []).append(p)
+    keep: set[int] = set()
+    for key, group in by_query.items():
+        if len(group) <= max_docs:
+            keep |= {id(p) for p in group}
+            continue
+        pos = sorted((p for p in group if p.label > 0.5), key=lambda p: _hash(seed, key, p.document))
+        neg = sorted((p for p in group if p.label <= 0.5), key=lambda p: _hash(seed, key, p.document))
+        n_pos = round(max_docs * len(pos) / len(group))
+        n_pos = min(len(pos), max(n_pos, 1 if pos else 0), max_docs - (1 if neg and max_docs > 1 else 0))
+        keep |= {id(p) for p in pos[:n_pos] + neg[: max_docs - n_pos]}
+    return [p for p in pairs if id(p) in keep]
+
+
+@dataclass
+class TrainingData:
+    """The deduplicated pool of a train section, split by query."""
+
+    pairs: list[Pair]  # train + dev, deduplicated, in source order
+    train_keys: list[str]
+    dev_keys: list[str]
+    queries: dict[str, dict[str, Any]]  # query key -> {"text", "qids"}
+    sources: list[dict[str, Any]]  # per source: path(s), pairs read, pairs kept after deduplication
+
+    @property
+    def train_pool(self) -> list[Pair]:
+        keys = set(self.train_keys)
+        return [p for p in self.pairs if p.query_key in keys]
+
+    @property
+    def dev_pool(self) -> list[Pair]:
+        keys = set(self.dev_keys)
+        return [p for p in self.pairs if p.query_key in keys]
+
+
+def build_training_data(train: TrainSpec) -> TrainingData:
+    """Read every source, deduplicate on (query, document), split by query (see the module docstring)."""
+    pairs: list[Pair] = []
+    seen: set[tuple[str, str]] = set()
+    sources, queries = [], {}
+    for i, src in enumerate(train.sources):
+        try:
+            if src.kind == "candidates":
+                read = judged_pairs(src.candidates, src.qrels, train.label_threshold, i)
+            else:
+                read = jsonl_pairs(src.jsonl, train.label_threshold, i)
+        except TrainDataError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise TrainDataError(f"train.data[{i}] ({src.describe()}): {exc}") from exc
+        kept = 0
+        for p in read:
+            key = (p.query_key, p.document)
+            if key in seen:
+                continue
+            seen.add(key)
+            pairs.append(p)
+            kept += 1
+            q = queries.setdefault(p.query_key, {"text": p.query, "qids": set()})
+            if p.qid is not None:
+                q["qids"].add(p.qid)
+        if not read:
+            raise TrainDataError(f"train.data[{i}] ({src.describe()}): no judged pairs (do the qrels belong to "
+                                 "these candidates?)" if src.kind == "candidates" else
+                                 f"train.data[{i}] ({src.describe()}): no records")  # fmt: skip
+        sources.append({"source": src.describe(), "kind": src.kind, "pairs_read": len(read), "pairs_kept": kept,
+                        "queries": len({p.query_key for p in read})})  # fmt: skip
+    for p in pairs:  # one text per query key (its first spelling), so the trainers group a query's pairs together
+        p.query = queries[p.query_key]["text"]
+    train_keys, dev_keys = split_queries(queries, train.dev.fraction, train.dev.seed)
+    return TrainingData(pairs, train_keys, dev_keys, queries, sources)
+
+
+# --- held-out check ------------------------------------------------------------------------------------------------
+def dataset_queries(spec: DatasetSpec) -> dict[str, str]:
+    """qid -> text of every query a suite dataset's source holds (judged or not; before any subset)."""
+    from .datasets import read_candidates, read_queries
+
+    kind = spec.source_kind
+    if kind == "candidates":
+        return read_candidates(spec.candidates)[0]
+    if kind == "trec_run":
+        return read_queries(spec.queries)
+    if kind == "beir":
+        from .datasets import read_beir_qrels
+
+        split = read_beir_qrels(Path(spec.beir) / "qrels" / f"{spec.split}.tsv")
+        return {q: t for q, t in read_queries(Path(spec.beir) / "queries.jsonl").items() if q in split}
+    if kind == "ir_datasets":
+        import ir_datasets
+
+        from .datasets import _ir_query_text
+
+        return {q.query_id: _ir_query_text(q) for q in ir_datasets.load(spec.ir_datasets).queries_iter()}
+    raise ValueError(f"unknown source kind {kind!r}")  # suite validation prevents it
+
+
+def check_held_out(data: TrainingData, datasets: list[DatasetSpec], source: str = "train") -> dict[str, Any]:
+    """Raise SuiteError when a training (or dev) query is a query of a suite dataset, by normalized text or qid;
+    returns what was checked (for the results file)."""
+    by_qid = {qid: key for key, q in data.queries.items() for qid in q["qids"]}
+    problems, checked = [], {}
+    for ds in datasets:
+        try:
+            queries = dataset_queries(ds)
+        except Exception as exc:
+            raise SuiteError(f"{source}: cannot read the queries of dataset {ds.name} to check that the training data "
+                             f"hold none of them: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+        checked[ds.name] = len(queries)
+        hits = []
+        for qid, text in queries.items():
+            key = normalize_query(text)
+            if key in data.queries:
+                hits.append(f"{qid} {text!r} (same text)")
+            elif qid in by_qid:
+                hits.append(f"{qid} {text!r} (same qid as training query {data.queries[by_qid[qid]]['text']!r})")
+        if hits:
+            shown = "; ".join(hits[:5]) + (f"; and {len(hits) - 5} more" if len(hits) > 5 else "")
+            problems.append(f"{source}: the training data hold {len(hits)} queries of evaluation dataset {ds.name}: "
+                            f"{shown}. Training and dev queries must be held out from every evaluated dataset: "
+                            "remove that source from train.data (or the dataset from datasets)")  # fmt: skip
+    if problems:
+        raise SuiteError(problems)
+    return {"datasets": checked, "by": "normalized query text and qid", "overlap": 0}
+
+
+# --- the plan ------------------------------------------------------------------------------------------------------
+def _write_jsonl(records: list[dict], path: Path) -> str:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class TrainJob:
+    model: TrainModelSpec
+    backend: str
+    reranker: str  # evaluated under this name
+    out_dir: Path
+    job: dict[str, Any]  # what the worker gets
+    block: dict[str, Any]  # the run's train block, filled with the worker's result
+    spec: RerankerSpec | None = None  # the trained model as a reranker (after a successful training)
+
+
+@dataclass
+class TrainingPlan:
+    data: TrainingData
+    jobs: list[TrainJob]
+    root: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def train_names(train: TrainSpec | None) -> set[str]:
+    """Names ``--only`` accepts for training: model names and trained reranker names."""
+    if train is None:
+        return set()
+    return {m.name for m in train.models} | set(train.reranker_names())
+
+
+def selected_jobs(train: TrainSpec, names: set[str] | None) -> list[tuple[TrainModelSpec, str]]:
+    """(model, backend) pairs to train: all when ``names`` is None, else those named (a model name keeps both of
+    its backends, ``<model>-<backend>`` one)."""
+    return [(m, b) for m in train.models for b in m.backends
+            if names is None or m.name in names or m.reranker_name(b) in names]  # fmt: skip
+
+
+def _recipe_dict(model: TrainModelSpec, max_pairs_cap: int | None) -> dict[str, Any]:
+    recipe = dataclasses.asdict(model.recipe)
+    if max_pairs_cap is not None:
+        recipe["max_pairs"] = min(max_pairs_cap, recipe["max_pairs"] or max_pairs_cap)
+    return recipe
+
+
+def plan_training(suite: Suite, selected: list[tuple[TrainModelSpec, str]], root: Path,
+                  train_max_pairs: int | None = None, progress: bool = True) -> TrainingPlan:  # fmt: skip
+    """Build the data, check it is held out from every suite dataset, write the trainers' files under ``root``
+    and make one job per (model, backend). Raises SuiteError / TrainDataError before anything is trained."""
+    train = suite.train
+    source = str(suite.path) if suite.path else "train"
+    try:
+        data = build_training_data(train)
+    except TrainDataError as exc:
+        raise SuiteError(f"{source}: train.data: {exc}") from None
+    held_out = check_held_out(data, suite.datasets, source)
+    train_pool, dev_pool = data.train_pool, data.dev_pool
+    if not train_pool:
+        raise SuiteError(f"{source}: train.data: no training pairs")
+    jobs, files = [], {}
+    for model, backend in selected:
+        recipe = _recipe_dict(model, train_max_pairs)
+        train_pairs = sample_pairs(train_pool, recipe["max_pairs"], recipe["seed"])
+        dev_pairs = sample_dev_docs(dev_pool, recipe["dev_max_docs"], recipe["seed"])
+        key = (recipe["max_pairs"], recipe["dev_max_docs"], recipe["seed"])
+        if key not in files:
+            tag = f"pairs{recipe['max_pairs'] or 'all'}-dev{recipe['dev_max_docs'] or 'all'}-seed{recipe['seed']}"
+            train_file, dev_file = root / "data" / f"train-{tag}.jsonl", root / "data" / f"dev-{tag}.jsonl"
+            train_sha = _write_jsonl([p.record() for p in train_pairs], train_file)
+            dev_sha = _write_jsonl([p.record() for p in dev_pairs], dev_file) if dev_pairs else None
+            files[key] = {
+                "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
+                "train_file": str(train_file), "dev_file": str(dev_file) if dev_pairs else None,
+                "train_sha256": train_sha, "dev_sha256": dev_sha,
+                "n_train_pairs": len(train_pairs), "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
+                "n_train_queries": len({p.query_key for p in train_pairs}),
+                "n_dev_queries": len({p.query_key for p in dev_pairs}), "n_dev_pairs": len(dev_pairs),
+                "n_dev_positives": sum(p.label > 0.5 for p in dev_pairs),
+                "label_threshold": train.label_threshold,
+                "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
+            }  # fmt: skip
+        info = files[key]
+        name = model.reranker_name(backend)
+        out_dir = root / name
+        job = {
+            "name": name, "model": model.name, "kind": model.kind, "backend": backend,
+            "trainer": TRAINERS[(model.kind, backend)], "base": model.base, "fine_tune": model.fine_tune,
+            "lora": {"rank": model.lora_rank, "alpha": model.lora_alpha, "dropout": model.lora_dropout}
+            if model.fine_tune == "lora" else None,
+            "instruction": model.instruction, "recipe": recipe, "train_file": info["train_file"],
+            "dev_file": info["dev_file"], "relevance_level": train.label_threshold, "dev_metrics": DEV_METRICS,
+            "dev_metric": DEV_METRIC, "output_dir": str(out_dir), "progress": progress,
+        }  # fmt: skip
+        block = {
+            "model": model.name, "backend": backend, "kind": model.kind, "base": model.base,
+            "fine_tune": model.fine_tune, "lora": job["lora"], "status": None, "recipe": recipe,
+            "data": {k: v for k, v in info.items() if k not in ("train_file", "dev_file")},
+            "artifact_dir": str(out_dir),
+        }  # fmt: skip
+        jobs.append(TrainJob(model, backend, name, out_dir, job, block))
+    summary = {
+        "root": str(root),
+        "sources": data.sources,
+        "n_pairs": len(data.pairs),
+        "n_queries": len(data.queries),
+        "n_train_queries": len(data.train_keys),
+        "n_dev_queries": len(data.dev_keys),
+        "label_threshold": train.label_threshold,
+        "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
+        "held_out": held_out,
+        "train_max_pairs": train_max_pairs,
+        "models": [],
+    }
+    return TrainingPlan(data, jobs, root, summary)
+
+
+def train_block(job: TrainJob, result: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``train`` block from a worker result (ok or error)."""
+    block = dict(job.block)
+    if result.get("status") != "ok":
+        block.update(status="error", error=result.get("error") or "unknown worker failure")
+        for key in ("traceback", "signal", "log_tail"):
+            if result.get(key):
+                block[key] = result[key]
+        return block
+    block.update({k: v for k, v in result.items() if k not in ("status",)})
+    block["status"] = "ok"
+    return block
+
+
+def trained_reranker(job: TrainJob) -> RerankerSpec:
+    """The trained model as an ordinary reranker: its saved folder, the recipe's truncation, float32."""
+    m = job.model
+    return RerankerSpec(
+        name=job.reranker, backend=job.backend, model=job.block["model_dir"], dtype="float32",
+        batch_size=m.batch_size, max_length=m.recipe.max_length, device="auto",
+        instruction=m.instruction if m.kind == "llm" else None,
+    )  # fmt: skip
