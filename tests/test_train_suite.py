@@ -537,3 +537,27 @@ def test_llm_rerankers_train_on_both_backends_and_are_evaluated(folder, env, tmp
         got = evaluate(dev_qrels(dev), keyed, ["ndcg@10"], 2)[0]["ndcg@10"]
         assert got == pytest.approx(block["best_dev"], abs=1e-6), name
     assert "| tq      | mlx       |" in report
+
+
+# --- local:smollm2-135m-instruct ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_smollm2_recipe_is_the_gguf_as_a_folder_both_libraries_load(tmp_path, monkeypatch):
+    """The recipe's float32 folder scores exactly as MLX scores the GGUF itself, and transformers loads it too."""
+    from harness.localmodels import resolve_model, smollm2_gguf_path
+    from harness.qwen3_recipe import Qwen3RerankerTorch
+    from mlx_cross_encoder import Qwen3Reranker
+
+    try:
+        gguf = smollm2_gguf_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path))
+    folder = Path(resolve_model("local:smollm2-135m-instruct"))
+    assert folder == tmp_path / "models" / "smollm2-135m-instruct"
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["architectures"], config["num_hidden_layers"], config["tie_word_embeddings"]) == (
+        ["LlamaForCausalLM"], 30, True)  # fmt: skip
+    pairs = builders.pairs(12)
+    from_gguf = Qwen3Reranker(gguf, max_length=128).predict(pairs)  # dequantized exactly on the CPU
+    np.testing.assert_array_equal(Qwen3Reranker(folder, max_length=128).predict(pairs), from_gguf)
+    np.testing.assert_allclose(Qwen3RerankerTorch(folder, max_length=128).predict(pairs), from_gguf, atol=1e-5)
