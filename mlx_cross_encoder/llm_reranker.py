@@ -537,7 +537,10 @@ class Qwen3Reranker(RerankerBase):
                         mx.eval([(c.keys, c.values) for c in prefix_kv])
                         prefix_key = key
                 submitted = []
-                for chunk, stream in zip(np.array_split(np.array(idx), min(len(streams), len(idx))), streams):
+                # rows dealt round-robin: a length-sorted batch gives each stream the same mix of lengths
+                n_chunks = min(len(streams), len(idx))
+                chunks = [np.array(idx[k::n_chunks]) for k in range(n_chunks)]
+                for chunk, stream in zip(chunks, streams):
                     with mx.stream(stream) if stream is not None else nullcontext():
                         if shared:
                             cache = self._expand(prefix_kv, len(chunk))
