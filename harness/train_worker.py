@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .worker import error_result, peak_rss_mb
+from .worker import peak_rss_mb, run_worker
 
 #: files copied next to a merged LLM's weights
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
@@ -267,21 +267,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m harness.train_worker JOB.json RESULT.json", file=sys.stderr)
-        return 2
-    job_file, result_file = map(Path, argv)
-    try:
-        result = run_job(json.loads(job_file.read_text()))
-        code = 0
-    except Exception as exc:  # recorded for the parent; crashes and kills are seen by it as exit statuses
-        result = error_result(exc)
-        code = 1
-    tmp = result_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(result_file)
-    return code
+    return run_worker(argv, run_job, "python -m harness.train_worker JOB.json RESULT.json")
 
 
 if __name__ == "__main__":

@@ -160,14 +160,16 @@ def error_result(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_worker(argv: list[str] | None, work, usage: str) -> int:
+    """Shared entry of the worker processes: ``JOB.json RESULT.json`` in, ``work(job) -> result`` run, the result
+    (or the exception, as ``error_result``) written atomically; exit status 0 / 1 / 2 (usage)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m harness.worker JOB.json RESULT.json", file=sys.stderr)
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     job_file, result_file = map(Path, argv)
     try:
-        result = measure(json.loads(job_file.read_text()))
+        result = work(json.loads(job_file.read_text()))
         code = 0
     except Exception as exc:  # recorded for the parent; crashes and kills are seen by it as exit statuses
         result = error_result(exc)
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(result))
     tmp.replace(result_file)
     return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_worker(argv, measure, "python -m harness.worker JOB.json RESULT.json")
 
 
 if __name__ == "__main__":
