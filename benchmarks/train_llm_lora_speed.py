@@ -1,0 +1,113 @@
+"""LoRA training throughput of an LLM yes/no reranker: MLX (Qwen3RerankerTrainer) next to transformers + peft
+(harness.train_torch.train_llm_reranker_torch) on the same batches, same recipe.
+
+    .venv/bin/python benchmarks/train_llm_lora_speed.py [--model local:qwen3-reranker-0.6b-shape-4l]
+        [--steps 6] [--batch-size 4] [--max-length 256] [--json out.json]
+
+Model: by default a random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape (hidden 1024, 16/8 heads, head_dim 128,
+intermediate 3072, vocabulary 151,669), 4 layers. Data: the first judged (query, passage) pairs of DL19's BM25
+list (label = grade >= 2) from ../shared/data/trec-dl. LoRA r8 on the attention and MLP projections, float32,
+BCE on logit_yes - logit_no. Each trainer runs in its own process; tokens/s is over training steps only (the
+trainers' own counters: prompt tokens of the pairs fed), peak memory as each framework reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pairs(n: int) -> list[dict]:
+    data = json.loads((ROOT.parent / "shared/data/trec-dl/bm25_top100_dl19.json").read_text())
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (ROOT.parent / "shared/data/trec-dl/qrels_dl19.txt").read_text().split("\n"):
+        if line.strip():
+            qid, _, docid, grade = line.split()
+            qrels.setdefault(qid, {})[docid] = int(grade)
+    out = []
+    for entry in data:
+        for hit in entry["hits"]:
+            grade = qrels.get(str(hit["qid"]), {}).get(str(hit["docid"]))
+            if grade is not None:
+                out.append({"query": entry["query"], "document": hit["content"], "label": int(grade >= 2)})
+    # interleave positives and negatives so every batch has both
+    pos, neg = [p for p in out if p["label"]], [p for p in out if not p["label"]]
+    mixed = [x for pair in zip(pos, neg) for x in pair]
+    return mixed[:n]
+
+
+def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> dict:
+    from harness.localmodels import resolve_model
+
+    path = resolve_model(model)
+    data = pairs(steps * batch)
+    out = tempfile.mkdtemp(prefix=f"lora-{backend}-")
+    knobs = dict(batch_size=batch, max_length=max_length, lora_rank=8, learning_rate=1e-4, epochs=1,
+                 warmup_ratio=0.0, seed=0, output_dir=out)  # fmt: skip
+    if backend == "mlx":
+        import mlx_cross_encoder  # noqa: F401
+        from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
+
+        cfg = Qwen3RerankerConfig(model_name=path, show_progress_bar=False, save_steps=10**9, num_epochs=1,
+                                  **{k: v for k, v in knobs.items() if k != "epochs"})  # fmt: skip
+        trainer = Qwen3RerankerTrainer(cfg)
+        trainer.prepare_model()
+        res = trainer.train(data)
+        measure = "mx.get_peak_memory()"
+    else:
+        from harness.train_torch import train_llm_reranker_torch
+
+        res = train_llm_reranker_torch(path, data, None, knobs)
+        measure = res.get("peak_memory_measure")
+    return {
+        "backend": backend, "steps": res.get("steps"), "train_time_s": res.get("train_time_s"),
+        "tokens_per_s": res.get("tokens_per_s"), "peak_memory_mb": (res.get("peak_memory_bytes") or 0) / 2**20,
+        "peak_memory_measure": measure, "pairs": len(data),
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="local:qwen3-reranker-0.6b-shape-4l")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--json")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.model, a.steps, a.batch_size, a.max_length)))
+        return
+    rows = []
+    for backend in ("mlx", "torch"):
+        cmd = [sys.executable, __file__, "--child", backend, "--model", a.model, "--steps", str(a.steps),
+               "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]  # fmt: skip
+        res = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+        if res.returncode:
+            rows.append({"backend": backend, "error": res.stderr.strip().splitlines()[-1:]})
+            continue
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print(f"model {a.model}, {a.steps} steps x batch {a.batch_size}, max_length {a.max_length}, LoRA r8, float32")
+    print("| trainer | steps | train s | tokens/s | peak memory MB (what) |")
+    print("|---|---:|---:|---:|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['backend']} | error: {r['error']} | | | |")
+            continue
+        name = "MLX Qwen3RerankerTrainer" if r["backend"] == "mlx" else "transformers + peft"
+        print(f"| {name} | {r['steps']} | {r['train_time_s']:.1f} | {r['tokens_per_s']:.0f} | "
+              f"{r['peak_memory_mb']:.0f} ({r['peak_memory_measure']}) |")  # fmt: skip
+    print(f"load average at end: {os.getloadavg()}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
