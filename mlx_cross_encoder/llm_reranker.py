@@ -391,7 +391,7 @@ class Qwen3Reranker(RerankerBase):
         if self._backbone is None or self._two_rows() is None:
             logger.info("two_row_head unavailable for %s; using full logits", type(self._lm).__module__)
             return False
-        probe = mx.array([(self.prefix_ids + self.suffix_ids)[-64:]])
+        probe = mx.array([(self.prefix_ids + self.suffix_ids)[-64:] or [self.no_id, self.yes_id]])
         full = self.model(probe)[:, -1, :]
         full = mx.stack([full[:, self.no_id], full[:, self.yes_id]], axis=-1).astype(mx.float32)
         two = self._project(self._backbone(probe)[:, -1, :], self._two_rows()).astype(mx.float32)
