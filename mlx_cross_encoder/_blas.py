@@ -13,6 +13,7 @@ Environment variable ``MLX_CROSS_ENCODER_BLAS``:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import glob
@@ -106,3 +107,23 @@ def set_blas_threads(n: int) -> None:
         if fn is not None:
             fn(ctypes.c_int(int(n)))
             return
+
+
+def cpu_stream_count(requested: int | None = None) -> int:
+    """How many MLX CPU streams to split a batch over: ``requested``, else ``MLX_CROSS_ENCODER_CPU_STREAMS``, else
+    one per core (at most 8)."""
+    return requested or int(os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS", 0)) or min(os.cpu_count() or 1, 8)
+
+
+@contextlib.contextmanager
+def single_threaded_while(active: bool):
+    """Run the block with the optimized BLAS on one thread when ``active`` (the MLX streams already occupy every
+    core); its thread count is restored afterwards."""
+    previous = blas_threads() if active else None
+    if previous:
+        set_blas_threads(1)
+    try:
+        yield
+    finally:
+        if previous:
+            set_blas_threads(previous)

@@ -219,7 +219,7 @@ class MLXCrossEncoder(RerankerBase):
         if mx.default_device() != mx.cpu:
             return [None]
         if self._streams is None:
-            n = int(os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS", 0)) or min(os.cpu_count() or 1, 8)
+            n = _blas.cpu_stream_count()
             self._streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
         return self._streams
 
@@ -246,10 +246,7 @@ class MLXCrossEncoder(RerankerBase):
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         scores = np.empty((len(pairs), self.num_labels), dtype=np.float32)
         streams = self._cpu_streams()
-        blas_threads = _blas.blas_threads() if len(streams) > 1 else None
-        if blas_threads:
-            _blas.set_blas_threads(1)  # the streams already occupy every core
-        try:
+        with _blas.single_threaded_while(len(streams) > 1):
             pending: list = []
             for idx in tqdm(batches, desc="Scoring", disable=not show_progress_bar):
                 submitted = []
@@ -262,9 +259,6 @@ class MLXCrossEncoder(RerankerBase):
                 pending = submitted
             for chunk, out in pending:
                 scores[chunk] = np.asarray(out)
-        finally:
-            if blas_threads:
-                _blas.set_blas_threads(blas_threads)
         result = scores[:, 0] if self.num_labels == 1 else scores
         return result[0] if single else result
 

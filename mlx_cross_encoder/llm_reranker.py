@@ -514,7 +514,7 @@ class Qwen3Reranker(RerankerBase):
         which MLX's many small attention matmuls run 20-130x slower with 2 MKL threads."""
         if mx.default_device().type != mx.cpu:
             return [None]
-        n = self.cpu_streams or int(os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS", 0)) or min(os.cpu_count() or 1, 8)
+        n = _blas.cpu_stream_count(self.cpu_streams)
         if len(self._stream_pool) != n:
             self._stream_pool = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
         return self._stream_pool
@@ -523,10 +523,7 @@ class Qwen3Reranker(RerankerBase):
         out = np.empty((len(seqs), 2), dtype=np.float32)
         prefix_key, prefix_kv = None, None
         streams = self._streams()
-        blas_threads = _blas.blas_threads() if len(streams) > 1 else None
-        if blas_threads:
-            _blas.set_blas_threads(1)  # the streams already occupy every core
-        try:
+        with _blas.single_threaded_while(len(streams) > 1):
             pending: list = []
             for shared, idx in tqdm(self._plan(pairs, seqs, batch_size), desc="Scoring", disable=not progress):
                 if shared:
@@ -554,9 +551,6 @@ class Qwen3Reranker(RerankerBase):
                 pending = submitted
             for chunk, x in pending:
                 out[chunk] = np.asarray(x)
-        finally:
-            if blas_threads:
-                _blas.set_blas_threads(blas_threads)
         return out
 
     def predict_logits(self, pairs, batch_size: int = 32, instruction: str | None = None) -> np.ndarray:
