@@ -50,7 +50,7 @@ def _write(text: str, output: str | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import build_report
-    from .runner import DEFAULT_TIMEOUT_S, run_suite
+    from .run.executor import DEFAULT_TIMEOUT_S, run_suite
     from .suite import load_suite
 
     if not Path(args.suite).is_file():
@@ -93,7 +93,7 @@ def find_suites() -> list[Path]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .backends import BACKEND_DESCRIPTIONS
-    from .datasets import DATASET_SOURCES
+    from .sources import DATASET_SOURCES
     from .localmodels import RECIPES, PREFIX
     from .suite import SuiteError, load_suite
 

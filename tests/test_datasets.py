@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import (
+from harness.sources import (
     BM25_PARAMS,
     DATASET_SOURCES,
     DatasetError,
@@ -19,7 +19,7 @@ from harness.datasets import (
     select_queries,
 )
 from harness.suite import DatasetSpec
-from harness.types import Candidate
+from harness.sources.types import Candidate
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "trec-dl"
 

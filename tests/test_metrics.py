@@ -152,7 +152,7 @@ def test_trec_dl_bm25_reference_figures(year, expected):
     candidates, qrels_path = SHARED / f"bm25_top100_dl{year}.json", SHARED / f"qrels_dl{year}.txt"
     if not (candidates.is_file() and qrels_path.is_file()):
         pytest.skip(f"shared TREC DL data not found at {SHARED}")
-    from harness.datasets import read_candidates, read_trec_qrels
+    from harness.sources import read_candidates, read_trec_qrels
 
     _, ranked, _ = read_candidates(candidates)
     run = {q: dict(hits) for q, hits in ranked.items()}

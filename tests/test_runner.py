@@ -11,10 +11,10 @@ import pytest
 
 import builders
 from harness import backends
-from harness.datasets import load_dataset
+from harness.sources import load_dataset
 from harness.metrics import evaluate
 from harness.results import load_results
-from harness.runner import run_suite
+from harness.run.executor import run_suite
 from harness.suite import RerankerSpec, SuiteError, suite_from_dict
 
 TESTS = Path(__file__).parent

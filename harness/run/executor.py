@@ -1,7 +1,7 @@
 """Run a suite: every (reranker, dataset) measured in its own worker process, results stored as they come.
 
 The parent process loads each dataset once (recording its fingerprint) and hands the very same candidates to
-every reranker's worker (``harness.worker``) through a JSON file; it resolves each reranker's model directory,
+every reranker's worker (``harness.run.worker``) through a JSON file; it resolves each reranker's model directory,
 truncation length and dtype once, so paired backends (e.g. MLX and PyTorch on one checkpoint) get identical
 inputs. A worker that raises, crashes, is killed (typically by the OOM killer) or times out becomes a run with
 ``status: "error"`` and the message; the other runs go on. Quality is evaluated here, with
@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import backends
-from .environment import REPO_ROOT, capture_environment
-from .results import FIRST_STAGE, SCHEMA_VERSION, default_output, save_results
+from .. import backends
+from ..environment import REPO_ROOT, capture_environment
+from ..results import FIRST_STAGE, SCHEMA_VERSION, default_output, save_results
 
 DEFAULT_TIMEOUT_S = 4 * 3600
 OUTPUT_TAIL_BYTES = 4000
@@ -51,8 +51,8 @@ def select_all(suite, only: Sequence[str] | None) -> tuple[list, list, list]:
     """(rerankers, datasets, (train model, backend) pairs) kept by ``--only``: naming any reranker (plain, train
     model ``minilm-full`` or trained ``minilm-full-mlx``) keeps only the named ones; naming datasets keeps only
     those datasets."""
-    from .suite import SuiteError
-    from .training import selected_jobs, train_names
+    from ..suite import SuiteError
+    from ..training import selected_jobs, train_names
 
     rerankers, datasets = list(suite.rerankers), list(suite.datasets)
     train = getattr(suite, "train", None)
@@ -140,7 +140,7 @@ def write_dataset_file(ds, fingerprint: str, path: Path) -> Path:
 
 def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> dict[str, Any]:
     """The first stage evaluated in its stored order (score = candidates - position, so ties cannot reorder it)."""
-    from .metrics import evaluate
+    from ..metrics import evaluate
 
     run = {qid: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for qid, cands in ds.candidates.items()}
     means, per_query = evaluate(ds.qrels, run, metrics, ds.relevance_level)
@@ -180,8 +180,8 @@ def _tail_lines(tail: deque, n: int = 8) -> str:
 
 
 def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True,
-               module: str = "harness.worker") -> dict[str, Any]:  # fmt: skip
-    """Run one job in ``python -m <module>`` (``harness.worker``, or ``harness.train_worker`` for training);
+               module: str = "harness.run.worker") -> dict[str, Any]:  # fmt: skip
+    """Run one job in ``python -m <module>`` (``harness.run.worker``, or ``harness.train_worker`` for training);
     always returns a result dict (status ok or error)."""
     index = len(list(workdir.glob("job-*.json")))
     job_file, result_file = workdir / f"job-{index}.json", workdir / f"result-{index}.json"
@@ -259,7 +259,7 @@ def _error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, An
 
 def reranker_run(ds, spec, prepared, protocol, metrics, measure, workdir, dataset_file, timeout_s, progress):
     """Measure one reranker on one loaded dataset (worker process), then evaluate its scores here."""
-    from .metrics import evaluate
+    from ..metrics import evaluate
 
     protocol = {**protocol, **prepared["protocol"], "warmup_queries": measure.warmup_queries,
                 "repeats": measure.repeats}  # fmt: skip
@@ -322,7 +322,7 @@ def _train_summary(block: dict[str, Any]) -> str:
 def run_training(plan, workdir: Path, timeout_s: float | None, progress: bool, on_done: Callable) -> None:
     """Train every job of ``plan`` (``harness.training.TrainingPlan``), each in its own worker process; a failed
     one is recorded (``block["status"] == "error"``) and the others go on."""
-    from .training import train_block, trained_reranker
+    from ..training import train_block, trained_reranker
 
     for job in plan.jobs:
         shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
@@ -363,7 +363,7 @@ def run_suite(
     With a ``train:`` section the models are trained first (into ``<results>.train/``, see ``train_root``);
     ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite).
     """
-    from .datasets import load_dataset
+    from ..sources import load_dataset
 
     rerankers, datasets, train_selected = select_all(suite, only)
     if max_queries is not None and max_queries < 1:
@@ -373,7 +373,7 @@ def run_suite(
     path = Path(output) if output else default_output(suite.name)
     plan = None
     if train_selected:
-        from .training import plan_training
+        from ..training import plan_training
 
         # data built and checked held out from every suite dataset before anything is written or trained
         plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)

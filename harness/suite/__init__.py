@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from .metrics import validate_metric
+from ..metrics import validate_metric
 
 BACKENDS = ("mlx", "torch")
 TRAIN_KINDS = ("cross_encoder", "llm")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import FIRST_STAGE, load_results
+from ..results import FIRST_STAGE, load_results
 
 MARK = "†"
 PRIMARY = "ndcg@10"
@@ -75,7 +75,7 @@ def _entries(results: Sequence[dict], sources: Sequence[str]) -> list[dict[str, 
 
 def _significance(group: list[dict], base: dict, metrics: list[str]) -> dict[tuple[int, str], bool]:
     """(id(entry), metric) -> significant, for the ok runs of one machine against its baseline."""
-    from .metrics import significance
+    from ..metrics import significance
 
     marks: dict[tuple[int, str], bool] = {}
     for metric in metrics:

@@ -1,0 +1,188 @@
+"""Measure one reranker on one dataset, alone in its own process: ``python -m harness.run.worker JOB.json RESULT.json``.
+
+The parent (``harness.runner``) writes the job: the reranker's settings, the resolved model directory and
+``max_length``, and a file with the dataset's candidates (the parent loads every dataset once; workers never
+see qrels). The worker:
+
+1. loads the backend (load time recorded apart);
+2. counts input tokens per query with the model's own tokenizer (untimed);
+3. warms up on the first ``warmup_queries`` queries (untimed);
+4. resets peak memory, then for ``repeats`` passes reranks every query's candidates as one ``predict`` call,
+   each call timed with ``time.perf_counter()``;
+5. writes scores (first pass), raw latency samples and throughput to RESULT.json.
+
+A Python exception is written to RESULT.json as ``{"status": "error", ...}``; a crash or kill leaves no result and
+the parent reports the exit status instead. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+TRACEBACK_LINES = 20
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process so far, in MiB (model loading included)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+    except (ImportError, OSError):
+        try:
+            import psutil
+
+            info = psutil.Process().memory_info()
+            return getattr(info, "peak_wset", info.rss) / 2**20
+        except Exception:
+            return None
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
+        "mean": float(arr.mean()),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from .. import backends
+
+    data = json.loads(Path(job["dataset_file"]).read_text())
+    queries = data["queries"]
+    if not queries:
+        raise ValueError(f"dataset {data['name']} has no queries with candidates")
+    spec = SimpleNamespace(**job["reranker"])
+    # the parent's registry decides which module implements the backend
+    backends.BACKENDS[spec.backend] = job["backend_module"]
+    label = f"{spec.name} · {data['name']}"
+    progress = bool(job.get("progress", True))
+
+    start = time.perf_counter()
+    backend = backends.load_backend(spec, job["max_length"], job["model_dir"])
+    load_s = time.perf_counter() - start
+    batch_size = backend.batch_size
+
+    pairs = [[(q["query"], text) for text in q["texts"]] for q in queries]
+    tokens = [backend.token_counts(p) for p in pairs]
+    n_pairs = sum(len(p) for p in pairs)
+    n_tokens = int(sum(int(t.sum()) for t in tokens))
+    truncated = int(sum(int((t >= backend.max_length).sum()) for t in tokens))
+
+    warmup = min(int(job["warmup_queries"]), len(pairs))
+    for p in tqdm(pairs[:warmup], desc=f"{label} warm-up", file=sys.stderr, disable=not progress, leave=False):
+        backend.predict(p, batch_size)
+
+    repeats = int(job["repeats"])
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    gc.collect()
+    backend.reset_peak_memory()
+    samples_ms: list[float] = []
+    passes: list[list[np.ndarray]] = []
+    bar = tqdm(total=repeats * len(pairs), desc=label, unit="q", file=sys.stderr, disable=not progress)
+    for _ in range(repeats):
+        scores = []
+        for p in pairs:
+            t0 = time.perf_counter()
+            s = backend.predict(p, batch_size)
+            t1 = time.perf_counter()
+            samples_ms.append((t1 - t0) * 1000.0)
+            scores.append(s)
+            bar.update(1)
+        passes.append(scores)
+    bar.close()
+    timed_s = sum(samples_ms) / 1000.0
+
+    first = passes[0]
+    diffs = [float(np.max(np.abs(a - b))) if len(a) else 0.0 for other in passes[1:] for a, b in zip(first, other)]
+    identical = all(np.array_equal(a, b) for other in passes[1:] for a, b in zip(first, other))
+    warnings = []
+    if not identical:
+        warnings.append(f"scores differ between repeats (max |diff| {max(diffs):.3g}); the first pass is evaluated")
+    nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in first))
+    if nonfinite:
+        warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
+
+    perf = {
+        "pairs_per_s": repeats * n_pairs / timed_s,
+        "tokens_per_s": repeats * n_tokens / timed_s,
+        "latency_ms": percentiles(samples_ms),
+        "peak_memory_mb": backend.peak_memory_mb(),
+        "peak_rss_mb": peak_rss_mb(),
+        "load_s": load_s,
+        "timed_s": timed_s,
+        "queries": len(pairs),
+        "pairs": n_pairs,
+        "tokens": n_tokens,
+        "mean_tokens_per_pair": n_tokens / n_pairs,
+        "pairs_truncated": truncated,
+        "warmup_queries": warmup,
+        "repeats": repeats,
+        "repeats_identical": identical,
+        "max_repeat_abs_diff": max(diffs) if diffs else 0.0,
+        "batch_size": batch_size,
+    }
+    return {
+        "status": "ok",
+        "device": backend.device,
+        "system": backend.describe(),
+        "scores": {q["qid"]: [float(x) for x in s] for q, s in zip(queries, first)},
+        "perf": perf,
+        "latency_samples_ms": samples_ms,
+        "warnings": warnings,
+    }
+
+
+def error_result(exc: BaseException) -> dict[str, Any]:
+    tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
+    return {
+        "status": "error",
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "\n".join(tail[-TRACEBACK_LINES:]),
+    }
+
+
+def run_worker(argv: list[str] | None, work, usage: str) -> int:
+    """Shared entry of the worker processes: ``JOB.json RESULT.json`` in, ``work(job) -> result`` run, the result
+    (or the exception, as ``error_result``) written atomically; exit status 0 / 1 / 2 (usage)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print(f"usage: {usage}", file=sys.stderr)
+        return 2
+    job_file, result_file = map(Path, argv)
+    try:
+        result = work(json.loads(job_file.read_text()))
+        code = 0
+    except Exception as exc:  # recorded for the parent; crashes and kills are seen by it as exit statuses
+        result = error_result(exc)
+        code = 1
+    tmp = result_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(result_file)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_worker(argv, measure, "python -m harness.run.worker JOB.json RESULT.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
