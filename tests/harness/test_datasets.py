@@ -21,7 +21,7 @@ from harness.sources import (
 from harness.suite import DatasetSpec
 from harness.sources.types import Candidate
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "trec-dl"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "trec-dl"
 
 
 def write(path: Path, text: str) -> Path:

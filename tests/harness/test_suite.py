@@ -11,7 +11,7 @@ import yaml
 
 from harness.suite import DatasetSpec, SuiteError, default_relevance_level, load_suite, suite_from_dict
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared" / "data" / "trec-dl"
 
 

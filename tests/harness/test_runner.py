@@ -17,7 +17,7 @@ from harness.results import load_results
 from harness.run.executor import run_suite
 from harness.suite import RerankerSpec, SuiteError, suite_from_dict
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]  # tests/: faulty_backend.py, found by workers through PYTHONPATH
 SMOKE = TESTS.parent / "suites" / "data" / "smoke"
 ENV = {"chip": {"name": "test"}}  # the environment is captured once per run; tested in test_environment.py
 

@@ -13,7 +13,7 @@ import pytest
 from harness.cli import main
 from harness.results import load_results
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def harness_command() -> list[str]:

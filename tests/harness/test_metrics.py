@@ -11,7 +11,7 @@ import pytest
 
 from harness.metrics import METRICS, evaluate, significance, validate_metric
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "trec-dl"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "trec-dl"
 
 # One query, grades 0..3; the run ranks d4(0) d1(3) d5(unjudged) d3(1) d2(2).
 QRELS = {"q1": {"d1": 3, "d2": 2, "d3": 1, "d4": 0}}
