@@ -92,8 +92,8 @@ def find_suites() -> list[Path]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .backends import BACKEND_DESCRIPTIONS
-    from .sources import DATASET_SOURCES
+    from .backends.registry import BACKENDS
+    from .sources.registry import SOURCES
     from .localmodels import RECIPES, PREFIX
     from .suite import SuiteError, load_suite
 
@@ -114,11 +114,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not suites:
         print(f"  none in ./{SUITES_DIR} or {REPO_ROOT / SUITES_DIR}")
     print("Dataset sources:")
-    for name, text in DATASET_SOURCES.items():
-        print(f"  {name}: {text}")
+    for source in SOURCES.values():
+        print(f"  {source.key}: {source.description}")
     print("Backends:")
-    for name, text in BACKEND_DESCRIPTIONS.items():
-        print(f"  {name}: {text}")
+    for backend in BACKENDS.values():
+        options = f" (options: {', '.join(sorted(backend.options))})" if backend.options else ""
+        print(f"  {backend.name}: {backend.description}{options}")
     print("Local model recipes (model: local:<name>):")
     for name, (text, _) in RECIPES.items():
         print(f"  {PREFIX}{name}: {text}")

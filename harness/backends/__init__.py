@@ -1,7 +1,8 @@
 """Reranker backends behind one small interface, so every system in a comparison is measured the same way.
 
 ``load_backend(spec, max_length, model_dir=None) -> Backend`` builds the backend named by ``spec.backend``
-(``BACKENDS``: name -> module with a ``load(spec, max_length, model_dir)`` function). ``spec`` is a
+(``harness.backends.registry.BACKENDS``: name -> ``BackendInfo`` naming the module with a
+``load(spec, max_length, model_dir)`` function, its options and trainers). ``spec`` is a
 ``harness.suite.RerankerSpec`` or anything with the same attributes (``name, backend, model, dtype,
 batch_size, max_length, device, instruction, options``).
 
@@ -23,15 +24,7 @@ from typing import Any
 
 import numpy as np
 
-#: backend name -> module implementing ``load(spec, max_length, model_dir) -> Backend``
-BACKENDS: dict[str, str] = {
-    "mlx": "harness.backends.mlx_backend",
-    "torch": "harness.backends.torch_backend",
-}
-BACKEND_DESCRIPTIONS = {
-    "mlx": "mlx_cross_encoder.MLXCrossEncoder (Metal GPU on macOS, CPU or CUDA on Linux)",
-    "torch": "sentence_transformers.CrossEncoder (device auto: mps, then cuda, then cpu)",
-}
+from .registry import BACKENDS, BackendInfo  # noqa: F401  (the one registry of backends)
 
 DEFAULT_DTYPE = "float32"
 _DTYPE_ALIASES = {
@@ -289,14 +282,15 @@ def backend_module(name: str) -> str:
     """The module implementing backend ``name``; BackendError naming the known ones otherwise."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name]
+    return BACKENDS[name].module
 
 
-def load_backend(spec, max_length: int, model_dir: str | Path | None = None) -> Backend:
+def load_backend(spec, max_length: int, model_dir: str | Path | None = None, module: str | None = None) -> Backend:
     """Load ``spec``'s model in its backend with truncation at ``max_length`` tokens.
 
     ``model_dir`` is the already resolved checkpoint directory (the runner resolves it once, in the parent, so
-    that all backends load the same files); None resolves ``spec.model`` here.
+    that all backends load the same files); None resolves ``spec.model`` here. ``module`` is the backend's
+    module as the parent resolved it (a worker uses it); None looks ``spec.backend`` up in the registry.
     """
-    module = importlib.import_module(backend_module(spec.backend))
+    module = importlib.import_module(module or backend_module(spec.backend))
     return module.load(spec, max_length, Path(model_dir) if model_dir is not None else resolve_model_dir(spec.model))

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from . import Backend, BackendError, as_scores, is_causal_lm
+from .registry import BACKENDS
 
-OPTIONS = {"quantize", "activation_fn"}
+OPTIONS = BACKENDS["mlx"].options  # declared once, in harness.backends.registry
 
 
 class MLXBackend(Backend):

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import Backend, BackendError, as_scores, is_causal_lm
+from .registry import BACKENDS
 
-OPTIONS = {"activation_fn", "attn_implementation"}
+OPTIONS = BACKENDS["torch"].options  # declared once, in harness.backends.registry
 TOKEN_COUNT_CHUNK = 256
 
 

@@ -14,7 +14,6 @@ trained model as a reranker named ``<model>-<backend>``; those runs carry a ``tr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -84,7 +83,7 @@ def train_root(results_path: Path) -> Path:
 
 def prepare_reranker(spec) -> dict[str, Any]:
     """Resolve once, in the parent: model directory, truncation length, dtype, weights fingerprint."""
-    fields = dataclasses.asdict(spec)  # a harness.suite.RerankerSpec, handed to the worker as is
+    fields = spec.model_dump(mode="json")  # a harness.suite.RerankerSpec, handed to the worker as is
     protocol: dict[str, Any] = {
         "model": spec.model,
         "instruction": fields["instruction"],

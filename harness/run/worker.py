@@ -70,13 +70,11 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     if not queries:
         raise ValueError(f"dataset {data['name']} has no queries with candidates")
     spec = SimpleNamespace(**job["reranker"])
-    # the parent's registry decides which module implements the backend
-    backends.BACKENDS[spec.backend] = job["backend_module"]
     label = f"{spec.name} · {data['name']}"
     progress = bool(job.get("progress", True))
 
     start = time.perf_counter()
-    backend = backends.load_backend(spec, job["max_length"], job["model_dir"])
+    backend = backends.load_backend(spec, job["max_length"], job["model_dir"], job["backend_module"])
     load_s = time.perf_counter() - start
     batch_size = backend.batch_size
 

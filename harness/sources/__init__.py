@@ -39,22 +39,21 @@ Conventions:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..metrics import trec_order
-from ..suite import DatasetSpec
+from .registry import SOURCES
 from .types import Candidate, RerankDataset
 
-DATASET_SOURCES: dict[str, str] = {
-    "candidates": "candidate-list JSON [{query, hits: [{content, qid, docid, rank, score}]}] + TREC qrels",
-    "trec_run": "TREC run file + corpus (TSV docid<TAB>text or BEIR-style JSONL) + queries (TSV or JSONL) + TREC qrels",
-    "beir": "BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), first stage BM25 (bm25s)",
-    "ir_datasets": "ir_datasets id (already downloaded), its scoreddocs as first stage, else BM25 (bm25s)",
-}
+if TYPE_CHECKING:
+    from ..suite import DatasetSpec
+
 BM25_PARAMS = {"method": "lucene", "k1": 0.9, "b": 0.4}
 BM25_TOKENIZER = {"lower": True, "token_pattern": r"(?u)\b\w\w+\b", "stopwords": "en", "stemmer": None}
 
@@ -324,55 +323,68 @@ def _bm25_protocol(identical: bool) -> dict:
 
 
 def load_dataset(spec: DatasetSpec, max_queries: int | None = None, seed: int = 0) -> RerankDataset:
-    """Load ``spec`` (``max_queries`` overrides the spec's; ``seed`` picks the subset)."""
-    kind = spec.source_kind
-    if kind == "candidates":
-        queries, ranked, texts = read_candidates(spec.candidates)
-        return _assemble(
-            spec, max_queries, seed, source=f"{spec.candidates} + {spec.qrels}", queries=queries,
-            qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked, texts=lambda ids: texts,
-            candidate_qids={q for q, hits in ranked.items() if hits},
-            protocol={"first_stage_source": "candidates file"},
-        )
-    if kind == "trec_run":
-        ranked = _ranked(read_trec_run(spec.run))
-        return _assemble(
-            spec, max_queries, seed, source=f"{spec.run} + {spec.corpus} + {spec.queries} + {spec.qrels}",
-            queries=read_queries(spec.queries), qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked,
-            texts=lambda ids: read_corpus(spec.corpus, ids), candidate_qids={q for q, h in ranked.items() if h},
-            protocol={"first_stage_source": "trec run"},
-        )
-    if kind == "beir":
-        root = Path(spec.beir)
-        qrels = read_beir_qrels(root / "qrels" / f"{spec.split}.tsv")
-        queries = {q: t for q, t in read_queries(root / "queries.jsonl").items() if q in qrels}  # BEIR: split's queries
-        corpus = read_corpus(root / "corpus.jsonl")
-        ids = list(corpus)
-        return _assemble(
-            spec, max_queries, seed, source=f"beir:{root} ({spec.split})", queries=queries, qrels=qrels,
-            rank=lambda qids: bm25_rank(ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k, True),
-            texts=lambda wanted: corpus, protocol=_bm25_protocol(True),
-        )
-    if kind == "ir_datasets":
-        import ir_datasets
+    """Load ``spec`` with its source's loader (``harness.sources.registry``); ``max_queries`` overrides the spec's,
+    ``seed`` picks the subset."""
+    source = SOURCES.get(spec.source_kind)
+    if source is None:
+        raise DatasetError(f"dataset {spec.name!r}: unknown source kind {spec.source_kind!r}; known: "
+                           f"{', '.join(SOURCES)}")  # fmt: skip
+    module, function = source.loader.split(":")
+    return getattr(importlib.import_module(module), function)(spec, max_queries, seed)
 
-        try:
-            ds = ir_datasets.load(spec.ir_datasets)
-        except KeyError:
-            raise DatasetError(f"unknown ir_datasets id {spec.ir_datasets!r}") from None
-        try:
-            return load_ir_dataset(ds, spec, max_queries, seed, dataset_id=spec.ir_datasets)
-        except DatasetError:
-            raise
-        except Exception as exc:  # downloads fail here (no network): say which id and what to do
-            home = ir_datasets.util.home_path()
-            raise DatasetError(
-                f"ir_datasets id {spec.ir_datasets!r}: its data could not be read ({type(exc).__name__}: {exc}). "
-                f"ir_datasets downloads a dataset on first use; without network access it must be fetched beforehand "
-                f"(e.g. `ir_datasets export {spec.ir_datasets} docs > /dev/null`, likewise queries, qrels, "
-                f"scoreddocs) into {home} (IR_DATASETS_HOME), or use local files (candidates, run, beir)"
-            ) from exc
-    raise DatasetError(f"dataset {spec.name!r}: unknown source kind {kind!r}; known: {', '.join(DATASET_SOURCES)}")
+
+def load_candidates(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
+    queries, ranked, texts = read_candidates(spec.candidates)
+    return _assemble(
+        spec, max_queries, seed, source=f"{spec.candidates} + {spec.qrels}", queries=queries,
+        qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked, texts=lambda ids: texts,
+        candidate_qids={q for q, hits in ranked.items() if hits},
+        protocol={"first_stage_source": "candidates file"},
+    )  # fmt: skip
+
+
+def load_trec_run(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
+    ranked = _ranked(read_trec_run(spec.run))
+    return _assemble(
+        spec, max_queries, seed, source=f"{spec.run} + {spec.corpus} + {spec.queries} + {spec.qrels}",
+        queries=read_queries(spec.queries), qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked,
+        texts=lambda ids: read_corpus(spec.corpus, ids), candidate_qids={q for q, h in ranked.items() if h},
+        protocol={"first_stage_source": "trec run"},
+    )  # fmt: skip
+
+
+def load_beir(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
+    root = Path(spec.beir)
+    qrels = read_beir_qrels(root / "qrels" / f"{spec.split}.tsv")
+    queries = {q: t for q, t in read_queries(root / "queries.jsonl").items() if q in qrels}  # BEIR: split's queries
+    corpus = read_corpus(root / "corpus.jsonl")
+    ids = list(corpus)
+    return _assemble(
+        spec, max_queries, seed, source=f"beir:{root} ({spec.split})", queries=queries, qrels=qrels,
+        rank=lambda qids: bm25_rank(ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k, True),
+        texts=lambda wanted: corpus, protocol=_bm25_protocol(True),
+    )  # fmt: skip
+
+
+def load_ir_datasets(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
+    import ir_datasets
+
+    try:
+        ds = ir_datasets.load(spec.ir_datasets)
+    except KeyError:
+        raise DatasetError(f"unknown ir_datasets id {spec.ir_datasets!r}") from None
+    try:
+        return load_ir_dataset(ds, spec, max_queries, seed, dataset_id=spec.ir_datasets)
+    except DatasetError:
+        raise
+    except Exception as exc:  # downloads fail here (no network): say which id and what to do
+        home = ir_datasets.util.home_path()
+        raise DatasetError(
+            f"ir_datasets id {spec.ir_datasets!r}: its data could not be read ({type(exc).__name__}: {exc}). "
+            f"ir_datasets downloads a dataset on first use; without network access it must be fetched beforehand "
+            f"(e.g. `ir_datasets export {spec.ir_datasets} docs > /dev/null`, likewise queries, qrels, "
+            f"scoreddocs) into {home} (IR_DATASETS_HOME), or use local files (candidates, run, beir)"
+        ) from exc
 
 
 # --- ir_datasets -------------------------------------------------------------------------------------------------

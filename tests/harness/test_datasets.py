@@ -12,7 +12,6 @@ import pytest
 
 from harness.sources import (
     BM25_PARAMS,
-    DATASET_SOURCES,
     DatasetError,
     load_dataset,
     load_ir_dataset,
@@ -48,7 +47,7 @@ def candidates_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_candidate_lists(tmp_path):
     cands, qrels = candidates_files(tmp_path)
-    ds = load_dataset(DatasetSpec("toy", "candidates", candidates=cands, qrels=qrels, top_k=3, relevance_level=2))
+    ds = load_dataset(DatasetSpec(name="toy", source_kind="candidates", candidates=cands, qrels=qrels, top_k=3, relevance_level=2))
     assert ds.queries == {"1": "query one", "2": "query two"}
     # trec_eval order: the 7.0 tie puts c (docid descending) before b; cut to top_k=3
     assert ds.candidates["1"] == [Candidate("a", "text of a", 9.0), Candidate("c", "text of c", 7.0),
@@ -66,14 +65,14 @@ def test_candidate_list_errors(tmp_path):
     qrels = write(tmp_path / "qrels.txt", "1 0 a 1\n")
     bad = write(tmp_path / "bad.json", json.dumps([{"query": "q", "hits": [{"qid": 1, "docid": "a", "score": 1}]}]))
     with pytest.raises(DatasetError, match="entry 0, hit 0: needs docid, content and score"):
-        load_dataset(DatasetSpec("x", "candidates", candidates=bad, qrels=qrels))
+        load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=bad, qrels=qrels))
     two = write(tmp_path / "two.json", json.dumps([{"query": "q", "hits": [
         {"qid": 1, "docid": "a", "content": "t", "score": 1}, {"qid": 2, "docid": "b", "content": "t", "score": 1}]}]))
     with pytest.raises(DatasetError, match=r"hits of several qids \['1', '2'\]"):
-        load_dataset(DatasetSpec("x", "candidates", candidates=two, qrels=qrels))
+        load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=two, qrels=qrels))
     broken_qrels = write(tmp_path / "broken.txt", "1 0 a\n")
     with pytest.raises(DatasetError, match=r"broken.txt:1: expected a TREC qrels line"):
-        load_dataset(DatasetSpec("x", "candidates", candidates=candidates_files(tmp_path)[0], qrels=broken_qrels))
+        load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=candidates_files(tmp_path)[0], qrels=broken_qrels))
 
 
 def test_query_subset_is_seeded_deterministic_and_nested(tmp_path):
@@ -81,7 +80,7 @@ def test_query_subset_is_seeded_deterministic_and_nested(tmp_path):
     data = [{"query": f"q{q}", "hits": [{"qid": q, "docid": f"d{q}", "content": "t", "score": 1.0}]} for q in qids]
     cands = write(tmp_path / "c.json", json.dumps(data))
     qrels = write(tmp_path / "q.txt", "".join(f"{q} 0 d{q} 1\n" for q in qids))
-    spec = DatasetSpec("toy", "candidates", candidates=cands, qrels=qrels, max_queries=20)
+    spec = DatasetSpec(name="toy", source_kind="candidates", candidates=cands, qrels=qrels, max_queries=20)
     small = load_dataset(spec, max_queries=5, seed=1)
     assert len(small.queries) == 5 and small.protocol["max_queries"] == 5  # the argument overrides the spec
     assert set(small.queries) == set(select_queries(qids, 5, seed=1))
@@ -112,7 +111,7 @@ def run_files(tmp_path: Path, corpus_name: str = "corpus.tsv") -> dict:
 
 
 def test_trec_run_with_tsv_corpus(tmp_path):
-    ds = load_dataset(DatasetSpec("r", "trec_run", top_k=2, **run_files(tmp_path)))
+    ds = load_dataset(DatasetSpec(name="r", source_kind="trec_run", top_k=2, **run_files(tmp_path)))
     assert ds.queries == {"q1": "first query", "q2": "second query"}  # q3 is judged but not in the run
     assert ds.candidates["q1"] == [Candidate("d1", "first passage", 5.0), Candidate("d2", "second passage", 4.0)]
     assert [c.docid for c in ds.candidates["q2"]] == ["d3", "d1"]  # tie at 2.5: docid descending
@@ -122,7 +121,7 @@ def test_trec_run_with_tsv_corpus(tmp_path):
 
 def test_trec_run_with_jsonl_corpus_and_judged_positives(tmp_path):
     files = run_files(tmp_path, "corpus.jsonl")
-    ds = load_dataset(DatasetSpec("r", "trec_run", top_k=2, add_judged_positives=True, relevance_level=1, **files))
+    ds = load_dataset(DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=1, **files))
     assert ds.candidates["q1"][0].text == "One first passage"  # BEIR join: title + " " + text
     assert ds.candidates["q1"][1].text == "second passage"  # empty title: no leading space
     # q1: d4 (grade 2) was missed by the run: appended below the lowest candidate; q2: d4 (grade 1) too
@@ -130,7 +129,7 @@ def test_trec_run_with_jsonl_corpus_and_judged_positives(tmp_path):
     assert [c.docid for c in ds.candidates["q2"]] == ["d3", "d1", "d4"]
     assert ds.protocol["n_judged_positives_added"] == 2 and ds.protocol["n_pairs"] == 6
     assert ds.protocol["n_judged_positives_not_in_corpus"] == 1  # d9 is judged but not in the corpus
-    level2 = load_dataset(DatasetSpec("r", "trec_run", top_k=2, add_judged_positives=True, relevance_level=2, **files))
+    level2 = load_dataset(DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=2, **files))
     assert [c.docid for c in level2.candidates["q2"]] == ["d3", "d1"]  # grade 1 is not relevant at level 2
     assert level2.protocol["n_judged_positives_added"] == 1
 
@@ -139,7 +138,7 @@ def test_trec_run_missing_document_text(tmp_path):
     files = run_files(tmp_path)
     write(files["corpus"], "d1\tfirst passage\n")
     with pytest.raises(DatasetError, match=r"no text for 2 candidate documents, e.g. \['d2', 'd3'\]"):
-        load_dataset(DatasetSpec("r", "trec_run", **files))
+        load_dataset(DatasetSpec(name="r", source_kind="trec_run", **files))
 
 
 # --- BM25 (BEIR folder and ir_datasets without scoreddocs) ---------------------------------------------------------
@@ -200,14 +199,14 @@ def beir_folder(root: Path) -> Path:
 
 def test_beir_folder_with_bm25(tmp_path):
     root = beir_folder(tmp_path / "beir" / "toy")
-    ds = load_dataset(DatasetSpec("toy", "beir", beir=root, top_k=2))
+    ds = load_dataset(DatasetSpec(name="toy", source_kind="beir", beir=root, top_k=2))
     assert set(ds.queries) == {"q1", "q2", "q3"}  # q9 belongs to the dev split
     assert ds.protocol["dropped_unjudged"] == 0 and ds.protocol["excluded_identical_ids"]
     check_bm25(ds)
     assert [c.docid for c in ds.candidates["q2"]] == ["d2"]  # "q2" (the self document) is left out
     assert ds.candidates["q1"][0] == Candidate("d1", "Cats cats purr and cats sleep", ds.candidates["q1"][0].score)
     assert ds.candidates["q2"][0].text == "dogs bark at the cats"  # empty title
-    dev = load_dataset(DatasetSpec("toy", "beir", beir=root, split="dev"))
+    dev = load_dataset(DatasetSpec(name="toy", source_kind="beir", beir=root, split="dev"))
     assert dev.protocol["n_queries"] == 0 and dev.protocol["dropped_no_candidates"] == 1  # q9 matches no document
 
 
@@ -224,7 +223,7 @@ def test_ir_datasets_created_dataset_runs_bm25(tmp_path):
 
     ds_obj = ir_datasets.create_dataset(**ir_files(tmp_path))
     assert not ds_obj.has_scoreddocs()
-    ds = load_ir_dataset(ds_obj, DatasetSpec("toy", "ir_datasets", top_k=3), dataset_id="local/toy")
+    ds = load_ir_dataset(ds_obj, DatasetSpec(name="toy", source_kind="ir_datasets", top_k=3), dataset_id="local/toy")
     assert set(ds.queries) == {"q1", "q2", "q3"} and ds.protocol["dropped_unjudged"] == 1  # q9 has no judgments
     assert ds.source == "ir_datasets:local/toy"
     check_bm25(ds, identical_excluded=False)  # not a beir/ id: docid == qid is an ordinary document
@@ -243,7 +242,7 @@ def test_ir_datasets_scoreddocs_through_the_registry(tmp_path):
     dataset_id = f"harness-test/{uuid.uuid4().hex}/judged"
     with_run = Dataset(ir_datasets.create_dataset(**files), TrecScoredDocs(LocalDownload(run)))
     ir_datasets.registry.register(dataset_id, with_run)
-    spec = DatasetSpec("toy", "ir_datasets", ir_datasets=dataset_id, top_k=2)
+    spec = DatasetSpec(name="toy", source_kind="ir_datasets", ir_datasets=dataset_id, top_k=2)
     ds = load_dataset(spec)
     assert ds.candidates == {
         "q1": [Candidate("d3", "Birds birds sing at dawn", 3.0), Candidate("d2", "dogs bark at the cats", 2.0)],
@@ -253,7 +252,7 @@ def test_ir_datasets_scoreddocs_through_the_registry(tmp_path):
     assert p["first_stage_source"] == "ir_datasets scoreddocs"
     assert (p["n_queries"], p["dropped_unjudged"], p["dropped_no_candidates"]) == (2, 1, 1)  # q9 unjudged, q3 no run
     # the same data as TREC run files gives the very same dataset
-    same = load_dataset(DatasetSpec("toy", "trec_run", top_k=2, run=run, corpus=Path(files["docs_tsv"]),
+    same = load_dataset(DatasetSpec(name="toy", source_kind="trec_run", top_k=2, run=run, corpus=Path(files["docs_tsv"]),
                                     queries=Path(files["queries_tsv"]), qrels=Path(files["qrels_trec"])))
     assert same.fingerprint() == ds.fingerprint()
 
@@ -267,22 +266,31 @@ def test_ir_datasets_errors_name_the_id(tmp_path):
         docs_tsv=str(missing / "docs.tsv"), queries_tsv=str(missing / "q.tsv"), qrels_trec=str(missing / "qrels")))
     expected = re.escape(f"ir_datasets id {dataset_id!r}: its data could not be read")
     with pytest.raises(DatasetError, match=expected) as info:
-        load_dataset(DatasetSpec("x", "ir_datasets", ir_datasets=dataset_id))
+        load_dataset(DatasetSpec(name="x", source_kind="ir_datasets", ir_datasets=dataset_id))
     assert "FileNotFoundError" in str(info.value) and "download" in str(info.value)
     with pytest.raises(DatasetError, match="unknown ir_datasets id 'harness-test/none'"):
-        load_dataset(DatasetSpec("x", "ir_datasets", ir_datasets="harness-test/none"))
+        load_dataset(DatasetSpec(name="x", source_kind="ir_datasets", ir_datasets="harness-test/none"))
 
 
 def test_sources_are_described():
-    assert set(DATASET_SOURCES) == {"candidates", "trec_run", "beir", "ir_datasets"}
-    assert all(isinstance(v, str) and v for v in DATASET_SOURCES.values())
+    from harness.sources.registry import SOURCES
+
+    assert set(SOURCES) == {"candidates", "trec_run", "beir", "ir_datasets"}
+    assert all(s.description and callable(_loader(s.loader)) for s in SOURCES.values())
 
 
 def test_shared_trec_dl_candidates(tmp_path):
     cands, qrels = SHARED / "bm25_top100_dl19.json", SHARED / "qrels_dl19.txt"
     if not (cands.is_file() and qrels.is_file()):
         pytest.skip(f"shared TREC DL data not found at {SHARED}")
-    ds = load_dataset(DatasetSpec("dl19", "candidates", candidates=cands, qrels=qrels, top_k=20))
+    ds = load_dataset(DatasetSpec(name="dl19", source_kind="candidates", candidates=cands, qrels=qrels, top_k=20))
     assert len(ds.queries) == 43 and ds.relevance_level == 2  # name rule: dl19 -> level 2
     assert all(len(c) == 20 for c in ds.candidates.values()) and ds.protocol["n_pairs"] == 43 * 20
     assert all(c[0].score >= c[-1].score for c in ds.candidates.values())
+
+
+def _loader(ref: str):
+    import importlib
+
+    module, function = ref.split(":")
+    return getattr(importlib.import_module(module), function)

@@ -25,7 +25,7 @@ ENV = {"chip": {"name": "test"}}  # the environment is captured once per run; te
 @pytest.fixture(autouse=True)
 def faulty_backend(monkeypatch, tmp_path):
     """Register tests/faulty_backend.py as backend "faulty" (workers find it through PYTHONPATH)."""
-    monkeypatch.setitem(backends.BACKENDS, "faulty", "faulty_backend")
+    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
 

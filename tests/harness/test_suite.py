@@ -110,7 +110,7 @@ def test_relevance_level_rule():
     assert default_relevance_level("whatever", "msmarco-passage/trec-dl-2019/judged") == 2
     assert default_relevance_level("dl19", "msmarco-document/trec-dl-2019") == 1  # the id decides
     assert default_relevance_level("dev", "msmarco-passage/dev/small") == 1
-    assert DatasetSpec("dl20", "candidates").resolved_relevance_level() == 2
+    assert DatasetSpec(name="dl20", source_kind="candidates").resolved_relevance_level() == 2
 
 
 DEL = object()

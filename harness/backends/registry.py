@@ -1,0 +1,45 @@
+"""The backends, declared once: validation (suite), ``harness list``, loading (worker) and training read this.
+
+A backend is a module with ``load(spec, max_length, model_dir) -> harness.backends.Backend``; its declaration
+names that module, says what it runs, lists the suite ``options:`` it accepts, and the trainer of each model kind
+(``"module:function"`` run by the training worker). This module imports nothing heavy, so the measuring parent
+and the suite validator can read it without loading MLX or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    module: str  # implements load(spec, max_length, model_dir) -> Backend
+    description: str
+    options: frozenset[str] = frozenset()  # keys accepted in a reranker's ``options:``
+    trainers: dict[str, str] = field(default_factory=dict)  # model kind -> "module:function"
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    "mlx": BackendInfo(
+        name="mlx",
+        module="harness.backends.mlx_backend",
+        description="mlx_cross_encoder.MLXCrossEncoder / Qwen3Reranker (Metal GPU on macOS, CPU or CUDA on Linux)",
+        options=frozenset({"quantize", "activation_fn"}),
+        trainers={"cross_encoder": "harness.train_worker:train_mlx_cross_encoder",
+                  "llm": "harness.train_worker:train_mlx_llm"},
+    ),
+    "torch": BackendInfo(
+        name="torch",
+        module="harness.backends.torch_backend",
+        description="sentence_transformers.CrossEncoder / the transformers causal-LM recipe (device auto: mps, "
+        "then cuda, then cpu)",
+        options=frozenset({"activation_fn", "attn_implementation"}),
+        trainers={"cross_encoder": "harness.train_worker:train_torch_cross_encoder",
+                  "llm": "harness.train_worker:train_torch_llm"},
+    ),
+}
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(BACKENDS)

@@ -1,0 +1,267 @@
+"""The suite's typed records (pydantic): what a suite file may say, with its defaults and its rules.
+
+Field checks keep the suite's wording (``harness.suite.checks``); rules between fields (exactly one source, files
+a source needs or refuses, names that must be unique) are ``cross_checks`` on the raw mapping, so one pass reports
+every problem. Paths are resolved against the suite's folder (validation context ``base_dir``). Records built in
+Python (``RerankerSpec(name=..., ...)``) are typed but not cross-checked; files go through ``harness.suite.load``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
+
+from ..backends.registry import BACKENDS
+from ..metrics import validate_metric
+from ..records import Checked, Invalid, Record, got
+from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS
+from . import checks as C
+
+TRAIN_KINDS = ("cross_encoder", "llm")
+FINE_TUNES = ("full", "lora")
+TRAIN_LOSSES = ("bce", "listwise", "mse", "margin_mse")
+TEACHER_LOSSES = ("mse", "margin_mse")  # need teacher scores, which judged pairs from qrels do not have
+LR_SCHEDULERS = ("linear", "cosine", "constant")
+DTYPES = ("float32", "float16", "bfloat16")
+DEFAULT_METRICS = ["ndcg@10", "mrr@10", "map@100", "recall@100"]
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/{split}.tsv")
+_TREC_DL_NAME = re.compile(r"trec[-_]?dl|(?<![a-z0-9])dl[-_]?(?:20)?(?:19|20|21|22|23)(?![0-9])", re.IGNORECASE)
+_TREC_DL_PASSAGE_IDS = ("msmarco-passage/trec-dl-", "msmarco-passage-v2/trec-dl-")
+
+
+def default_relevance_level(name: str, ir_datasets_id: str | None = None) -> int:
+    """2 for TREC DL passage judgments, else 1 (see harness.suite's docstring for the rule)."""
+    if ir_datasets_id:
+        return 2 if ir_datasets_id.startswith(_TREC_DL_PASSAGE_IDS) else 1
+    return 2 if _TREC_DL_NAME.search(name) and "doc" not in name.lower() else 1
+
+
+def _backend(v: Any, _: Path) -> str:  # read at validation time: tests register backends of their own
+    if v not in BACKENDS:
+        raise Invalid(f"must be one of {', '.join(BACKENDS)}, {got(v)}")
+    return v
+
+
+# --- field types: the JSON Schema comes from the type, the wording from the check --------------------------------
+Name = Annotated[str, Field(pattern=C.NAME_RE.pattern), Checked(C.name)]
+Text = Annotated[str, Field(min_length=1), Checked(C.string)]
+OptText = Annotated[str | None, Checked(C.optional(C.string))]
+PositiveInt = Annotated[int, Field(ge=1), Checked(C.integer(1, "a positive integer"))]
+OptPositiveInt = Annotated[int | None, Field(ge=1), Checked(C.optional(C.integer(1, "a positive integer or null")))]
+NonNegInt = Annotated[int, Field(ge=0), Checked(C.integer(0, "a non-negative integer"))]
+Bool = Annotated[bool, Checked(C.boolean)]
+File = Annotated[Path | None, Checked(C.optional(C.path("file")))]
+Folder = Annotated[Path | None, Checked(C.optional(C.path("dir")))]
+ModelRef = Annotated[str, Field(min_length=1), Checked(C.model_ref)]
+Mapping = Annotated[dict[str, Any], Checked(C.mapping)]
+Backend = Annotated[str, Field(json_schema_extra={"enum": list(BACKENDS)}), Checked(_backend)]
+Dtype = Annotated[Literal[DTYPES] | None, Checked(C.optional(C.choice(*DTYPES)))]  # type: ignore[valid-type]
+
+
+class DatasetSpec(Record):
+    """One dataset: exactly one source (``harness.sources.registry``) and how its candidates are cut."""
+
+    derived_fields = ("source_kind",)
+    name: Name
+    source_kind: str = ""  # derived from the source key given: candidates | trec_run | beir | ir_datasets
+    candidates: File = None
+    run: File = None
+    beir: Folder = None
+    ir_datasets: OptText = None
+    qrels: File = None
+    corpus: File = None
+    queries: File = None
+    first_stage: Name = "bm25"
+    top_k: PositiveInt = 100
+    max_queries: OptPositiveInt = None
+    relevance_level: OptPositiveInt = None  # None: default_relevance_level(name, ir_datasets)
+    add_judged_positives: Bool = False
+    split: Name = "test"
+
+    @model_validator(mode="after")
+    def _derive(self) -> DatasetSpec:
+        if not self.source_kind:
+            given = [s.kind for key, s in SOURCE_KEYS.items() if getattr(self, key) is not None]
+            self.source_kind = given[0] if len(given) == 1 else ""
+        if self.relevance_level is None and self.source_kind:
+            self.relevance_level = default_relevance_level(self.name, self.ir_datasets)
+        return self
+
+    def resolved_relevance_level(self) -> int:
+        return self.relevance_level if self.relevance_level is not None else default_relevance_level(
+            self.name, self.ir_datasets
+        )
+
+    @classmethod
+    def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
+        given = [k for k in SOURCE_KEYS if data.get(k) is not None]
+        if len(given) != 1:
+            keys = list(SOURCE_KEYS)
+            yield (), f"needs exactly one source: {', '.join(keys[:-1])} or {keys[-1]}" + (
+                f" (got {', '.join(given)})" if given else ""
+            )
+            return
+        source = SOURCE_KEYS[given[0]]
+        for key in FILE_KEYS:
+            if key in source.files and data.get(key) is None:
+                yield (key,), f"missing (required with {source.key})"
+            elif key not in source.files and data.get(key) is not None:
+                yield (key,), f"not used with {source.key} (which provides its own)"
+        if "split" in data and source.kind != "beir":
+            yield ("split",), f"only used with a beir folder (not {source.key})"
+        first_stage = data.get("first_stage")
+        if source.computes_first_stage and first_stage not in (None, *COMPUTED_FIRST_STAGES):
+            yield ("first_stage",), (f"must be one of {', '.join(COMPUTED_FIRST_STAGES)} with {source.key} "
+                                     f"(the harness computes it), got {first_stage!r}")  # fmt: skip
+        if source.kind == "candidates" and data.get("add_judged_positives") is True:
+            yield ("add_judged_positives",), "needs the documents' text: use run+corpus, beir or ir_datasets"
+        if source.kind == "beir" and isinstance(data.get("beir"), str) and isinstance(data.get("split", "test"), str):
+            folder = (Path((info.context or {}).get("base_dir") or ".") / data["beir"]).resolve()
+            for rel in BEIR_FILES if folder.is_dir() else ():
+                if not (folder / rel.format(split=data.get("split", "test"))).is_file():
+                    yield ("beir",), f"BEIR folder {folder} has no {rel.format(split=data.get('split', 'test'))}"
+        if source.kind == "ir_datasets" and isinstance(data.get("ir_datasets"), str) and data["ir_datasets"].strip():
+            problem = C.ir_datasets_id_problem(data["ir_datasets"])
+            if problem:
+                yield ("ir_datasets",), problem
+
+
+class RerankerSpec(Record):
+    """One reranker: a backend (``harness.backends.registry``), a model and its settings."""
+
+    name: Name
+    backend: Backend
+    model: ModelRef  # Hub id, absolute path, or local:<recipe>
+    dtype: Dtype = None
+    batch_size: PositiveInt = 32
+    max_length: OptPositiveInt = None
+    device: Text = "auto"
+    instruction: OptText = None
+    options: Mapping = Field(default_factory=dict)
+
+    @classmethod
+    def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
+        info_ = BACKENDS.get(data.get("backend"))
+        options = data.get("options")
+        if info_ is not None and isinstance(options, dict) and info_.options:
+            for key in sorted(set(options) - info_.options):
+                yield ("options", key), (f"unknown option for the {info_.name} backend; known: "
+                                         f"{', '.join(sorted(info_.options))}")  # fmt: skip
+
+
+class MeasureSpec(Record):
+    warmup_queries: NonNegInt = 2
+    repeats: PositiveInt = 1
+
+
+from .train import TrainSpec  # noqa: E402  (the train section's records use the field types above)
+
+
+def _metric_list(v: Any, _: Path) -> list:
+    if not isinstance(v, list) or not v:
+        raise Invalid(f"must be a non-empty list of metric names, {got(v)}")
+    out = []
+    for m in v:  # unknown and duplicate metrics are cross-checks (each names its index)
+        try:
+            out.append(validate_metric(m))
+        except (ValueError, TypeError):
+            out.append(m)
+    return out
+
+
+class Suite(Record):
+    """A suite: datasets, rerankers (or a train section), baseline, metrics, measurement settings."""
+
+    derived_fields = ("path", "raw")
+    name: Name
+    path: Path | None = None  # the suite file (set by load_suite)
+    datasets: Annotated[list[DatasetSpec], Checked(C.nonempty_list())]
+    rerankers: Annotated[list[RerankerSpec], Checked(C.nonempty_list(allow_empty=True))] = Field(
+        default_factory=list
+    )
+    baseline: OptText = None
+    metrics: Annotated[list[str], Checked(_metric_list)] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    measure: MeasureSpec = Field(default_factory=MeasureSpec)
+    seed: NonNegInt = 0
+    train: TrainSpec | None = None  # the train: section (models trained, then evaluated as rerankers)
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)  # the mapping as read
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return next(d for d in self.datasets if d.name == name)
+
+    def reranker(self, name: str) -> RerankerSpec:
+        return next(r for r in self.rerankers if r.name == name)
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        if info.context is not None:  # the train section checks its models' datasets against these
+            entries = data.get("datasets") if isinstance(data.get("datasets"), list) else []
+            info.context["dataset_names"] = [e.get("name") for e in entries if isinstance(e, dict)]
+        return data
+
+    @classmethod
+    def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
+        train = data.get("train")
+        if train is None and "rerankers" not in data:
+            yield ("rerankers",), "missing (required unless the suite has a train section)"
+        elif train is None and data.get("rerankers") == []:
+            yield ("rerankers",), "must be a non-empty list (or give a train section), got an empty list"
+        metrics = data.get("metrics")
+        seen_metrics: list[str] = []
+        for i, m in enumerate(metrics if isinstance(metrics, list) else []):
+            try:
+                canon = validate_metric(m)
+            except (ValueError, TypeError) as exc:
+                yield ("metrics", i), str(exc)
+                continue
+            if canon in seen_metrics:
+                yield ("metrics", i), f"duplicate metric {canon!r}"
+            seen_metrics.append(canon)
+        names = {kind: _raw_names(data.get(kind)) for kind in ("datasets", "rerankers")}
+        for kind, listed in names.items():
+            seen: dict[str, int] = {}
+            for i, n in enumerate(listed):
+                if n is not None and n in seen:
+                    yield (kind, i, "name"), f"duplicate name {n!r} (also {kind}[{seen[n]}])"
+                seen.setdefault(n, i)
+        entries = data.get("datasets") if isinstance(data.get("datasets"), list) else []
+        stages = {e.get("first_stage", "bm25") for e in entries if isinstance(e, dict)}
+        for i, n in enumerate(names["rerankers"]):
+            if n is not None and n in stages:
+                yield ("rerankers", i, "name"), f"{n!r} is also a dataset's first_stage (a row of its own in reports)"
+        all_names = [n for n in names["rerankers"] if n is not None]
+        trained = _trained_names(train)
+        for i, n in trained:
+            if n in all_names:
+                yield ("train", "models", i, "name"), f"trained reranker {n!r} is also a name in rerankers"
+            elif n in stages:
+                yield ("train", "models", i, "name"), f"trained reranker {n!r} is also a dataset's first_stage"
+        all_names += [n for _, n in trained]
+        baseline = data.get("baseline")
+        if isinstance(baseline, str) and baseline not in all_names:
+            yield ("baseline",), f"{baseline!r} is not one of the rerankers ({', '.join(all_names)})"
+
+
+def _raw_names(entries: Any) -> list[str | None]:
+    """Names as written, so that entries with other errors still count."""
+    entries = entries if isinstance(entries, list) else []
+    return [e.get("name") if isinstance(e, dict) and isinstance(e.get("name"), str) else None for e in entries]
+
+
+def _trained_names(train: Any) -> list[tuple[int, str]]:
+    if not isinstance(train, dict) or not isinstance(train.get("models"), list):
+        return []
+    out = []
+    for i, m in enumerate(train["models"]):
+        if isinstance(m, dict) and isinstance(m.get("name"), str):
+            backends = m.get("backends") if isinstance(m.get("backends"), list) else list(BACKENDS)
+            out += [(i, f"{m['name']}-{b}") for b in backends if isinstance(b, str)]
+    return out
+
+
+__all__ = ["DatasetSpec", "MeasureSpec", "RerankerSpec", "Suite", "TrainSpec", "ValidationError",
+           "default_relevance_level"]  # fmt: skip
