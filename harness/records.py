@@ -69,6 +69,8 @@ def message_of(error: dict) -> str:
         return error["msg"]
     if error["type"] == "missing":
         return "missing (required)"
+    if error["type"] == "value_error":  # a model's own rule: its message says it all
+        return error["msg"].removeprefix("Value error, ")
     return f"{error['msg'][:1].lower()}{error['msg'][1:]}, {got(error.get('input'))}"
 
 

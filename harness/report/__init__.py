@@ -302,6 +302,11 @@ def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) 
     baselines = sorted({r["baseline"] for r in results if r.get("baseline")})
     lines = [f"# Reranker leaderboard: {', '.join(suites)}", ""]
     lines += [_to_markdown(environments_table(results, sources)), ""]
+    for res, source in zip(results, sources):
+        if res.get("complete") is False:  # cut short (signal, crash): what it holds is valid, the rest is missing
+            reason = res.get("incomplete_reason") or "reason not recorded"
+            lines += [f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
+                      f"{len(res['runs'])} runs.", ""]  # fmt: skip
     if baselines:
         lines.append(
             f"Baseline: {', '.join(f'`{b}`' for b in baselines)}. Ratios and Δ compare each run with the baseline run "

@@ -196,7 +196,7 @@ def test_report_command_bad_file_is_a_one_line_error(tmp_path, capsys):
     bad.write_text('{"schema": 7}')
     assert main(["report", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"harness: error: {bad}: schema 7 is not supported: this harness reads schema 1"
+    assert err == f"harness: error: {bad}: schema 7 is not supported: this harness reads schemas 1 and 2"
     assert main(["report", str(tmp_path / "missing.json")]) == 2
     assert "no such results file" in capsys.readouterr().err
 

@@ -1,4 +1,4 @@
-"""Results files (schema 1): round trip, atomic writes, validation errors."""
+"""Results files (schema 2, schema 1 still read): round trip, atomic writes, validation errors, locks, names."""
 
 from __future__ import annotations
 
@@ -6,19 +6,37 @@ import copy
 import datetime as dt
 import json
 import math
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from harness.results import ResultsError, default_output, load_results, save_results, validate
+from harness.results import (
+    OutputLock,
+    ResultsError,
+    ResultsWriter,
+    claim_default_output,
+    default_output,
+    load_results,
+    read_results,
+    save_results,
+    validate,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def sample_results() -> dict:
     protocol = {"first_stage": "bm25", "top_k": 10, "add_judged_positives": False, "dataset_fingerprint": "ab" * 32}
     return {
-        "schema": 1,
+        "schema": 2,
         "suite": "toy",
         "baseline": "b",
         "metrics": ["ndcg@10"],
+        "complete": True,
         "environment": {"chip": {"name": "Test chip"}, "date": "2026-01-01T00:00:00+00:00"},
         "runs": [
             {"dataset": "d", "reranker": "bm25", "backend": "first_stage", "device": None, "status": "ok",
@@ -40,6 +58,25 @@ def test_round_trip(tmp_path):
     assert path == tmp_path / "sub" / "r.json"
     assert load_results(path) == obj
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind
+    typed = read_results(path)
+    assert typed.runs[1].perf.latency_ms.p95 == 12.5 and typed.complete is True
+
+
+def test_schema_1_files_are_read_as_schema_2(tmp_path):
+    old = sample_results()
+    old["schema"] = 1
+    del old["complete"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    loaded = load_results(path)
+    assert loaded["schema"] == 2 and loaded["complete"] is None  # not recorded in schema 1
+    assert loaded["runs"] == old["runs"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "results").glob("*.json")), ids=lambda p: p.name)
+def test_every_committed_results_file_loads(path):
+    results = load_results(path)
+    assert results["runs"] and results["schema"] == 2
 
 
 def test_save_replaces_atomically_and_keeps_old_file_on_invalid_data(tmp_path):
@@ -51,6 +88,38 @@ def test_save_replaces_atomically_and_keeps_old_file_on_invalid_data(tmp_path):
         save_results(bad, path)
     assert load_results(path) == sample_results()
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+_CRASH = """
+import os, signal, sys
+from harness.results import store
+obj = store.load_results(sys.argv[1])
+obj["runs"] = obj["runs"] * 2000  # a large file: the crash comes mid-save
+real_fsync = os.fsync
+def crash(fd):  # the temporary file is written, the rename has not happened: die as a power cut would
+    os.kill(os.getpid(), signal.SIGKILL)
+store.os.fsync = crash
+store.save_results(obj, sys.argv[1])
+"""
+
+
+def test_a_crash_during_save_keeps_the_old_file_intact(tmp_path):
+    path = save_results(sample_results(), tmp_path / "r.json")
+    before = path.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", _CRASH, str(path)], cwd=REPO, capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert path.read_bytes() == before and load_results(path) == sample_results()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "r.json"]
+    assert all(n.startswith(".r.json.") and n.endswith(".tmp") for n in leftovers)  # never read as results
+
+
+def test_files_keep_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_results(sample_results(), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_non_finite_numbers_are_stored_as_null(tmp_path):
@@ -75,22 +144,30 @@ def _broken(mutate):
     "mutate, message",
     [
         (lambda o: o.pop("schema"), "no 'schema' key"),
-        (lambda o: o.update(schema=2), "schema 2 is not supported"),
-        (lambda o: o.update(runs={}), "'runs' must be a list"),
-        (lambda o: o.pop("environment"), "'environment' must be a dict"),
-        (lambda o: o["runs"][1].update(status="fine"), r"runs\[1\] \(b on d\): 'status' must be one of"),
-        (lambda o: o["runs"][2].pop("error"), r"runs\[2\] \(c on d\): an error run needs a non-empty 'error'"),
-        (lambda o: o["runs"][1].pop("perf"), r"runs\[1\] \(b on d\): 'perf' must be an object"),
-        (lambda o: o["runs"][1]["perf"]["latency_ms"].pop("p95"), "perf.latency_ms must hold numbers"),
-        (lambda o: o["runs"][1].update(latency_samples_ms="fast"), "'latency_samples_ms' must be a list"),
-        (lambda o: o["runs"][0].update(metrics={"ndcg@10": "high"}), "'metrics' must map metric names to numbers"),
-        (lambda o: o["runs"][0].pop("reranker"), r"runs\[0\]: 'reranker' must be a non-empty string"),
-        (lambda o: o["runs"][0].pop("protocol"), "'protocol' must be an object"),
+        (lambda o: o.update(schema=3), "schema 3 is not supported"),
+        (lambda o: o.update(runs={}), "runs: input should be a valid list"),
+        (lambda o: o.pop("environment"), r"environment: missing \(required\)"),
+        (lambda o: o["runs"][1].update(status="fine"), r"runs\[1\] \(b on d\)\.status: input should be 'ok' or"),
+        (lambda o: o["runs"][2].pop("error"), r"runs\[2\] \(c on d\): an error run needs a non-empty error"),
+        (lambda o: o["runs"][1].pop("perf"), r"runs\[1\] \(b on d\): an ok reranker run needs perf"),
+        (lambda o: o["runs"][1]["perf"]["latency_ms"].pop("p95"), r"perf\.latency_ms\.p95: missing"),
+        (lambda o: o["runs"][1].update(latency_samples_ms="fast"), r"latency_samples_ms: input should be a valid list"),
+        (lambda o: o["runs"][0].update(metrics={"ndcg@10": "high"}), r"metrics\.ndcg@10: input should be a valid num"),
+        (lambda o: o["runs"][0].update(metrics={"ndcg@10": True}), r"metrics\.ndcg@10: input should be a valid num"),
+        (lambda o: o["runs"][0].pop("reranker"), r"runs\[0\]\.reranker: missing \(required\)"),
+        (lambda o: o["runs"][0].pop("protocol"), r"protocol: missing \(required\)"),
     ],
 )
 def test_validation_errors_name_the_place(mutate, message):
     with pytest.raises(ResultsError, match=message):
         validate(_broken(mutate))
+
+
+def test_every_problem_is_reported_at_once():
+    bad = _broken(lambda o: (o["runs"][0].pop("reranker"), o["runs"][1]["perf"].pop("pairs_per_s")))
+    with pytest.raises(ResultsError) as info:
+        validate(bad)
+    assert "runs[0].reranker" in str(info.value) and "perf.pairs_per_s" in str(info.value)
 
 
 def test_first_stage_runs_need_no_perf():
@@ -111,8 +188,41 @@ def test_load_errors_are_one_line_with_the_path(tmp_path):
     other.write_text(json.dumps({"hello": 1}))
     with pytest.raises(ResultsError, match=r"other\.json: no 'schema' key: not a harness results file"):
         load_results(other)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps(sample_results()).replace("Test chip", "Test chïp").encode("latin-1"))
+    with pytest.raises(ResultsError, match=r"latin\.json: not UTF-8 text") as info:
+        load_results(latin)
+    assert "\n" not in str(info.value)
 
 
 def test_default_output_name():
     when = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
     assert str(default_output("trec dl/19", when)) == "results/trec_dl_19-20260304T050607Z.json"
+
+
+def test_default_names_are_unique_for_runs_started_together(tmp_path):
+    paths = [claim_default_output("smoke", directory=tmp_path) for _ in range(3)]  # same second
+    assert len(set(paths)) == 3 and all(p.exists() for p in paths)
+
+
+def test_a_second_writer_of_one_output_is_refused(tmp_path):
+    path = tmp_path / "r.json"
+    with OutputLock(path):
+        code = f"from harness.results import OutputLock\nOutputLock({str(path)!r}).acquire()"
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode != 0 and "is being written by another harness run" in proc.stderr
+    OutputLock(path).acquire().release()  # free again once the first run ends
+
+
+def test_a_failed_save_goes_to_a_fallback_path(tmp_path, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    writer = ResultsWriter(folder / "r.json", log=print)
+    writer.save(sample_results())
+    folder.rename(tmp_path / "moved")  # the output folder is gone mid-suite, a file in its place: no save can work
+    folder.write_text("not a folder")
+    written = writer.save(sample_results())
+    assert written != folder / "r.json" and load_results(written) == sample_results()
+    assert f"results go to {written}" in capsys.readouterr().out
+    assert writer.save(sample_results()) == written  # later saves go on there
+    written.unlink()

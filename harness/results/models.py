@@ -1,0 +1,176 @@
+"""The results file's typed records (schema 2, pydantic): file, environment, run, protocol, perf, train block.
+
+Known keys are typed and checked; keys a later harness adds are kept (``extra="allow"``), so that readers ignore
+what they do not know. Schema-1 files are read by ``harness.results.store.upgrade`` (below schema 2 they only lack
+``complete``). Numbers are strict (``true`` or ``"0.5"`` is not a number); JSON has no NaN, so non-finite values
+are stored as null.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 2
+FIRST_STAGE = "first_stage"  # the ``backend`` of a dataset's first-stage run
+STATUSES = ("ok", "error")
+TRAIN_NUMBERS = ("wall_time_s", "train_time_s", "tokens_per_s", "peak_memory_mb")  # ok train blocks: number or null
+
+Number = Annotated[float, Field(strict=True)] | None
+Count = Annotated[int, Field(strict=True)] | None
+Name = Annotated[str, Field(min_length=1)]
+
+
+class Open(BaseModel):
+    """A record that keeps keys it does not know (a later harness may add some)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Latency(Open):
+    p50: Number
+    p95: Number
+    p99: Number
+    mean: Number = None
+    min: Number = None
+    max: Number = None
+
+
+class Perf(Open):
+    """Throughput and memory of one measured run (docs/results-schema.md, ``perf``)."""
+
+    pairs_per_s: Number
+    tokens_per_s: Number
+    latency_ms: Latency
+    peak_memory_mb: Number
+    peak_rss_mb: Number = None
+    load_s: Number = None
+    timed_s: Number = None
+    queries: Count = None
+    pairs: Count = None
+    tokens: Count = None
+    mean_tokens_per_pair: Number = None
+    pairs_truncated: Count = None
+    warmup_queries: Count = None
+    repeats: Count = None
+    repeats_identical: bool | None = None
+    max_repeat_abs_diff: Number = None
+    batch_size: Count = None
+
+
+class Protocol(Open):
+    """How the figures were made: the dataset loader's record, then the reranker's resolved settings."""
+
+    first_stage: str | None = None
+    top_k: Count = None
+    max_queries: Count = None
+    relevance_level: Count = None
+    seed: Count = None
+    add_judged_positives: bool | None = None
+    n_queries: Count = None
+    n_pairs: Count = None
+    source: str | None = None
+    dataset_fingerprint: str | None = None
+    model: str | None = None
+    model_path: str | None = None
+    model_fingerprint: str | None = None
+    max_length: Count = None
+    max_length_source: str | None = None
+    dtype: str | None = None
+    batch_size: Count = None
+    warmup_queries: Count = None
+    repeats: Count = None
+
+
+class TrainBlock(Open):
+    """One training (model, backend): identical in ``train.models`` and in the runs of that trained reranker."""
+
+    model: Name
+    backend: Name
+    status: Literal["ok", "error"]
+    error: str | None = None
+    steps: Count = None
+    wall_time_s: Number = None
+    train_time_s: Number = None
+    tokens_per_s: Number = None
+    peak_memory_mb: Number = None
+
+    @model_validator(mode="after")
+    def _by_status(self) -> TrainBlock:
+        if self.status == "error" and not self.error:
+            raise ValueError("a failed training needs a non-empty error")
+        if self.status == "ok":
+            missing = [k for k in (*TRAIN_NUMBERS, "steps") if k not in self.model_fields_set]
+            if missing or self.steps is None:
+                raise ValueError(f"an ok training needs {', '.join(missing or ['steps'])}")
+        return self
+
+
+class Run(Open):
+    """One (dataset, reranker) run, ok or error; the first stage is a run with backend ``first_stage``."""
+
+    dataset: Name
+    reranker: Name
+    backend: Name
+    device: str | None = None
+    status: Literal["ok", "error"]
+    error: str | None = None
+    traceback: str | None = None
+    signal: str | None = None
+    log_tail: str | None = None
+    metrics: dict[str, Number]
+    per_query: dict[str, dict[str, Number]]
+    perf: Perf | None = None
+    latency_samples_ms: list[Annotated[float, Field(strict=True)]] | None = None
+    protocol: Protocol
+    system: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    train: TrainBlock | None = None
+
+    @model_validator(mode="after")
+    def _by_status(self) -> Run:
+        if self.status == "error" and not self.error:
+            raise ValueError("an error run needs a non-empty error message")
+        if self.status == "ok" and self.backend != FIRST_STAGE:
+            if self.perf is None:
+                raise ValueError("an ok reranker run needs perf")
+            if self.latency_samples_ms is None:
+                raise ValueError("an ok reranker run needs latency_samples_ms")
+        return self
+
+
+class Environment(Open):
+    """Where it ran (``harness.environment.capture_environment``)."""
+
+    chip: dict[str, Any] = Field(default_factory=dict)
+    os: dict[str, Any] | None = None
+    python: dict[str, Any] | None = None
+    packages: dict[str, str | None] = Field(default_factory=dict)
+    blas: str | None = None
+    git: dict[str, Any] | None = None
+    date: str | None = None
+    hostname_hash: str | None = None
+
+
+class TrainSummary(Open):
+    models: list[TrainBlock]
+
+
+class ResultsFile(Open):
+    """One ``harness run``: the suite, where it ran, every run; ``complete`` false when it was cut short."""
+
+    schema_version: Literal[2] = Field(alias="schema")
+    suite: Name
+    suite_path: str | None = None
+    baseline: str | None = None
+    metrics: list[str] = Field(default_factory=list)
+    measure: dict[str, Any] = Field(default_factory=dict)
+    seed: Count = None
+    selection: dict[str, Any] = Field(default_factory=dict)
+    fingerprint: str | None = None  # sha256 of the suite's settings and the selection: --resume needs it equal
+    complete: bool | None = None  # null: not recorded (schema 1 files)
+    incomplete_reason: str | None = None
+    environment: Environment
+    runs: list[Run]
+    train: TrainSummary | None = None
