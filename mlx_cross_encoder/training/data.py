@@ -201,8 +201,7 @@ def merge_by_query(groups: Sequence[Group]) -> list[Group]:
 
 # -- batching ----------------------------------------------------------------------------------------------
 
-POINTWISE_LOSSES = ("bce", "mse")
-GROUPED_LOSSES = ("listwise", "margin_mse")
+from .settings import GROUPED_LOSSES, POINTWISE_LOSSES  # noqa: E402  (re-exported: the trainers import them here)
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:

@@ -51,7 +51,7 @@ class MLXCrossEncoderTrainer(RerankerTrainerBase):
     def _prepare(self) -> None:
         cfg = self.config
         module = self.encoder.model
-        if cfg.fine_tune_type == "full":
+        if cfg.fine_tune() == "full":
             self.adapter_config = setup_full(module)
         else:
             if cfg.quantize and not self.encoder.quantize:

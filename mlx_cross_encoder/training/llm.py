@@ -84,7 +84,7 @@ class Qwen3RerankerTrainer(RerankerTrainerBase):
         blocks = self._blocks()
         if cfg.lora_num_layers > len(blocks):
             raise ValueError(f"lora_num_layers={cfg.lora_num_layers} but the model has {len(blocks)} layers")
-        if cfg.fine_tune_type == "full":
+        if cfg.fine_tune() == "full":
             model.freeze()
             chosen = blocks if cfg.lora_num_layers < 0 else blocks[len(blocks) - cfg.lora_num_layers :]
             for block in chosen:

@@ -51,7 +51,7 @@ def mse(scores: mx.array, targets: mx.array) -> mx.array:
     return mx.square(scores.astype(mx.float32).reshape(-1) - targets.astype(mx.float32).reshape(-1)).mean()
 
 
-LOSSES = ("bce", "listwise", "margin_mse", "mse")
+from .settings import LOSSES  # noqa: E402
 
 
 def compute_loss(name: str, scores: mx.array, labels: mx.array, teacher: mx.array | None, group_size: int | None,

@@ -7,7 +7,7 @@ import math
 import mlx.core as mx
 import mlx.optimizers as optim
 
-SCHEDULERS = ("linear", "cosine", "constant")
+from .settings import LR_SCHEDULERS as SCHEDULERS
 
 
 def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear",

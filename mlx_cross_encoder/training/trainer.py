@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..base import length_sorted_batches, validate_pairs
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import TrainingConfig
+from .settings import TrainingSettings
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
 from .losses import compute_loss
 from .lora import read_adapter_config, save_adapter
@@ -50,11 +50,11 @@ def _micro_seed(seed: int, epoch: int, micro: int) -> int:
 class RerankerTrainerBase:
     """Shared loop; see the module docstring for what subclasses implement."""
 
-    config: TrainingConfig
+    config: TrainingSettings
     model: nn.Module
     adapter_config: dict[str, Any]
 
-    def __init__(self, config: TrainingConfig):
+    def __init__(self, config: TrainingSettings):
         self.config = config
         self._prepared = False
         self.optimizer: optim.Optimizer | None = None
@@ -172,7 +172,7 @@ class RerankerTrainerBase:
         micro_per_epoch = len(batcher)
         updates_per_epoch = math.ceil(micro_per_epoch / accum)
         total_steps = cfg.max_steps if cfg.max_steps else updates_per_epoch * cfg.num_epochs
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
+        warmup = cfg.warmup_updates(total_steps)
         schedule = make_schedule(cfg.learning_rate, total_steps, warmup, cfg.lr_scheduler)
         self.optimizer = optimizer = make_optimizer(schedule, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
         optimizer.init(self.model.trainable_parameters())
