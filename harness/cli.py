@@ -1,7 +1,8 @@
 """``harness``: run suites, report results, list what is available.
 
 Exit codes: 0 success; 1 a suite ran but some of its runs failed (they are in the results as errors);
-2 bad input (suite, file, argument), reported on one line without a traceback.
+2 bad input (suite, file, argument), reported on one line without a traceback; 128 + N when stopped by signal N
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP): the results file then holds the finished runs, marked incomplete.
 """
 
 from __future__ import annotations
@@ -42,20 +43,23 @@ def _positive_float(text: str) -> float:
 def _write(text: str, output: str | None) -> None:
     print(text)
     if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        print(f"report written to {path}", file=sys.stderr)
+        from .results import write_atomically
+
+        write_atomically(text + "\n", Path(output))
+        print(f"report written to {output}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import build_report
+    from .results import check_writable
     from .run.executor import DEFAULT_TIMEOUT_S, run_suite
     from .suite import load_suite
 
     if not Path(args.suite).is_file():
         raise InputError(f"suite file not found: {args.suite}")
     suite = load_suite(args.suite)
+    if args.report:
+        check_writable(args.report, "--report")  # found now, not after hours of measuring
     results, path = run_suite(
         suite,
         output=args.output,
@@ -64,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout or DEFAULT_TIMEOUT_S,
         progress=not args.no_progress,
         train_max_pairs=args.train_max_pairs,
+        overwrite=args.overwrite,
+        resume=args.resume,
     )
     print(f"results written to {path}", file=sys.stderr)
     _write(build_report([results], [str(path)]), args.report)
@@ -137,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run every (reranker, dataset) of a suite, each in its own process; write a "
                          "results file and print the leaderboard. Exit 1 when some runs failed.")  # fmt: skip
     run.add_argument("suite", metavar="SUITE", help="suite YAML file (e.g. suites/smoke.yaml)")
-    run.add_argument("--output", metavar="FILE", help="results file (default: results/<suite>-<UTC timestamp>.json)")
+    run.add_argument("--output", metavar="FILE", help="results file (default: results/<suite>-<UTC timestamp>.json, "
+                     "made unique); an existing file is refused unless --overwrite or --resume")  # fmt: skip
+    run.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    run.add_argument("--resume", action="store_true",
+                     help="complete an existing --output file of the same suite and settings: keep its ok runs "
+                     "(same candidates, same weights), run the rest")  # fmt: skip
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these rerankers and/or datasets")
     run.add_argument("--max-queries", type=_positive_int, metavar="N", help="use at most N queries per dataset")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
@@ -165,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .results import ResultsError
+    from .run.interrupt import Interrupted, stop_reason
     from .suite import SuiteError
 
     parser = build_parser()
@@ -175,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines() or [type(exc).__name__]:  # a SuiteError holds one problem per line
             print(f"harness: error: {line}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as exc:
+        where = getattr(exc, "results_path", None)
+        saved = f"; the finished runs are in {where} (marked incomplete)" if where else ""
+        print(f"harness: {stop_reason(exc)}{saved}", file=sys.stderr)
+        return 128 + (exc.signum if isinstance(exc, Interrupted) else 2)
 
 
 if __name__ == "__main__":

@@ -1,310 +1,91 @@
-"""Run a suite: every (reranker, dataset) measured in its own worker process, results stored as they come.
+"""Run a suite: plan the steps, then one loop measures each in its own worker and stores results as they come.
 
-The parent process loads each dataset once (recording its fingerprint) and hands the very same candidates to
-every reranker's worker (``harness.run.worker``) through a JSON file; it resolves each reranker's model directory,
-truncation length and dtype once, so paired backends (e.g. MLX and PyTorch on one checkpoint) get identical
-inputs. A worker that raises, crashes, is killed (typically by the OOM killer) or times out becomes a run with
-``status: "error"`` and the message; the other runs go on. Quality is evaluated here, with
-``harness.metrics.evaluate``, on the scores of the first timed pass; the first stage is a run of its own.
+Flow: ``select_all`` (``--only``) -> ``open_output`` (lock, refuse an existing file unless ``--overwrite`` or
+``--resume``) -> training (suites with a ``train:`` section: ``harness.training``, one ``harness.train_worker``
+per model and backend) -> ``plan_steps`` -> for each dataset: load it once (fingerprint recorded), write its
+candidates for the workers, then run each step: the first stage (evaluated here), each reranker and each trained
+model (``harness.run.spawn`` -> ``harness.run.worker``; scores evaluated here with ``harness.metrics``).
 
-A suite with a ``train:`` section first trains (``harness.training``: data, dev split, held-out check; one
-``harness.train_worker`` process per model and backend, failures recorded the same way), then evaluates every
-trained model as a reranker named ``<model>-<backend>``; those runs carry a ``train`` block.
+A worker that raises, crashes, is killed or times out becomes a run with ``status: "error"`` (``error_run``); the
+other runs go on. The results file is rewritten atomically after every step; a save that fails goes to a fallback
+path once. Ctrl-C, SIGTERM and SIGHUP stop the run: the worker's process group is killed, the temporary folder
+removed, and the file saved with ``"complete": false`` and the reason. ``--resume`` keeps the ok runs of a file
+written with the same suite fingerprint (same settings, same selection) and the same candidates and weights.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import itertools
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import backends
-from ..environment import REPO_ROOT, capture_environment
-from ..results import FIRST_STAGE, SCHEMA_VERSION, default_output, save_results
+from ..environment import capture_environment
+from ..results import (
+    FIRST_STAGE,
+    SCHEMA_VERSION,
+    OutputLock,
+    ResultsError,
+    ResultsWriter,
+    check_writable,
+    claim_default_output,
+    load_results,
+)
+from .interrupt import signals_interrupt, stop_reason
+from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
+from .prepare import dataset_protocol, error_run, first_stage_run, prepare_reranker, scored_run, write_dataset_file
+from .spawn import spawn_worker
 
 DEFAULT_TIMEOUT_S = 4 * 3600
-OUTPUT_TAIL_BYTES = 4000
+TRAIN_WORKER = "harness.train_worker"
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def select(suite, only: Sequence[str] | None) -> tuple[list, list]:
-    """(rerankers, datasets) of the suite kept by ``--only`` names (each a reranker, a dataset, or a train model /
-    trained reranker name)."""
-    rerankers, datasets, _ = select_all(suite, only)
-    return rerankers, datasets
+def open_output(suite_name: str, output: str | Path | None, fingerprint: str, overwrite: bool = False,
+                resume: bool = False) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:  # fmt: skip
+    """The locked results path and, with ``resume``, the ok runs to keep (by (dataset, reranker)).
 
-
-def select_all(suite, only: Sequence[str] | None) -> tuple[list, list, list]:
-    """(rerankers, datasets, (train model, backend) pairs) kept by ``--only``: naming any reranker (plain, train
-    model ``minilm-full`` or trained ``minilm-full-mlx``) keeps only the named ones; naming datasets keeps only
-    those datasets."""
-    from ..suite import SuiteError
-    from ..training import selected_jobs, train_names
-
-    rerankers, datasets = list(suite.rerankers), list(suite.datasets)
-    train = getattr(suite, "train", None)
-    if not only:
-        return rerankers, datasets, selected_jobs(train, None) if train is not None else []
-    r_names, d_names, t_names = {r.name for r in rerankers}, {d.name for d in datasets}, train_names(train)
-    unknown = [n for n in only if n not in r_names | d_names | t_names]
-    if unknown:
-        trained = f"; trained: {', '.join(sorted(t_names))}" if t_names else ""
-        raise SuiteError(
-            f"--only {', '.join(unknown)}: not a reranker or dataset of suite {suite.name!r} "
-            f"(rerankers: {', '.join(sorted(r_names)) or 'none'}; datasets: {', '.join(sorted(d_names))}{trained})"
-        )
-    jobs = selected_jobs(train, None) if train is not None else []
-    if any(n in r_names | t_names for n in only):
-        rerankers = [r for r in rerankers if r.name in only]
-        jobs = selected_jobs(train, set(only)) if train is not None else []
-    if any(n in d_names for n in only):
-        datasets = [d for d in datasets if d.name in only]
-    return rerankers, datasets, jobs
-
-
-def train_root(results_path: Path) -> Path:
-    """Where a run's trained models go: ``results/<suite>-<ts>.json`` -> ``results/<suite>-<ts>.train/``."""
-    results_path = Path(results_path)
-    return results_path.with_name(results_path.stem + ".train") if results_path.suffix else \
-        results_path.with_name(results_path.name + ".train")  # fmt: skip
-
-
-def prepare_reranker(spec) -> dict[str, Any]:
-    """Resolve once, in the parent: model directory, truncation length, dtype, weights fingerprint."""
-    fields = spec.model_dump(mode="json")  # a harness.suite.RerankerSpec, handed to the worker as is
-    protocol: dict[str, Any] = {
-        "model": spec.model,
-        "instruction": fields["instruction"],
-        "dtype": fields["dtype"],
-        "batch_size": fields["batch_size"],
-        "device_requested": fields["device"],
-        "options": fields["options"],
-    }
-    prepared: dict[str, Any] = {"spec": fields, "protocol": protocol, "error": None}
+    An existing file is refused unless ``overwrite`` (replace it) or ``resume`` (keep its ok runs: only for a
+    file of the same suite fingerprint). Without ``output`` the default name is claimed exclusively."""
+    if overwrite and resume:
+        raise ResultsError("--overwrite and --resume exclude each other")
+    if output is None:
+        if resume:
+            raise ResultsError("--resume needs --output (the results file to complete)")
+        path = claim_default_output(suite_name)
+        return path, OutputLock(path).acquire(), {}
+    path = Path(output)
+    check_writable(path, "--output")
+    lock = OutputLock(path).acquire()
     try:
-        module = backends.backend_module(spec.backend)
-        protocol["dtype"] = backends.canonical_dtype(fields["dtype"])
-        model_dir = backends.resolve_model_dir(spec.model)
-        max_length, source = backends.resolve_max_length(model_dir, fields["max_length"])
-        protocol.update(
-            model_path=str(model_dir),
-            model_fingerprint=backends.weights_fingerprint(model_dir),
-            max_length=max_length,
-            max_length_source=source,
-        )
-        prepared.update(model_dir=str(model_dir), max_length=max_length, module=module)
-    except Exception as exc:  # recorded as an error run per dataset; the other rerankers go on
-        prepared["error"] = f"{type(exc).__name__}: {exc}"
-    return prepared
-
-
-def dataset_protocol(ds, spec, seed: int, fingerprint: str) -> dict[str, Any]:
-    """How the candidates were made (the loader's own record first): identical for every system compared."""
-    protocol = dict(ds.protocol or {})
-    protocol["first_stage"] = ds.first_stage
-    protocol["relevance_level"] = ds.relevance_level
-    protocol.setdefault("top_k", getattr(spec, "top_k", None))
-    protocol.setdefault("add_judged_positives", getattr(spec, "add_judged_positives", False))
-    protocol.setdefault("max_queries", getattr(spec, "max_queries", None))
-    protocol.setdefault("seed", seed)
-    protocol.setdefault("n_queries", len(ds.candidates))
-    protocol.setdefault("n_pairs", sum(len(c) for c in ds.candidates.values()))
-    protocol.setdefault("source", ds.source)
-    protocol["dataset_fingerprint"] = fingerprint
-    return protocol
-
-
-def write_dataset_file(ds, fingerprint: str, path: Path) -> Path:
-    """What a worker needs (no qrels): queries and candidate texts in first-stage order."""
-    queries = [
-        {"qid": qid, "query": ds.queries[qid], "docids": [c.docid for c in cands], "texts": [c.text for c in cands]}
-        for qid, cands in ds.candidates.items()
-        if cands
-    ]
-    path.write_text(json.dumps({"name": ds.name, "fingerprint": fingerprint, "queries": queries}))
-    return path
-
-
-def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> dict[str, Any]:
-    """The first stage evaluated in its stored order (score = candidates - position, so ties cannot reorder it)."""
-    from ..metrics import evaluate
-
-    run = {qid: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for qid, cands in ds.candidates.items()}
-    means, per_query = evaluate(ds.qrels, run, metrics, ds.relevance_level)
-    return {
-        "dataset": ds.name,
-        "reranker": ds.first_stage,
-        "backend": FIRST_STAGE,
-        "device": None,
-        "status": "ok",
-        "metrics": means,
-        "per_query": per_query,
-        "protocol": {**protocol, "scoring": "first-stage order"},
-    }
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _pump(stream, sink: Callable[[str], None] | None, tail: deque) -> None:
-    """Copy a worker's output (progress bars, logs) to our stderr, keeping its tail for error messages."""
-    while chunk := os.read(stream.fileno(), 4096):
-        text = chunk.decode(errors="replace")
-        tail.append(text)
-        while sum(len(t) for t in tail) > OUTPUT_TAIL_BYTES and len(tail) > 1:
-            tail.popleft()
-        if sink is not None:
-            sink(text)
-
-
-def _tail_lines(tail: deque, n: int = 8) -> str:
-    lines = [line.rstrip() for line in "".join(tail).replace("\r", "\n").splitlines() if line.strip()]
-    return "\n".join(lines[-n:])
-
-
-def run_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True,
-               module: str = "harness.run.worker") -> dict[str, Any]:  # fmt: skip
-    """Run one job in ``python -m <module>`` (``harness.run.worker``, or ``harness.train_worker`` for training);
-    always returns a result dict (status ok or error)."""
-    index = len(list(workdir.glob("job-*.json")))
-    job_file, result_file = workdir / f"job-{index}.json", workdir / f"result-{index}.json"
-    job_file.write_text(json.dumps(job))
-    env = dict(os.environ)
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, str(job_file), str(result_file)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,  # its own process group: a timeout kills the worker and anything it started
-    )
-    tail: deque = deque()
-    sink = (lambda text: (sys.stderr.write(text), sys.stderr.flush())) if progress else None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, sink, tail), daemon=True)
-    pump.start()
-    timed_out = False
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-        code = proc.wait()
-    except BaseException:  # Ctrl-C in the parent: do not leave the worker running
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-        proc.wait()
+        if not path.exists() or path.stat().st_size == 0 or overwrite:
+            return path, lock, {}
+        if not resume:
+            raise ResultsError(f"{path} already exists; use --overwrite to replace it or --resume to complete it")
+        old = load_results(path)
+        if old["suite"] != suite_name or old.get("fingerprint") != fingerprint:
+            raise ResultsError(f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
+                               "settings or selection; use --overwrite or another --output")  # fmt: skip
+        kept = {(r["dataset"], r["reranker"]): r for r in old["runs"] if r["status"] == "ok" and "train" not in r}
+        return path, lock, kept
+    except BaseException:
+        lock.release()
         raise
-    pump.join(timeout=10)
-    proc.stdout.close()
-
-    output = _tail_lines(tail)
-    if timed_out:
-        return {"status": "error", "error": f"timed out after {timeout_s:g} s (worker killed)", "log_tail": output}
-    if result_file.is_file():
-        try:
-            result = json.loads(result_file.read_text())
-        except json.JSONDecodeError as exc:
-            return {"status": "error", "error": f"worker wrote an unreadable result ({exc})", "log_tail": output}
-        if result.get("status") == "ok" and code != 0:
-            return {"status": "error", "error": f"worker exited with status {code} after writing its result",
-                    "log_tail": output}  # fmt: skip
-        return result
-    if code < 0:
-        name = _signal_name(-code)
-        message = "killed (likely out of memory)" if -code == signal.SIGKILL else f"crashed ({name})"
-        return {"status": "error", "error": f"worker {message}", "signal": name, "log_tail": output}
-    last = output.splitlines()[-1] if output else "no output"
-    message = f"worker exited with status {code} without a result: {last}"
-    return {"status": "error", "error": message, "log_tail": output}
 
 
-def _error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str, **extra):
-    return {
-        "dataset": dataset,
-        "reranker": reranker,
-        "backend": backend,
-        "device": None,
-        "status": "error",
-        "error": message,
-        "metrics": {},
-        "per_query": {},
-        "protocol": protocol,
-        **extra,
-    }
-
-
-def reranker_run(ds, spec, prepared, protocol, metrics, measure, workdir, dataset_file, timeout_s, progress):
-    """Measure one reranker on one loaded dataset (worker process), then evaluate its scores here."""
-    from ..metrics import evaluate
-
-    protocol = {**protocol, **prepared["protocol"], "warmup_queries": measure.warmup_queries,
-                "repeats": measure.repeats}  # fmt: skip
-    if prepared["error"]:
-        return _error_run(ds.name, spec.name, spec.backend, protocol, prepared["error"])
-    job = {
-        "reranker": prepared["spec"],
-        "backend_module": prepared["module"],
-        "model_dir": prepared["model_dir"],
-        "max_length": prepared["max_length"],
-        "dataset_file": str(dataset_file),
-        "warmup_queries": measure.warmup_queries,
-        "repeats": measure.repeats,
-        "progress": progress,
-    }
-    result = run_worker(job, workdir, timeout_s, progress)
-    if result.get("status") != "ok":
-        extra = {k: result[k] for k in ("traceback", "signal", "log_tail") if result.get(k)}
-        message = result.get("error") or "unknown worker failure"
-        return _error_run(ds.name, spec.name, spec.backend, protocol, message, **extra)
-    scored = {}
-    for qid, cands in ds.candidates.items():
-        scores = result["scores"].get(qid, [])
-        if len(scores) != len(cands):
-            message = f"worker returned {len(scores)} scores for query {qid}, which has {len(cands)} candidates"
-            return _error_run(ds.name, spec.name, spec.backend, protocol, message)
-        scored[qid] = {c.docid: s for c, s in zip(cands, scores)}
-    try:
-        means, per_query = evaluate(ds.qrels, scored, metrics, ds.relevance_level)
-    except ValueError as exc:  # e.g. NaN scores
-        message = f"evaluation failed: {exc}"
-        return _error_run(ds.name, spec.name, spec.backend, protocol, message, warnings=result.get("warnings", []))
-    return {
-        "dataset": ds.name,
-        "reranker": spec.name,
-        "backend": spec.backend,
-        "device": result["device"],
-        "status": "ok",
-        "metrics": means,
-        "perf": result["perf"],
-        "protocol": protocol,
-        "per_query": per_query,
-        "latency_samples_ms": result["latency_samples_ms"],
-        "system": result["system"],
-        "warnings": result.get("warnings", []),
-    }
+def _describe(run: dict[str, Any]) -> str:
+    if run["status"] != "ok":
+        return f"error: {run['error'].splitlines()[0]}"
+    parts = [f"{m} {v:.4f}" for m, v in list(run["metrics"].items())[:2] if v is not None]
+    if run.get("perf"):
+        parts.append(f"{run['perf']['pairs_per_s']:.1f} pairs/s on {run['device']}")
+    return "ok: " + ", ".join(parts)
 
 
 def _train_summary(block: dict[str, Any]) -> str:
@@ -318,157 +99,199 @@ def _train_summary(block: dict[str, Any]) -> str:
     return "ok: " + ", ".join(parts)
 
 
-def run_training(plan, workdir: Path, timeout_s: float | None, progress: bool, on_done: Callable) -> None:
-    """Train every job of ``plan`` (``harness.training.TrainingPlan``), each in its own worker process; a failed
-    one is recorded (``block["status"] == "error"``) and the others go on."""
-    from ..training import train_block, trained_reranker
+class Execution:
+    """The state of one run of a suite: the results document, where it is saved, what was prepared."""
 
-    for job in plan.jobs:
-        shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
+    def __init__(self, suite, results: dict, writer: ResultsWriter, workdir: Path, kept: dict, *, max_queries,
+                 timeout_s, progress, log, total: int):  # fmt: skip
+        self.suite, self.results, self.writer, self.workdir, self.kept = suite, results, writer, workdir, kept
+        self.max_queries, self.timeout_s, self.progress, self.log, self.total = (
+            max_queries, timeout_s, progress, log, total)  # fmt: skip
+        self.prepared: dict[str, dict[str, Any]] = {}
+
+    def record(self, run: dict[str, Any], kept: bool = False) -> None:
+        self.results["runs"].append(run)
+        self.writer.save(self.results)
+        note = " (kept from the resumed file)" if kept else ""
+        self.log(f"[{len(self.results['runs'])}/{self.total}] {run['reranker']} on {run['dataset']}: "
+                 f"{_describe(run)}{note}")  # fmt: skip
+
+    def train(self, plan) -> None:
+        """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
+        from ..training import train_block, trained_reranker
+
+        n_jobs = len(plan.jobs)
+        self.log(f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
+                 f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into "
+                 f"{plan.root}")  # fmt: skip
+        for job in plan.jobs:
+            shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
+            try:
+                result = spawn_worker(job.job, self.workdir, self.timeout_s, self.progress, module=TRAIN_WORKER)
+            except Exception as exc:  # a harness bug must not lose the other trainings
+                result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            job.block = train_block(job, result)
+            if job.block["status"] == "ok":
+                job.spec = trained_reranker(job)
+                self.prepared[job.reranker] = prepare_reranker(job.spec)
+            self.results["train"]["models"].append(job.block)
+            self.writer.save(self.results)
+            self.log(f"[train {len(self.results['train']['models'])}/{n_jobs}] {job.reranker}: "
+                     f"{_train_summary(job.block)}")  # fmt: skip
+
+    def dataset(self, spec, steps: list[Step], index: int) -> None:
+        """Load one dataset, then run its steps; a dataset that cannot be loaded makes each step an error run."""
+        from ..sources import load_dataset
+
         try:
-            result = run_worker(job.job, workdir, timeout_s, progress, module="harness.train_worker")
-        except Exception as exc:  # a harness bug must not lose the other trainings
-            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-        job.block = train_block(job, result)
-        if job.block["status"] == "ok":
-            job.spec = trained_reranker(job)
-        on_done(job)
+            ds = load_dataset(spec, max_queries=self.max_queries, seed=self.suite.seed)
+            fingerprint = ds.fingerprint()
+            protocol = dataset_protocol(ds, spec, self.suite.seed, fingerprint)
+        except Exception as exc:  # every run on this dataset is an error; other datasets go on
+            message = f"dataset {spec.name} could not be loaded: {type(exc).__name__}: {exc}"
+            base = {"first_stage": spec.first_stage, "top_k": spec.top_k, "relevance_level": spec.relevance_level,
+                    "max_queries": self.max_queries if self.max_queries is not None else spec.max_queries,
+                    "seed": self.suite.seed}  # fmt: skip
+            for step in steps:
+                extra = {"train": step.job.block} if step.kind == "trained" else {}
+                reranker_protocol = self.prepared.get(step.reranker, {}).get("protocol", {})
+                self.record(error_run(spec.name, step.reranker, step.backend, {**base, **reranker_protocol},
+                                      message, **extra))  # fmt: skip
+            return
+        dataset_file = write_dataset_file(ds, fingerprint, self.workdir / f"dataset-{index}.json")
+        for step in steps:
+            try:
+                run, kept = self.step(step, ds, protocol, dataset_file)
+            except Exception as exc:  # a harness bug must not lose the other runs either
+                message = f"{type(exc).__name__}: {exc}"
+                run, kept = error_run(ds.name, step.reranker, step.backend, protocol, message), False
+            if step.kind == "trained":
+                run["train"] = step.job.block
+            self.record(run, kept)
+
+    def _kept(self, step: Step, protocol: dict[str, Any]) -> dict[str, Any] | None:
+        """The resumed file's ok run of this step, when it saw the same candidates and the same weights."""
+        old = self.kept.get((step.dataset.name, step.reranker))
+        if old is None or old["protocol"].get("dataset_fingerprint") != protocol["dataset_fingerprint"]:
+            return None
+        if step.kind == "first_stage":
+            return old
+        now = self.prepared[step.reranker]["protocol"]
+        same = all(old["protocol"].get(k) == now.get(k) for k in ("model_fingerprint", "max_length", "dtype"))
+        return old if same else None
+
+    def step(self, step: Step, ds, protocol: dict[str, Any], dataset_file: Path) -> tuple[dict[str, Any], bool]:
+        """One step's run, and whether it was kept from the resumed file."""
+        if step.kind != "trained" and (old := self._kept(step, protocol)) is not None:
+            return old, True
+        if step.kind == "first_stage":
+            try:
+                return first_stage_run(ds, self.results["metrics"], protocol), False
+            except Exception as exc:
+                message = f"first-stage evaluation failed: {type(exc).__name__}: {exc}"
+                return error_run(ds.name, ds.first_stage, FIRST_STAGE, protocol, message), False
+        if step.kind == "trained" and step.job.spec is None:
+            message = f"training failed: {step.job.block['error'].splitlines()[0]}"
+            return error_run(ds.name, step.reranker, step.backend, {**protocol, "model": step.job.model.base},
+                             message), False  # fmt: skip
+        prepared = self.prepared[step.reranker]
+        measure = self.suite.measure
+        protocol = {**protocol, **prepared["protocol"], "warmup_queries": measure.warmup_queries,
+                    "repeats": measure.repeats}  # fmt: skip
+        if prepared["error"]:
+            return error_run(ds.name, step.reranker, step.backend, protocol, prepared["error"]), False
+        job = {"reranker": prepared["spec"], "backend_module": prepared["module"], "model_dir": prepared["model_dir"],
+               "max_length": prepared["max_length"], "dataset_file": str(dataset_file),
+               "warmup_queries": measure.warmup_queries, "repeats": measure.repeats, "progress": self.progress}  # fmt: skip
+        result = spawn_worker(job, self.workdir, self.timeout_s, self.progress)
+        return scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"]), False
 
 
-def _describe(run: dict[str, Any]) -> str:
-    if run["status"] != "ok":
-        return f"error: {run['error'].splitlines()[0]}"
-    parts = [f"{m} {v:.4f}" for m, v in list(run["metrics"].items())[:2] if v is not None]
-    if run.get("perf"):
-        parts.append(f"{run['perf']['pairs_per_s']:.1f} pairs/s on {run['device']}")
-    return "ok: " + ", ".join(parts)
+def _header(suite, selection: dict, fingerprint: str, environment: dict | None, plan) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "suite": suite.name,
+        "suite_path": str(suite.path) if suite.path else None,
+        "baseline": suite.baseline,
+        "metrics": list(suite.metrics),
+        "measure": {"warmup_queries": suite.measure.warmup_queries, "repeats": suite.measure.repeats},
+        "seed": suite.seed,
+        "selection": selection,
+        "fingerprint": fingerprint,
+        "complete": False,
+        "incomplete_reason": "in progress (or stopped without a chance to say so: killed, power cut)",
+        "environment": environment if environment is not None else capture_environment(),
+        "runs": [],
+    }
+    if plan is not None:
+        results["train"] = plan.summary
+    return results
 
 
-def run_suite(
-    suite,
-    *,
-    output: str | Path | None = None,
-    only: Sequence[str] | None = None,
-    max_queries: int | None = None,
-    timeout_s: float | None = DEFAULT_TIMEOUT_S,
-    progress: bool = True,
-    environment: dict[str, Any] | None = None,
-    log: Callable[[str], None] = _stderr,
-    train_max_pairs: int | None = None,
-) -> tuple[dict[str, Any], Path]:
+def run_suite(suite, *, output: str | Path | None = None, only: Sequence[str] | None = None,
+              max_queries: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S, progress: bool = True,
+              environment: dict[str, Any] | None = None, log: Callable[[str], None] = _stderr,
+              train_max_pairs: int | None = None, overwrite: bool = False,
+              resume: bool = False) -> tuple[dict[str, Any], Path]:  # fmt: skip
     """Run ``suite`` (a ``harness.suite.Suite``); returns the results and where they were written.
 
-    The results file is rewritten (atomically) after every run, so an interrupted suite keeps what it measured.
-    With a ``train:`` section the models are trained first (into ``<results>.train/``, see ``train_root``);
-    ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite).
+    ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite). On an
+    interruption or a harness error the file is saved with ``complete: false`` and the exception is re-raised
+    with ``results_path`` set on it.
     """
-    from ..sources import load_dataset
-
     rerankers, datasets, train_selected = select_all(suite, only)
     if max_queries is not None and max_queries < 1:
         raise ValueError(f"--max-queries must be >= 1, got {max_queries}")
     if train_max_pairs is not None and train_max_pairs < 1:
         raise ValueError(f"--train-max-pairs must be >= 1, got {train_max_pairs}")
-    path = Path(output) if output else default_output(suite.name)
-    plan = None
-    if train_selected:
-        from ..training import plan_training
+    selection = {"only": list(only) if only else None, "max_queries": max_queries}
+    if suite.train is not None:
+        selection["train_max_pairs"] = train_max_pairs
+    fingerprint = suite_fingerprint(suite, selection)
+    path, lock, kept = open_output(suite.name, output, fingerprint, overwrite, resume)
+    writer = ResultsWriter(path, log)
+    results: dict[str, Any] | None = None
+    try:
+        with signals_interrupt():
+            plan = None
+            if train_selected:  # data built and checked held out from every suite dataset before anything runs
+                from ..training import plan_training
 
-        # data built and checked held out from every suite dataset before anything is written or trained
-        plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
-    measure = suite.measure
-    results: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "suite": suite.name,
-        "suite_path": str(suite.path) if getattr(suite, "path", None) else None,
-        "baseline": suite.baseline,
-        "metrics": list(suite.metrics),
-        "measure": {"warmup_queries": measure.warmup_queries, "repeats": measure.repeats},
-        "seed": suite.seed,
-        "selection": {"only": list(only) if only else None, "max_queries": max_queries},
-        "environment": environment if environment is not None else capture_environment(),
-        "runs": [],
-    }
-    if getattr(suite, "train", None) is not None:
-        results["selection"]["train_max_pairs"] = train_max_pairs
-    if plan is not None:
-        results["train"] = plan.summary
-    save_results(results, path)
-    prepared = {spec.name: prepare_reranker(spec) for spec in rerankers}
-    evaluated_on = {  # trained reranker -> names of the (selected) datasets it is evaluated on
-        job.reranker: [d.name for d in datasets if job.model.datasets is None or d.name in job.model.datasets]
-        for job in (plan.jobs if plan is not None else [])
-    }
-    total = len(datasets) * (len(rerankers) + 1) + sum(len(v) for v in evaluated_on.values())
+                plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
+            results = _header(suite, selection, fingerprint, environment, plan)
+            steps = plan_steps(datasets, rerankers, plan.jobs if plan is not None else [])
+            writer.save(results)
+            with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
+                run = Execution(suite, results, writer, Path(tmp), kept, max_queries=max_queries,
+                                timeout_s=timeout_s, progress=progress, log=log, total=len(steps))  # fmt: skip
+                run.prepared.update({spec.name: prepare_reranker(spec) for spec in rerankers})
+                if plan is not None:
+                    run.train(plan)
+                for index, (_, group) in enumerate(itertools.groupby(steps, key=lambda s: s.dataset.name)):
+                    group = list(group)
+                    run.dataset(group[0].dataset, group, index)
+        results["complete"], results["incomplete_reason"] = True, None
+        writer.save(results)
+        return results, writer.path
+    except BaseException as exc:
+        _stopped(exc, results, writer, path)
+        raise
+    finally:
+        lock.release()
 
-    def record(run: dict[str, Any]) -> None:
-        results["runs"].append(run)
-        save_results(results, path)
-        log(f"[{len(results['runs'])}/{total}] {run['reranker']} on {run['dataset']}: {_describe(run)}")
 
-    with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-        workdir = Path(tmp)
-        if plan is not None:
-            n_jobs = len(plan.jobs)
-
-            def trained(job) -> None:
-                results["train"]["models"].append(job.block)
-                save_results(results, path)
-                if job.spec is not None:
-                    prepared[job.reranker] = prepare_reranker(job.spec)
-                log(f"[train {len(results['train']['models'])}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}")
-
-            log(f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
-                f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into {plan.root}")
-            run_training(plan, workdir, timeout_s, progress, trained)
-        for d_index, dspec in enumerate(datasets):
-            base_protocol = {
-                "first_stage": getattr(dspec, "first_stage", None),
-                "top_k": getattr(dspec, "top_k", None),
-                "max_queries": max_queries if max_queries is not None else getattr(dspec, "max_queries", None),
-                "relevance_level": getattr(dspec, "relevance_level", None),
-                "seed": suite.seed,
-            }
-            trained_here = [job for job in (plan.jobs if plan is not None else [])
-                            if dspec.name in evaluated_on[job.reranker]]  # fmt: skip
-            try:
-                ds = load_dataset(dspec, max_queries=max_queries, seed=suite.seed)
-                fingerprint = ds.fingerprint()
-                protocol = dataset_protocol(ds, dspec, suite.seed, fingerprint)
-            except Exception as exc:  # every run on this dataset is an error; other datasets go on
-                message = f"dataset {dspec.name} could not be loaded: {type(exc).__name__}: {exc}"
-                first_name = base_protocol["first_stage"] or FIRST_STAGE
-                record(_error_run(dspec.name, first_name, FIRST_STAGE, base_protocol, message))
-                for spec in rerankers:
-                    protocol = {**base_protocol, **prepared[spec.name]["protocol"]}
-                    record(_error_run(dspec.name, spec.name, spec.backend, protocol, message))
-                for job in trained_here:
-                    record(_error_run(dspec.name, job.reranker, job.backend, base_protocol, message, train=job.block))
-                continue
-            try:
-                record(first_stage_run(ds, results["metrics"], protocol))
-            except Exception as exc:
-                message = f"first-stage evaluation failed: {type(exc).__name__}: {exc}"
-                record(_error_run(ds.name, ds.first_stage, FIRST_STAGE, protocol, message))
-            dataset_file = write_dataset_file(ds, fingerprint, workdir / f"dataset-{d_index}.json")
-            for spec in rerankers:
-                try:
-                    run = reranker_run(ds, spec, prepared[spec.name], protocol, results["metrics"], measure,
-                                       workdir, dataset_file, timeout_s, progress)  # fmt: skip
-                except Exception as exc:  # a harness bug must not lose the other runs either
-                    run = _error_run(ds.name, spec.name, spec.backend, protocol, f"{type(exc).__name__}: {exc}")
-                record(run)
-            for job in trained_here:
-                if job.spec is None:
-                    message = f"training failed: {job.block['error'].splitlines()[0]}"
-                    run = _error_run(ds.name, job.reranker, job.backend, {**protocol, "model": job.model.base},
-                                     message)  # fmt: skip
-                else:
-                    try:
-                        run = reranker_run(ds, job.spec, prepared[job.reranker], protocol, results["metrics"],
-                                           measure, workdir, dataset_file, timeout_s, progress)  # fmt: skip
-                    except Exception as exc:
-                        run = _error_run(ds.name, job.reranker, job.backend, protocol, f"{type(exc).__name__}: {exc}")
-                run["train"] = job.block
-                record(run)
-    return results, path
+def _stopped(exc: BaseException, results: dict | None, writer: ResultsWriter, path: Path) -> None:
+    """Save what was measured, marked incomplete with the reason; tell the caller where it is."""
+    if results is None:  # stopped before anything was written: leave no empty claimed file behind
+        if path.is_file() and path.stat().st_size == 0:
+            path.unlink()
+        return
+    results["complete"], results["incomplete_reason"] = False, stop_reason(exc)
+    try:
+        writer.save(results)
+    except Exception as save_exc:  # already on the fallback and it failed too: say so, keep the first error
+        print(f"harness: could not save the results ({save_exc})", file=sys.stderr)
+    try:
+        exc.results_path = writer.path  # type: ignore[attr-defined]
+    except AttributeError:
+        pass

@@ -1,6 +1,6 @@
 """Measure one reranker on one dataset, alone in its own process: ``python -m harness.run.worker JOB.json RESULT.json``.
 
-The parent (``harness.runner``) writes the job: the reranker's settings, the resolved model directory and
+The parent (``harness.run.executor``, through ``harness.run.spawn``) writes the job: the reranker's settings, the resolved model directory and
 ``max_length``, and a file with the dataset's candidates (the parent loads every dataset once; workers never
 see qrels). The worker:
 
@@ -158,7 +158,7 @@ def error_result(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def run_worker(argv: list[str] | None, work, usage: str) -> int:
+def worker_main(argv: list[str] | None, work, usage: str) -> int:
     """Shared entry of the worker processes: ``JOB.json RESULT.json`` in, ``work(job) -> result`` run, the result
     (or the exception, as ``error_result``) written atomically; exit status 0 / 1 / 2 (usage)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -173,13 +173,13 @@ def run_worker(argv: list[str] | None, work, usage: str) -> int:
         result = error_result(exc)
         code = 1
     tmp = result_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
+    tmp.write_text(json.dumps(result, allow_nan=True))
     tmp.replace(result_file)
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_worker(argv, measure, "python -m harness.run.worker JOB.json RESULT.json")
+    return worker_main(argv, measure, "python -m harness.run.worker JOB.json RESULT.json")
 
 
 if __name__ == "__main__":

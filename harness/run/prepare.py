@@ -1,0 +1,116 @@
+"""What the parent resolves once, so that every system gets identical inputs, and how it turns scores into runs.
+
+* ``prepare_reranker``: model directory, truncation length, dtype and weights fingerprint of one reranker.
+* ``dataset_protocol`` / ``write_dataset_file``: the candidates every reranker's worker gets (no qrels).
+* ``first_stage_run``: the first stage evaluated in its stored order.
+* ``scored_run``: a worker's scores evaluated here (``harness.metrics.evaluate``) into an ok run.
+* ``error_run``: every failed run, whatever failed, is made here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import backends
+from ..results import FIRST_STAGE
+
+
+def error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str,
+              **extra) -> dict[str, Any]:  # fmt: skip
+    """A run with ``status: "error"`` (``extra``: traceback, signal, log_tail, warnings, train)."""
+    return {"dataset": dataset, "reranker": reranker, "backend": backend, "device": None, "status": "error",
+            "error": message, "metrics": {}, "per_query": {}, "protocol": protocol, **extra}  # fmt: skip
+
+
+def prepare_reranker(spec) -> dict[str, Any]:
+    """Resolve once, in the parent: model directory, truncation length, dtype, weights fingerprint."""
+    fields = spec.model_dump(mode="json")  # a harness.suite.RerankerSpec, handed to the worker as is
+    protocol: dict[str, Any] = {
+        "model": spec.model,
+        "instruction": fields["instruction"],
+        "dtype": fields["dtype"],
+        "batch_size": fields["batch_size"],
+        "device_requested": fields["device"],
+        "options": fields["options"],
+    }
+    prepared: dict[str, Any] = {"spec": fields, "protocol": protocol, "error": None}
+    try:
+        module = backends.backend_module(spec.backend)
+        protocol["dtype"] = backends.canonical_dtype(fields["dtype"])
+        model_dir = backends.resolve_model_dir(spec.model)
+        max_length, source = backends.resolve_max_length(model_dir, fields["max_length"])
+        protocol.update(
+            model_path=str(model_dir),
+            model_fingerprint=backends.weights_fingerprint(model_dir),
+            max_length=max_length,
+            max_length_source=source,
+        )
+        prepared.update(model_dir=str(model_dir), max_length=max_length, module=module)
+    except Exception as exc:  # recorded as an error run per dataset; the other rerankers go on
+        prepared["error"] = f"{type(exc).__name__}: {exc}"
+    return prepared
+
+
+def dataset_protocol(ds, spec, seed: int, fingerprint: str) -> dict[str, Any]:
+    """How the candidates were made (the loader's own record first): identical for every system compared."""
+    protocol = dict(ds.protocol or {})
+    protocol["first_stage"] = ds.first_stage
+    protocol["relevance_level"] = ds.relevance_level
+    protocol.setdefault("top_k", spec.top_k)
+    protocol.setdefault("add_judged_positives", spec.add_judged_positives)
+    protocol.setdefault("max_queries", spec.max_queries)
+    protocol.setdefault("seed", seed)
+    protocol.setdefault("n_queries", len(ds.candidates))
+    protocol.setdefault("n_pairs", sum(len(c) for c in ds.candidates.values()))
+    protocol.setdefault("source", ds.source)
+    protocol["dataset_fingerprint"] = fingerprint
+    return protocol
+
+
+def write_dataset_file(ds, fingerprint: str, path: Path) -> Path:
+    """What a worker needs (no qrels): queries and candidate texts in first-stage order."""
+    queries = [
+        {"qid": qid, "query": ds.queries[qid], "docids": [c.docid for c in cands], "texts": [c.text for c in cands]}
+        for qid, cands in ds.candidates.items()
+        if cands
+    ]
+    path.write_text(json.dumps({"name": ds.name, "fingerprint": fingerprint, "queries": queries}))
+    return path
+
+
+def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> dict[str, Any]:
+    """The first stage evaluated in its stored order (score = candidates - position, so ties cannot reorder it)."""
+    from ..metrics import evaluate
+
+    run = {qid: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for qid, cands in ds.candidates.items()}
+    means, per_query = evaluate(ds.qrels, run, metrics, ds.relevance_level)
+    return {"dataset": ds.name, "reranker": ds.first_stage, "backend": FIRST_STAGE, "device": None, "status": "ok",
+            "metrics": means, "per_query": per_query, "protocol": {**protocol, "scoring": "first-stage order"}}  # fmt: skip
+
+
+def scored_run(ds, name: str, backend: str, protocol: dict[str, Any], result: dict[str, Any],
+               metrics: list[str]) -> dict[str, Any]:  # fmt: skip
+    """A worker's result -> a run: its first pass's scores evaluated here against the qrels."""
+    from ..metrics import evaluate
+
+    if result.get("status") != "ok":
+        extra = {k: result[k] for k in ("traceback", "signal", "log_tail") if result.get(k)}
+        return error_run(ds.name, name, backend, protocol, result.get("error") or "unknown worker failure", **extra)
+    scored = {}
+    for qid, cands in ds.candidates.items():
+        scores = result["scores"].get(qid, [])
+        if len(scores) != len(cands):
+            message = f"worker returned {len(scores)} scores for query {qid}, which has {len(cands)} candidates"
+            return error_run(ds.name, name, backend, protocol, message)
+        scored[qid] = {c.docid: s for c, s in zip(cands, scores)}
+    try:
+        means, per_query = evaluate(ds.qrels, scored, metrics, ds.relevance_level)
+    except ValueError as exc:  # e.g. NaN scores
+        return error_run(ds.name, name, backend, protocol, f"evaluation failed: {exc}",
+                         warnings=result.get("warnings", []))  # fmt: skip
+    return {"dataset": ds.name, "reranker": name, "backend": backend, "device": result["device"], "status": "ok",
+            "metrics": means, "perf": result["perf"], "protocol": protocol, "per_query": per_query,
+            "latency_samples_ms": result["latency_samples_ms"], "system": result["system"],
+            "warnings": result.get("warnings", [])}  # fmt: skip
