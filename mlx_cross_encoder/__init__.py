@@ -1,32 +1,43 @@
 """MLX rerankers: BERT-family cross-encoders and LLM yes/no rerankers, for inference and training.
 
-On Linux, importing this package first loads an optimized BLAS for MLX's CPU backend (see ``_blas``).
+Importing this package loads no MLX and changes no environment variable: the public names are imported on first
+use (PEP 562). On Linux, the optimized BLAS for MLX's CPU backend is loaded right before ``mlx.core`` is first
+imported (see ``_blas``), so import this package before MLX.
 """
 
-from ._blas import load_optimized_blas
+from __future__ import annotations
 
-load_optimized_blas()
+import importlib
 
-from .cross_encoder import MLXCrossEncoder  # noqa: E402
-from .errors import ModelLoadError, UnsupportedArchitectureError  # noqa: E402
-from .llm_reranker import Qwen3Reranker, RerankTemplate, load_reranker  # noqa: E402
-from .training import (  # noqa: E402
-    MLXCrossEncoderConfig,
-    MLXCrossEncoderTrainer,
-    Qwen3RerankerConfig,
-    Qwen3RerankerTrainer,
-)
+from ._blas import install_import_hook
 
-__all__ = [
-    "MLXCrossEncoder",
-    "MLXCrossEncoderConfig",
-    "MLXCrossEncoderTrainer",
-    "ModelLoadError",
-    "Qwen3Reranker",
-    "Qwen3RerankerConfig",
-    "Qwen3RerankerTrainer",
-    "RerankTemplate",
-    "UnsupportedArchitectureError",
-    "load_reranker",
-]
+install_import_hook()
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "MLXCrossEncoder": "cross_encoder",
+    "ModelLoadError": "errors",
+    "UnsupportedArchitectureError": "errors",
+    "Qwen3Reranker": "llm_reranker",
+    "load_reranker": "llm_reranker",
+    "RerankTemplate": "llm_template",
+    "MLXCrossEncoderConfig": "training",
+    "MLXCrossEncoderTrainer": "training",
+    "Qwen3RerankerConfig": "training",
+    "Qwen3RerankerTrainer": "training",
+}
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

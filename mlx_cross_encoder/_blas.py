@@ -5,6 +5,10 @@ MLX's Linux CPU wheel links a reference BLAS (netlib): a 1024x1024 float32 matmu
 symbol scope *before* ``mlx.core`` is imported takes precedence. We look for MKL (the ``mkl`` wheel, a
 Linux x86_64 dependency of this package) and then a system OpenBLAS.
 
+When: ``import mlx_cross_encoder`` loads nothing (no MLX, no BLAS, no environment change); it installs
+:class:`BlasBeforeMLX`, an import hook that loads the BLAS right before ``mlx.core`` is first imported, by any of
+our modules or by the caller. A process that never imports MLX (the harness parent, a torch worker) is untouched.
+
 Environment variable ``MLX_CROSS_ENCODER_BLAS``:
   unset / ``auto``  pick MKL, then OpenBLAS (default);
   ``off`` / ``0``   keep MLX's bundled reference BLAS;
@@ -17,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import glob
+import importlib.abc
 import logging
 import os
 import sys
@@ -127,3 +132,54 @@ def single_threaded_while(active: bool):
     finally:
         if previous:
             set_blas_threads(previous)
+
+
+class BlasBeforeMLX(importlib.abc.MetaPathFinder):
+    """Import hook: when ``mlx.core`` is about to be *loaded* (not merely looked up), load the optimized BLAS
+    first, then remove itself. ``mlx.core`` is a C extension that resolves its BLAS symbols when its shared
+    library is opened, so the BLAS must be in the global symbol scope before that moment.
+
+    Only the loader is wrapped: ``importlib.util.find_spec("mlx.core")`` (transformers probes for mlx that way)
+    loads nothing."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "mlx.core":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _LoadBlasFirst(spec.loader, self)
+                return spec
+        return None
+
+
+class _LoadBlasFirst(importlib.abc.Loader):
+    def __init__(self, loader, hook: BlasBeforeMLX):
+        self._loader, self._hook = loader, hook
+
+    def create_module(self, spec):
+        uninstall_import_hook()
+        load_optimized_blas()
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        return self._loader.exec_module(module)
+
+
+def install_import_hook() -> None:
+    """Arrange for :func:`load_optimized_blas` to run right before ``mlx.core`` is first loaded (idempotent).
+
+    If ``mlx.core`` is already loaded, MLX keeps the BLAS it bound; :func:`load_optimized_blas` says so on first use.
+    """
+    if "mlx.core" in sys.modules:
+        load_optimized_blas()  # warns that MLX keeps its reference BLAS (unless switched off)
+        return
+    if any(isinstance(f, BlasBeforeMLX) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, BlasBeforeMLX())
+
+
+def uninstall_import_hook() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, BlasBeforeMLX)]
