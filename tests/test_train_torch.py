@@ -1,23 +1,17 @@
-"""PyTorch training baselines (harness.train_torch) with the MLX trainers' recipe, on tiny models."""
+"""PyTorch training baselines (harness.train.torch_*) with the MLX trainers' settings, on tiny models."""
 
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 import numpy as np
 import pytest
 import torch
-
 from builders import bert_cross_encoder, pairs, qwen3_causal_lm
-from harness.train_torch import (
-    LLMRerankerScorer,
-    TorchRecipe,
-    load_cross_encoder_torch,
-    torch_loss,
-    train_cross_encoder_torch,
-    train_llm_reranker_torch,
-)
-from mlx_cross_encoder.training import MLXCrossEncoderConfig, Qwen3RerankerConfig, Qwen3RerankerTrainer, losses
 from training_helpers import toy_groups, toy_pairs
 
+from harness.train.torch_common import settings_of, torch_loss
+from harness.train.torch_encoder import load_cross_encoder_torch, train_cross_encoder_torch
+from harness.train.torch_llm import LLMRerankerScorer, train_llm_reranker_torch
+from mlx_cross_encoder.training import MLXCrossEncoderConfig, Qwen3RerankerConfig, Qwen3RerankerTrainer, losses
 
 
 def needs_datasets():
@@ -45,12 +39,12 @@ def test_torch_losses_equal_the_mlx_losses(name):
     assert float(got) == pytest.approx(want.item(), rel=1e-5)
 
 
-def test_recipe_takes_the_mlx_config_knobs():
+def test_torch_settings_take_the_mlx_config():
     cfg = MLXCrossEncoderConfig(loss="listwise", group_size=5, learning_rate=3e-5, batch_size=7, fine_tune_type="lora",
                                 lora_rank=4, warmup_ratio=0.2, seed=9)  # fmt: skip
-    recipe = TorchRecipe.from_any(cfg, num_epochs=2)
-    assert (recipe.loss, recipe.group_size, recipe.learning_rate, recipe.batch_size) == ("listwise", 5, 3e-5, 7)
-    assert (recipe.fine_tune_type, recipe.lora_rank, recipe.warmup_ratio, recipe.seed, recipe.num_epochs) == (
+    settings = settings_of(cfg, num_epochs=2)
+    assert (settings.loss, settings.group_size, settings.learning_rate, settings.batch_size) == ("listwise", 5, 3e-5, 7)
+    assert (settings.fine_tune_type, settings.lora_rank, settings.warmup_ratio, settings.seed, settings.num_epochs) == (
         "lora", 4, 0.2, 9, 2)  # fmt: skip
 
 
@@ -81,7 +75,7 @@ def test_cross_encoder_full_listwise_learns_the_toy_task(bert_dir, tmp_path):
     data = toy_groups(8)
     result = train_cross_encoder_torch(
         bert_dir, data, data, loss="listwise", group_size=4, learning_rate=5e-3, batch_size=8, num_epochs=20,
-        output_dir=str(tmp_path), logging_steps=1,
+        warmup_ratio=0.0, output_dir=str(tmp_path), logging_steps=1,
     )  # fmt: skip
     logged = [h["loss"] for h in result["log_history"] if "loss" in h]
     assert len(logged) == result["steps"] == 20

@@ -1,11 +1,12 @@
-"""Learning-rate schedules (warmup then linear/cosine decay) and the AdamW optimizer setup."""
+"""Learning-rate schedules (warmup then linear/cosine decay) and the AdamW optimizer setup.
+
+``lr_at`` and ``no_decay`` are plain Python (the PyTorch baselines use them too); MLX is imported only by the
+functions that build MLX objects.
+"""
 
 from __future__ import annotations
 
 import math
-
-import mlx.core as mx
-import mlx.optimizers as optim
 
 from .settings import LR_SCHEDULERS as SCHEDULERS
 
@@ -36,6 +37,8 @@ def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, schedu
 def make_schedule(base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear",
                   min_lr_ratio: float = 0.0):  # fmt: skip
     """The schedule as an ``mlx.optimizers`` callable of the optimizer's step counter."""
+    import mlx.core as mx
+
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown lr scheduler {scheduler!r}; use one of {SCHEDULERS}")
     table = mx.array(
@@ -55,8 +58,11 @@ def no_decay(path: str, _param=None) -> bool:
     return leaf == "bias" or "norm" in path.lower()
 
 
-def make_optimizer(schedule, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8) -> optim.Optimizer:
-    """AdamW with PyTorch's semantics (bias correction on, no decay on biases and norms)."""
+def make_optimizer(schedule, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    """AdamW with PyTorch's semantics (bias correction on, no decay on biases and norms): an
+    ``mlx.optimizers.MultiOptimizer`` of a no-decay AdamW (for ``no_decay`` paths) and a decayed one."""
+    import mlx.optimizers as optim
+
     decayed = optim.AdamW(learning_rate=schedule, betas=list(betas), eps=eps, weight_decay=weight_decay,
                           bias_correction=True)  # fmt: skip
     plain = optim.AdamW(learning_rate=schedule, betas=list(betas), eps=eps, weight_decay=0.0, bias_correction=True)

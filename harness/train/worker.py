@@ -1,19 +1,21 @@
-"""Train one model with one backend, alone in its own process: ``python -m harness.train_worker JOB.json RESULT.json``.
+"""Train one model with one backend, alone in its own process: ``python -m harness.train.worker JOB.json RESULT.json``.
 
-The parent (``harness.runner`` with ``harness.training``) writes the job: the model (``base``, ``kind``,
-``fine_tune``, LoRA settings), the recipe, the training and dev files (JSONL pair records with their grade), the
-output folder and ``trainer`` ("module:function", from ``harness.training.TRAINERS``). The trainer function:
+The parent (``harness.run`` with :mod:`harness.train.plan`) writes the job: the model (``base``, ``kind``,
+``fine_tune``), the trainers' settings (``settings``: a ``TrainingSettings`` as JSON, LoRA settings included),
+the training and dev files (JSONL pair records with their grade), the output folder and ``trainer``
+("module:function", from the backend registry). The trainer function:
 
-1. loads the base model and trains it with the recipe (MLX: ``MLXCrossEncoderTrainer`` / ``Qwen3RerankerTrainer``;
-   PyTorch: ``harness.train_torch.train_cross_encoder_torch`` / ``train_llm_reranker_torch``), evaluating the dev
-   queries every ``eval_steps`` with :func:`dev_metric_fn` (``harness.metrics``: nDCG@10 with the graded
-   judgments, MRR@10 at ``relevance_level``) and keeping the best;
+1. loads the base model and trains it with the settings (MLX: ``MLXCrossEncoderTrainer`` /
+   ``Qwen3RerankerTrainer``; PyTorch: :func:`.torch_encoder.train_cross_encoder_torch` /
+   :func:`.torch_llm.train_llm_reranker_torch`), evaluating the dev queries every ``eval_steps`` with
+   :func:`dev_metric_fn` (``harness.metrics``: nDCG@10 with the graded judgments, MRR@10 at ``relevance_level``)
+   and keeping the best;
 2. saves the trained model as a plain checkpoint folder ``<output_dir>/model`` (LoRA merged into the weights; the
    LoRA adapter itself in ``<output_dir>/adapter``), which every backend loads like any other checkpoint;
 3. returns the summary that becomes the run's ``train`` block.
 
 A Python exception is written to RESULT.json as ``{"status": "error", ...}``; a crash or kill leaves no result and
-the parent reports the exit status instead (``harness.runner.run_worker``).
+the parent reports the exit status instead.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .worker import peak_rss_mb, run_worker
+from ..run.worker import peak_rss_mb, worker_main
 
 #: files copied next to a merged LLM's weights
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
@@ -53,7 +55,7 @@ def dev_metric_fn(job: dict[str, Any]):
     """``metric_fn(run, qrels)`` for the trainers: the harness's metrics with the dev records' grades."""
     from mlx_cross_encoder.training.data import eval_rankings
 
-    from .metrics import evaluate
+    from ..metrics import evaluate
 
     records = read_records(job["dev_file"])
     graded = dev_qrels(records)
@@ -70,25 +72,15 @@ def dev_metric_fn(job: dict[str, Any]):
     return metric_fn
 
 
-def knobs(job: dict[str, Any]) -> dict[str, Any]:
-    """The recipe under the trainers' names (shared by the MLX configs and ``TorchRecipe``)."""
-    r = job["recipe"]
-    out = {
-        "loss": r["loss"], "num_epochs": r["epochs"], "max_steps": r["max_steps"], "learning_rate": r["learning_rate"],
-        "weight_decay": r["weight_decay"], "batch_size": r["batch_size"],
-        "gradient_accumulation_steps": r["gradient_accumulation_steps"], "warmup_ratio": r["warmup_ratio"],
-        "lr_scheduler": r["lr_scheduler"], "max_grad_norm": r["max_grad_norm"], "max_length": r["max_length"],
-        "eval_steps": r["eval_steps"], "eval_batch_size": r["eval_batch_size"], "group_size": r["group_size"],
-        "temperature": r["temperature"], "pos_weight": r["pos_weight"], "seed": r["seed"],
-        "fine_tune_type": job["fine_tune"], "metric_for_best": job["dev_metric"], "load_best_model_at_end": True,
-    }  # fmt: skip
-    if job.get("lora"):
-        out.update(lora_rank=job["lora"]["rank"], lora_alpha=job["lora"]["alpha"], lora_dropout=job["lora"]["dropout"])
-    return out
+def settings_of_job(job: dict[str, Any], config: type | None = None, **fields):
+    """The job's ``TrainingSettings``, or a family ``config`` (a subclass) with its own ``fields`` added."""
+    from mlx_cross_encoder.training.settings import TrainingSettings
+
+    return (config or TrainingSettings)(**{**job["settings"], **fields})
 
 
 def _base_dir(job: dict[str, Any]) -> Path:
-    from .backends import resolve_model_dir
+    from ..backends import resolve_model_dir
 
     return resolve_model_dir(job["base"])
 
@@ -131,7 +123,7 @@ def _torch_summary(result: dict[str, Any], trainable: int) -> dict[str, Any]:
 
 
 def _torch_device() -> str:
-    from .backends.torch_backend import resolve_device
+    from ..backends.torch_backend import resolve_device
 
     return resolve_device("auto")
 
@@ -144,11 +136,11 @@ def train_mlx_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
 
     out = Path(job["output_dir"])
     base = _base_dir(job)
-    config = MLXCrossEncoderConfig(
-        pretrained_path=str(base), output_dir=str(out / "mlx-trainer"), dtype="float32", save_total_limit=1,
-        show_progress_bar=bool(job.get("progress", True)), **knobs(job),
+    config = settings_of_job(
+        job, config=MLXCrossEncoderConfig, pretrained_path=str(base), output_dir=str(out / "mlx-trainer"),
+        dtype="float32", save_total_limit=1, show_progress_bar=bool(job.get("progress", True)),
     )  # fmt: skip
-    model = MLXCrossEncoder(base, max_length=job["recipe"]["max_length"], dtype="float32")
+    model = MLXCrossEncoder(base, max_length=config.max_length, dtype="float32")
     trainer = MLXCrossEncoderTrainer(model, config)
     dev_file, metric_fn = _dev(job)
     summary = trainer.train(job["train_file"], dev_file, metric_fn=metric_fn)
@@ -160,17 +152,18 @@ def train_mlx_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
-    import mlx_cross_encoder  # noqa: F401
     import mlx.core as mx
     from mlx.utils import tree_flatten
+
+    import mlx_cross_encoder  # noqa: F401
     from mlx_cross_encoder.training import Qwen3RerankerConfig, Qwen3RerankerTrainer
 
     out = Path(job["output_dir"])
     base = _base_dir(job)
-    config = Qwen3RerankerConfig(
-        model_name=str(base), output_dir=str(out / "mlx-trainer"), instruction=job.get("instruction"),
-        lora_num_layers=-1, dtype="float32", save_total_limit=1, show_progress_bar=bool(job.get("progress", True)),
-        **knobs(job),
+    config = settings_of_job(
+        job, config=Qwen3RerankerConfig, model_name=str(base), output_dir=str(out / "mlx-trainer"),
+        instruction=job.get("instruction"), lora_num_layers=-1, dtype="float32", save_total_limit=1,
+        show_progress_bar=bool(job.get("progress", True)),
     )  # fmt: skip
     trainer = Qwen3RerankerTrainer(config)
     trainer.prepare_model()
@@ -207,13 +200,13 @@ def _trainable_count(model) -> int:
 
 
 def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
-    from .train_torch import TorchRecipe, train_cross_encoder_torch
+    from .torch_encoder import train_cross_encoder_torch
 
     out = Path(job["output_dir"])
     base = _base_dir(job)
-    recipe = TorchRecipe(output_dir=str(out / "torch-trainer"), **{k: v for k, v in knobs(job).items()})
+    settings = settings_of_job(job, output_dir=str(out / "torch-trainer"))
     dev_file, metric_fn = _dev(job)
-    result = train_cross_encoder_torch(base, job["train_file"], dev_file, recipe, metric_fn=metric_fn,
+    result = train_cross_encoder_torch(base, job["train_file"], dev_file, settings, metric_fn=metric_fn,
                                        device=_torch_device())  # fmt: skip
     model = result["model"]
     trainable = _trainable_count(model)
@@ -223,18 +216,18 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
         model[0].model = model[0].model.merge_and_unload()
     model.save_pretrained(str(out / "model"))
     return {**_torch_summary(result, trainable), "model_dir": str(out / "model"), "adapter_dir": adapter,
-            "trainer": "sentence_transformers.CrossEncoderTrainer (harness.train_torch)", "base_path": str(base)}
+            "trainer": "sentence_transformers.CrossEncoderTrainer (harness.train.torch_encoder)", "base_path": str(base)}
 
 
 def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
-    from .train_torch import TorchRecipe, train_llm_reranker_torch
+    from .torch_llm import train_llm_reranker_torch
 
     out = Path(job["output_dir"])
     base = _base_dir(job)
-    recipe = TorchRecipe(output_dir=str(out / "torch-trainer"), instruction=job.get("instruction"), **knobs(job))
+    settings = settings_of_job(job, output_dir=str(out / "torch-trainer"))
     dev_file, metric_fn = _dev(job)
-    result = train_llm_reranker_torch(base, job["train_file"], dev_file, recipe, metric_fn=metric_fn,
-                                      device=_torch_device())  # fmt: skip
+    result = train_llm_reranker_torch(base, job["train_file"], dev_file, settings, metric_fn=metric_fn,
+                                      device=_torch_device(), instruction=job.get("instruction"))  # fmt: skip
     model = result["model"]
     trainable = _trainable_count(model)
     adapter = None
@@ -244,7 +237,7 @@ def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
     model.save_pretrained(str(out / "model"))
     result["scorer"].tokenizer.save_pretrained(str(out / "model"))
     return {**_torch_summary(result, trainable), "model_dir": str(out / "model"), "adapter_dir": adapter,
-            "trainer": "transformers + peft loop (harness.train_torch.train_llm_reranker_torch)",
+            "trainer": "transformers + peft loop (harness.train.torch_llm.train_llm_reranker_torch)",
             "base_path": str(base)}  # fmt: skip
 
 
@@ -255,7 +248,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     trainer = getattr(importlib.import_module(module_name), function)
     start = time.perf_counter()
     result = trainer(job)
-    from .backends import weights_fingerprint
+    from ..backends import weights_fingerprint
 
     result.update(
         status="ok",
@@ -267,7 +260,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_worker(argv, run_job, "python -m harness.train_worker JOB.json RESULT.json")
+    return worker_main(argv, run_job, "python -m harness.train.worker JOB.json RESULT.json")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""A suite's ``train:`` section at run time: training data, dev split, held-out check, training jobs.
+"""A suite's ``train:`` section, its data: labeled pairs, the dev split by query, and the held-out check.
 
 ``harness run`` on a suite with a ``train:`` section (validated by ``harness.suite``, documented in
-docs/suites.md) does, before measuring anything:
+docs/suites.md) does, before measuring anything (the jobs themselves: :mod:`harness.train.plan`):
 
 1. **Data** (:func:`build_training_data`): every source becomes labeled pairs. A candidate list + qrels gives its
    *judged* pairs (candidates with a judgment for their query; unjudged candidates are not used), label 1 when
@@ -16,40 +16,23 @@ docs/suites.md) does, before measuring anything:
 3. **Held-out check** (:func:`check_held_out`): no query of the training sources (train or dev split) may be
    a query of a suite dataset, compared by normalized query text and, for sources with query ids, by qid.
    An overlap refuses the run (``SuiteError``) before anything is trained.
-4. **Per model**: ``max_pairs`` training pairs sampled deterministically (sha256 of seed, query and document;
-   all when null) and ``dev_max_docs`` judged documents per dev query (stratified: positives and negatives in
-   their proportion, at least one positive when the query has one). The files the trainers read are written
-   to ``<results>.train/data/`` (JSONL pair records, with the grade), and their sha256 is the run's data
-   fingerprint.
-5. **Jobs**: each model trains once per backend (``mlx``: ``MLXCrossEncoderTrainer`` / ``Qwen3RerankerTrainer``;
-   ``torch``: ``harness.train_torch``) in its own worker process (``python -m harness.train_worker``), into
-   ``<results>.train/<model>-<backend>/``; the trained model is saved as a plain checkpoint folder
-   (``model/``: LoRA merged) and evaluated like any other reranker.
+4. **Sampling** (:func:`sample_pairs`, :func:`sample_dev_docs`): per model, ``max_pairs`` training pairs
+   chosen deterministically (sha256 of seed, query and document; all when null) and ``dev_max_docs`` judged
+   documents per dev query (stratified: positives and negatives in their proportion, at least one positive
+   when the query has one).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .suite import DatasetSpec, RerankerSpec, Suite, SuiteError, TrainModelSpec, TrainSpec
-
-#: (kind, backend) -> "module:function" that trains in the worker (tests point one at a failing trainer)
-TRAINERS: dict[tuple[str, str], str] = {
-    ("cross_encoder", "mlx"): "harness.train_worker:train_mlx_cross_encoder",
-    ("cross_encoder", "torch"): "harness.train_worker:train_torch_cross_encoder",
-    ("llm", "mlx"): "harness.train_worker:train_mlx_llm",
-    ("llm", "torch"): "harness.train_worker:train_torch_llm",
-}
-DEV_METRICS = ["ndcg@10", "mrr@10"]
-DEV_METRIC = "ndcg@10"  # chooses the checkpoint
+from ..suite import DatasetSpec, SuiteError, TrainSpec
 
 
 class TrainDataError(ValueError):
@@ -88,7 +71,7 @@ class Pair:
 def judged_pairs(candidates: Path, qrels: Path, label_threshold: int, source: int = 0) -> list[Pair]:
     """The judged pairs of a candidate-list JSON (``harness.datasets.read_candidates`` format) and TREC qrels, in
     the file's order: candidates whose (qid, docid) has a grade; label = grade >= ``label_threshold``."""
-    from .datasets import read_candidates, read_trec_qrels
+    from ..sources import read_candidates, read_trec_qrels
 
     queries, ranked, texts = read_candidates(candidates)
     judgments = read_trec_qrels(qrels)
@@ -231,7 +214,7 @@ def build_training_data(train: TrainSpec) -> TrainingData:
 # --- held-out check ------------------------------------------------------------------------------------------------
 def dataset_queries(spec: DatasetSpec) -> dict[str, str]:
     """qid -> text of every query a suite dataset's source holds (judged or not; before any subset)."""
-    from .datasets import read_candidates, read_queries
+    from ..sources import read_candidates, read_queries
 
     kind = spec.source_kind
     if kind == "candidates":
@@ -239,14 +222,14 @@ def dataset_queries(spec: DatasetSpec) -> dict[str, str]:
     if kind == "trec_run":
         return read_queries(spec.queries)
     if kind == "beir":
-        from .datasets import read_beir_qrels
+        from ..sources import read_beir_qrels
 
         split = read_beir_qrels(Path(spec.beir) / "qrels" / f"{spec.split}.tsv")
         return {q: t for q, t in read_queries(Path(spec.beir) / "queries.jsonl").items() if q in split}
     if kind == "ir_datasets":
         import ir_datasets
 
-        from .datasets import _ir_query_text
+        from ..sources import _ir_query_text
 
         return {q.query_id: _ir_query_text(q) for q in ir_datasets.load(spec.ir_datasets).queries_iter()}
     raise ValueError(f"unknown source kind {kind!r}")  # suite validation prevents it
@@ -279,146 +262,3 @@ def check_held_out(data: TrainingData, datasets: list[DatasetSpec], source: str 
     if problems:
         raise SuiteError(problems)
     return {"datasets": checked, "by": "normalized query text and qid", "overlap": 0}
-
-
-# --- the plan ------------------------------------------------------------------------------------------------------
-def _write_jsonl(records: list[dict], path: Path) -> str:
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass
-class TrainJob:
-    model: TrainModelSpec
-    backend: str
-    reranker: str  # evaluated under this name
-    out_dir: Path
-    job: dict[str, Any]  # what the worker gets
-    block: dict[str, Any]  # the run's train block, filled with the worker's result
-    spec: RerankerSpec | None = None  # the trained model as a reranker (after a successful training)
-
-
-@dataclass
-class TrainingPlan:
-    data: TrainingData
-    jobs: list[TrainJob]
-    root: Path
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def train_names(train: TrainSpec | None) -> set[str]:
-    """Names ``--only`` accepts for training: model names and trained reranker names."""
-    if train is None:
-        return set()
-    return {m.name for m in train.models} | set(train.reranker_names())
-
-
-def selected_jobs(train: TrainSpec, names: set[str] | None) -> list[tuple[TrainModelSpec, str]]:
-    """(model, backend) pairs to train: all when ``names`` is None, else those named (a model name keeps both of
-    its backends, ``<model>-<backend>`` one)."""
-    return [(m, b) for m in train.models for b in m.backends
-            if names is None or m.name in names or m.reranker_name(b) in names]  # fmt: skip
-
-
-def _recipe_dict(model: TrainModelSpec, max_pairs_cap: int | None) -> dict[str, Any]:
-    recipe = dataclasses.asdict(model.recipe)
-    if max_pairs_cap is not None:
-        recipe["max_pairs"] = min(max_pairs_cap, recipe["max_pairs"] or max_pairs_cap)
-    return recipe
-
-
-def plan_training(suite: Suite, selected: list[tuple[TrainModelSpec, str]], root: Path,
-                  train_max_pairs: int | None = None, progress: bool = True) -> TrainingPlan:  # fmt: skip
-    """Build the data, check it is held out from every suite dataset, write the trainers' files under ``root``
-    and make one job per (model, backend). Raises SuiteError / TrainDataError before anything is trained."""
-    train = suite.train
-    source = str(suite.path) if suite.path else "train"
-    try:
-        data = build_training_data(train)
-    except TrainDataError as exc:
-        raise SuiteError(f"{source}: train.data: {exc}") from None
-    held_out = check_held_out(data, suite.datasets, source)
-    train_pool, dev_pool = data.train_pool, data.dev_pool
-    if not train_pool:
-        raise SuiteError(f"{source}: train.data: no training pairs")
-    jobs, files = [], {}
-    for model, backend in selected:
-        recipe = _recipe_dict(model, train_max_pairs)
-        train_pairs = sample_pairs(train_pool, recipe["max_pairs"], recipe["seed"])
-        dev_pairs = sample_dev_docs(dev_pool, recipe["dev_max_docs"], recipe["seed"])
-        key = (recipe["max_pairs"], recipe["dev_max_docs"], recipe["seed"])
-        if key not in files:
-            tag = f"pairs{recipe['max_pairs'] or 'all'}-dev{recipe['dev_max_docs'] or 'all'}-seed{recipe['seed']}"
-            train_file, dev_file = root / "data" / f"train-{tag}.jsonl", root / "data" / f"dev-{tag}.jsonl"
-            train_sha = _write_jsonl([p.record() for p in train_pairs], train_file)
-            dev_sha = _write_jsonl([p.record() for p in dev_pairs], dev_file) if dev_pairs else None
-            files[key] = {
-                "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
-                "train_file": str(train_file), "dev_file": str(dev_file) if dev_pairs else None,
-                "train_sha256": train_sha, "dev_sha256": dev_sha,
-                "n_train_pairs": len(train_pairs), "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
-                "n_train_queries": len({p.query_key for p in train_pairs}),
-                "n_dev_queries": len({p.query_key for p in dev_pairs}), "n_dev_pairs": len(dev_pairs),
-                "n_dev_positives": sum(p.label > 0.5 for p in dev_pairs),
-                "label_threshold": train.label_threshold,
-                "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
-            }  # fmt: skip
-        info = files[key]
-        name = model.reranker_name(backend)
-        out_dir = root / name
-        job = {
-            "name": name, "model": model.name, "kind": model.kind, "backend": backend,
-            "trainer": TRAINERS[(model.kind, backend)], "base": model.base, "fine_tune": model.fine_tune,
-            "lora": {"rank": model.lora_rank, "alpha": model.lora_alpha, "dropout": model.lora_dropout}
-            if model.fine_tune == "lora" else None,
-            "instruction": model.instruction, "recipe": recipe, "train_file": info["train_file"],
-            "dev_file": info["dev_file"], "relevance_level": train.label_threshold, "dev_metrics": DEV_METRICS,
-            "dev_metric": DEV_METRIC, "output_dir": str(out_dir), "progress": progress,
-        }  # fmt: skip
-        block = {
-            "model": model.name, "backend": backend, "kind": model.kind, "base": model.base,
-            "fine_tune": model.fine_tune, "lora": job["lora"], "status": None, "recipe": recipe,
-            "data": {k: v for k, v in info.items() if k not in ("train_file", "dev_file")},
-            "artifact_dir": str(out_dir),
-        }  # fmt: skip
-        jobs.append(TrainJob(model, backend, name, out_dir, job, block))
-    summary = {
-        "root": str(root),
-        "sources": data.sources,
-        "n_pairs": len(data.pairs),
-        "n_queries": len(data.queries),
-        "n_train_queries": len(data.train_keys),
-        "n_dev_queries": len(data.dev_keys),
-        "label_threshold": train.label_threshold,
-        "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
-        "held_out": held_out,
-        "train_max_pairs": train_max_pairs,
-        "models": [],
-    }
-    return TrainingPlan(data, jobs, root, summary)
-
-
-def train_block(job: TrainJob, result: dict[str, Any]) -> dict[str, Any]:
-    """The run's ``train`` block from a worker result (ok or error)."""
-    block = dict(job.block)
-    if result.get("status") != "ok":
-        block.update(status="error", error=result.get("error") or "unknown worker failure")
-        for key in ("traceback", "signal", "log_tail"):
-            if result.get(key):
-                block[key] = result[key]
-        return block
-    block.update({k: v for k, v in result.items() if k not in ("status",)})
-    block["status"] = "ok"
-    return block
-
-
-def trained_reranker(job: TrainJob) -> RerankerSpec:
-    """The trained model as an ordinary reranker: its saved folder, the recipe's truncation, float32."""
-    m = job.model
-    return RerankerSpec(
-        name=job.reranker, backend=job.backend, model=job.block["model_dir"], dtype="float32",
-        batch_size=m.batch_size, max_length=m.recipe.max_length, device="auto",
-        instruction=m.instruction if m.kind == "llm" else None,
-    )  # fmt: skip
