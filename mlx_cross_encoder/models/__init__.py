@@ -1,7 +1,13 @@
 """Encoder architectures, one file each (mlx-lm's layout): ``ModelArgs`` dataclass + ``Model`` module.
 
 Every ``Model`` takes ``(input_ids, attention_mask, token_type_ids=None)`` and returns classification logits of
-shape ``(batch, num_labels)``; ``sanitize(weights)`` maps a Hugging Face state dict onto its parameters.
+shape ``(batch, num_labels)``. The architecture's facts live on its ``Model``, nowhere else:
+
+* ``sanitize(weights)`` maps a Hugging Face state dict onto its parameters, ``hf_weights(weights)`` maps them back
+  (``training.export``);
+* ``head_prefixes`` (the classification head: trained in full with LoRA, never quantized) and ``lora_targets``
+  (the default LoRA target modules, ``training.lora``);
+* ``max_positions``: the longest input the positions allow (caps ``max_length``).
 """
 
 from __future__ import annotations

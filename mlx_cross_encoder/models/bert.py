@@ -139,7 +139,10 @@ class Model(nn.Module):
     """``BertForSequenceClassification``: CLS -> pooler (dense + tanh) -> classifier."""
 
     uses_token_type_ids = True
+    #: trained in full next to LoRA layers (and kept float when the rest is quantized)
     head_prefixes = ("classifier",)
+    #: PEFT's usual LoRA targets: every Linear of the encoder blocks (and the pooler)
+    lora_targets = ("query", "key", "value", "dense")
 
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -149,6 +152,7 @@ class Model(nn.Module):
 
     @property
     def max_positions(self) -> int:
+        """Tokens the learned position table can address (the longest ``max_length``)."""
         return self.args.max_position_embeddings
 
     def encode(self, input_ids, attention_mask, token_type_ids=None):
@@ -174,3 +178,12 @@ class Model(nn.Module):
                 key = "bert." + key  # a bare BertModel checkpoint: classification head stays as initialised
             out[key] = value
         return out
+
+    def hf_weights(self, weights: dict) -> dict:
+        """The inverse of :meth:`sanitize`: MLX parameter names -> transformers' tensor names (for export)."""
+        return {to_hf_name(k): v for k, v in weights.items()}
+
+
+def to_hf_name(name: str) -> str:
+    """MLX name -> transformers' name for BERT-style encoders (also used by ``xlm_roberta``)."""
+    return name.replace(".attention.self_attn.", ".attention.self.")

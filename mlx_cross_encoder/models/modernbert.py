@@ -178,7 +178,10 @@ class Model(nn.Module):
     """``ModernBertForSequenceClassification``."""
 
     uses_token_type_ids = False
+    #: trained in full next to LoRA layers (and kept float when the rest is quantized)
     head_prefixes = ("head", "classifier")
+    #: every Linear of the encoder layers: attention (Wqkv, Wo) and GLU MLP (Wi, Wo)
+    lora_targets = ("Wqkv", "Wo", "Wi")
 
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -189,6 +192,8 @@ class Model(nn.Module):
 
     @property
     def max_positions(self) -> int:
+        """RoPE has no table; transformers' ``max_position_embeddings`` is the trained context (the longest
+        ``max_length``)."""
         return self.args.max_position_embeddings
 
     def encode(self, input_ids, attention_mask, token_type_ids=None):
@@ -217,3 +222,8 @@ class Model(nn.Module):
                 key = "model." + key  # a bare ModernBertModel checkpoint: the head stays as initialised
             out[key] = value
         return out
+
+    def hf_weights(self, weights: dict) -> dict:
+        """The inverse of :meth:`sanitize`: MLX parameter names are transformers' (layer 0 has no attn_norm in
+        either), so export keeps them."""
+        return dict(weights)

@@ -52,7 +52,10 @@ class RobertaModel(nn.Module):
 class Model(nn.Module):
     """``XLMRobertaForSequenceClassification``."""
 
+    #: trained in full next to LoRA layers (and kept float when the rest is quantized)
     head_prefixes = ("classifier",)
+    #: PEFT's usual LoRA targets: every Linear of the encoder blocks (the head's dense is under ``classifier``)
+    lora_targets = ("query", "key", "value", "dense")
 
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -95,3 +98,7 @@ class Model(nn.Module):
                 key = "roberta." + key  # a bare XLMRobertaModel checkpoint: the head stays as initialised
             out[key] = value
         return out
+
+    def hf_weights(self, weights: dict) -> dict:
+        """The inverse of :meth:`sanitize`: MLX parameter names -> transformers' tensor names (for export)."""
+        return {bert.to_hf_name(k): v for k, v in weights.items()}

@@ -10,7 +10,7 @@ import mlx.core as mx
 
 from ..cross_encoder import MLXCrossEncoder, quantize_linear_layers, resolve_activation
 from .config import MLXCrossEncoderConfig
-from .lora import DEFAULT_ENCODER_TARGETS, fuse_lora, setup_full, setup_lora
+from .lora import fuse_lora, setup_full, setup_lora
 from .trainer import RerankerTrainerBase
 
 logger = logging.getLogger("mlx_cross_encoder.training")
@@ -59,7 +59,7 @@ class MLXCrossEncoderTrainer(RerankerTrainerBase):
                 self.encoder.quantize = cfg.quantize
             self.adapter_config = setup_lora(
                 module, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout,
-                targets=cfg.lora_target_modules or DEFAULT_ENCODER_TARGETS, trainable_modules=cfg.trainable_modules,
+                targets=cfg.lora_target_modules or module.lora_targets, trainable_modules=cfg.trainable_modules,
             )  # fmt: skip
         mx.eval(module.parameters())
 

@@ -1,7 +1,7 @@
 """Export a (fine-tuned) MLX cross-encoder as a Hugging Face directory.
 
-The directory holds ``config.json``, ``model.safetensors`` with transformers' tensor names (the inverse of the
-architecture's ``sanitize``), and the tokenizer files, so ``transformers`` and sentence-transformers'
+The directory holds ``config.json``, ``model.safetensors`` with transformers' tensor names (the model file's
+``hf_weights``, the inverse of its ``sanitize``), and the tokenizer files, so ``transformers`` and sentence-transformers'
 ``CrossEncoder`` load it and give the same scores. LoRA layers are merged and quantized layers dequantized
 into float32 tensors on the way out; the model being exported is not modified.
 """
@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
+
 from .lora import is_lora_linear, write_dir_atomically
 
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
-    "sentencepiece.bpe.model", "spiece.model", "added_tokens.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "added_tokens.json",
+)
 
 # sentence-transformers records the activation as a torch class path in config.json
 ST_ACTIVATIONS = {
@@ -29,17 +36,6 @@ ST_ACTIVATIONS = {
     "identity": "torch.nn.modules.linear.Identity",
     "tanh": "torch.nn.modules.activation.Tanh",
     "softmax": "torch.nn.modules.activation.Softmax",
-}
-
-
-def _bert_like_to_hf(name: str) -> str:
-    return name.replace(".attention.self_attn.", ".attention.self.")
-
-
-#: architecture -> MLX parameter name -> transformers tensor name (the inverse of the module's ``sanitize``)
-TO_HF_NAMES: dict[str, Callable[[str], str]] = {
-    "BertForSequenceClassification": _bert_like_to_hf,
-    "XLMRobertaForSequenceClassification": _bert_like_to_hf,
 }
 
 
@@ -71,11 +67,10 @@ def merged_parameters(model: nn.Module) -> dict[str, mx.array]:
 
 def to_hf_state_dict(model: nn.Module, architecture: str, dtype=mx.float32) -> dict[str, mx.array]:
     """transformers-named tensors of ``model``; checked to map back onto the model through its ``sanitize``."""
-    if architecture not in TO_HF_NAMES:
-        raise NotImplementedError(f"export to Hugging Face is not implemented for {architecture}")
-    rename = TO_HF_NAMES[architecture]
+    if not hasattr(model, "hf_weights"):
+        raise NotImplementedError(f"{architecture}'s model file declares no hf_weights (the inverse of sanitize)")
     params = merged_parameters(model)
-    hf = {rename(k): v.astype(dtype) for k, v in params.items()}
+    hf = {k: v.astype(dtype) for k, v in model.hf_weights(params).items()}
     back = model.sanitize(dict(hf))
     if set(back) != set(params):
         diff = sorted(set(back) ^ set(params))[:4]

@@ -30,7 +30,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 ADAPTER_WEIGHTS = "adapters.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 
-#: PEFT's usual targets for BERT-family encoders: every Linear inside the encoder blocks (and the pooler)
+#: the BERT-family targets; each model file's ``Model.lora_targets`` is the default (kept for old imports)
 DEFAULT_ENCODER_TARGETS = ("query", "key", "value", "dense")
 
 
@@ -87,12 +87,16 @@ def apply_lora(model: nn.Module, paths, rank: int, scale: float, dropout: float 
     model.update_modules(tree_unflatten(wrapped))
 
 
-def setup_lora(model: nn.Module, rank: int, alpha: float, dropout: float = 0.0, targets=DEFAULT_ENCODER_TARGETS,
-               trainable_modules=None) -> dict[str, Any]:  # fmt: skip
-    """Freeze ``model``, add LoRA to ``targets`` and unfreeze ``trainable_modules`` (default: the head).
+def setup_lora(
+    model: nn.Module, rank: int, alpha: float, dropout: float = 0.0, targets=None, trainable_modules=None
+) -> dict[str, Any]:
+    """Freeze ``model``, add LoRA to ``targets`` (default: the model file's ``lora_targets``) and unfreeze
+    ``trainable_modules`` (default: the model's ``head_prefixes``).
 
     ``scale = alpha / rank`` (PEFT's scaling). Returns the adapter config to save with the weights.
     """
+    if not targets:
+        targets = getattr(model, "lora_targets", DEFAULT_ENCODER_TARGETS)
     head = tuple(trainable_modules if trainable_modules is not None else getattr(model, "head_prefixes", ()))
     model.freeze()
     paths = lora_target_paths(model, targets, exclude=head)
