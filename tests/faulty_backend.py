@@ -2,7 +2,9 @@
 
 ``options: {"fault": ...}`` picks the failure, at load time or in ``predict`` (``"when": "load" | "predict"``):
 ``raise`` (a Python exception), ``kill`` (SIGKILL to itself, as the OOM killer does), ``exit`` (``os._exit(3)``),
-``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank).
+``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank), ``gate``
+(writes its pid to ``options.pidfile``, then hangs while the file ``options.gate`` exists: a run that can be
+interrupted at a known point and completed later).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class FaultyBackend(Backend):
             os._exit(3)
         if self.fault == "sleep":
             time.sleep(600)
+        if self.fault == "gate":
+            with open(self.options["pidfile"], "w") as f:
+                f.write(str(os.getpid()))
+            while os.path.exists(self.options["gate"]):
+                time.sleep(0.05)
 
     def predict(self, pairs, batch_size):
         self.fail()

@@ -40,7 +40,7 @@ from .prepare import dataset_protocol, error_run, first_stage_run, prepare_reran
 from .spawn import spawn_worker
 
 DEFAULT_TIMEOUT_S = 4 * 3600
-TRAIN_WORKER = "harness.train_worker"
+TRAIN_WORKER = "harness.train.worker"
 
 
 def _stderr(message: str) -> None:
@@ -118,7 +118,7 @@ class Execution:
 
     def train(self, plan) -> None:
         """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
-        from ..training import train_block, trained_reranker
+        from ..train.plan import train_block, trained_reranker
 
         n_jobs = len(plan.jobs)
         self.log(f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
@@ -255,7 +255,7 @@ def run_suite(suite, *, output: str | Path | None = None, only: Sequence[str] | 
         with signals_interrupt():
             plan = None
             if train_selected:  # data built and checked held out from every suite dataset before anything runs
-                from ..training import plan_training
+                from ..train.plan import plan_training
 
                 plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
             results = _header(suite, selection, fingerprint, environment, plan)

@@ -24,7 +24,7 @@ class Step:
     reranker: str  # the run's reranker name (the first stage's name for first_stage)
     backend: str  # "first_stage" for the first stage
     spec: Any = None  # harness.suite.RerankerSpec (reranker steps)
-    job: Any = None  # harness.training.TrainJob (trained steps; its spec is set once trained)
+    job: Any = None  # harness.train.plan.TrainJob (trained steps; its spec is set once trained)
 
 
 def select_all(suite, only: Sequence[str] | None) -> tuple[list, list, list]:
@@ -35,7 +35,7 @@ def select_all(suite, only: Sequence[str] | None) -> tuple[list, list, list]:
 
     rerankers, datasets, train = list(suite.rerankers), list(suite.datasets), suite.train
     if train is not None:  # only training suites need the training package
-        from ..training import selected_jobs, train_names
+        from ..train.plan import selected_jobs, train_names
     else:
         selected_jobs, train_names = (lambda train, names: []), (lambda train: set())
     if not only:

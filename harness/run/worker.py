@@ -149,6 +149,23 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the harness process dies, even by SIGKILL (no orphan left
+    measuring or holding memory). Elsewhere the parent's signal handlers kill the worker's process group."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import os
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def error_result(exc: BaseException) -> dict[str, Any]:
     tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
     return {
@@ -166,6 +183,7 @@ def worker_main(argv: list[str] | None, work, usage: str) -> int:
         print(f"usage: {usage}", file=sys.stderr)
         return 2
     job_file, result_file = map(Path, argv)
+    die_with_parent()
     try:
         result = work(json.loads(job_file.read_text()))
         code = 0

@@ -1,4 +1,4 @@
-"""harness.datasets: every reader on tiny files written here, BM25 against the formula, ir_datasets offline."""
+"""harness.sources: every reader on tiny files written here, BM25 against the formula, ir_datasets offline."""
 
 from __future__ import annotations
 

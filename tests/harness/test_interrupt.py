@@ -1,0 +1,176 @@
+"""Results that cannot be lost: a real `harness run` stopped by SIGTERM / SIGHUP / SIGKILL keeps its finished runs
+valid, `--resume` completes it, an existing --output is refused, a locked one too, a bad --report is found first,
+and the measuring parent loads no MLX; workers get the user's BLAS settings, not ours."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import builders
+import pytest
+import yaml
+
+from harness.report import build_report
+from harness.results import OutputLock, load_results
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "suites" / "data" / "smoke"
+
+# `harness run` as the console script runs it, with the test backend (tests/faulty_backend.py) registered first
+HARNESS = """
+import sys
+from harness.backends.registry import BACKENDS, BackendInfo
+BACKENDS["faulty"] = BackendInfo("faulty", "faulty_backend", "test faults")
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return builders.bert_cross_encoder(tmp_path_factory.mktemp("bert"), seed=2, initializer_range=0.2)
+
+
+def write_suite(tmp_path: Path, tiny_bert: Path) -> Path:
+    gate, pidfile = tmp_path / "gate", tmp_path / "worker.pid"
+    suite = {
+        "name": "interrupt-test",
+        "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"),
+                      "qrels": str(SMOKE / "qrels.txt"), "top_k": 5}],
+        "rerankers": [
+            {"name": "echo", "backend": "faulty", "model": str(tiny_bert), "options": {"fault": "none"}},
+            {"name": "gated", "backend": "faulty", "model": str(tiny_bert),
+             "options": {"fault": "gate", "gate": str(gate), "pidfile": str(pidfile)}},
+        ],
+        "metrics": ["ndcg@10"],
+        "measure": {"warmup_queries": 0, "repeats": 1},
+    }  # fmt: skip
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def harness(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]), "TMPDIR": str(tmp_path / "tmp"),
+           "RERANKER_HARNESS_CACHE": str(tmp_path / "cache")}  # fmt: skip
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", HARNESS, *args], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+
+
+def wait_for(condition, what: str, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) is dead
+    return not (stat.is_file() and stat.read_text().rsplit(") ", 1)[-1].startswith("Z"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path, tiny_bert, sig):
+    suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    (tmp_path / "gate").write_text("closed")
+    proc = harness(["run", str(suite), "--output", str(out), "--no-progress"], tmp_path)
+    pidfile = tmp_path / "worker.pid"
+    wait_for(lambda: pidfile.is_file() and pidfile.read_text(), "the gated worker to start")
+    worker = int(pidfile.read_text())
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+
+    results = load_results(out)  # valid JSON, valid schema, whatever the signal
+    assert [(r["reranker"], r["status"]) for r in results["runs"]] == [("bm25", "ok"), ("echo", "ok")]
+    assert results["complete"] is False
+    if sig == signal.SIGKILL:  # no chance to say why; the file still says it never finished
+        assert proc.returncode == -signal.SIGKILL
+        assert results["incomplete_reason"].startswith("in progress")
+    else:
+        assert proc.returncode == 128 + sig
+        assert results["incomplete_reason"] == f"interrupted by {sig.name}"
+        assert f"the finished runs are in {out} (marked incomplete)" in err
+        assert not list((tmp_path / "tmp").glob("harness-run-*"))  # temporary folder removed
+        assert "Incomplete results" in build_report([results], [str(out)])
+    wait_for(lambda: not alive(worker), "the worker to be killed", limit_s=10)  # never left running
+
+    again = harness(["run", str(suite), "--output", str(out), "--no-progress"], tmp_path)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 2 and "already exists; use --overwrite to replace it or --resume" in err
+    assert load_results(out) == results  # refused: untouched
+
+    (tmp_path / "gate").unlink()
+    resumed = harness(["run", str(suite), "--output", str(out), "--resume", "--no-progress"], tmp_path)
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err[-3000:]
+    final = load_results(out)
+    assert final["complete"] is True and final["incomplete_reason"] is None
+    assert [(r["reranker"], r["status"]) for r in final["runs"]] == [("bm25", "ok"), ("echo", "ok"), ("gated", "ok")]
+    assert final["runs"][:2] == results["runs"]  # kept as measured (same latency samples), not measured again
+    assert "echo on smoke: ok" in err and "(kept from the resumed file)" in err
+
+
+def test_resume_refuses_a_file_of_other_settings(tmp_path, tiny_bert):
+    suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    first = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--no-progress"], tmp_path)
+    assert first.wait(timeout=120) == 0
+    other = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--max-queries", "2", "--resume",
+                     "--no-progress"], tmp_path)  # fmt: skip
+    _, err = other.communicate(timeout=60)
+    assert other.returncode == 2 and "cannot --resume it" in err
+
+
+def test_overwrite_replaces_and_a_locked_output_is_refused(tmp_path, tiny_bert):
+    suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    args = ["run", str(suite), "--output", str(out), "--only", "echo", "--no-progress"]
+    assert harness(args, tmp_path).wait(timeout=120) == 0
+    before = load_results(out)
+    replaced = harness([*args, "--overwrite"], tmp_path)
+    assert replaced.wait(timeout=120) == 0
+    assert load_results(out)["environment"]["date"] >= before["environment"]["date"]
+    with OutputLock(out):  # another harness run holds it
+        locked = harness([*args, "--overwrite"], tmp_path)
+        _, err = locked.communicate(timeout=60)
+    assert locked.returncode == 2 and f"{out} is being written by another harness run" in err
+
+
+def test_an_unwritable_report_is_found_before_any_work(tmp_path, tiny_bert):
+    suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    (tmp_path / "file").write_text("a file, not a folder")
+    proc = harness(["run", str(suite), "--output", str(out), "--report", str(tmp_path / "file" / "r.md")], tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--report" in err and "not a writable folder" in err
+    assert not out.exists()  # nothing was run
+
+
+def test_the_measuring_parent_loads_no_mlx_or_torch():
+    code = ("import sys, harness.cli, harness.run.executor, harness.suite, harness.results, harness.report, "
+            "harness.sources, harness.backends\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'mlx_cross_encoder', 'torch')))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("user_value", [None, "GNU"])
+def test_workers_get_the_users_blas_settings_not_ours(user_value):
+    code = ("import json, os, harness.run.spawn as spawn\n"
+            "os.environ['MKL_THREADING_LAYER'] = 'SEQUENTIAL'  # as mlx_cross_encoder does in its process\n"
+            "print(json.dumps(spawn.worker_environment().get('MKL_THREADING_LAYER')))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MKL_THREADING_LAYER"}
+    if user_value is not None:
+        env["MKL_THREADING_LAYER"] = user_value
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == user_value
