@@ -4,13 +4,15 @@ Layout: ``<output_dir>/checkpoints/step-0000012/`` with ``trainable.safetensors`
 ``optimizer.safetensors`` (the flattened optimizer state: moments, step counters, learning rates) and
 ``state.json`` (optimizer step, epoch, micro-batches consumed in that epoch, best metric, early-stopping count).
 Each directory is written under a temporary name and renamed into place, so a crash leaves either a complete
-checkpoint or none. Randomness needs no saved state: batch order depends on ``(seed, epoch)`` and dropout
+checkpoint or none; :func:`recover_dir` undoes what a crash left of a replacement (``best/``) and removes the
+temporaries, and :func:`list_checkpoints` sees only complete checkpoints. Randomness needs no saved state: batch order depends on ``(seed, epoch)`` and dropout
 masks are reseeded from ``(seed, micro-batch index)``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -38,6 +40,36 @@ def list_checkpoints(output_dir) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and (p / "state.json").is_file()]
     return [p for _, p in sorted(found)]
+
+
+def recover_dir(target) -> None:
+    """Repair what a crash left of ``lora.write_dir_atomically(target)``.
+
+    That function fills ``.<name>.tmp-*`` and, to replace an existing ``target``, moves the old copy to
+    ``.<name>.old-*/x`` before renaming the new one into place. A crash between those two renames leaves no
+    ``target``: the old copy is moved back. Leftover temporaries (half-written new copies, old copies no longer
+    needed) are removed.
+    """
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    if not target.exists():
+        for old in sorted(parent.glob(f".{target.name}.old-*")):
+            if (old / "x").is_dir():
+                os.rename(old / "x", target)
+                break
+    for leftover in [*parent.glob(f".{target.name}.old-*"), *parent.glob(f".{target.name}.tmp-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def remove_partial_checkpoints(output_dir) -> list[Path]:
+    """Remove the temporaries of checkpoints whose writing was interrupted; returns what was removed."""
+    root = Path(output_dir) / CHECKPOINTS
+    partial = sorted(root.glob(".step-*.tmp-*")) if root.is_dir() else []
+    for p in partial:
+        shutil.rmtree(p, ignore_errors=True)
+    return partial
 
 
 def latest_checkpoint(output_dir) -> Path | None:

@@ -26,13 +26,13 @@ from mlx.utils import tree_map
 from tqdm.auto import tqdm
 
 from ..base import length_sorted_batches, validate_pairs
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .settings import TrainingSettings
+from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
-from .losses import compute_loss
 from .lora import read_adapter_config, save_adapter
+from .losses import compute_loss
 from .metrics import ranking_metrics
-from .schedule import lr_at, make_optimizer, make_schedule
+from .schedule import make_optimizer, make_schedule
+from .settings import TrainingSettings
 
 logger = logging.getLogger("mlx_cross_encoder.training")
 
@@ -179,6 +179,8 @@ class RerankerTrainerBase:
 
         out_dir = self.output_dir
         out_dir.mkdir(parents=True, exist_ok=True)
+        recover_dir(out_dir / BEST_DIR)  # a crash while best/ was replaced leaves the old copy aside
+        remove_partial_checkpoints(out_dir)
         log_path = out_dir / LOG_FILE
         state: dict[str, Any] = {
             "step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None,
@@ -238,9 +240,9 @@ class RerankerTrainerBase:
                     grad_norm = None
                     if cfg.max_grad_norm:
                         grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
-                    lr = lr_at(state["step"], cfg.learning_rate, total_steps, warmup, cfg.lr_scheduler)
                     optimizer.update(self.model, grads)
                     mx.eval(self.model.parameters(), optimizer.state)
+                    lr = optimizer.learning_rate.item()  # what this update used (the schedule at its step)
                     elapsed = time.perf_counter() - tic
                     train_time += elapsed
                     window["time"] += elapsed
@@ -351,6 +353,7 @@ class RerankerTrainerBase:
         return False
 
     def _load_trainable(self, adapter_dir: Path) -> None:
+        recover_dir(adapter_dir)
         read_adapter_config(adapter_dir)
         weights = mx.load(str(adapter_dir / "adapters.safetensors"))
         self.model.load_weights(list(weights.items()), strict=False)
