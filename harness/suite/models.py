@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from mlx_cross_encoder.training.settings import FAMILY_FINE_TUNE, FINE_TUNE_TYPES
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from ..backends.registry import BACKENDS
@@ -21,11 +22,8 @@ from ..records import Checked, Invalid, Record, got
 from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS
 from . import checks as C
 
-TRAIN_KINDS = ("cross_encoder", "llm")
-FINE_TUNES = ("full", "lora")
-TRAIN_LOSSES = ("bce", "listwise", "mse", "margin_mse")
-TEACHER_LOSSES = ("mse", "margin_mse")  # need teacher scores, which judged pairs from qrels do not have
-LR_SCHEDULERS = ("linear", "cosine", "constant")
+TRAIN_KINDS = tuple(FAMILY_FINE_TUNE)  # model families a suite trains: cross_encoder, llm
+FINE_TUNES = FINE_TUNE_TYPES
 DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_METRICS = ["ndcg@10", "mrr@10", "map@100", "recall@100"]
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/{split}.tsv")

@@ -1,63 +1,37 @@
 """The suite's ``train:`` section (documented in docs/suites.md): training data, dev split, recipe, models.
 
-``TrainRecipe`` stays a plain dataclass (harness/training.py reads it with ``dataclasses.asdict``) until the one
-training-settings model of ``mlx_cross_encoder.training.settings`` replaces it; ``RecipeInput`` validates a
-recipe mapping with the suite's wording. A model's recipe is the section's recipe with the model's own keys over
-it (``TrainSpec.prepare``).
+A recipe is the one training-settings model, ``mlx_cross_encoder.training.settings.TrainingSettings`` (same names
+and defaults as the MLX and torch trainers), plus how the training data is sampled (``max_pairs``,
+``dev_max_docs``): ``TrainRecipe``. ``RecipeInput`` checks a recipe mapping with the suite's wording first
+(``epochs`` is read as ``num_epochs``, its older suite name). A model's recipe is the section's recipe with the
+model's own keys over it (``TrainSpec.prepare``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from mlx_cross_encoder.training.settings import LOSSES, LR_SCHEDULERS, TEACHER_LOSSES, TrainingSettings
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..backends.registry import BACKENDS
-from ..records import Checked, Record
+from ..records import Checked, Invalid, Record
 from . import checks as C
-from .models import (
-    FINE_TUNES,
-    LR_SCHEDULERS,
-    TEACHER_LOSSES,
-    TRAIN_KINDS,
-    TRAIN_LOSSES,
-    File,
-    ModelRef,
-    Name,
-    NonNegInt,
-    OptPositiveInt,
-    OptText,
-    PositiveInt,
-)
+from .models import FINE_TUNES, TRAIN_KINDS, File, ModelRef, Name, NonNegInt, OptPositiveInt, OptText, PositiveInt
 
 TRAIN_SOURCES = ("candidates", "jsonl")
+#: TrainingSettings keys a suite does not set: the harness or the model entry does (fine_tune, lora_*)
+HARNESS_SET = ("output_dir", "fine_tune_type", "lora_rank", "lora_alpha", "lora_dropout", "metric_for_best",
+               "greater_is_better", "load_best_model_at_end", "resume_from_checkpoint", "show_progress_bar")  # fmt: skip
+OLD_NAMES = {"epochs": "num_epochs"}
 
 
-@dataclass
-class TrainRecipe:
-    """The recipe both backends train with (names as in the suite; ``epochs`` is the trainers' num_epochs)."""
+class TrainRecipe(TrainingSettings):
+    """The recipe both backends train with: the shared training settings, and the data sampling."""
 
-    loss: str = "bce"
-    epochs: int = 1
-    max_steps: int | None = None
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
-    lr_scheduler: str = "linear"
-    max_grad_norm: float | None = 1.0
-    max_length: int = 256
-    eval_steps: int | None = None  # None: evaluate on the dev split at the end of each epoch (and after the last step)
-    eval_batch_size: int = 32
-    group_size: int = 8
-    temperature: float = 1.0
-    pos_weight: float | None = None
-    seed: int = 0
-    max_pairs: int | None = None  # training pairs sampled deterministically (seed) from the train split
-    dev_max_docs: int | None = None  # judged documents kept per dev query (stratified by label, seeded)
+    max_pairs: OptPositiveInt = None  # training pairs sampled deterministically (seed) from the train split
+    dev_max_docs: OptPositiveInt = None  # judged documents kept per dev query (stratified by label, seeded)
 
 
 def _num(minimum: float, maximum: float | None, what: str, **kw) -> Checked:
@@ -69,30 +43,53 @@ def _opt_num(minimum: float, what: str, **kw) -> Checked:
 
 
 class RecipeInput(Record):
-    """A recipe mapping as written in a suite (every key optional; defaults are TrainRecipe's)."""
+    """A recipe mapping as written in a suite: the common keys checked with the suite's wording, any other
+    TrainingSettings key checked by TrainingSettings itself (``recipe()``)."""
 
-    loss: Annotated[str, Checked(C.choice(*TRAIN_LOSSES))] = "bce"
-    epochs: PositiveInt = 1
+    model_config = ConfigDict(extra="allow")
+    loss: Annotated[str | None, Checked(C.choice(*LOSSES))] = None
+    epochs: PositiveInt | None = None
+    num_epochs: PositiveInt | None = None
     max_steps: OptPositiveInt = None
-    learning_rate: Annotated[float, Field(gt=0), _num(0.0, None, "a positive number", open_min=True)] = 2e-5
-    weight_decay: Annotated[float, Field(ge=0), _num(0.0, None, "a non-negative number")] = 0.01
-    batch_size: PositiveInt = 16
-    gradient_accumulation_steps: PositiveInt = 1
-    warmup_ratio: Annotated[float, Field(ge=0, le=1), _num(0.0, 1.0, "a number in [0, 1]")] = 0.1
-    lr_scheduler: Annotated[str, Checked(C.choice(*LR_SCHEDULERS))] = "linear"
-    max_grad_norm: Annotated[float | None, _opt_num(0.0, "a positive number or null", open_min=True)] = 1.0
-    max_length: Annotated[int, Field(ge=2), Checked(C.integer(2, "an integer >= 2"))] = 256
+    learning_rate: Annotated[float | None, _num(0.0, None, "a positive number", open_min=True)] = None
+    weight_decay: Annotated[float | None, _num(0.0, None, "a non-negative number")] = None
+    batch_size: PositiveInt | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+    warmup_ratio: Annotated[float | None, _num(0.0, 1.0, "a number in [0, 1]")] = None
+    lr_scheduler: Annotated[str | None, Checked(C.choice(*LR_SCHEDULERS))] = None
+    max_grad_norm: Annotated[float | None, _opt_num(0.0, "a positive number or null", open_min=True)] = None
+    max_length: Annotated[int | None, Checked(C.optional(C.integer(2, "an integer >= 2 or null")))] = None
     eval_steps: OptPositiveInt = None
-    eval_batch_size: PositiveInt = 32
-    group_size: Annotated[int, Field(ge=2), Checked(C.integer(2, "an integer >= 2"))] = 8
-    temperature: Annotated[float, Field(gt=0), _num(0.0, None, "a positive number", open_min=True)] = 1.0
+    eval_batch_size: PositiveInt | None = None
+    group_size: Annotated[int | None, Checked(C.integer(2, "an integer >= 2"))] = None
+    temperature: Annotated[float | None, _num(0.0, None, "a positive number", open_min=True)] = None
     pos_weight: Annotated[float | None, _opt_num(0.0, "a positive number or null", open_min=True)] = None
-    seed: NonNegInt = 0
+    seed: NonNegInt | None = None
     max_pairs: OptPositiveInt = None
     dev_max_docs: OptPositiveInt = None
 
+    @classmethod
+    def input_keys(cls) -> list[str]:
+        return [*OLD_NAMES, *(k for k in TrainRecipe.model_fields if k not in HARNESS_SET)]
+
+    @classmethod
+    def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
+        for old, new in OLD_NAMES.items():
+            if old in data and new in data:
+                yield (old,), f"give {new} or its older name {old}, not both"
+
     def recipe(self) -> TrainRecipe:
-        return TrainRecipe(**self.model_dump())
+        values = {**self.model_dump(exclude_unset=True), **(self.model_extra or {})}
+        for old, new in OLD_NAMES.items():
+            if old in values:
+                values[new] = values.pop(old)
+        return TrainRecipe(**values)
+
+
+def _recipe_of(v: Any, info: ValidationInfo) -> TrainRecipe:
+    if isinstance(v, TrainingSettings):
+        return v if isinstance(v, TrainRecipe) else TrainRecipe(**v.model_dump())
+    return RecipeInput.model_validate(v, context=info.context).recipe()
 
 
 class TrainSource(Record):
@@ -138,7 +135,7 @@ class TrainModelSpec(Record):
     backends: Annotated[list[str], Checked(C.distinct_choices(*BACKENDS))] = Field(
         default_factory=lambda: list(BACKENDS)
     )
-    recipe: TrainRecipe = Field(default_factory=TrainRecipe)
+    recipe: TrainRecipe = Field(default_factory=TrainRecipe)  # the section's recipe with this model's keys over it
     datasets: Annotated[list[str] | None, Checked(C.optional(C.name_list))] = None  # evaluated on (None: all)
     batch_size: PositiveInt = 32  # evaluation batch size
     instruction: OptText = None  # LLM rerankers: the prompt's instruction (None: the template's default)
@@ -146,7 +143,7 @@ class TrainModelSpec(Record):
     @field_validator("recipe", mode="before")
     @classmethod
     def _recipe(cls, v: Any, info: ValidationInfo) -> TrainRecipe:
-        return v if isinstance(v, TrainRecipe) else RecipeInput.model_validate(v, context=info.context).recipe()
+        return _recipe_of(v, info)
 
     @model_validator(mode="after")
     def _defaults(self) -> TrainModelSpec:
@@ -193,7 +190,7 @@ class TrainSpec(Record):
     @field_validator("recipe", mode="before")
     @classmethod
     def _recipe(cls, v: Any, info: ValidationInfo) -> TrainRecipe:
-        return v if isinstance(v, TrainRecipe) else RecipeInput.model_validate(v, context=info.context).recipe()
+        return _recipe_of(v, info)
 
     def reranker_names(self) -> list[str]:
         return [m.reranker_name(b) for m in self.models for b in m.backends]
