@@ -53,18 +53,22 @@ def test_loss_decreases_and_train_ranking_becomes_perfect(bert_dir, tmp_path, lo
     assert before < 0.9 and after == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("fine_tune_type", ["full", "lora"])
-def test_accumulated_small_batches_equal_one_large_batch(bert_dir, tmp_path, fine_tune_type):
-    data = toy_pairs(5)  # 20 pairs: updates of 8, 8 and 4 pairs
+@pytest.mark.parametrize(("fine_tune_type", "big_batch", "micro", "accum", "updates"), [
+    ("full", 8, 2, 4, [8, 8, 4]),  # micro-batches 2+2+2+2, 2+2+2+2, 2+2
+    ("lora", 12, 3, 4, [12, 8]),  # micro-batches 3+3+3+3, then 3+3+2: unequal sizes within one update
+])  # fmt: skip
+def test_accumulated_small_batches_equal_one_large_batch(bert_dir, tmp_path, fine_tune_type, big_batch, micro, accum,
+                                                         updates):  # fmt: skip
+    data = toy_pairs(5)  # 20 pairs
     common = dict(fine_tune_type=fine_tune_type, num_epochs=2, max_grad_norm=0.5, warmup_steps=2, lr_scheduler="cosine")
-    big = make_trainer(bert_dir, tmp_path / "big", batch_size=8, **common)
-    small = make_trainer(bert_dir, tmp_path / "small", batch_size=2, gradient_accumulation_steps=4, **common)
+    big = make_trainer(bert_dir, tmp_path / "big", batch_size=big_batch, **common)
+    small = make_trainer(bert_dir, tmp_path / "small", batch_size=micro, gradient_accumulation_steps=accum, **common)
     start = params(big.prepare_model())
     big.train(data)
     small.train(data)
     assert [r["loss"] for r in big.history] == pytest.approx([r["loss"] for r in small.history], rel=1e-5)
     assert [r["grad_norm"] for r in big.history] == pytest.approx([r["grad_norm"] for r in small.history], rel=1e-4)
-    assert len(big.history) == 6  # 3 updates per epoch, the last one of 4 pairs
+    assert len(big.history) == 2 * len(updates)
     after_big, after_small = params(big), params(small)
     assert_params_close(after_big, after_small, atol=2e-6)
     moved = max(float(np.abs(after_big[k] - start[k]).max()) for k in start)
