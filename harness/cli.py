@@ -132,6 +132,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schemas import schema_text
+
+    text = schema_text(args.kind)
+    if args.output:
+        from .results import write_atomically
+
+        write_atomically(text, Path(args.output))
+        print(f"schema written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
@@ -171,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
                             description="List the suites in ./suites, the dataset sources, the backends and "
                             "the local model recipes.")  # fmt: skip
     lister.set_defaults(func=cmd_list)
+
+    schema = sub.add_parser("schema", help="JSON Schema of suite files or results files",
+                            description="Print the JSON Schema generated from the typed records of suite files or "
+                            "results files (committed as docs/schemas/*.schema.json).")  # fmt: skip
+    schema.add_argument("kind", choices=["suite", "results"], help="which file format")
+    schema.add_argument("--output", metavar="FILE", help="write it here instead of printing it")
+    schema.set_defaults(func=cmd_schema)
     return parser
 
 
