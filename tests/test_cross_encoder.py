@@ -157,7 +157,16 @@ def test_real_minilm_weights_with_seeded_head_match_sentence_transformers(tmp_pa
     for dtype in ("float16", "bfloat16"):
         half = MLXCrossEncoder(d, dtype=dtype).predict(pairs, batch_size=16, activation_fn="identity")
         np.testing.assert_allclose(half, want, atol=2e-2)
-        assert list(np.argsort(-half)[:10]) == list(np.argsort(-want)[:10])
+        # half precision moves these scores by up to ~1e-3 (bfloat16 has 8 bits of mantissa), so pairs closer
+        # than that may swap by rounding alone; every pair further apart keeps its order
+        same_order_where_separated(half, want, margin=3e-3)
+
+
+def same_order_where_separated(got, want, margin: float) -> None:
+    i, j = np.triu_indices(len(want), 1)
+    apart = np.abs(want[i] - want[j]) > margin
+    assert apart.sum() > len(want)  # the check covers many pairs
+    assert (np.sign(got[i] - got[j]) == np.sign(want[i] - want[j]))[apart].all()
 
 
 def test_blas_switch_off_gives_same_scores(tiny_bert):
