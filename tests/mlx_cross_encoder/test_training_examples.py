@@ -13,7 +13,7 @@ import pytest
 
 from builders import bert_cross_encoder, pairs, qwen3_causal_lm
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run(script: str, *args: str) -> str:

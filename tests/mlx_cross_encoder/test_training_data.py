@@ -3,12 +3,9 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mlx_cross_encoder.training.data import Batcher, DataFormatError, eval_rankings, load_groups, merge_by_query
-
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "flagembedding-examples" / "reranker_examples.jsonl"
 
 
 def test_pair_triplet_and_group_records():
@@ -103,18 +100,6 @@ def test_eval_rankings_ids_and_grades():
     assert queries == {"q0": "a", "q1": "b"}
     assert docs == {"q0": ["x", "w"], "q1": ["y", "z"]}
     assert qrels == {"q0": {"q0-d0": 1.0, "q0-d1": 0.0}, "q1": {"q1-d0": 1.0, "q1-d1": 0.0}}
-
-
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared FlagEmbedding sample not present")
-def test_real_flagembedding_sample_reads_as_groups_with_teacher_scores():
-    groups = load_groups(SAMPLE)
-    raw = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
-    assert len(groups) == len(raw) == 10
-    for g, r in zip(groups, raw):
-        assert g.documents == r["pos"] + r["neg"]
-        assert g.teacher == pytest.approx(r["pos_scores"] + r["neg_scores"])
-    batch = next(Batcher(groups, "margin_mse", batch_size=4, group_size=8).batches(0))
-    assert len(batch.pairs) == 32 and np.all(batch.labels.reshape(4, 8)[:, 0] == 1)
 
 
 def test_training_package_imports_neither_torch_nor_the_harness():

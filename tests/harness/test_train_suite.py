@@ -33,7 +33,7 @@ from harness.train.data import (
 from harness.train.worker import dev_qrels, read_records
 from mlx_cross_encoder.training.settings import TrainingSettings
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: builders and faulty_trainer live there
 TOPICS = ["oauth", "grid", "disease", "metal", "rerank", "river", "music", "physics"]
 N_DOCS = 6  # candidates per query; the last one stays unjudged
 
@@ -120,7 +120,7 @@ def test_a_train_suite_loads_with_defaults_and_overrides(folder):
     full, lora, llm = train.models
     assert (full.kind, full.fine_tune, full.backends, full.datasets, full.batch_size) == (
         "cross_encoder", "full", ["mlx", "torch"], None, 32)  # fmt: skip
-    assert full.recipe.learning_rate == 1e-3 and full.recipe.epochs == 2 and full.recipe.loss == "bce"
+    assert full.recipe.learning_rate == 1e-3 and full.recipe.num_epochs == 2 and full.recipe.loss == "bce"
     assert full.recipe.warmup_ratio == TrainingSettings().warmup_ratio  # defaults fill what the suite leaves out
     assert (lora.fine_tune, lora.lora_rank, lora.lora_alpha, lora.lora_dropout) == ("lora", 4, 8.0, 0.0)
     # an LLM defaults to LoRA r8; its recipe overrides only what it names
@@ -149,7 +149,7 @@ M0, M1 = "train.models[0]", "train.models[1]"
         ("train.label_threshold", 0, "train.label_threshold: must be a positive integer, got 0"),
         ("train.dev.fraction", 1.0, "train.dev.fraction: must be a number in [0, 1), got 1.0"),
         ("train.dev.fractoin", 0.1, "train.dev.fractoin: unknown key (did you mean 'fraction'?)"),
-        ("train.recipe.loss", "hinge", "train.recipe.loss: must be one of bce, listwise, mse, margin_mse, got 'hinge'"),
+        ("train.recipe.loss", "hinge", "train.recipe.loss: must be one of bce, listwise, margin_mse, mse, got 'hinge'"),
         ("train.recipe.learning_rate", "fast", "train.recipe.learning_rate: must be a positive number, got 'fast'"),
         ("train.recipe.learning_rate", 0, "train.recipe.learning_rate: must be a positive number, got 0"),
         ("train.recipe.epochs", 0, "train.recipe.epochs: must be a positive integer, got 0"),
