@@ -278,6 +278,21 @@ def as_scores(raw, n: int) -> np.ndarray:
     return scores
 
 
+def require_safetensors(model_dir: Path) -> None:
+    """One rule for every backend: weights are read from safetensors only, never unpickled. A folder with only
+    pickled weights (``pytorch_model.bin``, ``*.pt``) is refused before any library could load it."""
+    model_dir = Path(model_dir)
+    if any(model_dir.glob("*.safetensors")) or not model_dir.is_dir():
+        return
+    pickles = sorted(p.name for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for p in model_dir.glob(pattern))
+    if pickles:
+        raise BackendError(
+            f"{model_dir} has only pickled weights ({', '.join(pickles)}); the harness reads safetensors only and "
+            "never unpickles. Convert it (e.g. transformers: from_pretrained(...).save_pretrained(dir, "
+            "safe_serialization=True)) in a trusted environment"
+        )
+
+
 def backend_module(name: str) -> str:
     """The module implementing backend ``name``; BackendError naming the known ones otherwise."""
     if name not in BACKENDS:
@@ -292,5 +307,7 @@ def load_backend(spec, max_length: int, model_dir: str | Path | None = None, mod
     that all backends load the same files); None resolves ``spec.model`` here. ``module`` is the backend's
     module as the parent resolved it (a worker uses it); None looks ``spec.backend`` up in the registry.
     """
+    model_dir = Path(model_dir) if model_dir is not None else resolve_model_dir(spec.model)
+    require_safetensors(model_dir)
     module = importlib.import_module(module or backend_module(spec.backend))
-    return module.load(spec, max_length, Path(model_dir) if model_dir is not None else resolve_model_dir(spec.model))
+    return module.load(spec, max_length, model_dir)

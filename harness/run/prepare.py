@@ -40,6 +40,7 @@ def prepare_reranker(spec) -> dict[str, Any]:
         module = backends.backend_module(spec.backend)
         protocol["dtype"] = backends.canonical_dtype(fields["dtype"])
         model_dir = backends.resolve_model_dir(spec.model)
+        backends.require_safetensors(model_dir)
         max_length, source = backends.resolve_max_length(model_dir, fields["max_length"])
         protocol.update(
             model_path=str(model_dir),

@@ -14,7 +14,13 @@ Sources (``DatasetSpec.source_kind``):
   (e.g. msmarco-passage/trec-dl-2019/judged: the official BM25 top 1000), else BM25 with bm25s over
   ``docs_iter()``. ``load_ir_dataset`` takes a dataset object, e.g. one made by ``ir_datasets.create_dataset``.
 
-Conventions:
+Conventions (one rule for every backend: the parent applies them once, every system gets the result):
+
+* Inputs that would be silently wrong are refused, naming the file and the entry or line: a docid given with two
+  different texts in a candidates file, ``content`` that is not a string (null, a number), a score that is not a
+  finite number, the same (query, document) judged twice with different grades, a file that is not UTF-8.
+* Empty queries and empty documents (no text once stripped) are dropped at load, for every backend alike, and
+  counted in the protocol (``dropped_empty_queries``, ``dropped_empty_documents``).
 
 * Document text: a document with a title is ``(title + " " + text).strip()``, the BEIR reranking convention
   (beir/reranking/rerank.py); ir_datasets documents without title use their ``default_text()``.
@@ -41,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,37 +72,57 @@ class DatasetError(ValueError):
 
 
 # --- readers -----------------------------------------------------------------------------------------------------
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> DatasetError:
+    return DatasetError(f"{path}: not UTF-8 text (byte {exc.start} of a block: {exc.reason}); convert it to UTF-8")
+
+
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                yield n, line.rstrip("\n")
+        try:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    yield n, line.rstrip("\n")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
+
+
+def _judge(qrels: dict, where: dict, path: Path, n: int, qid: str, docid: str, grade: int) -> None:
+    """Record one judgment; the same (qid, docid) judged twice with different grades is refused."""
+    old = qrels.setdefault(qid, {}).get(docid)
+    if old is not None and old != grade:
+        raise DatasetError(f"{path}:{n}: query {qid} document {docid} is judged {grade} here and {old} on line "
+                           f"{where[qid, docid]}: conflicting judgments")  # fmt: skip
+    qrels[qid][docid] = grade
+    where.setdefault((qid, docid), n)
 
 
 def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
     """TREC qrels ``qid iteration docid grade``."""
     qrels: dict[str, dict[str, int]] = {}
+    where: dict[tuple[str, str], int] = {}
     for n, line in _lines(path):
         cols = line.split()
         try:
             if len(cols) != 4:
                 raise ValueError
-            qrels.setdefault(cols[0], {})[cols[2]] = int(cols[3])
+            grade = int(cols[3])
         except ValueError:
             raise DatasetError(f"{path}:{n}: expected a TREC qrels line 'qid 0 docid grade', got {line!r}") from None
+        _judge(qrels, where, path, n, cols[0], cols[2], grade)
     return qrels
 
 
 def read_beir_qrels(path: Path) -> dict[str, dict[str, int]]:
     """BEIR qrels TSV ``query-id<TAB>corpus-id<TAB>score`` (the header line is skipped)."""
     qrels: dict[str, dict[str, int]] = {}
+    where: dict[tuple[str, str], int] = {}
     for n, line in _lines(path):
         cols = line.split("\t")
         if n == 1 and (len(cols) < 3 or not cols[2].strip().lstrip("-").isdigit()):
             continue  # header
         if len(cols) != 3 or not cols[2].strip().lstrip("-").isdigit():
             raise DatasetError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score', got {line!r}")
-        qrels.setdefault(cols[0].strip(), {})[cols[1].strip()] = int(cols[2])
+        _judge(qrels, where, path, n, cols[0].strip(), cols[1].strip(), int(cols[2]))
     return qrels
 
 
@@ -107,10 +134,13 @@ def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
         try:
             if len(cols) != 6:
                 raise ValueError
-            run.setdefault(cols[0], {})[cols[2]] = float(cols[4])
+            score = float(cols[4])
         except ValueError:
             raise DatasetError(f"{path}:{n}: expected a TREC run line 'qid Q0 docid rank score tag', got {line!r}") \
                 from None
+        if not math.isfinite(score):
+            raise DatasetError(f"{path}:{n}: score must be a finite number, got {cols[4]!r}")
+        run.setdefault(cols[0], {})[cols[2]] = score
     return run
 
 
@@ -134,8 +164,11 @@ def read_corpus(path: Path, needed: set[str] | None = None) -> dict[str, str]:
     """docid -> text from a JSONL (``.jsonl``/``.json``) or TSV corpus; only ``needed`` ids when given."""
     out: dict[str, str] = {}
     if path.suffix in (".jsonl", ".json"):
-        for _, obj in _jsonl(path):
+        for n, obj in _jsonl(path):
             docid = str(obj["_id"])
+            for key in ("title", "text"):
+                if obj.get(key) is not None and not isinstance(obj[key], str):
+                    raise DatasetError(f"{path}:{n}: document {docid}: {key} must be a string, got {obj[key]!r}")
             if needed is None or docid in needed:
                 out[docid] = doc_text(obj.get("title"), obj.get("text"))
     else:
@@ -162,14 +195,20 @@ def read_queries(path: Path) -> dict[str, str]:
 
 
 def read_candidates(path: Path) -> tuple[dict[str, str], Ranked, dict[str, str]]:
-    """(queries, ranked (docid, score) lists, texts) from a candidate-list JSON file."""
+    """(queries, ranked (docid, score) lists, texts) from a candidate-list JSON file.
+
+    One rule for every backend: a docid names one document in the whole file (the same docid with another text,
+    in this query or another, is refused: scores are looked up by docid); ``content`` must be a string and
+    ``score`` a finite number (``rank`` when no score): anything else is refused naming the entry and hit."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a list of {{'query', 'hits'}} objects")
-    queries, ranked, texts = {}, {}, {}
+    queries, ranked, texts, first_seen = {}, {}, {}, {}
     for i, entry in enumerate(data):
         hits = entry.get("hits") if isinstance(entry, dict) else None
         if not isinstance(hits, list) or not isinstance(entry.get("query"), str):
@@ -184,16 +223,29 @@ def read_candidates(path: Path) -> tuple[dict[str, str], Ranked, dict[str, str]]
             raise DatasetError(f"{path}: entry {i}: query {qid} appears twice")
         queries[qid], scores = entry["query"], {}
         for j, h in enumerate(hits):
-            try:
-                docid, content = str(h["docid"]), h["content"]
-                score = float(h["score"]) if "score" in h else -float(h["rank"])
-            except (KeyError, TypeError, ValueError):
-                raise DatasetError(f"{path}: entry {i}, hit {j}: needs docid, content and score (or rank)") from None
-            if docid not in scores:  # a repeated docid keeps its first (best) hit
-                scores[docid] = score
-                texts[docid] = str(content)
+            docid, content, score = _hit(path, i, j, h)
+            if docid in texts and texts[docid] != content:
+                raise DatasetError(f"{path}: entry {i}, hit {j}: docid {docid!r} has another content than at "
+                                   f"{first_seen[docid]}; a docid must name one document in the whole file")  # fmt: skip
+            texts.setdefault(docid, content)
+            first_seen.setdefault(docid, f"entry {i}, hit {j}")
+            scores.setdefault(docid, score)  # a repeated docid (same text) keeps its first (best) hit
         ranked[qid] = [(d, scores[d]) for d in trec_order(scores)]
     return queries, ranked, texts
+
+
+def _hit(path: Path, i: int, j: int, h) -> tuple[str, str, float]:
+    """(docid, content, score) of one hit, or a DatasetError naming the entry, hit and field."""
+    where = f"{path}: entry {i}, hit {j}"
+    if not isinstance(h, dict) or "docid" not in h or "content" not in h or ("score" not in h and "rank" not in h):
+        raise DatasetError(f"{where}: needs docid, content and score (or rank)")
+    if not isinstance(h["content"], str):
+        raise DatasetError(f"{where}: content must be a string, got {'null' if h['content'] is None else repr(h['content'])}")
+    field = "score" if "score" in h else "rank"
+    value = h[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DatasetError(f"{where}: {field} must be a finite number, got {value!r}")
+    return str(h["docid"]), h["content"], float(value) if field == "score" else -float(value)
 
 
 # --- first stage -------------------------------------------------------------------------------------------------
@@ -259,7 +311,8 @@ def _assemble(
     missing_text = sorted(pool - set(queries))
     if missing_text:
         raise DatasetError(f"{source}: no query text for {len(missing_text)} queries, e.g. {missing_text[:5]}")
-    available = pool & judged
+    empty_queries = {q for q in pool & judged if not queries[q].strip()}  # one rule for every backend: dropped
+    available = (pool & judged) - empty_queries
     chosen = select_queries(available, n, seed)
     ranked = rank(chosen)
 
@@ -277,8 +330,12 @@ def _assemble(
         raise DatasetError(f"{source}: no text for {len(lost)} candidate documents, e.g. {lost[:5]}")
     candidates_ids: dict[str, list[tuple[str, float]]] = {}
     added = missing = 0
+    empty_docs = 0
     for qid, hits in firsts.items():
-        extra = [d for d in extras.get(qid, []) if d in found]  # judged documents absent from the corpus are skipped
+        kept_hits = [(d, s) for d, s in hits if found[d].strip()]  # empty documents: dropped for every backend
+        empty_docs += len(hits) - len(kept_hits)
+        hits = kept_hits
+        extra = [d for d in extras.get(qid, []) if d in found and found[d].strip()]  # absent or empty: skipped
         missing += len(extras.get(qid, [])) - len(extra)
         floor = min((s for _, s in hits), default=1.0) - 1.0
         hits = hits + [(d, floor - i) for i, d in enumerate(extra)]  # below every candidate, in grade order
@@ -304,6 +361,8 @@ def _assemble(
         n_pairs=sum(len(h) for h in candidates_ids.values()),
         dropped_unjudged=len(pool - judged),
         dropped_no_candidates=len(judged - pool) + (len(chosen) - len(kept)),
+        dropped_empty_queries=len(empty_queries),
+        dropped_empty_documents=empty_docs,
     )
     return RerankDataset(
         name=spec.name,
