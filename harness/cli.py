@@ -99,8 +99,8 @@ def find_suites() -> list[Path]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .backends.registry import BACKENDS
+    from .localmodels import PREFIX, RECIPES
     from .sources.registry import SOURCES
-    from .localmodels import RECIPES, PREFIX
     from .suite import SuiteError, load_suite
 
     print("Suites:")

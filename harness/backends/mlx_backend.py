@@ -28,8 +28,9 @@ class MLXBackend(Backend):
     def __init__(self, spec, max_length: int, model_dir: Path):
         super().__init__(spec, max_length, model_dir)
         self.check_options(OPTIONS)
-        import mlx_cross_encoder  # first: it loads the optimized BLAS before mlx.core on Linux
         import mlx.core as mx
+
+        import mlx_cross_encoder  # first: it loads the optimized BLAS before mlx.core on Linux
 
         self._mx = mx
         device = (getattr(spec, "device", None) or "auto").lower()

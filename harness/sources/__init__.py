@@ -46,238 +46,28 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..metrics import trec_order
+from .firststage import BM25_PARAMS, BM25_TOKENIZER, Ranked, bm25_rank, ranked_run
+from .irds import _ir_query_text, load_ir_dataset  # noqa: F401  (harness.train.data reads _ir_query_text)
+from .readers import (  # noqa: F401  (the readers are part of this package's interface)
+    DatasetError,
+    doc_text,
+    read_beir_qrels,
+    read_candidates,
+    read_corpus,
+    read_queries,
+    read_trec_qrels,
+    read_trec_run,
+)
 from .registry import SOURCES
 from .types import Candidate, RerankDataset
 
 if TYPE_CHECKING:
     from ..suite import DatasetSpec
 
-BM25_PARAMS = {"method": "lucene", "k1": 0.9, "b": 0.4}
-BM25_TOKENIZER = {"lower": True, "token_pattern": r"(?u)\b\w\w+\b", "stopwords": "en", "stemmer": None}
-
-Ranked = dict[str, list[tuple[str, float]]]  # qid -> [(docid, score)] in trec_eval order
-
-
-class DatasetError(ValueError):
-    pass
-
-
-# --- readers -----------------------------------------------------------------------------------------------------
-def _not_utf8(path: Path, exc: UnicodeDecodeError) -> DatasetError:
-    return DatasetError(f"{path}: not UTF-8 text (byte {exc.start} of a block: {exc.reason}); convert it to UTF-8")
-
-
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
-        try:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    yield n, line.rstrip("\n")
-        except UnicodeDecodeError as exc:
-            raise _not_utf8(path, exc) from None
-
-
-def _judge(qrels: dict, where: dict, path: Path, n: int, qid: str, docid: str, grade: int) -> None:
-    """Record one judgment; the same (qid, docid) judged twice with different grades is refused."""
-    old = qrels.setdefault(qid, {}).get(docid)
-    if old is not None and old != grade:
-        raise DatasetError(f"{path}:{n}: query {qid} document {docid} is judged {grade} here and {old} on line "
-                           f"{where[qid, docid]}: conflicting judgments")  # fmt: skip
-    qrels[qid][docid] = grade
-    where.setdefault((qid, docid), n)
-
-
-def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """TREC qrels ``qid iteration docid grade``."""
-    qrels: dict[str, dict[str, int]] = {}
-    where: dict[tuple[str, str], int] = {}
-    for n, line in _lines(path):
-        cols = line.split()
-        try:
-            if len(cols) != 4:
-                raise ValueError
-            grade = int(cols[3])
-        except ValueError:
-            raise DatasetError(f"{path}:{n}: expected a TREC qrels line 'qid 0 docid grade', got {line!r}") from None
-        _judge(qrels, where, path, n, cols[0], cols[2], grade)
-    return qrels
-
-
-def read_beir_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV ``query-id<TAB>corpus-id<TAB>score`` (the header line is skipped)."""
-    qrels: dict[str, dict[str, int]] = {}
-    where: dict[tuple[str, str], int] = {}
-    for n, line in _lines(path):
-        cols = line.split("\t")
-        if n == 1 and (len(cols) < 3 or not cols[2].strip().lstrip("-").isdigit()):
-            continue  # header
-        if len(cols) != 3 or not cols[2].strip().lstrip("-").isdigit():
-            raise DatasetError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score', got {line!r}")
-        _judge(qrels, where, path, n, cols[0].strip(), cols[1].strip(), int(cols[2]))
-    return qrels
-
-
-def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
-    """TREC run ``qid Q0 docid rank score tag``; the rank column is ignored, like trec_eval does."""
-    run: dict[str, dict[str, float]] = {}
-    for n, line in _lines(path):
-        cols = line.split()
-        try:
-            if len(cols) != 6:
-                raise ValueError
-            score = float(cols[4])
-        except ValueError:
-            raise DatasetError(f"{path}:{n}: expected a TREC run line 'qid Q0 docid rank score tag', got {line!r}") \
-                from None
-        if not math.isfinite(score):
-            raise DatasetError(f"{path}:{n}: score must be a finite number, got {cols[4]!r}")
-        run.setdefault(cols[0], {})[cols[2]] = score
-    return run
-
-
-def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
-    for n, line in _lines(path):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or "_id" not in obj:
-            raise DatasetError(f"{path}:{n}: expected a JSON object with an '_id'")
-        yield n, obj
-
-
-def doc_text(title: str | None, text: str | None) -> str:
-    """BEIR's document text: ``(title + " " + text).strip()``."""
-    return f"{title or ''} {text or ''}".strip()
-
-
-def read_corpus(path: Path, needed: set[str] | None = None) -> dict[str, str]:
-    """docid -> text from a JSONL (``.jsonl``/``.json``) or TSV corpus; only ``needed`` ids when given."""
-    out: dict[str, str] = {}
-    if path.suffix in (".jsonl", ".json"):
-        for n, obj in _jsonl(path):
-            docid = str(obj["_id"])
-            for key in ("title", "text"):
-                if obj.get(key) is not None and not isinstance(obj[key], str):
-                    raise DatasetError(f"{path}:{n}: document {docid}: {key} must be a string, got {obj[key]!r}")
-            if needed is None or docid in needed:
-                out[docid] = doc_text(obj.get("title"), obj.get("text"))
-    else:
-        for n, line in _lines(path):
-            cols = line.split("\t")
-            if len(cols) < 2:
-                raise DatasetError(f"{path}:{n}: expected 'docid<TAB>text', got {line[:80]!r}")
-            if needed is None or cols[0] in needed:
-                out[cols[0]] = " ".join(c.strip() for c in cols[1:] if c.strip())
-    return out
-
-
-def read_queries(path: Path) -> dict[str, str]:
-    """qid -> text from a TSV ``qid<TAB>text`` or JSONL ``{"_id", "text"}`` file."""
-    if path.suffix in (".jsonl", ".json"):
-        return {str(obj["_id"]): str(obj.get("text", "")) for _, obj in _jsonl(path)}
-    out = {}
-    for n, line in _lines(path):
-        qid, sep, text = line.partition("\t")
-        if not sep:
-            raise DatasetError(f"{path}:{n}: expected 'qid<TAB>text', got {line[:80]!r}")
-        out[qid.strip()] = text.strip()
-    return out
-
-
-def read_candidates(path: Path) -> tuple[dict[str, str], Ranked, dict[str, str]]:
-    """(queries, ranked (docid, score) lists, texts) from a candidate-list JSON file.
-
-    One rule for every backend: a docid names one document in the whole file (the same docid with another text,
-    in this query or another, is refused: scores are looked up by docid); ``content`` must be a string and
-    ``score`` a finite number (``rank`` when no score): anything else is refused naming the entry and hit."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(path, exc) from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a list of {{'query', 'hits'}} objects")
-    queries, ranked, texts, first_seen = {}, {}, {}, {}
-    for i, entry in enumerate(data):
-        hits = entry.get("hits") if isinstance(entry, dict) else None
-        if not isinstance(hits, list) or not isinstance(entry.get("query"), str):
-            raise DatasetError(f"{path}: entry {i}: expected {{'query': str, 'hits': [...]}}")
-        qids = {str(h.get("qid")) for h in hits if isinstance(h, dict)}
-        qids |= {str(entry["qid"])} if "qid" in entry else set()
-        if len(qids) != 1:
-            problem = f"hits of several qids {sorted(qids)}" if qids else "no qid (empty hits)"
-            raise DatasetError(f"{path}: entry {i}: {problem}")
-        qid = qids.pop()
-        if qid in queries:
-            raise DatasetError(f"{path}: entry {i}: query {qid} appears twice")
-        queries[qid], scores = entry["query"], {}
-        for j, h in enumerate(hits):
-            docid, content, score = _hit(path, i, j, h)
-            if docid in texts and texts[docid] != content:
-                raise DatasetError(f"{path}: entry {i}, hit {j}: docid {docid!r} has another content than at "
-                                   f"{first_seen[docid]}; a docid must name one document in the whole file")  # fmt: skip
-            texts.setdefault(docid, content)
-            first_seen.setdefault(docid, f"entry {i}, hit {j}")
-            scores.setdefault(docid, score)  # a repeated docid (same text) keeps its first (best) hit
-        ranked[qid] = [(d, scores[d]) for d in trec_order(scores)]
-    return queries, ranked, texts
-
-
-def _hit(path: Path, i: int, j: int, h) -> tuple[str, str, float]:
-    """(docid, content, score) of one hit, or a DatasetError naming the entry, hit and field."""
-    where = f"{path}: entry {i}, hit {j}"
-    if not isinstance(h, dict) or "docid" not in h or "content" not in h or ("score" not in h and "rank" not in h):
-        raise DatasetError(f"{where}: needs docid, content and score (or rank)")
-    if not isinstance(h["content"], str):
-        raise DatasetError(f"{where}: content must be a string, got {'null' if h['content'] is None else repr(h['content'])}")
-    field = "score" if "score" in h else "rank"
-    value = h[field]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DatasetError(f"{where}: {field} must be a finite number, got {value!r}")
-    return str(h["docid"]), h["content"], float(value) if field == "score" else -float(value)
-
-
-# --- first stage -------------------------------------------------------------------------------------------------
-def _ranked(run: dict[str, dict[str, float]]) -> Ranked:
-    return {q: [(d, docs[d]) for d in trec_order(docs)] for q, docs in run.items()}
-
-
-def bm25_rank(doc_ids: list[str], doc_texts: list[str], queries: dict[str, str], k: int,
-              exclude_identical_ids: bool = False) -> Ranked:
-    """Top-k BM25 (bm25s, ``BM25_PARAMS``/``BM25_TOKENIZER``) per query, trec_eval order, score > 0 only."""
-    import bm25s
-
-    tok = dict(BM25_TOKENIZER)
-    retriever = bm25s.BM25(**BM25_PARAMS)
-    retriever.index(bm25s.tokenize(doc_texts, show_progress=False, **tok), show_progress=False)
-    query_ids = list(queries)
-    query_tokens = bm25s.tokenize([queries[q] for q in query_ids], return_ids=False, show_progress=False, **tok)
-    out: Ranked = {}
-    for qid, tokens in zip(query_ids, query_tokens):
-        token_ids = retriever.get_tokens_ids(tokens)
-        if not token_ids:
-            out[qid] = []
-            continue
-        scores = np.asarray(retriever.get_scores_from_ids(token_ids), dtype=np.float64)
-        idx = np.flatnonzero(scores > 0)
-        if exclude_identical_ids:
-            idx = np.array([i for i in idx if doc_ids[i] != qid], dtype=np.int64)
-        if len(idx) > k:  # keep every document tied with the k-th score: trec_order breaks the tie
-            idx = idx[scores[idx] >= np.partition(scores[idx], -k)[-k]]
-        hits = {doc_ids[i]: float(scores[i]) for i in idx}
-        out[qid] = [(d, hits[d]) for d in trec_order(hits)][:k]
-    return out
 
 
 # --- assembling --------------------------------------------------------------------------------------------------
@@ -403,7 +193,7 @@ def load_candidates(spec: DatasetSpec, max_queries: int | None, seed: int) -> Re
 
 
 def load_trec_run(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
-    ranked = _ranked(read_trec_run(spec.run))
+    ranked = ranked_run(read_trec_run(spec.run))
     return _assemble(
         spec, max_queries, seed, source=f"{spec.run} + {spec.corpus} + {spec.queries} + {spec.qrels}",
         queries=read_queries(spec.queries), qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked,
@@ -445,61 +235,3 @@ def load_ir_datasets(spec: DatasetSpec, max_queries: int | None, seed: int) -> R
             f"scoreddocs) into {home} (IR_DATASETS_HOME), or use local files (candidates, run, beir)"
         ) from exc
 
-
-# --- ir_datasets -------------------------------------------------------------------------------------------------
-def _ir_doc_text(doc) -> str:
-    if isinstance(getattr(doc, "title", None), str) and isinstance(getattr(doc, "text", None), str):
-        return doc_text(doc.title, doc.text)
-    return doc.default_text() if hasattr(doc, "default_text") else str(doc.text)
-
-
-def _ir_query_text(query) -> str:
-    return query.default_text() if hasattr(query, "default_text") else str(query.text)
-
-
-def _ir_doc_texts(ds, ids: set[str]) -> dict[str, str]:
-    try:
-        store = ds.docs_store()
-    except (AttributeError, NotImplementedError):
-        store = None
-    if store is not None:
-        return {d: _ir_doc_text(doc) for d, doc in store.get_many(ids).items()}
-    return {doc.doc_id: _ir_doc_text(doc) for doc in ds.docs_iter() if doc.doc_id in ids}
-
-
-def load_ir_dataset(ds, spec: DatasetSpec, max_queries: int | None = None, seed: int = 0,
-                    dataset_id: str | None = None) -> RerankDataset:
-    """Load an ir_datasets dataset object (from ``ir_datasets.load`` or ``ir_datasets.create_dataset``)."""
-    dataset_id = dataset_id or spec.ir_datasets or "<ir_datasets object>"
-    for part in ("queries", "qrels"):
-        if not getattr(ds, f"has_{part}")():
-            raise DatasetError(f"ir_datasets {dataset_id!r} has no {part}")
-    queries = {q.query_id: _ir_query_text(q) for q in ds.queries_iter()}
-    qrels: dict[str, dict[str, int]] = {}
-    for r in ds.qrels_iter():
-        qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
-    common = dict(spec=spec, max_queries=max_queries, seed=seed, source=f"ir_datasets:{dataset_id}",
-                  queries=queries, qrels=qrels)
-    if ds.has_scoreddocs():
-        judged = {q for q, docs in qrels.items() if docs}
-        run: dict[str, dict[str, float]] = {}
-        for sd in ds.scoreddocs_iter():
-            if sd.query_id in judged:
-                run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
-        ranked = _ranked(run)
-        return _assemble(
-            **common, rank=lambda qids: ranked, texts=lambda ids: _ir_doc_texts(ds, ids),
-            candidate_qids=set(run) | (set(queries) - judged),  # unjudged queries too, to count them as dropped
-            protocol={"first_stage_source": "ir_datasets scoreddocs"},
-        )
-    if not ds.has_docs():
-        raise DatasetError(f"ir_datasets {dataset_id!r} has neither scoreddocs nor docs to run BM25 over")
-    corpus = {doc.doc_id: _ir_doc_text(doc) for doc in ds.docs_iter()}
-    ids = list(corpus)
-    identical = dataset_id.startswith("beir/")
-    return _assemble(
-        **common,
-        rank=lambda qids: bm25_rank(ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k,
-                                    identical),
-        texts=lambda wanted: corpus, protocol=_bm25_protocol(identical),
-    )

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from mlx_cross_encoder.training.settings import FAMILY_FINE_TUNE, FINE_TUNE_TYPES
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
+
+from mlx_cross_encoder.training.settings import FAMILY_FINE_TUNE, FINE_TUNE_TYPES
 
 from ..backends.registry import BACKENDS
 from ..metrics import validate_metric

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from mlx_cross_encoder.training.settings import LOSSES, LR_SCHEDULERS, TEACHER_LOSSES, TrainingSettings
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from mlx_cross_encoder.training.settings import LOSSES, LR_SCHEDULERS, TEACHER_LOSSES, TrainingSettings
+
 from ..backends.registry import BACKENDS
-from ..records import Checked, Invalid, Record
+from ..records import Checked, Record
 from . import checks as C
 from .models import FINE_TUNES, TRAIN_KINDS, File, ModelRef, Name, NonNegInt, OptPositiveInt, OptText, PositiveInt
 
