@@ -76,7 +76,12 @@ class MLXBackend(Backend):
         return self._mx.get_peak_memory() / 2**20
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "blas": self.blas, "quantize": self.options.get("quantize")}
+        from mlx_cross_encoder import _blas
+
+        return {
+            **super().describe(), "blas": self.blas, "quantize": self.options.get("quantize"),
+            "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
+        }  # fmt: skip
 
 
 def _load_causal_lm(backend: MLXBackend):

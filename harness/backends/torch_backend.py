@@ -147,7 +147,11 @@ class TorchBackend(Backend):
             device_name = torch.cuda.get_device_name(self.device)
         else:
             device_name = self.device
-        return {**super().describe(), "device_name": device_name, "torch_threads": torch.get_num_threads()}
+        tf32 = self.device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32
+        return {
+            **super().describe(), "device_name": device_name, "torch_threads": torch.get_num_threads(),
+            "float32_matmul": "tf32" if tf32 else "float32",
+        }  # fmt: skip
 
 
 def load(spec, max_length: int, model_dir: Path) -> TorchBackend:
