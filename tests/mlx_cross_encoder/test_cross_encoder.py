@@ -176,7 +176,7 @@ def test_blas_switch_off_gives_same_scores(tiny_bert):
         f"s=m.MLXCrossEncoder({str(tiny_bert)!r}).predict(builders.pairs(), activation_fn='identity');"
         "print(json.dumps({'lib': b.loaded_library, 'scores': s.tolist()}))"
     )
-    root = os.path.dirname(os.path.dirname(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     runs = {}
     for setting in ("off", "auto"):
         env = {**os.environ, "MLX_CROSS_ENCODER_BLAS": setting}

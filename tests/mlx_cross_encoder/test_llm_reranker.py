@@ -321,7 +321,7 @@ def test_rank(reranker):
 
 def test_package_import_does_not_import_torch():
     code = "import sys, mlx_cross_encoder; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 # -- mlx-lm LoRA adapters -------------------------------------------------------------------------------------
