@@ -44,7 +44,7 @@ class LLMRerankerScorer:
     """A transformers causal LM scored as ``Qwen3Reranker`` scores: official prompt, right padding, last token."""
 
     def __init__(self, model, tokenizer, max_length: int = 8192, instruction: str | None = None, template=None):
-        from mlx_cross_encoder.llm_reranker import QWEN3_TEMPLATE
+        from mlx_cross_encoder.llm_template import QWEN3_TEMPLATE
 
         self.model, self.tokenizer = model, tokenizer
         self.template = template or QWEN3_TEMPLATE
