@@ -1,8 +1,11 @@
 """LoRA training throughput of an LLM yes/no reranker: MLX (Qwen3RerankerTrainer) next to transformers + peft
-(harness.train_torch.train_llm_reranker_torch) on the same batches, same recipe.
+(harness.train.torch_llm.train_llm_reranker_torch) on the same batches, same settings.
 
     .venv/bin/python benchmarks/train_llm_lora_speed.py [--model local:qwen3-reranker-0.6b-shape-4l]
-        [--steps 6] [--batch-size 4] [--max-length 256] [--json out.json]
+        [--steps 6] [--batch-size 4] [--max-length 256] [--mlx-streams 1,2] [--json out.json]
+
+``--mlx-streams``: the MLX trainer once per CPU stream count (``MLX_CROSS_ENCODER_CPU_STREAMS``: each micro-batch
+is split over that many streams; default one per core).
 
 Model: by default a random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape (hidden 1024, 16/8 heads, head_dim 128,
 intermediate 3072, vocabulary 151,669), 4 layers. Data: the first judged (query, passage) pairs of DL19's BM25
@@ -49,20 +52,19 @@ def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> 
     path = resolve_model(model)
     data = pairs(steps * batch)
     out = tempfile.mkdtemp(prefix=f"lora-{backend}-")
-    knobs = dict(batch_size=batch, max_length=max_length, lora_rank=8, learning_rate=1e-4, epochs=1,
+    knobs = dict(batch_size=batch, max_length=max_length, lora_rank=8, learning_rate=1e-4, num_epochs=1,
                  warmup_ratio=0.0, seed=0, output_dir=out)  # fmt: skip
     if backend == "mlx":
         import mlx_cross_encoder  # noqa: F401
         from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
 
-        cfg = Qwen3RerankerConfig(model_name=path, show_progress_bar=False, save_steps=10**9, num_epochs=1,
-                                  **{k: v for k, v in knobs.items() if k != "epochs"})  # fmt: skip
+        cfg = Qwen3RerankerConfig(model_name=path, show_progress_bar=False, save_steps=10**9, **knobs)
         trainer = Qwen3RerankerTrainer(cfg)
         trainer.prepare_model()
         res = trainer.train(data)
         measure = "mx.get_peak_memory()"
     else:
-        from harness.train_torch import train_llm_reranker_torch
+        from harness.train.torch_llm import train_llm_reranker_torch
 
         res = train_llm_reranker_torch(path, data, None, knobs)
         measure = res.get("peak_memory_measure")
@@ -70,6 +72,7 @@ def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> 
         "backend": backend, "steps": res.get("steps"), "train_time_s": res.get("train_time_s"),
         "tokens_per_s": res.get("tokens_per_s"), "peak_memory_mb": (res.get("peak_memory_bytes") or 0) / 2**20,
         "peak_memory_measure": measure, "pairs": len(data),
+        "mlx_streams": os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS") if backend == "mlx" else None,
     }  # fmt: skip
 
 
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--mlx-streams", default="", help="comma-separated CPU stream counts for the MLX trainer")
     ap.add_argument("--json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -86,10 +90,14 @@ def main() -> None:
         print(json.dumps(child(a.child, a.model, a.steps, a.batch_size, a.max_length)))
         return
     rows = []
-    for backend in ("mlx", "torch"):
+    runs = [("mlx", n) for n in a.mlx_streams.split(",") if n] or [("mlx", None)]
+    for backend, streams in [*runs, ("torch", None)]:
         cmd = [sys.executable, __file__, "--child", backend, "--model", a.model, "--steps", str(a.steps),
                "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]  # fmt: skip
-        res = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if streams:
+            env["MLX_CROSS_ENCODER_CPU_STREAMS"] = streams
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if res.returncode:
             rows.append({"backend": backend, "error": res.stderr.strip().splitlines()[-1:]})
             continue
@@ -101,10 +109,11 @@ def main() -> None:
         if "error" in r:
             print(f"| {r['backend']} | error: {r['error']} | | | |")
             continue
-        name = "MLX Qwen3RerankerTrainer" if r["backend"] == "mlx" else "transformers + peft"
+        name = "transformers + peft" if r["backend"] != "mlx" else (
+            "MLX Qwen3RerankerTrainer" + (f", {r['mlx_streams']} CPU streams" if r.get("mlx_streams") else ""))
         print(f"| {name} | {r['steps']} | {r['train_time_s']:.1f} | {r['tokens_per_s']:.0f} | "
               f"{r['peak_memory_mb']:.0f} ({r['peak_memory_measure']}) |")  # fmt: skip
-    print(f"load average at end: {os.getloadavg()}")
+    print(f"load average at end: {os.getloadavg()} on {os.cpu_count()} cores")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 

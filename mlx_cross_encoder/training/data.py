@@ -65,6 +65,18 @@ class Batch:
     n_examples: int = 0  # pairs (pointwise) or groups (grouped): the loss averages over these
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def split(self, parts: int) -> list[Batch]:
+        """At most ``parts`` consecutive batches of whole examples (pairs, or groups), sizes differing by at most
+        one; their example-weighted mean loss is this batch's mean loss."""
+        per = self.group_size or 1
+        chunks = [c for c in np.array_split(np.arange(self.n_examples), min(parts, self.n_examples)) if len(c)]
+        out = []
+        for c in chunks:
+            lo, hi = int(c[0]) * per, (int(c[-1]) + 1) * per
+            teacher = self.teacher[lo:hi] if self.teacher is not None else None
+            out.append(Batch(self.pairs[lo:hi], self.labels[lo:hi], teacher, self.group_size, len(c), self.meta))
+        return out
+
 
 # -- reading -----------------------------------------------------------------------------------------------
 

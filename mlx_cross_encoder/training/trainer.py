@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,44 @@ class RerankerTrainerBase:
         scores = self._scores(inputs)
         return compute_loss(cfg.loss, scores, labels, teacher, group_size, cfg.pos_weight, cfg.temperature)
 
+    def _cpu_streams(self) -> list:
+        """The MLX CPU streams a micro-batch is split over (``_blas.cpu_stream_count``: one per core, at most 8, or
+        ``MLX_CROSS_ENCODER_CPU_STREAMS``); ``[None]`` (the default stream) on a GPU or with one stream.
+
+        On the CPU, MLX runs elementwise kernels on one thread per stream and only the BLAS is multi-threaded, so
+        one stream leaves cores idle for much of a training step; inference splits its batches the same way."""
+        if getattr(self, "_streams", None) is None:
+            from .. import _blas
+
+            n = _blas.cpu_stream_count() if mx.default_device() == mx.cpu else 1
+            self._streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
+        return self._streams
+
+    def _accumulate(self, value_and_grad, batch: Batch, acc_grads):
+        """Add one micro-batch's example-weighted gradient (``n_examples * mean gradient``) to ``acc_grads``;
+        returns ``(acc_grads, loss * n_examples, tokens)``.
+
+        The micro-batch's examples are split over the CPU streams (:meth:`_cpu_streams`) and evaluated at once,
+        each part weighted by its number of examples: the sum is the whole micro-batch's, as with gradient
+        accumulation (the same up to float rounding; dropout masks are drawn per part)."""
+        from .. import _blas
+
+        streams = self._cpu_streams()
+        parts = batch.split(len(streams)) if len(streams) > 1 else [batch]
+        loss_sum, tokens = None, 0
+        for part, stream in zip(parts, streams):
+            with mx.stream(stream) if stream is not None else nullcontext():
+                inputs, labels, teacher, n_tokens = self._batch_arrays(part)
+                loss, grads = value_and_grad(inputs, labels, teacher, part.group_size)
+                n = part.n_examples
+                weighted = tree_map(lambda g, n=n: g * n, grads)
+                acc_grads = weighted if acc_grads is None else tree_map(lambda a, g: a + g, acc_grads, weighted)
+                loss_sum = loss * n if loss_sum is None else loss_sum + loss * n
+                tokens += n_tokens
+        with _blas.single_threaded_while(len(streams) > 1):
+            mx.eval(acc_grads, loss_sum)
+        return acc_grads, loss_sum.item(), tokens
+
     def _batch_arrays(self, batch: Batch):
         inputs, n_tokens = self._encode(batch.pairs)
         labels = mx.array(batch.labels)
@@ -219,24 +258,16 @@ class RerankerTrainerBase:
                     if mi < skip:
                         continue  # consumed before the checkpoint we resumed from
                     mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
-                    inputs, labels, teacher, n_tokens = self._batch_arrays(batch)
-                    loss, grads = value_and_grad(inputs, labels, teacher, batch.group_size)
-                    n = batch.n_examples
-                    if acc_grads is None:
-                        acc_grads = tree_map(lambda g: g * n, grads)
-                    else:
-                        acc_grads = tree_map(lambda a, g: a + g * n, acc_grads, grads)
-                    acc_loss_arr = loss * n
-                    mx.eval(acc_grads, acc_loss_arr)
-                    acc_loss += acc_loss_arr.item()
-                    acc_n += n
+                    acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads)
+                    acc_loss += loss_sum
+                    acc_n += batch.n_examples
                     window["tokens"] += n_tokens
                     run_tokens += n_tokens
                     last_micro = mi == micro_per_epoch - 1
                     if (mi + 1) % accum != 0 and not last_micro:
                         continue
                     # -- optimizer update --------------------------------------------------------------
-                    grads = tree_map(lambda a: a / acc_n, acc_grads)
+                    grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
                     grad_norm = None
                     if cfg.max_grad_norm:
                         grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
