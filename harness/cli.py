@@ -99,7 +99,7 @@ def find_suites() -> list[Path]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .backends.registry import BACKENDS
-    from .localmodels import PREFIX, RECIPES
+    from .localmodels import LOCAL_MODELS, PREFIX
     from .sources.registry import SOURCES
     from .suite import SuiteError, load_suite
 
@@ -126,8 +126,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for backend in BACKENDS.values():
         options = f" (options: {', '.join(sorted(backend.options))})" if backend.options else ""
         print(f"  {backend.name}: {backend.description}{options}")
-    print("Local model recipes (model: local:<name>):")
-    for name, (text, _) in RECIPES.items():
+    print("Local models (model: local:<name>):")
+    for name, (text, _) in LOCAL_MODELS.items():
         print(f"  {PREFIX}{name}: {text}")
     return 0
 
@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", metavar="FILE", help="write the report here too (e.g. report/NAME.md)")
     report.set_defaults(func=cmd_report)
 
-    lister = sub.add_parser("list", help="suites, dataset sources, backends and local model recipes",
+    lister = sub.add_parser("list", help="suites, dataset sources, backends and local models",
                             description="List the suites in ./suites, the dataset sources, the backends and "
-                            "the local model recipes.")  # fmt: skip
+                            "the local models.")  # fmt: skip
     lister.set_defaults(func=cmd_list)
 
     schema = sub.add_parser("schema", help="JSON Schema of suite files or results files",

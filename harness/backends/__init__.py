@@ -70,7 +70,7 @@ def is_causal_lm(config: dict[str, Any]) -> bool:
 
 
 def resolve_model_dir(ref: str) -> Path:
-    """``local:<recipe>``, a directory or a Hub id -> the local directory every backend then loads.
+    """``local:<name>``, a directory or a Hub id -> the local directory every backend then loads.
 
     Hub ids go through ``mlx_cross_encoder.hub`` (safetensors, configs and tokenizers only, no pickles), so the
     MLX and PyTorch backends read the very same files.

@@ -244,7 +244,7 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
         runs = {(r["dataset"], r["reranker"]): r for r in res["runs"]}
         first = {r["dataset"]: r for r in res["runs"] if r["backend"] == FIRST_STAGE and r["status"] == "ok"}
 
-        def value(dataset: str, reranker: str):
+        def value(dataset: str, reranker: str, runs: dict = runs):
             run = runs.get((dataset, reranker))
             return run["metrics"].get(primary) if run and run["status"] == "ok" else None
 

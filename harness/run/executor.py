@@ -38,6 +38,7 @@ from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
 from .prepare import dataset_protocol, error_run, first_stage_run, prepare_reranker, scored_run, write_dataset_file
 from .spawn import spawn_worker
+from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
 TRAIN_WORKER = "harness.train.worker"
@@ -200,10 +201,10 @@ class Execution:
                     "repeats": measure.repeats}  # fmt: skip
         if prepared["error"]:
             return error_run(ds.name, step.reranker, step.backend, protocol, prepared["error"]), False
-        job = {"reranker": prepared["spec"], "backend_module": prepared["module"], "model_dir": prepared["model_dir"],
-               "max_length": prepared["max_length"], "dataset_file": str(dataset_file),
-               "warmup_queries": measure.warmup_queries, "repeats": measure.repeats, "progress": self.progress}  # fmt: skip
-        result = spawn_worker(job, self.workdir, self.timeout_s, self.progress)
+        job = MeasureJob(reranker=prepared["spec"], backend_module=prepared["module"], model_dir=prepared["model_dir"],
+                         max_length=prepared["max_length"], dataset_file=str(dataset_file),
+                         warmup_queries=measure.warmup_queries, repeats=measure.repeats, progress=self.progress)
+        result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         return scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"]), False
 
 

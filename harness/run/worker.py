@@ -27,8 +27,23 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 TRACEBACK_LINES = 20
+
+
+class MeasureJob(BaseModel):
+    """What the parent hands a measuring worker (JSON file): the reranker as resolved once in the parent."""
+
+    model_config = ConfigDict(extra="forbid")
+    reranker: dict[str, Any]  # harness.suite.RerankerSpec as JSON
+    backend_module: str  # the module implementing the backend (the parent's registry decides)
+    model_dir: str  # the resolved checkpoint folder every backend loads
+    max_length: int  # the truncation length, resolved once for every backend
+    dataset_file: str  # queries and candidate texts (no qrels), written by the parent
+    warmup_queries: int = Field(ge=0)
+    repeats: int = Field(ge=1)
+    progress: bool = True
 
 
 def peak_rss_mb() -> float | None:
@@ -60,11 +75,12 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def measure(job: dict[str, Any]) -> dict[str, Any]:
+def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from .. import backends
 
+    job = MeasureJob.model_validate(raw_job).model_dump()
     data = json.loads(Path(job["dataset_file"]).read_text())
     queries = data["queries"]
     if not queries:

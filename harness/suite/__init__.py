@@ -17,7 +17,7 @@ measure: {warmup_queries: 2, repeats: 1}
 
 Paths are relative to the suite file's folder and must exist when the suite is loaded (ir_datasets ids are
 only checked against ir_datasets' registry: their data is needed when the dataset is loaded, not here).
-``model: local:<recipe>`` is left as is (harness.localmodels builds it later); a model starting with ``.`` or
+``model: local:<name>`` is left as is (harness.localmodels builds it later); a model starting with ``.`` or
 ``/`` is a path, resolved against the suite folder; anything else is a Hugging Face Hub id.
 
 Relevance level rule (binary measures count grade >= level; nDCG always uses all grades): when

@@ -134,7 +134,7 @@ class RerankerSpec(Record):
 
     name: Name
     backend: Backend
-    model: ModelRef  # Hub id, absolute path, or local:<recipe>
+    model: ModelRef  # Hub id, absolute path, or local:<name>
     dtype: Dtype = None
     batch_size: PositiveInt = 32
     max_length: OptPositiveInt = None

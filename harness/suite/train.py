@@ -126,7 +126,7 @@ class TrainSource(Record):
 
 class TrainModelSpec(Record):
     name: Name
-    base: ModelRef  # Hub id, absolute path or local:<recipe>
+    base: ModelRef  # Hub id, absolute path or local:<name>
     kind: Annotated[str, Checked(C.choice(*TRAIN_KINDS))] = "cross_encoder"
     fine_tune: Annotated[str | None, Checked(C.optional(C.choice(*FINE_TUNES)))] = None  # None: full / lora (llm)
     lora_rank: Annotated[int | None, Checked(C.optional(C.integer(1, "a positive integer")))] = None
