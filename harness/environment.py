@@ -189,7 +189,8 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
 
 
 def mlx_blas() -> str | None:
-    """The BLAS that mlx_cross_encoder loads for MLX's CPU backend (None on macOS or when none was found)."""
+    """The BLAS mlx_cross_encoder loaded for MLX's CPU backend in this process: None in the measuring parent, which
+    loads no MLX (each MLX run records the one its worker loaded in ``system.blas``), on macOS, or when none."""
     try:
         import mlx_cross_encoder  # noqa: F401 - importing loads it
         from mlx_cross_encoder import _blas
