@@ -16,9 +16,7 @@ def validate_pairs(pairs: Any) -> tuple[list[tuple[str, str]], bool]:
     if isinstance(pairs, (list, tuple)) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs):
         return [(pairs[0], pairs[1])], True
     if isinstance(pairs, str) or not isinstance(pairs, Sequence):
-        raise TypeError(
-            "pairs must be a (query, document) pair or a list of such pairs, got " f"{type(pairs).__name__}"
-        )
+        raise TypeError(f"pairs must be a (query, document) pair or a list of such pairs, got {type(pairs).__name__}")
     if len(pairs) == 0:
         raise ValueError("pairs is empty: nothing to score")
     checked = []

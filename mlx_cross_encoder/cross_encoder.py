@@ -23,10 +23,14 @@ from .models import get_model_module
 logger = logging.getLogger("mlx_cross_encoder")
 
 DTYPES = {
-    "float32": mx.float32, "fp32": mx.float32,
-    "float16": mx.float16, "fp16": mx.float16, "half": mx.float16,
-    "bfloat16": mx.bfloat16, "bf16": mx.bfloat16,
-}  # fmt: skip
+    "float32": mx.float32,
+    "fp32": mx.float32,
+    "float16": mx.float16,
+    "fp16": mx.float16,
+    "half": mx.float16,
+    "bfloat16": mx.bfloat16,
+    "bf16": mx.bfloat16,
+}
 
 ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
     "sigmoid": mx.sigmoid,
@@ -264,4 +268,6 @@ class MLXCrossEncoder(RerankerBase):
 
     def __repr__(self) -> str:
         arch = self.config["architectures"][0]
-        return f"MLXCrossEncoder({str(self.model_dir)!r}, arch={arch}, max_length={self.max_length}, dtype={self.dtype})"
+        return (
+            f"MLXCrossEncoder({str(self.model_dir)!r}, arch={arch}, max_length={self.max_length}, dtype={self.dtype})"
+        )

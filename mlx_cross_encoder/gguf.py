@@ -182,9 +182,7 @@ def gguf_tokenizer(metadata: dict[str, Any]):
         raise ModelLoadError("GGUF metadata lacks tokenizer.ggml.tokens / tokenizer.ggml.merges")
     style = _PRE_TOKENIZERS[pre]
     vocab = {token: i for i, token in enumerate(tokens)}
-    tok = Tokenizer(
-        models.BPE(vocab, [tuple(m.split(" ", 1)) for m in merges], ignore_merges=style == "llama3")
-    )
+    tok = Tokenizer(models.BPE(vocab, [tuple(m.split(" ", 1)) for m in merges], ignore_merges=style == "llama3"))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=style in ("gpt2", "digits+gpt2"))
     if style == "digits+gpt2":
         tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])

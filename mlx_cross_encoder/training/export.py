@@ -43,7 +43,11 @@ def merged_parameters(model: nn.Module) -> dict[str, mx.array]:
     """Plain (un-adapted, float) parameters of ``model``: LoRA merged into its base, quantized weights expanded."""
     modules = dict(model.named_modules())
     lora = [p for p, m in modules.items() if is_lora_linear(m)]
-    quant = [p for p, m in modules.items() if isinstance(m, nn.QuantizedLinear) and not any(p.startswith(l + ".") for l in lora)]
+    quant = [
+        p
+        for p, m in modules.items()
+        if isinstance(m, nn.QuantizedLinear) and not any(p.startswith(done + ".") for done in lora)
+    ]
     replaced: dict[str, nn.Module] = {}
     for path in lora:
         replaced[path] = modules[path].fuse(dequantize=True)  # a new Linear; the LoRA module stays as it is

@@ -198,7 +198,9 @@ def load_adapter(model: nn.Module, path) -> dict[str, Any]:
 
 def fuse_lora(model: nn.Module, dequantize: bool = False) -> int:
     """Merge every LoRA layer into its base Linear (mlx-lm's ``fuse``); returns how many were fused."""
-    fused = [(name, module.fuse(dequantize=dequantize)) for name, module in model.named_modules() if hasattr(module, "fuse")]
+    fused = [
+        (name, module.fuse(dequantize=dequantize)) for name, module in model.named_modules() if hasattr(module, "fuse")
+    ]
     if fused:
         model.update_modules(tree_unflatten(fused))
     return len(fused)
@@ -209,8 +211,9 @@ def dequantize_linears(model: nn.Module) -> int:
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, nn.QuantizedLinear):
-            weight = mx.dequantize(module.weight, module.scales, module.biases, module.group_size, module.bits,
-                                   mode=module.mode)  # fmt: skip
+            weight = mx.dequantize(
+                module.weight, module.scales, module.biases, module.group_size, module.bits, mode=module.mode
+            )
             out_dims, in_dims = weight.shape
             linear = nn.Linear(in_dims, out_dims, bias="bias" in module)
             linear.weight = weight

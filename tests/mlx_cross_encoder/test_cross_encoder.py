@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 
+import builders
 import numpy as np
 import pytest
 import torch
 from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import builders
 from mlx_cross_encoder import MLXCrossEncoder, ModelLoadError, UnsupportedArchitectureError
 
 SPREAD = dict(initializer_range=0.2)  # wide random weights: scores spread, so orders are meaningful
@@ -26,8 +26,9 @@ def reference_logits(directory, pairs, max_length, batch_size=5, dtype=torch.flo
     with torch.no_grad():
         for i in range(0, len(pairs), batch_size):
             q, d = zip(*pairs[i : i + batch_size])
-            enc = tok(list(q), list(d), padding=True, truncation="longest_first", max_length=max_length,
-                      return_tensors="pt")  # fmt: skip
+            enc = tok(
+                list(q), list(d), padding=True, truncation="longest_first", max_length=max_length, return_tensors="pt"
+            )
             out.append(model(**enc).logits.float().numpy())
     return np.concatenate(out)
 
@@ -132,9 +133,14 @@ def test_quantized_linear_layers_keep_ranking(tmp_path, bits):
 def test_minilm_width_parity(tmp_path):
     """MiniLM-L6-H384 shape (6 layers, 12 heads, 1536 FFN, 512 positions) at full width, long inputs."""
     d = builders.bert_cross_encoder(
-        tmp_path, seed=4, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-        intermediate_size=1536, max_position_embeddings=512,
-    )  # fmt: skip
+        tmp_path,
+        seed=4,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+    )
     pairs = [(q, d_ * 6) for q, d_ in builders.pairs()]
     ref = reference_logits(d, pairs, 512, batch_size=8)[:, 0]
     ours = MLXCrossEncoder(d, max_length=512).predict(pairs, batch_size=8, activation_fn="identity")
@@ -180,7 +186,9 @@ def test_blas_switch_off_gives_same_scores(tiny_bert):
     runs = {}
     for setting in ("off", "auto"):
         env = {**os.environ, "MLX_CROSS_ENCODER_BLAS": setting}
-        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+        )
         runs[setting] = json.loads(out.stdout.strip().splitlines()[-1])
     assert runs["off"]["lib"] is None
     if sys.platform.startswith("linux"):
@@ -229,7 +237,9 @@ def test_loading_errors(tiny_bert, tmp_path):
     pickled = shutil.copytree(tiny_bert, tmp_path / "pickled")
     (pickled / "model.safetensors").unlink()
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
-    with pytest.raises(ModelLoadError, match=r"only pickled weights \(pytorch_model.bin\).*never unpickles.*save_pretrained"):
+    with pytest.raises(
+        ModelLoadError, match=r"only pickled weights \(pytorch_model.bin\).*never unpickles.*save_pretrained"
+    ):
         MLXCrossEncoder(pickled)
 
     corrupt = shutil.copytree(tiny_bert, tmp_path / "corrupt")
@@ -248,13 +258,17 @@ def test_loading_errors(tiny_bert, tmp_path):
     import mlx.core as mx
 
     weights = mx.load(str(incomplete / "model.safetensors"))
-    mx.save_safetensors(str(incomplete / "model.safetensors"), {k: v for k, v in weights.items() if "classifier" not in k})
+    mx.save_safetensors(
+        str(incomplete / "model.safetensors"), {k: v for k, v in weights.items() if "classifier" not in k}
+    )
     with pytest.raises(ModelLoadError, match=r"missing 2 tensors \(e.g. classifier.bias, classifier.weight\)"):
         MLXCrossEncoder(incomplete)
 
     unsupported = shutil.copytree(tiny_bert, tmp_path / "unsupported")
     (unsupported / "config.json").write_text(json.dumps({**cfg, "architectures": ["T5ForConditionalGeneration"]}))
-    with pytest.raises(UnsupportedArchitectureError, match="T5ForConditionalGeneration.*supports: BertForSequenceClassification"):
+    with pytest.raises(
+        UnsupportedArchitectureError, match="T5ForConditionalGeneration.*supports: BertForSequenceClassification"
+    ):
         MLXCrossEncoder(unsupported)
 
     no_config = shutil.copytree(tiny_bert, tmp_path / "noconfig")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import mlx_cross_encoder  # noqa: F401  # isort: skip  (installs the BLAS hook before mlx.core)
 import builders
 import mlx.core as mx
 import numpy as np
@@ -15,6 +14,7 @@ from safetensors import safe_open
 from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+import mlx_cross_encoder  # noqa: F401
 from mlx_cross_encoder import MLXCrossEncoder
 from mlx_cross_encoder.training.export import export_hf
 from mlx_cross_encoder.training.lora import setup_lora

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import mlx_cross_encoder  # noqa: F401  # isort: skip  (installs the BLAS hook before mlx.core)
 import mlx.core as mx
 import numpy as np
 import torch
 
+import mlx_cross_encoder  # noqa: F401
 from mlx_cross_encoder.models.layers import _gelu_rational, erf_rational, gelu
 
 # dense near 0, where erf is curved, and every 1e-3 over the range of real hidden activations

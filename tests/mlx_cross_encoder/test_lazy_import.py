@@ -61,7 +61,14 @@ def test_import_loads_no_mlx_no_blas_and_changes_no_environment():
     out = run_python(IMPORT_ONLY)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got == {"mlx": [], "mlx_core_after_probe": False, "torch": False, "env_changed": [], "mkl_mapped": False, "blas": None}
+    assert got == {
+        "mlx": [],
+        "mlx_core_after_probe": False,
+        "torch": False,
+        "env_changed": [],
+        "mkl_mapped": False,
+        "blas": None,
+    }
 
 
 SCORE = """

@@ -90,7 +90,9 @@ def test_instruction_reaches_the_prompt(tiny, reranker):
 # -- parity with the official recipe ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("switches", [(False, False, False), (True, True, True), (True, False, True), (False, True, False)])
+@pytest.mark.parametrize(
+    "switches", [(False, False, False), (True, True, True), (True, False, True), (False, True, False)]
+)
 def test_parity_with_official_recipe(reranker, reference, switches):
     set_switches(reranker, *switches)
     data = pairs()
@@ -469,9 +471,12 @@ def test_gguf_weights_are_llama_cpps(gguf_path, gguf_reranker, gguf_reference):
         t = kinds[f"{name}.weight"]
         assert t.tensor_type.name == ("Q8_0" if bits == 8 else "Q4_1")
         ours = mx.dequantize(
-            tensors[f"{name}.weight"], tensors[f"{name}.scales"].astype(mx.float32),
-            tensors[f"{name}.biases"].astype(mx.float32), group_size=32, bits=bits,
-        )  # fmt: skip
+            tensors[f"{name}.weight"],
+            tensors[f"{name}.scales"].astype(mx.float32),
+            tensors[f"{name}.biases"].astype(mx.float32),
+            group_size=32,
+            bits=bits,
+        )
         np.testing.assert_array_equal(np.array(ours), dequantize(t.data, t.tensor_type))
     torch_layer = gguf_reference.model.model.layers[3].self_attn
     mlx_layer = gguf_reranker._backbone.layers[3].self_attn

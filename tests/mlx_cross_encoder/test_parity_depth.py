@@ -13,7 +13,6 @@ mostly random init (5 s) and writing/reading the 1.2 GB checkpoint.
 
 from __future__ import annotations
 
-import mlx_cross_encoder  # noqa: F401  # isort: skip  (installs the BLAS hook before mlx.core)
 import builders
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from transformers import (
     XLMRobertaForSequenceClassification,
 )
 
+import mlx_cross_encoder  # noqa: F401
 from mlx_cross_encoder import MLXCrossEncoder
 
 TOL = 1e-4  # float32 logits
@@ -62,9 +62,15 @@ def depth_pairs() -> list[tuple[str, str]]:
 @pytest.mark.slow
 def test_bert_base_12_layers_matches_transformers(tmp_path):
     config = BertConfig(
-        vocab_size=len(builders.vocabulary()), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-        intermediate_size=3072, max_position_embeddings=512, num_labels=1, initializer_range=0.05,
-    )  # fmt: skip
+        vocab_size=len(builders.vocabulary()),
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        num_labels=1,
+        initializer_range=0.05,
+    )
     model = build(tmp_path, BertForSequenceClassification, config, builders.save_bert_tokenizer, seed=12)
     check(tmp_path, model, depth_pairs(), max_length=128)
 
@@ -72,9 +78,19 @@ def test_bert_base_12_layers_matches_transformers(tmp_path):
 @pytest.mark.slow
 def test_xlm_roberta_large_24_layers_matches_transformers(tmp_path):
     config = XLMRobertaConfig(
-        vocab_size=len(builders.words()) + 5, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-        intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=1, initializer_range=0.05,
-    )  # fmt: skip
+        vocab_size=len(builders.words()) + 5,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        initializer_range=0.05,
+    )
     model = build(tmp_path, XLMRobertaForSequenceClassification, config, builders.save_xlm_roberta_tokenizer, seed=24)
     check(tmp_path, model, depth_pairs(), max_length=128)

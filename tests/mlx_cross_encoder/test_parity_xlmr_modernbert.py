@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 
-from mlx_cross_encoder import MLXCrossEncoder  # first: it sets up MLX's CPU BLAS before mlx is imported
-
 import builders
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
+
+from mlx_cross_encoder import MLXCrossEncoder  # first: it sets up MLX's CPU BLAS before mlx is imported
 from mlx_cross_encoder.models import get_model_module
 from mlx_cross_encoder.models.modernbert import attention_masks
 from mlx_cross_encoder.models.xlm_roberta import position_ids_from_input_ids
-from scipy.stats import spearmanr
 
 ATOL = 1e-4  # float32
 HALF_ATOL = 2e-2  # float16 / bfloat16 against the float32 reference
@@ -44,10 +44,16 @@ TINY = {
     "modernbert-3-mean": (
         builders.modernbert_cross_encoder,
         dict(
-            initializer_range=0.1, num_labels=3, seed=1, classifier_pooling="mean", global_attn_every_n_layers=2,
-            global_rope_theta=80_000.0, local_rope_theta=20_000.0, classifier_activation="silu",
+            initializer_range=0.1,
+            num_labels=3,
+            seed=1,
+            classifier_pooling="mean",
+            global_attn_every_n_layers=2,
+            global_rope_theta=80_000.0,
+            local_rope_theta=20_000.0,
+            classifier_activation="silu",
         ),
-    ),  # fmt: skip
+    ),
 }
 SINGLE_LABEL = ["xlmr-1", "modernbert-1-cls"]
 
@@ -70,23 +76,40 @@ WIDE = {
     # bge-reranker-large / v2-m3 width
     "xlmr-large": (
         builders.xlm_roberta_cross_encoder,
-        dict(hidden_size=1024, num_attention_heads=16, intermediate_size=4096, num_hidden_layers=2,
-             max_position_embeddings=514, initializer_range=0.05),
-    ),  # fmt: skip
+        dict(
+            hidden_size=1024,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            num_hidden_layers=2,
+            max_position_embeddings=514,
+            initializer_range=0.05,
+        ),
+    ),
     # ModernBERT-base / gte-reranker-modernbert-base width: layers global, local, local, global; window 128
     "modernbert-base": (
         builders.modernbert_cross_encoder,
-        dict(hidden_size=768, num_attention_heads=12, intermediate_size=1152, num_hidden_layers=4,
-             local_attention=128, global_attn_every_n_layers=3, classifier_pooling="mean",
-             initializer_range=0.05, **BIASES),
-    ),  # fmt: skip
+        dict(
+            hidden_size=768,
+            num_attention_heads=12,
+            intermediate_size=1152,
+            num_hidden_layers=4,
+            local_attention=128,
+            global_attn_every_n_layers=3,
+            classifier_pooling="mean",
+            initializer_range=0.05,
+            **BIASES,
+        ),
+    ),
 }
 
 
 def long_pairs() -> list[tuple[str, str]]:
     """builders.pairs() plus documents of 300, 200 and 140 words (longer than ModernBERT's 128 window)."""
-    extra = [("bm25 rank", builders.long_document(300)), ("query", builders.long_document(140, seed=1)),
-             ("cat", builders.long_document(200, seed=2))]  # fmt: skip
+    extra = [
+        ("bm25 rank", builders.long_document(300)),
+        ("query", builders.long_document(140, seed=1)),
+        ("cat", builders.long_document(200, seed=2)),
+    ]
     return builders.pairs() + extra
 
 
@@ -115,8 +138,14 @@ def hf_logits(path, pairs, max_length) -> np.ndarray:
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
-    enc = tok([q for q, _ in pairs], [d for _, d in pairs], padding=True, truncation="longest_first",
-              max_length=max_length, return_tensors="pt")  # fmt: skip
+    enc = tok(
+        [q for q, _ in pairs],
+        [d for _, d in pairs],
+        padding=True,
+        truncation="longest_first",
+        max_length=max_length,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
         return model(**enc).logits.float().numpy()
 

@@ -2,15 +2,15 @@
 
 import json
 
-import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import numpy as np
 import pytest
-from safetensors import safe_open
-
 from builders import bert_cross_encoder, pairs
+from safetensors import safe_open
+from training_helpers import toy_groups
+
+import mlx_cross_encoder  # noqa: F401
 from mlx_cross_encoder import MLXCrossEncoder
 from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
-from training_helpers import toy_groups
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,17 @@ def bert64_dir(tmp_path_factory):
 
 
 def trained(model_dir, tmp_path, **overrides):
-    cfg = dict(output_dir=str(tmp_path / "out"), loss="listwise", group_size=4, learning_rate=5e-3, batch_size=4,
-               num_epochs=3, show_progress_bar=False, lora_rank=4, lora_alpha=8)  # fmt: skip
+    cfg = dict(
+        output_dir=str(tmp_path / "out"),
+        loss="listwise",
+        group_size=4,
+        learning_rate=5e-3,
+        batch_size=4,
+        num_epochs=3,
+        show_progress_bar=False,
+        lora_rank=4,
+        lora_alpha=8,
+    )
     cfg.update(overrides)
     trainer = MLXCrossEncoderTrainer(MLXCrossEncoder(model_dir), MLXCrossEncoderConfig(**cfg))
     trainer.train(toy_groups(8))
@@ -28,7 +37,8 @@ def trained(model_dir, tmp_path, **overrides):
 
 
 @pytest.mark.parametrize(
-    "setup", [dict(fine_tune_type="full"), dict(fine_tune_type="lora"), dict(fine_tune_type="lora", quantize=4)],
+    "setup",
+    [dict(fine_tune_type="full"), dict(fine_tune_type="lora"), dict(fine_tune_type="lora", quantize=4)],
     ids=["full", "lora", "qlora"],
 )
 def test_exported_model_scores_equal_in_sentence_transformers(bert64_dir, tmp_path, setup):

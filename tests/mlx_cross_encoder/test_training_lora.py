@@ -2,19 +2,19 @@
 
 import json
 
-import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
+from builders import bert_cross_encoder, pairs
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.lora import LoRALinear
+from training_helpers import toy_groups, toy_pairs
 
-from builders import bert_cross_encoder, pairs
+import mlx_cross_encoder  # noqa: F401
 from mlx_cross_encoder import MLXCrossEncoder
 from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
 from mlx_cross_encoder.training.lora import ADAPTER_WEIGHTS
-from training_helpers import toy_groups, toy_pairs
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,18 @@ def bert64_dir(tmp_path_factory):
 
 
 def lora_trainer(model_dir, tmp_path, quantize=None, **overrides):
-    cfg = dict(output_dir=str(tmp_path / "out"), fine_tune_type="lora", lora_rank=4, lora_alpha=8, learning_rate=5e-3,
-               batch_size=8, num_epochs=4, show_progress_bar=False, quantize=quantize, seed=0)  # fmt: skip
+    cfg = dict(
+        output_dir=str(tmp_path / "out"),
+        fine_tune_type="lora",
+        lora_rank=4,
+        lora_alpha=8,
+        learning_rate=5e-3,
+        batch_size=8,
+        num_epochs=4,
+        show_progress_bar=False,
+        quantize=quantize,
+        seed=0,
+    )
     cfg.update(overrides)
     return MLXCrossEncoderTrainer(MLXCrossEncoder(model_dir), MLXCrossEncoderConfig(**cfg))
 
@@ -82,8 +92,16 @@ def test_adapter_that_does_not_fit_is_rejected(bert_dir, bert64_dir, tmp_path):
 
 
 def test_qlora_trains_over_quantized_linears_and_reloads(bert64_dir, tmp_path):
-    trainer = lora_trainer(bert64_dir, tmp_path, quantize=4, num_epochs=20, loss="listwise", group_size=4,
-                           learning_rate=1e-2, logging_steps=1)  # fmt: skip
+    trainer = lora_trainer(
+        bert64_dir,
+        tmp_path,
+        quantize=4,
+        num_epochs=20,
+        loss="listwise",
+        group_size=4,
+        learning_rate=1e-2,
+        logging_steps=1,
+    )
     trainer.prepare_model()
     bases = [m.linear for _, m in trainer.model.named_modules() if isinstance(m, LoRALinear)]
     assert bases and all(isinstance(b, nn.QuantizedLinear) and b.bits == 4 for b in bases)
