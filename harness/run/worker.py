@@ -75,38 +75,10 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
+def timed_passes(backend, pairs: list, repeats: int, label: str, progress: bool) -> tuple[list[float], list]:
+    """``repeats`` passes over every query, one timed ``predict`` per query: (latency samples ms, scores per pass)."""
     from tqdm.auto import tqdm
 
-    from .. import backends
-
-    job = MeasureJob.model_validate(raw_job).model_dump()
-    data = json.loads(Path(job["dataset_file"]).read_text())
-    queries = data["queries"]
-    if not queries:
-        raise ValueError(f"dataset {data['name']} has no queries with candidates")
-    spec = SimpleNamespace(**job["reranker"])
-    label = f"{spec.name} · {data['name']}"
-    progress = bool(job.get("progress", True))
-
-    start = time.perf_counter()
-    backend = backends.load_backend(spec, job["max_length"], job["model_dir"], job["backend_module"])
-    load_s = time.perf_counter() - start
-    batch_size = backend.batch_size
-
-    pairs = [[(q["query"], text) for text in q["texts"]] for q in queries]
-    tokens = [backend.token_counts(p) for p in pairs]
-    n_pairs = sum(len(p) for p in pairs)
-    n_tokens = int(sum(int(t.sum()) for t in tokens))
-    truncated = int(sum(int((t >= backend.max_length).sum()) for t in tokens))
-
-    warmup = min(int(job["warmup_queries"]), len(pairs))
-    for p in tqdm(pairs[:warmup], desc=f"{label} warm-up", file=sys.stderr, disable=not progress, leave=False):
-        backend.predict(p, batch_size)
-
-    repeats = int(job["repeats"])
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
     gc.collect()
     backend.reset_peak_memory()
     samples_ms: list[float] = []
@@ -116,15 +88,18 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
         scores = []
         for p in pairs:
             t0 = time.perf_counter()
-            s = backend.predict(p, batch_size)
+            s = backend.predict(p, backend.batch_size)
             t1 = time.perf_counter()
             samples_ms.append((t1 - t0) * 1000.0)
             scores.append(s)
             bar.update(1)
         passes.append(scores)
     bar.close()
-    timed_s = sum(samples_ms) / 1000.0
+    return samples_ms, passes
 
+
+def repeat_check(passes: list) -> tuple[bool, float, list[str]]:
+    """Whether every pass gave bit-identical scores, the largest difference, and the warnings to record."""
     first = passes[0]
     diffs = [float(np.max(np.abs(a - b))) if len(a) else 0.0 for other in passes[1:] for a, b in zip(first, other)]
     identical = all(np.array_equal(a, b) for other in passes[1:] for a, b in zip(first, other))
@@ -134,10 +109,43 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in first))
     if nonfinite:
         warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
+    return identical, max(diffs) if diffs else 0.0, warnings
 
+
+def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
+    """Steps 1-5 of the module docstring for one job; the result the parent evaluates."""
+    from tqdm.auto import tqdm
+
+    from .. import backends
+
+    job = MeasureJob.model_validate(raw_job)
+    data = json.loads(Path(job.dataset_file).read_text())
+    queries = data["queries"]
+    if not queries:
+        raise ValueError(f"dataset {data['name']} has no queries with candidates")
+    spec = SimpleNamespace(**job.reranker)
+    label = f"{spec.name} · {data['name']}"
+
+    start = time.perf_counter()
+    backend = backends.load_backend(spec, job.max_length, job.model_dir, job.backend_module)
+    load_s = time.perf_counter() - start
+
+    pairs = [[(q["query"], text) for text in q["texts"]] for q in queries]
+    tokens = [backend.token_counts(p) for p in pairs]
+    n_pairs = sum(len(p) for p in pairs)
+    n_tokens = int(sum(int(t.sum()) for t in tokens))
+    truncated = int(sum(int((t >= backend.max_length).sum()) for t in tokens))
+
+    warmup = min(job.warmup_queries, len(pairs))
+    for p in tqdm(pairs[:warmup], desc=f"{label} warm-up", file=sys.stderr, disable=not job.progress, leave=False):
+        backend.predict(p, backend.batch_size)
+
+    samples_ms, passes = timed_passes(backend, pairs, job.repeats, label, job.progress)
+    timed_s = sum(samples_ms) / 1000.0
+    identical, max_diff, warnings = repeat_check(passes)
     perf = {
-        "pairs_per_s": repeats * n_pairs / timed_s,
-        "tokens_per_s": repeats * n_tokens / timed_s,
+        "pairs_per_s": job.repeats * n_pairs / timed_s,
+        "tokens_per_s": job.repeats * n_tokens / timed_s,
         "latency_ms": percentiles(samples_ms),
         "peak_memory_mb": backend.peak_memory_mb(),
         "peak_rss_mb": peak_rss_mb(),
@@ -149,16 +157,16 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
         "mean_tokens_per_pair": n_tokens / n_pairs,
         "pairs_truncated": truncated,
         "warmup_queries": warmup,
-        "repeats": repeats,
+        "repeats": job.repeats,
         "repeats_identical": identical,
-        "max_repeat_abs_diff": max(diffs) if diffs else 0.0,
-        "batch_size": batch_size,
+        "max_repeat_abs_diff": max_diff,
+        "batch_size": backend.batch_size,
     }
     return {
         "status": "ok",
         "device": backend.device,
         "system": backend.describe(),
-        "scores": {q["qid"]: [float(x) for x in s] for q, s in zip(queries, first)},
+        "scores": {q["qid"]: [float(x) for x in s] for q, s in zip(queries, passes[0])},
         "perf": perf,
         "latency_samples_ms": samples_ms,
         "warnings": warnings,
