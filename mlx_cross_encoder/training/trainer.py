@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ..base import length_sorted_batches, validate_pairs
 from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
+from .loop_state import LOG_FILE, RunState, truncate_log
 from .lora import read_adapter_config, save_adapter
 from .losses import compute_loss
 from .metrics import ranking_metrics
@@ -37,7 +38,6 @@ from .settings import TrainingSettings
 
 logger = logging.getLogger("mlx_cross_encoder.training")
 
-LOG_FILE = "train_log.jsonl"
 BEST_DIR = "best"
 
 MetricFn = Callable[[dict, dict], dict]
@@ -200,150 +200,151 @@ class RerankerTrainerBase:
         if any, is written). Returns a summary: steps, wall/train time, tokens/s, peak memory, best and final
         dev metrics, paths.
         """
-        cfg = self.config
         self.prepare_model()
+        run = self._start(train_data, eval_data)
+        value_and_grad = nn.value_and_grad(self.model, self._loss)
+        self.model.train()
+        mx.reset_peak_memory()
+        try:
+            while not run.stopped():
+                if self._epoch(run, value_and_grad, metric_fn, callbacks):
+                    break
+        finally:
+            run.bar.close()
+        return self._finish(run)
+
+    def _start(self, train_data, eval_data) -> RunState:
+        """The run's data, schedule, optimizer and state: fresh, or restored from a checkpoint."""
+        cfg = self.config
         wall_start = time.perf_counter()
         groups = train_data if isinstance(train_data, list) and train_data and isinstance(train_data[0], Group) \
             else load_groups(train_data)  # fmt: skip
         batcher = Batcher(groups, cfg.loss, cfg.batch_size, cfg.group_size, cfg.seed)
-        dev = eval_rankings(eval_data) if eval_data is not None else None
-        accum = cfg.gradient_accumulation_steps
-        micro_per_epoch = len(batcher)
-        updates_per_epoch = math.ceil(micro_per_epoch / accum)
+        updates_per_epoch = math.ceil(len(batcher) / cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps if cfg.max_steps else updates_per_epoch * cfg.num_epochs
         warmup = cfg.warmup_updates(total_steps)
         schedule = make_schedule(cfg.learning_rate, total_steps, warmup, cfg.lr_scheduler)
-        self.optimizer = optimizer = make_optimizer(schedule, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
-        optimizer.init(self.model.trainable_parameters())
-
+        self.optimizer = make_optimizer(schedule, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
+        self.optimizer.init(self.model.trainable_parameters())
         out_dir = self.output_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         recover_dir(out_dir / BEST_DIR)  # a crash while best/ was replaced leaves the old copy aside
         remove_partial_checkpoints(out_dir)
-        log_path = out_dir / LOG_FILE
-        state: dict[str, Any] = {
-            "step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None,
-            "best_metrics": None, "evals_without_improvement": 0, "last_eval": None, "stopped_early": False,
-            "total_steps": total_steps,
-        }  # fmt: skip
-        resume = self._resume_path()
-        if resume is not None:
-            saved = load_checkpoint(resume, self.model, optimizer)
+        run = RunState(batcher=batcher, dev=eval_rankings(eval_data) if eval_data is not None else None,
+                   total_steps=total_steps, out_dir=out_dir, log_path=out_dir / LOG_FILE, wall_start=wall_start)  # fmt: skip
+        run.state["total_steps"] = total_steps
+        run.resumed_from = self._resume_path()
+        if run.resumed_from is not None:
+            saved = load_checkpoint(run.resumed_from, self.model, self.optimizer)
             if saved.get("total_steps") != total_steps:
                 raise ValueError(
-                    f"checkpoint {resume} was made for {saved.get('total_steps')} total steps, this run has "
-                    f"{total_steps}: resume with the same data and recipe"
+                    f"checkpoint {run.resumed_from} was made for {saved.get('total_steps')} total steps, this run "
+                    f"has {total_steps}: resume with the same data and settings"
                 )
-            state.update(saved)
-            self.history = _truncate_log(log_path, state["step"])
-            logger.info("resumed from %s at step %d", resume, state["step"])
+            run.state.update(saved)
+            self.history = truncate_log(run.log_path, run.state["step"])
+            logger.info("resumed from %s at step %d", run.resumed_from, run.state["step"])
         else:
             self.history = []
-            log_path.write_text("")
+            run.log_path.write_text("")
+        run.bar = tqdm(total=total_steps, initial=run.state["step"], desc="Training",
+                       disable=not cfg.show_progress_bar)  # fmt: skip
+        return run
 
-        value_and_grad = nn.value_and_grad(self.model, self._loss)
-        self.model.train()
-        train_time = 0.0
-        run_tokens = 0
-        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0}
-        bar = tqdm(total=total_steps, initial=state["step"], desc="Training", disable=not cfg.show_progress_bar)
-        stop = state["step"] >= total_steps or state["stopped_early"]
-        mx.reset_peak_memory()
-        try:
-            while not stop:
-                epoch, skip = state["epoch"], state["micro_in_epoch"]
-                acc_grads, acc_n, acc_loss = None, 0, 0.0
-                tic = time.perf_counter()
-                for mi, batch in enumerate(batcher.batches(epoch)):
-                    if mi < skip:
-                        continue  # consumed before the checkpoint we resumed from
-                    mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
-                    acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads)
-                    acc_loss += loss_sum
-                    acc_n += batch.n_examples
-                    window["tokens"] += n_tokens
-                    run_tokens += n_tokens
-                    last_micro = mi == micro_per_epoch - 1
-                    if (mi + 1) % accum != 0 and not last_micro:
-                        continue
-                    # -- optimizer update --------------------------------------------------------------
-                    grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
-                    grad_norm = None
-                    if cfg.max_grad_norm:
-                        grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
-                    optimizer.update(self.model, grads)
-                    mx.eval(self.model.parameters(), optimizer.state)
-                    lr = optimizer.learning_rate.item()  # what this update used (the schedule at its step)
-                    elapsed = time.perf_counter() - tic
-                    train_time += elapsed
-                    window["time"] += elapsed
-                    window["loss"] += acc_loss
-                    window["n"] += acc_n
-                    state["step"] += 1
-                    if last_micro:
-                        state["epoch"], state["micro_in_epoch"] = epoch + 1, 0
-                    else:
-                        state["micro_in_epoch"] = mi + 1
-                    step = state["step"]
-                    record: dict[str, Any] = {
-                        "type": "train", "step": step, "epoch": round(epoch + (mi + 1) / micro_per_epoch, 4),
-                        "loss": acc_loss / acc_n, "lr": lr,
-                        "grad_norm": float(grad_norm.item()) if grad_norm is not None else None,
-                    }  # fmt: skip
-                    acc_grads, acc_n, acc_loss = None, 0, 0.0
-                    if step % cfg.logging_steps == 0 or step == total_steps or last_micro:
-                        record["tokens_per_s"] = window["tokens"] / window["time"] if window["time"] else None
-                        record["window_loss"] = window["loss"] / window["n"]
-                        self._log(log_path, record)
-                        bar.set_postfix(loss=f"{record['window_loss']:.4f}", lr=f"{lr:.2e}",
-                                        tok_s=f"{record['tokens_per_s'] or 0:.0f}")  # fmt: skip
-                        window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0}
-                    bar.update(1)
+    def _epoch(self, run: RunState, value_and_grad, metric_fn, callbacks) -> bool:
+        """The rest of the current epoch (micro-batches already consumed are skipped); True to stop."""
+        cfg, state = self.config, run.state
+        epoch, skip = state["epoch"], state["micro_in_epoch"]
+        micro_per_epoch = len(run.batcher)
+        acc_grads, acc_n, acc_loss = None, 0, 0.0
+        tic = time.perf_counter()
+        for mi, batch in enumerate(run.batcher.batches(epoch)):
+            if mi < skip:
+                continue  # consumed before the checkpoint we resumed from
+            mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
+            acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads)
+            acc_loss += loss_sum
+            acc_n += batch.n_examples
+            run.window["tokens"] += n_tokens
+            run.tokens += n_tokens
+            last_micro = mi == micro_per_epoch - 1
+            if (mi + 1) % cfg.gradient_accumulation_steps != 0 and not last_micro:
+                continue
+            grad_norm, lr = self._update(acc_grads, acc_n)
+            run.add_time(time.perf_counter() - tic, acc_loss, acc_n)
+            state["step"] += 1
+            state["epoch"], state["micro_in_epoch"] = (epoch + 1, 0) if last_micro else (epoch, mi + 1)
+            record: dict[str, Any] = {
+                "type": "train", "step": state["step"], "epoch": round(epoch + (mi + 1) / micro_per_epoch, 4),
+                "loss": acc_loss / acc_n, "lr": lr, "grad_norm": grad_norm,
+            }  # fmt: skip
+            acc_grads, acc_n, acc_loss = None, 0, 0.0
+            if self._after_update(run, record, last_micro, metric_fn, callbacks):
+                return True
+            tic = time.perf_counter()
+        return False
 
-                    done = step >= total_steps
-                    evaluated = False
-                    if dev is not None and (
-                        (cfg.eval_steps and step % cfg.eval_steps == 0)
-                        or (not cfg.eval_steps and last_micro)
-                        or done
-                    ):
-                        evaluated = True
-                        stop = self._evaluate_step(dev, metric_fn, state, log_path) or done
-                    if cfg.save_steps and step % cfg.save_steps == 0 or evaluated or done or stop:
-                        save_checkpoint(out_dir, self.model, optimizer, state, keep=cfg.save_total_limit)
-                    for cb in callbacks:
-                        cb(self, record)
-                    stop = stop or done
-                    tic = time.perf_counter()
-                    if stop:
-                        break
-        finally:
-            bar.close()
+    def _update(self, acc_grads, acc_n: int) -> tuple[float | None, float]:
+        """One optimizer update with the mean gradient: clipped, then AdamW. Returns (the norm before clipping,
+        the learning rate the optimizer used)."""
+        cfg = self.config
+        grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
+        grad_norm = None
+        if cfg.max_grad_norm:
+            grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
+        self.optimizer.update(self.model, grads)
+        mx.eval(self.model.parameters(), self.optimizer.state)
+        lr = self.optimizer.learning_rate.item()  # what this update used (the schedule at its step)
+        return (float(grad_norm.item()) if grad_norm is not None else None), lr
 
+    def _after_update(self, run: RunState, record: dict, last_micro: bool, metric_fn, callbacks) -> bool:
+        """Log, evaluate, checkpoint and call back after an update; True to stop (done or early stopping)."""
+        cfg, state = self.config, run.state
+        step = state["step"]
+        if step % cfg.logging_steps == 0 or step == run.total_steps or last_micro:
+            record.update(run.take_window())
+            self._log(run.log_path, record)
+            run.bar.set_postfix(loss=f"{record['window_loss']:.4f}", lr=f"{record['lr']:.2e}",
+                                tok_s=f"{record['tokens_per_s'] or 0:.0f}")  # fmt: skip
+        run.bar.update(1)
+        done = step >= run.total_steps
+        stop = evaluated = False
+        if run.dev is not None and ((cfg.eval_steps and step % cfg.eval_steps == 0)
+                                    or (not cfg.eval_steps and last_micro) or done):  # fmt: skip
+            evaluated = True
+            stop = self._evaluate_step(run.dev, metric_fn, state, run.log_path)
+        if cfg.save_steps and step % cfg.save_steps == 0 or evaluated or done or stop:
+            save_checkpoint(run.out_dir, self.model, self.optimizer, state, keep=cfg.save_total_limit)
+        for cb in callbacks:
+            cb(self, record)
+        return stop or done
+
+    def _finish(self, run: RunState) -> dict[str, Any]:
+        """Load the best weights back (``load_best_model_at_end``) and summarize the run."""
+        cfg, state = self.config, run.state
         final_metrics = state["last_eval"]
-        if dev is not None and cfg.load_best_model_at_end and state["best_step"] is not None:
+        if run.dev is not None and cfg.load_best_model_at_end and state["best_step"] is not None:
             if state["best_step"] != state["step"]:
-                self._load_trainable(out_dir / BEST_DIR)
+                self._load_trainable(run.out_dir / BEST_DIR)
             final_metrics = state["best_metrics"]
         self.model.eval()
-        peak = mx.get_peak_memory()
         return {
             "steps": state["step"],
-            "total_steps": total_steps,
-            "epochs": state["epoch"] + state["micro_in_epoch"] / max(1, micro_per_epoch),
+            "total_steps": run.total_steps,
+            "epochs": state["epoch"] + state["micro_in_epoch"] / max(1, len(run.batcher)),
             "stopped_early": state["stopped_early"],
-            "wall_time_s": time.perf_counter() - wall_start,
-            "train_time_s": train_time,
-            "train_tokens": run_tokens,
-            "tokens_per_s": run_tokens / train_time if train_time else None,
-            "peak_memory_bytes": int(peak),
+            "wall_time_s": time.perf_counter() - run.wall_start,
+            "train_time_s": run.train_time,
+            "train_tokens": run.tokens,
+            "tokens_per_s": run.tokens / run.train_time if run.train_time else None,
+            "peak_memory_bytes": int(mx.get_peak_memory()),
             "best_metric": state["best_metric"],
             "best_step": state["best_step"],
             "final_metrics": final_metrics,
             "metric": cfg.metric_for_best,
-            "log_file": str(log_path),
-            "best_dir": str(out_dir / BEST_DIR) if state["best_step"] is not None else None,
-            "resumed_from": str(resume) if resume is not None else None,
+            "log_file": str(run.log_path),
+            "best_dir": str(run.out_dir / BEST_DIR) if state["best_step"] is not None else None,
+            "resumed_from": str(run.resumed_from) if run.resumed_from is not None else None,
         }
 
     # -- loop helpers ------------------------------------------------------------------------------------
@@ -394,16 +395,3 @@ class RerankerTrainerBase:
         self.history.append(record)
         with path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> list[dict]:
-    """Keep the log lines of steps up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
-    kept = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                if rec.get("step", 0) <= step:
-                    kept.append(rec)
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return kept

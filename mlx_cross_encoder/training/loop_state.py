@@ -1,0 +1,63 @@
+"""What one ``train()`` call of the MLX trainers tracks: the resumable state, timing, the logging window and the
+JSONL log (``<output_dir>/train_log.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import Batcher
+
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class RunState:
+    """One ``train()`` call's bookkeeping: data, totals, the resumable ``state`` (what a checkpoint's
+    ``state.json`` holds), timing and the logging window."""
+
+    batcher: Batcher
+    dev: Any
+    total_steps: int
+    out_dir: Path
+    log_path: Path
+    wall_start: float
+    resumed_from: Path | None = None
+    bar: Any = None
+    train_time: float = 0.0
+    tokens: int = 0
+    window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0})
+    state: dict[str, Any] = field(default_factory=lambda: {
+        "step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None, "best_metrics": None,
+        "evals_without_improvement": 0, "last_eval": None, "stopped_early": False,
+    })  # fmt: skip
+
+    def stopped(self) -> bool:
+        return self.state["step"] >= self.total_steps or self.state["stopped_early"]
+
+    def add_time(self, seconds: float, loss_sum: float, n_examples: int) -> None:
+        self.train_time += seconds
+        self.window["time"] += seconds
+        self.window["loss"] += loss_sum
+        self.window["n"] += n_examples
+
+    def take_window(self) -> dict[str, Any]:
+        """Throughput and mean loss since the last logged record; the window restarts."""
+        w = self.window
+        self.window = {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0}
+        return {"tokens_per_s": w["tokens"] / w["time"] if w["time"] else None, "window_loss": w["loss"] / w["n"]}
+
+
+def truncate_log(path: Path, step: int) -> list[dict]:
+    """Keep the log lines of steps up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    kept = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                if rec.get("step", 0) <= step:
+                    kept.append(rec)
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
