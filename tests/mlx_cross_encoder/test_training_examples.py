@@ -10,7 +10,6 @@ import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from builders import bert_cross_encoder, pairs, qwen3_causal_lm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

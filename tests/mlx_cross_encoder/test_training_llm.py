@@ -7,11 +7,11 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-
 from builders import pairs, qwen3_causal_lm
+from training_helpers import toy_groups, toy_pairs
+
 from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
 from mlx_cross_encoder.llm_reranker import Qwen3Reranker
-from training_helpers import toy_groups, toy_pairs
 
 
 @pytest.fixture(scope="module")
