@@ -118,20 +118,7 @@ def _assemble(
     lost = sorted(needed - set(found))
     if lost:
         raise DatasetError(f"{source}: no text for {len(lost)} candidate documents, e.g. {lost[:5]}")
-    candidates_ids: dict[str, list[tuple[str, float]]] = {}
-    added = missing = 0
-    empty_docs = 0
-    for qid, hits in firsts.items():
-        kept_hits = [(d, s) for d, s in hits if found[d].strip()]  # empty documents: dropped for every backend
-        empty_docs += len(hits) - len(kept_hits)
-        hits = kept_hits
-        extra = [d for d in extras.get(qid, []) if d in found and found[d].strip()]  # absent or empty: skipped
-        missing += len(extras.get(qid, [])) - len(extra)
-        floor = min((s for _, s in hits), default=1.0) - 1.0
-        hits = hits + [(d, floor - i) for i, d in enumerate(extra)]  # below every candidate, in grade order
-        added += len(extra)
-        if hits:
-            candidates_ids[qid] = hits
+    candidates_ids, counts = _candidate_lists(firsts, extras, found)
 
     kept = sorted(candidates_ids)
     protocol = dict(protocol or {})
@@ -143,8 +130,8 @@ def _assemble(
         subset="all" if n is None or n >= len(available) else f"first {n} by sha256('{seed}:<qid>')",
         seed=seed,
         add_judged_positives=spec.add_judged_positives,
-        n_judged_positives_added=added,
-        n_judged_positives_not_in_corpus=missing,
+        n_judged_positives_added=counts["added"],
+        n_judged_positives_not_in_corpus=counts["missing"],
         relevance_level=level,
         n_queries_available=len(available),
         n_queries=len(kept),
@@ -152,7 +139,7 @@ def _assemble(
         dropped_unjudged=len(pool - judged),
         dropped_no_candidates=len(judged - pool) + (len(chosen) - len(kept)),
         dropped_empty_queries=len(empty_queries),
-        dropped_empty_documents=empty_docs,
+        dropped_empty_documents=counts["empty_documents"],
     )
     return RerankDataset(
         name=spec.name,
@@ -164,6 +151,25 @@ def _assemble(
         source=source,
         protocol=protocol,
     )
+
+
+def _candidate_lists(firsts: Ranked, extras: dict[str, list[str]],
+                     found: dict[str, str]) -> tuple[Ranked, dict[str, int]]:  # fmt: skip
+    """Per query: the first-stage candidates with text, then the judged positives added below them; counts of
+    judged positives added / not in the corpus and of empty documents dropped (the same for every backend)."""
+    candidates_ids: Ranked = {}
+    counts = {"added": 0, "missing": 0, "empty_documents": 0}
+    for qid, hits in firsts.items():
+        kept_hits = [(d, s) for d, s in hits if found[d].strip()]  # empty documents: dropped for every backend
+        counts["empty_documents"] += len(hits) - len(kept_hits)
+        extra = [d for d in extras.get(qid, []) if d in found and found[d].strip()]  # absent or empty: skipped
+        counts["missing"] += len(extras.get(qid, [])) - len(extra)
+        floor = min((s for _, s in kept_hits), default=1.0) - 1.0
+        hits = kept_hits + [(d, floor - i) for i, d in enumerate(extra)]  # below every candidate, in grade order
+        counts["added"] += len(extra)
+        if hits:
+            candidates_ids[qid] = hits
+    return candidates_ids, counts
 
 
 def _bm25_protocol(identical: bool) -> dict:
