@@ -1,7 +1,7 @@
 """Run a suite: plan the steps, then one loop measures each in its own worker and stores results as they come.
 
 Flow: ``select_all`` (``--only``) -> ``open_output`` (lock, refuse an existing file unless ``--overwrite`` or
-``--resume``) -> training (suites with a ``train:`` section: ``harness.training``, one ``harness.train_worker``
+``--resume``) -> training (suites with a ``train:`` section: ``harness.train.plan``, one ``harness.train.worker``
 per model and backend) -> ``plan_steps`` -> for each dataset: load it once (fingerprint recorded), write its
 candidates for the workers, then run each step: the first stage (evaluated here), each reranker and each trained
 model (``harness.run.spawn`` -> ``harness.run.worker``; scores evaluated here with ``harness.metrics``).
