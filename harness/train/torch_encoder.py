@@ -139,6 +139,66 @@ def load_cross_encoder_torch(base_model: str | os.PathLike, adapter_dir: str | o
     return model
 
 
+def _training_arguments(settings: TrainingSettings, total: int, out: Path, device: str, grouped: bool):
+    """``CrossEncoderTrainingArguments`` with the settings (grouped losses: one pass over the rows of every epoch)."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    return CrossEncoderTrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=1 if grouped else settings.num_epochs,
+        max_steps=settings.max_steps or -1,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        adam_beta1=settings.adam_betas[0],
+        adam_beta2=settings.adam_betas[1],
+        adam_epsilon=settings.adam_eps,
+        lr_scheduler_type=settings.lr_scheduler if settings.lr_scheduler != "constant" else "constant_with_warmup",
+        warmup_steps=settings.warmup_updates(total),
+        max_grad_norm=settings.max_grad_norm or 0.0,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+    )  # fmt: skip
+
+
+def _dev_selection(model, eval_data, settings: TrainingSettings, total: int, metric_fn: MetricFn | None):
+    """The :class:`DevSelection` and the Trainer callback that evaluates where the MLX trainer does (none without
+    ``eval_data``)."""
+    if eval_data is None:
+        return None, []
+    import torch
+    from transformers import TrainerCallback
+
+    dev_pairs, keys, qrels = dev_pairs_of(eval_data)
+
+    def evaluate() -> dict:
+        was_training = model.training
+        with torch.inference_mode():
+            scores = model.predict(dev_pairs, batch_size=settings.eval_batch_size,
+                                   activation_fn=torch.nn.Identity(), show_progress_bar=False)  # fmt: skip
+        model.train(was_training)
+        return (metric_fn or default_metric_fn)(ranking_run(np.asarray(scores), keys), qrels)
+
+    selection = DevSelection(settings, total, evaluate, trainable_parameters(model))
+
+    class DevEvaluation(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if selection.due(state.global_step, epoch_end=False) or state.global_step >= state.max_steps:
+                selection.run(state.global_step)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if selection.due(state.global_step, epoch_end=True):
+                selection.run(state.global_step)
+
+    return selection, [DevEvaluation()]
+
+
 def train_cross_encoder_torch(
     model_name_or_path: str | os.PathLike,
     train_data,
@@ -155,9 +215,8 @@ def train_cross_encoder_torch(
     "peak_memory_bytes", "peak_memory_measure", "final_metrics", "train_loss", "log_history", "device"}``;
     ``output_dir/final`` holds the model (full) or the adapter with its head (LoRA).
     """
-    import torch
     from sentence_transformers import CrossEncoder
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
     wall = time.perf_counter()
     settings = settings_of(settings, **overrides)
@@ -173,52 +232,8 @@ def train_cross_encoder_torch(
     grouped = settings.loss not in training_data().POINTWISE_LOSSES
     total = total_updates(micro_per_epoch, settings)
     out = Path(settings.output_dir)
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=1 if grouped else settings.num_epochs,
-        max_steps=settings.max_steps or -1,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler if settings.lr_scheduler != "constant" else "constant_with_warmup",
-        warmup_steps=settings.warmup_updates(total),
-        max_grad_norm=settings.max_grad_norm or 0.0,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=settings.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
-    )  # fmt: skip
-    selection = None
-    callbacks = []
-    if eval_data is not None:
-        from transformers import TrainerCallback
-
-        dev_pairs, keys, qrels = dev_pairs_of(eval_data)
-
-        def evaluate() -> dict:
-            was_training = model.training
-            with torch.inference_mode():
-                scores = model.predict(dev_pairs, batch_size=settings.eval_batch_size,
-                                       activation_fn=torch.nn.Identity(), show_progress_bar=False)  # fmt: skip
-            model.train(was_training)
-            return (metric_fn or default_metric_fn)(ranking_run(np.asarray(scores), keys), qrels)
-
-        selection = DevSelection(settings, total, evaluate, trainable_parameters(model))
-
-        class DevEvaluation(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if selection.due(state.global_step, epoch_end=False) or state.global_step >= state.max_steps:
-                    selection.run(state.global_step)
-
-            def on_epoch_end(self, args, state, control, **kwargs):
-                if selection.due(state.global_step, epoch_end=True):
-                    selection.run(state.global_step)
-
-        callbacks.append(DevEvaluation())
+    args = _training_arguments(settings, total, out, device, grouped)
+    selection, callbacks = _dev_selection(model, eval_data, settings, total, metric_fn)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, settings),
                                   callbacks=callbacks)  # fmt: skip
     reset_peak(device)
