@@ -7,8 +7,8 @@ summed, so their number changes no arithmetic, and leaving them out keeps both m
 the test at seconds on a 2-core CPU. Weights are random (transformers' init, norms and biases perturbed), since
 no real checkpoint of these sizes ships offline; the 6-layer real MiniLM weights are covered in test_cross_encoder.
 Observed: XLM-R-large shape max |dlogit| 6e-6 (tolerance 1e-4); with the tanh GELU in place of the exact one the
-tests fail (BERT 4.9e-4, XLM-R 2.2e-3). Measured here: ~12 s and ~48 s on 2 busy cores (load average 5.7),
-mostly random init (5 s) and writing/reading the 1.2 GB checkpoint.
+tests fail (BERT 4.9e-4, XLM-R 2.2e-3). Measured here on 2 cores: 4 s and 19 s (12 s and 48 s while other jobs
+held the cores, load average 5.7), mostly random init and writing/reading the 1.2 GB checkpoint.
 """
 
 from __future__ import annotations
