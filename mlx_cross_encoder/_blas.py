@@ -187,7 +187,8 @@ class _LoadBlasFirst(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        return self._loader.exec_module(module)
+        self._loader.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self._loader  # the module keeps its own loader afterwards
 
 
 def install_import_hook() -> None:
