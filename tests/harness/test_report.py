@@ -217,3 +217,14 @@ def test_runs_that_failed_before_loading_the_dataset_join_its_table():
     rows = rows_by(table_after(md, "## toy"), "reranker", "chip")
     assert rows[("base", "Chip B")]["status"].startswith("error: dataset toy could not be loaded")
     assert "20 queries, 2000 pairs" in md  # the protocol line of the loaded candidates
+
+
+def test_every_committed_results_file_renders():
+    from pathlib import Path
+
+    committed = sorted((Path(__file__).resolve().parents[2] / "results").glob("*.json"))
+    assert committed
+    text = report_files([str(p) for p in committed])  # schema-1 files among them: read as schema 2
+    assert text.startswith("# Reranker leaderboard") and "Incomplete results" not in text
+    for path in committed:
+        assert path.name in text
