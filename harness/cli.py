@@ -124,8 +124,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {source.key}: {source.description}")
     print("Backends:")
     for backend in BACKENDS.values():
-        options = f" (options: {', '.join(sorted(backend.options))})" if backend.options else ""
-        print(f"  {backend.name}: {backend.description}{options}")
+        options = f"options: {', '.join(sorted(backend.options)) or 'none'}; trains: {', '.join(backend.trainers) or '-'}"
+        print(f"  {backend.name}: {backend.description} ({options})")
     print("Local models (model: local:<name>):")
     for name, (text, _) in LOCAL_MODELS.items():
         print(f"  {PREFIX}{name}: {text}")

@@ -70,6 +70,17 @@ def test_list(capsys, monkeypatch, tmp_path):
         assert text in out
 
 
+def test_list_reads_the_registries(capsys, monkeypatch):
+    from harness.backends.registry import BACKENDS, BackendInfo
+    from harness.sources.registry import SOURCES
+
+    monkeypatch.setitem(BACKENDS, "onnx", BackendInfo("onnx", "nowhere", "a backend declared once", frozenset({"x"})))
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "  onnx: a backend declared once (options: x; trains: -)" in out
+    assert all(f"  {s.key}: {s.description}" in out for s in SOURCES.values())
+
+
 def test_list_reports_an_invalid_suite(capsys, monkeypatch, tmp_path):
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "broken.yaml").write_text("name: broken\n")
