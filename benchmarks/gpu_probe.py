@@ -184,7 +184,7 @@ def torch_side(model_dir: str, pairs, n_parity: int, repeats: int) -> tuple[dict
         chunks = []
         with torch.inference_mode():
             for i in range(0, n_parity, BATCH):
-                batch = pairs[i : i + BATCH]
+                batch = pairs[i : min(i + BATCH, n_parity)]
                 feats = tok([p[0] for p in batch], [p[1] for p in batch], padding=True, truncation="longest_first",
                             max_length=MAX_LENGTH, return_tensors="pt").to("cuda")  # fmt: skip
                 chunks.append(model(**feats).logits[:, 0].float().cpu().numpy())

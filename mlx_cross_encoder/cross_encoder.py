@@ -22,6 +22,13 @@ from .models import get_model_module
 
 logger = logging.getLogger("mlx_cross_encoder")
 
+#: On a GPU, batches are padded to a multiple of this many tokens. MLX's CUDA backend builds a cuDNN attention graph
+#: for every new (batch, length) shape in bfloat16/float16: ~60 ms each on an H200 against ~5 ms for a MiniLM-L6
+#: forward of 256 x 128 tokens (benchmarks/gpu_probe.py, docs/benchmarks.md), and length-sorted batches meet a new
+#: length at nearly every batch. Multiples of 32 leave at most max_length / 32 lengths per batch size, which its
+#: graph cache keeps. Padded positions are masked: scores do not change.
+GPU_LENGTH_MULTIPLE = 32
+
 DTYPES = {
     "float32": mx.float32,
     "fp32": mx.float32,
@@ -132,6 +139,8 @@ class MLXCrossEncoder(RerankerBase):
 
         self.num_labels = self.args.num_labels
         self._streams: list | None = None
+        #: batch widths are rounded up to a multiple of this (GPU_LENGTH_MULTIPLE on a GPU, 1 on the CPU)
+        self.length_multiple = GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -202,6 +211,7 @@ class MLXCrossEncoder(RerankerBase):
 
     def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
         width = max(len(e.ids) for e in encodings)
+        width = min(-(-width // self.length_multiple) * self.length_multiple, max(width, self.max_length))
         ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
         mask = np.zeros((len(encodings), width), dtype=np.int32)
         types = np.zeros((len(encodings), width), dtype=np.int32)
