@@ -8,6 +8,7 @@ Python (``RerankerSpec(name=..., ...)``) are typed but not cross-checked; files 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -147,9 +148,10 @@ class RerankerSpec(Record):
         info_ = BACKENDS.get(data.get("backend"))
         options = data.get("options")
         if info_ is not None and isinstance(options, dict) and info_.options:
-            for key in sorted(set(options) - info_.options):
-                yield ("options", key), (f"unknown option for the {info_.name} backend; known: "
-                                         f"{', '.join(sorted(info_.options))}")  # fmt: skip
+            for key in sorted(set(options) - info_.options, key=str):
+                close = difflib.get_close_matches(str(key), sorted(info_.options), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(info_.options))}"
+                yield ("options", key), f"unknown option for the {info_.name} backend{hint}"
 
 
 class MeasureSpec(Record):

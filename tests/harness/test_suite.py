@@ -173,6 +173,10 @@ POSITIVE = "must be a positive integer"
         (f"{R0}.dtype", "int3", f"{R0}.dtype: must be one of float32, float16, bfloat16, got 'int3'"),
         (f"{R0}.batch_size", 0, f"{R0}.batch_size: {POSITIVE}, got 0"),
         (f"{R0}.options", [1], f"{R0}.options: must be a mapping, got a list"),
+        (f"{R0}.options", {"quantise": 4}, f"{R0}.options.quantise: unknown option for the mlx backend (did you mean "
+                                           "'quantize'?)"),
+        (f"{R1}.options", {"zzz": 1}, f"{R1}.options.zzz: unknown option for the torch backend; known: "
+                                      "activation_fn, attn_implementation"),
         (f"{R2}.model", "./models/missing", f"{R2}.model: no such model path: "),
         ("baseline", "nobody", "baseline: 'nobody' is not one of the rerankers (m-mlx, m-torch, mine)"),
         ("metrics", ["ndcg@10", "bleu@4"], "metrics[1]: unknown metric 'bleu@4'"),
