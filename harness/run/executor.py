@@ -36,7 +36,15 @@ from ..results import (
 )
 from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
-from .prepare import dataset_protocol, error_run, first_stage_run, prepare_reranker, scored_run, write_dataset_file
+from .prepare import (
+    PreparedReranker,
+    dataset_protocol,
+    error_run,
+    first_stage_run,
+    prepare_reranker,
+    scored_run,
+    write_dataset_file,
+)
 from .spawn import spawn_worker
 from .worker import MeasureJob
 
@@ -108,7 +116,7 @@ class Execution:
         self.suite, self.results, self.writer, self.workdir, self.kept = suite, results, writer, workdir, kept
         self.max_queries, self.timeout_s, self.progress, self.log, self.total = (
             max_queries, timeout_s, progress, log, total)  # fmt: skip
-        self.prepared: dict[str, dict[str, Any]] = {}
+        self.prepared: dict[str, PreparedReranker] = {}
 
     def record(self, run: dict[str, Any], kept: bool = False) -> None:
         self.results["runs"].append(run)
@@ -155,7 +163,8 @@ class Execution:
                     "seed": self.suite.seed}  # fmt: skip
             for step in steps:
                 extra = {"train": step.job.block} if step.kind == "trained" else {}
-                reranker_protocol = self.prepared.get(step.reranker, {}).get("protocol", {})
+                prepared = self.prepared.get(step.reranker)
+                reranker_protocol = prepared.protocol if prepared is not None else {}
                 self.record(error_run(spec.name, step.reranker, step.backend, {**base, **reranker_protocol},
                                       message, **extra))  # fmt: skip
             return
@@ -177,7 +186,7 @@ class Execution:
             return None
         if step.kind == "first_stage":
             return old
-        now = self.prepared[step.reranker]["protocol"]
+        now = self.prepared[step.reranker].protocol
         same = all(old["protocol"].get(k) == now.get(k) for k in ("model_fingerprint", "max_length", "dtype"))
         return old if same else None
 
@@ -197,12 +206,12 @@ class Execution:
                              message), False  # fmt: skip
         prepared = self.prepared[step.reranker]
         measure = self.suite.measure
-        protocol = {**protocol, **prepared["protocol"], "warmup_queries": measure.warmup_queries,
+        protocol = {**protocol, **prepared.protocol, "warmup_queries": measure.warmup_queries,
                     "repeats": measure.repeats}  # fmt: skip
-        if prepared["error"]:
-            return error_run(ds.name, step.reranker, step.backend, protocol, prepared["error"]), False
-        job = MeasureJob(reranker=prepared["spec"], backend_module=prepared["module"], model_dir=prepared["model_dir"],
-                         max_length=prepared["max_length"], dataset_file=str(dataset_file),
+        if prepared.error:
+            return error_run(ds.name, step.reranker, step.backend, protocol, prepared.error), False
+        job = MeasureJob(reranker=prepared.spec, backend_module=prepared.module, model_dir=prepared.model_dir,
+                         max_length=prepared.max_length, dataset_file=str(dataset_file),
                          warmup_queries=measure.warmup_queries, repeats=measure.repeats, progress=self.progress)
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         return scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"]), False

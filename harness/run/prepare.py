@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,22 @@ def error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any
             "error": message, "metrics": {}, "per_query": {}, "protocol": protocol, **extra}  # fmt: skip
 
 
-def prepare_reranker(spec) -> dict[str, Any]:
-    """Resolve once, in the parent: model directory, truncation length, dtype, weights fingerprint."""
-    fields = spec.model_dump(mode="json")  # a harness.suite.RerankerSpec, handed to the worker as is
+@dataclass
+class PreparedReranker:
+    """One reranker as resolved once in the parent, for every dataset and every backend alike."""
+
+    spec: dict[str, Any]  # the harness.suite.RerankerSpec as JSON, handed to the worker as is
+    protocol: dict[str, Any]  # the reranker's part of each run's protocol
+    error: str | None = None  # why it cannot run (each of its runs is then an error run)
+    model_dir: str | None = None
+    max_length: int | None = None
+    module: str | None = None  # the backend's module (from the registry)
+
+
+def prepare_reranker(spec) -> PreparedReranker:
+    """Resolve once, in the parent: model directory (safetensors only), truncation length, dtype, weights
+    fingerprint. A failure is kept as ``error``: its runs become error runs, the other rerankers go on."""
+    fields = spec.model_dump(mode="json")
     protocol: dict[str, Any] = {
         "model": spec.model,
         "instruction": fields["instruction"],
@@ -35,9 +49,9 @@ def prepare_reranker(spec) -> dict[str, Any]:
         "device_requested": fields["device"],
         "options": fields["options"],
     }
-    prepared: dict[str, Any] = {"spec": fields, "protocol": protocol, "error": None}
+    prepared = PreparedReranker(spec=fields, protocol=protocol)
     try:
-        module = backends.backend_module(spec.backend)
+        prepared.module = backends.backend_module(spec.backend)
         protocol["dtype"] = backends.canonical_dtype(fields["dtype"])
         model_dir = backends.resolve_model_dir(spec.model)
         backends.require_safetensors(model_dir)
@@ -48,9 +62,9 @@ def prepare_reranker(spec) -> dict[str, Any]:
             max_length=max_length,
             max_length_source=source,
         )
-        prepared.update(model_dir=str(model_dir), max_length=max_length, module=module)
+        prepared.model_dir, prepared.max_length = str(model_dir), max_length
     except Exception as exc:  # recorded as an error run per dataset; the other rerankers go on
-        prepared["error"] = f"{type(exc).__name__}: {exc}"
+        prepared.error = f"{type(exc).__name__}: {exc}"
     return prepared
 
 

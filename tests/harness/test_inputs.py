@@ -113,4 +113,4 @@ def test_pickle_only_model_folders_are_refused_for_every_backend(tmp_path):
 
     for backend in ("torch", "mlx"):  # refused in the parent, before any worker or library loads it
         prepared = prepare_reranker(RerankerSpec(name="p", backend=backend, model=str(folder)))
-        assert "only pickled weights" in prepared["error"]
+        assert "only pickled weights" in prepared.error
