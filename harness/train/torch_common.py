@@ -171,6 +171,33 @@ def total_updates(n_micro: int, settings: TrainingSettings) -> int:
     return settings.max_steps or math.ceil(n_micro / settings.gradient_accumulation_steps) * settings.num_epochs
 
 
+def adamw(params, settings: TrainingSettings):
+    """``torch.optim.AdamW`` with the MLX trainer's groups (``schedule.no_decay``: no weight decay on biases and
+    norm weights), betas and eps; ``params`` are ``(name, parameter)`` pairs."""
+    import torch
+
+    from mlx_cross_encoder.training.schedule import no_decay
+
+    return torch.optim.AdamW(
+        [{"params": [p for n, p in params if not no_decay(n)], "weight_decay": settings.weight_decay},
+         {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0}],
+        lr=settings.learning_rate, betas=tuple(settings.adam_betas), eps=settings.adam_eps,
+    )  # fmt: skip
+
+
+def mlx_schedule(optimizer, settings: TrainingSettings, total: int):
+    """A ``LambdaLR`` giving update ``k`` the MLX trainer's learning rate ``lr_at(k)`` (warmup without a zero-lr
+    first update, then the decay), for a Trainer that steps the scheduler after each update."""
+    import torch
+
+    from mlx_cross_encoder.training.schedule import lr_at
+
+    warmup = settings.warmup_updates(total)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: lr_at(k, 1.0, total, warmup, settings.lr_scheduler)
+    )
+
+
 def torch_loss(name: str, scores, labels, teacher, group_size: int | None, pos_weight=None, temperature=1.0):
     """The MLX trainer's losses in torch (mean over pairs or groups; see mlx_cross_encoder.training.losses)."""
     import torch

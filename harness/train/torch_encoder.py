@@ -2,10 +2,12 @@
 
 :func:`train_cross_encoder_torch` takes the MLX trainers' :class:`~mlx_cross_encoder.training.settings.TrainingSettings`.
 LoRA puts the classification head in ``modules_to_save`` so that it trains and is saved and reloaded with the
-adapter (sentence-transformers' ``add_adapter`` alone leaves a freshly initialised head frozen and unsaved). The
-Trainer keeps its own conventions: HF's lr schedulers (first update at lr 0 under warmup) and its own shuffling;
-grouped losses see one row per (epoch, query) with the negatives the MLX trainer samples for that epoch, trained
-as one pass. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that follows the MLX trainer update for update.)
+adapter (sentence-transformers' ``add_adapter`` alone leaves a freshly initialised head frozen and unsaved). What
+the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its learning-rate
+schedule (``mlx_schedule``: no zero-lr first update) and no dropout in the base model (the MLX encoders have none;
+LoRA dropout stays). The Trainer keeps its own shuffling and its accumulation (mean loss per micro-batch divided
+by the accumulation steps, not weighted by examples); grouped losses see one row per (epoch, query) with the
+negatives the MLX trainer samples for that epoch, trained as one pass. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that follows the MLX trainer update for update.)
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from mlx_cross_encoder.training.settings import TrainingSettings
 from .torch_common import (
     DevSelection,
     MetricFn,
+    adamw,
     default_metric_fn,
     dev_pairs_of,
+    mlx_schedule,
     peak_memory,
     ranking_run,
     reset_peak,
@@ -149,13 +153,7 @@ def _training_arguments(settings: TrainingSettings, total: int, out: Path, devic
         max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        adam_beta1=settings.adam_betas[0],
-        adam_beta2=settings.adam_betas[1],
-        adam_epsilon=settings.adam_eps,
-        lr_scheduler_type=settings.lr_scheduler if settings.lr_scheduler != "constant" else "constant_with_warmup",
-        warmup_steps=settings.warmup_updates(total),
+        learning_rate=settings.learning_rate,  # the optimizer and schedule themselves are given (adamw, mlx_schedule)
         max_grad_norm=settings.max_grad_norm or 0.0,
         seed=settings.seed,
         data_seed=settings.seed,
@@ -215,6 +213,7 @@ def train_cross_encoder_torch(
     "peak_memory_bytes", "peak_memory_measure", "final_metrics", "train_loss", "log_history", "device"}``;
     ``output_dir/final`` holds the model (full) or the adapter with its head (LoRA).
     """
+    import torch
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
@@ -224,6 +223,9 @@ def train_cross_encoder_torch(
     seed_everything(settings.seed)
     groups = training_data().load_groups(train_data)
     model = CrossEncoder(str(model_name_or_path), num_labels=1, max_length=settings.max_length, device=device)
+    for module in model.modules():  # the MLX encoders have no dropout: train the same function
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
     if fine_tune == "lora":
         add_lora_with_head(model, settings)
     elif fine_tune != "full":
@@ -234,8 +236,9 @@ def train_cross_encoder_torch(
     out = Path(settings.output_dir)
     args = _training_arguments(settings, total, out, device, grouped)
     selection, callbacks = _dev_selection(model, eval_data, settings, total, metric_fn)
+    optimizer = adamw([(n, p) for n, p in model.named_parameters() if p.requires_grad], settings)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, settings),
-                                  callbacks=callbacks)  # fmt: skip
+                                  callbacks=callbacks, optimizers=(optimizer, mlx_schedule(optimizer, settings, total)))
     reset_peak(device)
     output = trainer.train()
     peak, measure = peak_memory(device)

@@ -24,6 +24,7 @@ from mlx_cross_encoder.training.settings import TrainingSettings
 from .torch_common import (
     DevSelection,
     MetricFn,
+    adamw,
     default_metric_fn,
     dev_pairs_of,
     peak_memory,
@@ -123,26 +124,13 @@ def _model(model_name_or_path, settings: TrainingSettings, fine_tune: str, devic
     return model
 
 
-def _optimizer(params, settings: TrainingSettings):
-    """torch AdamW with the MLX trainer's groups: no weight decay on biases and norm weights."""
-    import torch
-
-    from mlx_cross_encoder.training.schedule import no_decay
-
-    return torch.optim.AdamW(
-        [{"params": [p for n, p in params if not no_decay(n)], "weight_decay": settings.weight_decay},
-         {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0}],
-        lr=settings.learning_rate, betas=tuple(settings.adam_betas), eps=settings.adam_eps,
-    )  # fmt: skip
-
-
 class _Loop:
     """The update loop (what the MLX trainer's ``train`` does, in torch); ``history`` holds one record per update."""
 
     def __init__(self, scorer, params, settings: TrainingSettings, batcher, total: int, selection):
         self.scorer, self.params, self.settings, self.batcher = scorer, params, settings, batcher
         self.total, self.selection = total, selection
-        self.optimizer = _optimizer(params, settings)
+        self.optimizer = adamw(params, settings)
         self.warmup = settings.warmup_updates(total)
         self.history: list[dict[str, Any]] = []
         self.step, self.tokens, self.train_time = 0, 0, 0.0
