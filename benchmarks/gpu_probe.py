@@ -274,7 +274,7 @@ def main(args) -> None:
         report["mlx"][name] = res
         print(name, json.dumps({k: v for k, v in res.items() if k != "seconds"})[:600], flush=True)
     report["profile"] = {}
-    for name in ("float32-tf32on", "float32-tf32off", "bfloat16", "float16", "bfloat16-nocudnn"):
+    for name in ("float32-tf32on", "float32-tf32off", "bfloat16", "float16", "bfloat16-nocudnn")[: args.profiles]:
         dtype, env = MLX_CONFIGS[name]
         report["profile"][name] = child("mlx-profile", model_dir, dtype, env, str(out / f"profile-{name}"), [])
     (out / "probe.json").write_text(json.dumps(report, indent=1))
@@ -317,5 +317,6 @@ if __name__ == "__main__":
     parser.add_argument("--parity-pairs", type=int, default=0)
     parser.add_argument("--parity-queries", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--profiles", type=int, default=5, help="how many of the stage profiles to run (0: none)")
     a = parser.parse_args()
     {"main": main, "mlx-scores": mlx_scores, "mlx-profile": mlx_profile}[a.mode](a)

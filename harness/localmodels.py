@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .localshapes import SHAPES
+
 PREFIX = "local:"
 
 
@@ -154,6 +156,7 @@ LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
         build_qwen3_reranker_shape,
     ),
 }
+LOCAL_MODELS.update(SHAPES)  # real rerankers' shapes, random-init (harness.localshapes)
 
 
 def resolve_model(ref: str) -> str:
