@@ -82,7 +82,7 @@ def alive(pid: int) -> bool:
     return not (stat.is_file() and stat.read_text().rsplit(") ", 1)[-1].startswith("Z"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path, tiny_bert, sig):
     suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
     (tmp_path / "gate").write_text("closed")
@@ -101,7 +101,8 @@ def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path,
         assert results["incomplete_reason"].startswith("in progress")
     else:
         assert proc.returncode == 128 + sig
-        assert results["incomplete_reason"] == f"interrupted by {sig.name}"
+        reason = "interrupted by SIGINT (Ctrl-C)" if sig == signal.SIGINT else f"interrupted by {sig.name}"
+        assert results["incomplete_reason"] == reason
         assert f"the finished runs are in {out} (marked incomplete)" in err
         assert not list((tmp_path / "tmp").glob("harness-run-*"))  # temporary folder removed
         assert "Incomplete results" in build_report([results], [str(out)])
