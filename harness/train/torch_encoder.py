@@ -1,17 +1,22 @@
 """PyTorch baseline for cross-encoders: sentence-transformers' ``CrossEncoderTrainer``, full or LoRA (peft).
 
-:func:`train_cross_encoder_torch` takes the MLX trainers' :class:`~mlx_cross_encoder.training.settings.TrainingSettings`.
-LoRA puts the classification head in ``modules_to_save`` so that it trains and is saved and reloaded with the
-adapter (sentence-transformers' ``add_adapter`` alone leaves a freshly initialised head frozen and unsaved). What
-the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its learning-rate
-schedule (``mlx_schedule``: no zero-lr first update) and no dropout in the base model (the MLX encoders have none;
-LoRA dropout stays). The Trainer keeps its own shuffling and its accumulation (mean loss per micro-batch divided
-by the accumulation steps, not weighted by examples); grouped losses see one row per (epoch, query) with the
-negatives the MLX trainer samples for that epoch, trained as one pass. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that follows the MLX trainer update for update.)
+:func:`train_cross_encoder_torch` takes the MLX trainers' ``TrainingSettings``. LoRA puts the classification head
+in ``modules_to_save`` so that it trains and is saved and reloaded with the adapter (sentence-transformers'
+``add_adapter`` alone leaves a freshly initialised head frozen and unsaved).
+
+What the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its
+learning-rate schedule (``mlx_schedule``: no zero-lr first update), no dropout in the base model (the MLX encoders
+have none; LoRA dropout stays), and its micro-batches in their order (every epoch's rows, with the negatives the
+MLX trainer samples for that epoch, trained as one pass; :class:`MLXBatches`). From the same weights both make
+the same updates (full fine-tuning is tested update for update). What stays the Trainer's: accumulation (each
+micro-batch's mean loss divided by the accumulation steps, so micro-batches of unequal size in one update are not
+weighted by their examples, and an epoch's last update is not cut short at the epoch's end) and peft's own LoRA
+initialization. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that matches the MLX trainer in all of it.)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -66,38 +71,64 @@ def group_softmax_cross_entropy_loss(model, temperature: float = 1.0):
     return GroupSoftmaxCrossEntropyLoss()
 
 
+class MLXBatches:
+    """A batch sampler that yields the MLX trainer's micro-batches (row indices), epoch after epoch."""
+
+    def __init__(self, batches: list[list[int]]):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _epochs_needed(settings: TrainingSettings, micro_per_epoch: int) -> int:
+    if not settings.max_steps:
+        return settings.num_epochs
+    return math.ceil(settings.max_steps * settings.gradient_accumulation_steps / micro_per_epoch)
+
+
 def _encoder_dataset(groups, settings: TrainingSettings):
-    """A ``datasets.Dataset`` in the column layout the chosen loss expects, and the pairs it will score."""
+    """The MLX trainer's micro-batches of every epoch, in order, as a ``datasets.Dataset`` in the column layout the
+    chosen loss expects (one row per pair, or per query group), with the rows of each micro-batch
+    (:class:`MLXBatches`), the pairs it will score and the micro-batches per epoch."""
     from datasets import Dataset
 
     data = training_data()
-    if settings.loss in data.POINTWISE_LOSSES:
-        b = data.Batcher(groups, settings.loss, settings.batch_size, settings.group_size, settings.seed)
-        rows = {"query": [it[0] for it in b.items], "document": [it[1] for it in b.items]}
-        rows["label"] = [float(it[3] if settings.loss == "mse" else it[2]) for it in b.items]
-        pairs = [(it[0], it[1]) for it in b.items] * settings.num_epochs
-        return Dataset.from_dict(rows), pairs, len(b)
     b = data.Batcher(groups, settings.loss, settings.batch_size, settings.group_size, settings.seed)
-    k = settings.group_size
-    rows: dict[str, list] = {"query": [], **{f"doc_{i}": [] for i in range(k)}, "label": []}
-    pairs = []
-    for epoch in range(settings.num_epochs):  # the negatives the MLX trainer samples in each epoch
+    pointwise = settings.loss in data.POINTWISE_LOSSES
+    k = 1 if pointwise else settings.group_size
+    cols = ["query", "document"] if pointwise else ["query", *(f"doc_{i}" for i in range(k))]
+    rows: dict[str, list] = {c: [] for c in [*cols, "label"]}
+    pairs, boundaries = [], []
+    for epoch in range(_epochs_needed(settings, len(b))):  # the order and negatives of each MLX epoch
         for batch in b.batches(epoch):
+            first = len(rows["query"])
             for g in range(batch.n_examples):
                 members = batch.pairs[g * k : (g + 1) * k]
                 pairs += members
                 rows["query"].append(members[0][0])
-                for i, (_, doc) in enumerate(members):
-                    rows[f"doc_{i}"].append(doc)
-                if settings.loss == "margin_mse":
-                    t = batch.teacher[g * k : (g + 1) * k]
-                    rows["label"].append([float(t[0] - t[j]) for j in range(1, k)])
-                else:
-                    rows["label"].append(0.0)
+                for col, (_, doc) in zip(cols[1:], members):
+                    rows[col].append(doc)
+                rows["label"].append(_row_label(settings.loss, batch, g, k))
+            boundaries.append(list(range(first, len(rows["query"]))))
     if settings.loss == "margin_mse":  # MarginMSELoss's columns: query, positive, negative_1..k-1
         rows = {"query": rows["query"], "positive": rows["doc_0"],
                 **{f"negative_{i}": rows[f"doc_{i}"] for i in range(1, k)}, "label": rows["label"]}  # fmt: skip
-    return Dataset.from_dict(rows), pairs, len(b)
+    return Dataset.from_dict(rows), MLXBatches(boundaries), pairs, len(b)
+
+
+def _row_label(loss: str, batch, g: int, k: int):
+    if loss == "bce":
+        return float(batch.labels[g])
+    if loss == "mse":
+        return float(batch.teacher[g])
+    if loss == "margin_mse":
+        t = batch.teacher[g * k : (g + 1) * k]
+        return [float(t[0] - t[j]) for j in range(1, k)]
+    return 0.0  # listwise: the positive is the first document
 
 
 def _encoder_loss(model, settings: TrainingSettings):
@@ -143,13 +174,13 @@ def load_cross_encoder_torch(base_model: str | os.PathLike, adapter_dir: str | o
     return model
 
 
-def _training_arguments(settings: TrainingSettings, total: int, out: Path, device: str, grouped: bool):
-    """``CrossEncoderTrainingArguments`` with the settings (grouped losses: one pass over the rows of every epoch)."""
+def _training_arguments(settings: TrainingSettings, total: int, out: Path, device: str):
+    """``CrossEncoderTrainingArguments`` with the settings: one pass over the rows of every epoch."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
     return CrossEncoderTrainingArguments(
         output_dir=str(out),
-        num_train_epochs=1 if grouped else settings.num_epochs,
+        num_train_epochs=1,
         max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
@@ -197,6 +228,27 @@ def _dev_selection(model, eval_data, settings: TrainingSettings, total: int, met
     return selection, [DevEvaluation()]
 
 
+def _trainer_class():
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+
+    class MLXOrderTrainer(CrossEncoderTrainer):
+        """``CrossEncoderTrainer`` fed the MLX trainer's micro-batches in its order (no shuffling of its own)."""
+
+        def __init__(self, batches: MLXBatches, *args, **kwargs):
+            self.mlx_batches = batches
+            super().__init__(*args, **kwargs)
+
+        def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None,
+                              seed=0):  # fmt: skip
+            return self.mlx_batches  # only the training set is batched here (no eval_dataset is given)
+
+    return MLXOrderTrainer
+
+
+def _MLXOrderTrainer(batches, **kwargs):  # noqa: N802 (builds the class on first use: sentence-transformers is heavy)
+    return _trainer_class()(batches, **kwargs)
+
+
 def train_cross_encoder_torch(
     model_name_or_path: str | os.PathLike,
     train_data,
@@ -215,7 +267,6 @@ def train_cross_encoder_torch(
     """
     import torch
     from sentence_transformers import CrossEncoder
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
     wall = time.perf_counter()
     settings = settings_of(settings, **overrides)
@@ -230,14 +281,13 @@ def train_cross_encoder_torch(
         add_lora_with_head(model, settings)
     elif fine_tune != "full":
         raise ValueError(f"fine_tune_type must be 'full' or 'lora', got {fine_tune!r}")
-    dataset, pairs, micro_per_epoch = _encoder_dataset(groups, settings)
-    grouped = settings.loss not in training_data().POINTWISE_LOSSES
+    dataset, batches, pairs, micro_per_epoch = _encoder_dataset(groups, settings)
     total = total_updates(micro_per_epoch, settings)
     out = Path(settings.output_dir)
-    args = _training_arguments(settings, total, out, device, grouped)
+    args = _training_arguments(settings, total, out, device)
     selection, callbacks = _dev_selection(model, eval_data, settings, total, metric_fn)
     optimizer = adamw([(n, p) for n, p in model.named_parameters() if p.requires_grad], settings)
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, settings),
+    trainer = _MLXOrderTrainer(batches, model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, settings),
                                   callbacks=callbacks, optimizers=(optimizer, mlx_schedule(optimizer, settings, total)))
     reset_peak(device)
     output = trainer.train()
