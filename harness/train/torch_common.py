@@ -16,10 +16,12 @@ trainable weights in memory, and ``load_best_model_at_end`` puts that copy back 
 from __future__ import annotations
 
 import math
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,6 +171,28 @@ def trainable_parameters(model):
 
 def total_updates(n_micro: int, settings: TrainingSettings) -> int:
     return settings.max_steps or math.ceil(n_micro / settings.gradient_accumulation_steps) * settings.num_epochs
+
+
+def load_lora_init(model, adapter_dir: str | os.PathLike) -> int:
+    """Copy the LoRA matrices of an adapter in mlx-lm's layout (``<module>.lora_a`` (in, r), ``<module>.lora_b``
+    (r, out), module names as transformers names them) into a peft model (``lora_A.weight`` (r, in),
+    ``lora_B.weight`` (out, r)); returns how many matrices were copied. Every LoRA matrix of the peft model must be
+    given (a partial start would not be one initialization)."""
+    import torch
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(Path(adapter_dir) / "adapters.safetensors"))
+    targets = {n: p for n, p in model.named_parameters() if ".lora_A." in n or ".lora_B." in n}
+    copied = 0
+    with torch.no_grad():
+        for name, param in targets.items():
+            module = name.split("base_model.model.", 1)[-1].split(".lora_")[0]
+            key = f"{module}.lora_a" if ".lora_A." in name else f"{module}.lora_b"
+            if key not in tensors:
+                raise KeyError(f"{adapter_dir}: no {key} for {name}")
+            param.copy_(torch.from_numpy(np.ascontiguousarray(tensors[key].T)))
+            copied += 1
+    return copied
 
 
 def adamw(params, settings: TrainingSettings):

@@ -7,11 +7,10 @@ in ``modules_to_save`` so that it trains and is saved and reloaded with the adap
 What the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its
 learning-rate schedule (``mlx_schedule``: no zero-lr first update), no dropout in the base model (the MLX encoders
 have none; LoRA dropout stays), and its micro-batches in their order (every epoch's rows, with the negatives the
-MLX trainer samples for that epoch, trained as one pass; :class:`MLXBatches`). From the same weights both make
-the same updates (full fine-tuning is tested update for update). What stays the Trainer's: accumulation (each
-micro-batch's mean loss divided by the accumulation steps, so micro-batches of unequal size in one update are not
-weighted by their examples, and an epoch's last update is not cut short at the epoch's end) and peft's own LoRA
-initialization. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that matches the MLX trainer in all of it.)
+MLX trainer samples for that epoch, trained as one pass; :class:`MLXBatches`). From the same weights (LoRA:
+``lora_init``) both make the same updates (tested update for update, full and LoRA). What stays the Trainer's:
+accumulation (each micro-batch's mean loss divided by the accumulation steps, so micro-batches of unequal size in
+one update are not weighted by their examples, and an epoch's last update is not cut short at the epoch's end). (The LLM baseline, :mod:`.torch_llm`, is a plain loop that matches the MLX trainer in all of it.)
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from .torch_common import (
     adamw,
     default_metric_fn,
     dev_pairs_of,
+    load_lora_init,
     mlx_schedule,
     peak_memory,
     ranking_run,
@@ -257,9 +257,14 @@ def train_cross_encoder_torch(
     *,
     metric_fn: MetricFn | None = None,
     device: str = "cpu",
+    lora_init: str | os.PathLike | None = None,
     **overrides,
 ) -> dict[str, Any]:
     """Fine-tune a sentence-transformers ``CrossEncoder`` with ``CrossEncoderTrainer``; see the module docstring.
+
+    ``lora_init``: a folder whose ``adapters.safetensors`` holds the starting LoRA matrices (mlx-lm layout,
+    transformers module names; ``torch_common.load_lora_init``), e.g. the MLX trainer's initial adapter renamed
+    with the MLX model's ``hf_weights``.
 
     Returns ``{"model", "output_dir", "steps", "wall_time_s", "train_time_s", "train_tokens", "tokens_per_s",
     "peak_memory_bytes", "peak_memory_measure", "final_metrics", "train_loss", "log_history", "device"}``;
@@ -279,6 +284,8 @@ def train_cross_encoder_torch(
             module.p = 0.0
     if fine_tune == "lora":
         add_lora_with_head(model, settings)
+        if lora_init is not None:
+            load_lora_init(model[0].model, lora_init)
     elif fine_tune != "full":
         raise ValueError(f"fine_tune_type must be 'full' or 'lora', got {fine_tune!r}")
     dataset, batches, pairs, micro_per_epoch = _encoder_dataset(groups, settings)

@@ -27,6 +27,7 @@ from .torch_common import (
     adamw,
     default_metric_fn,
     dev_pairs_of,
+    load_lora_init,
     peak_memory,
     ranking_run,
     reset_peak,
@@ -81,27 +82,6 @@ class LLMRerankerScorer:
         last = hidden[torch.arange(len(ids), device=device), (lengths - 1).to(device)]
         logits = base.lm_head(last)
         return (logits[:, self.yes_id] - logits[:, self.no_id]).float(), int(lengths.sum())
-
-
-def load_lora_init(model, adapter_dir: str | os.PathLike) -> int:
-    """Copy the LoRA matrices of an mlx-lm adapter (``lora_a`` (in, r), ``lora_b`` (r, out)) into a peft model
-    (``lora_A.weight`` (r, in), ``lora_B.weight`` (out, r)); returns how many matrices were copied. Every LoRA
-    matrix of the peft model must be given (a partial start would not be one initialization)."""
-    import torch
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(Path(adapter_dir) / "adapters.safetensors"))
-    targets = {n: p for n, p in model.named_parameters() if ".lora_A." in n or ".lora_B." in n}
-    copied = 0
-    with torch.no_grad():
-        for name, param in targets.items():
-            module = name.split("base_model.model.", 1)[-1].split(".lora_")[0]
-            key = f"{module}.lora_a" if ".lora_A." in name else f"{module}.lora_b"
-            if key not in tensors:
-                raise KeyError(f"{adapter_dir}: no {key} for {name}")
-            param.copy_(torch.from_numpy(np.ascontiguousarray(tensors[key].T)))
-            copied += 1
-    return copied
 
 
 def _model(model_name_or_path, settings: TrainingSettings, fine_tune: str, device: str, dtype: str, lora_init):

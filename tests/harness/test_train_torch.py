@@ -177,9 +177,10 @@ def test_cross_encoder_trainer_uses_the_mlx_schedule_and_no_dropout(bert_dir, tm
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("loss", ["bce", "listwise"])
-def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(bert_dir, tmp_path, loss):
-    """Full fine-tuning from the same checkpoint: the Trainer gets the MLX micro-batches in their order, the MLX
+@pytest.mark.parametrize(("loss", "fine_tune"), [("bce", "full"), ("listwise", "full"), ("bce", "lora")])
+def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(bert_dir, tmp_path, loss, fine_tune):
+    """From the same weights (LoRA: the MLX trainer's initial LoRA matrices, renamed with the MLX model's
+    ``hf_weights``, given as ``lora_init``) the Trainer gets the MLX micro-batches in their order, the MLX
     schedule and AdamW groups, and no dropout, so both make the same updates. 8 (bce) / 4 (listwise, with
     accumulation of 2 micro-batches) updates with warmup, decay and clipping at 0.5 (some updates are clipped,
     some not). Tolerance as for the LLM trainers: float32 with different kernels agrees to ~1e-6 relative here;
@@ -187,13 +188,20 @@ def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(b
     while any recipe difference (HF's own shuffling or schedule, dropout) moves the first updates by percents."""
     needs_datasets()
     settings = dict(loss=loss, batch_size=4 if loss == "bce" else 2, group_size=4, num_epochs=2, learning_rate=1e-3,
-                    warmup_steps=2, max_grad_norm=0.5, fine_tune_type="full",
+                    warmup_steps=2, max_grad_norm=0.5, fine_tune_type=fine_tune, lora_rank=4, lora_alpha=8,
                     gradient_accumulation_steps=1 if loss == "bce" else 2)  # fmt: skip
     data = toy_pairs(4, 3) if loss == "bce" else toy_groups(8, 3)
-    result = train_cross_encoder_torch(bert_dir, data, None, settings, output_dir=str(tmp_path / "torch"),
-                                       logging_steps=1)  # fmt: skip
     mlx_trainer = MLXCrossEncoderTrainer(MLXCrossEncoder(bert_dir), MLXCrossEncoderConfig(
         output_dir=str(tmp_path / "mlx"), show_progress_bar=False, logging_steps=1, **settings))  # fmt: skip
+    lora_init = None
+    if fine_tune == "lora":
+        initial = mx.load(str(mlx_trainer.prepare_model().save_adapter(tmp_path / "init") / "adapters.safetensors"))
+        lora_init = tmp_path / "init-hf"
+        lora_init.mkdir()
+        hf_names = mlx_trainer.encoder.model.hf_weights(dict(initial))
+        mx.save_safetensors(str(lora_init / "adapters.safetensors"), {k: v for k, v in hf_names.items() if "lora" in k})
+    result = train_cross_encoder_torch(bert_dir, data, None, settings, output_dir=str(tmp_path / "torch"),
+                                       logging_steps=1, lora_init=lora_init)  # fmt: skip
     mlx_trainer.train(data)
     mlx_hist = [h for h in mlx_trainer.history if h["type"] == "train"]
     torch_hist = [h for h in result["log_history"] if "loss" in h]
