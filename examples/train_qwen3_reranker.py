@@ -29,6 +29,7 @@ def main(argv=None):
     config = Qwen3RerankerConfig(
         model_name=args.model,
         lora_rank=16,
+        lora_alpha=32,
         batch_size=4,
         gradient_accumulation_steps=8,
         num_epochs=3,
