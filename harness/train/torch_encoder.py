@@ -6,15 +6,16 @@ in ``modules_to_save`` so that it trains and is saved and reloaded with the adap
 
 What the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its
 learning-rate schedule (``mlx_schedule``: no zero-lr first update), no dropout in the base model (the MLX encoders
-have none; LoRA dropout stays), and its micro-batches in their order (every epoch's rows, with the negatives the
-MLX trainer samples for that epoch, trained as one pass; :class:`MLXBatches`). From the same weights (LoRA:
-``lora_init``) both make the same updates (tested update for update, full and LoRA). What stays the Trainer's:
-accumulation (each micro-batch's mean loss divided by the accumulation steps, so micro-batches of unequal size in
-one update are not weighted by their examples, and an epoch's last update is not cut short at the epoch's end). (The LLM baseline, :mod:`.torch_llm`, is a plain loop that matches the MLX trainer in all of it.)
+have none; LoRA dropout stays), its micro-batches in their order, epoch by epoch (with the negatives the MLX
+trainer samples for each epoch; :class:`MLXBatches`), and example-weighted accumulation (each micro-batch's mean
+loss weighted by its examples, where the Trainer would weight micro-batches alike). From the same weights (LoRA:
+``lora_init``) both make the same updates: tested update for update, full and LoRA, with micro-batches of unequal
+size in one update. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that does the same.)
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -72,16 +73,38 @@ def group_softmax_cross_entropy_loss(model, temperature: float = 1.0):
 
 
 class MLXBatches:
-    """A batch sampler that yields the MLX trainer's micro-batches (row indices), epoch after epoch."""
+    """A batch sampler that yields the MLX trainer's micro-batches (row indices) of the current epoch
+    (``set_epoch``, which the Trainer calls through accelerate), and the weight of each micro-batch's mean loss
+    that makes the Trainer's accumulation example-weighted as the MLX trainer's is (:meth:`next_weight`)."""
 
-    def __init__(self, batches: list[list[int]]):
-        self.batches = batches
+    def __init__(self, per_epoch: list[list[list[int]]], accum: int):
+        self.per_epoch, self.epoch = per_epoch, 0
+        self.weights: collections.deque[float] = collections.deque()
+        self.epoch_weights = [self._weights(batches, accum) for batches in per_epoch]
+
+    @staticmethod
+    def _weights(batches: list[list[int]], accum: int) -> list[float]:
+        """The Trainer divides each micro-batch's mean loss by the number ``k`` of micro-batches in its update
+        (groups of ``accum`` in the epoch, the last one shorter); ``n * k / N`` turns that into ``n / N``."""
+        out = []
+        for start in range(0, len(batches), accum):
+            group = [len(b) for b in batches[start : start + accum]]
+            out += [n * len(group) / sum(group) for n in group]
+        return out
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __iter__(self):
-        return iter(self.batches)
+        for batch, weight in zip(self.per_epoch[self.epoch], self.epoch_weights[self.epoch]):
+            self.weights.append(weight)
+            yield batch
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.per_epoch[0])
+
+    def next_weight(self) -> float:
+        return self.weights.popleft()
 
 
 def _epochs_needed(settings: TrainingSettings, micro_per_epoch: int) -> int:
@@ -102,8 +125,9 @@ def _encoder_dataset(groups, settings: TrainingSettings):
     k = 1 if pointwise else settings.group_size
     cols = ["query", "document"] if pointwise else ["query", *(f"doc_{i}" for i in range(k))]
     rows: dict[str, list] = {c: [] for c in [*cols, "label"]}
-    pairs, boundaries = [], []
+    pairs, per_epoch = [], []
     for epoch in range(_epochs_needed(settings, len(b))):  # the order and negatives of each MLX epoch
+        per_epoch.append([])
         for batch in b.batches(epoch):
             first = len(rows["query"])
             for g in range(batch.n_examples):
@@ -113,11 +137,11 @@ def _encoder_dataset(groups, settings: TrainingSettings):
                 for col, (_, doc) in zip(cols[1:], members):
                     rows[col].append(doc)
                 rows["label"].append(_row_label(settings.loss, batch, g, k))
-            boundaries.append(list(range(first, len(rows["query"]))))
+            per_epoch[-1].append(list(range(first, len(rows["query"]))))
     if settings.loss == "margin_mse":  # MarginMSELoss's columns: query, positive, negative_1..k-1
         rows = {"query": rows["query"], "positive": rows["doc_0"],
                 **{f"negative_{i}": rows[f"doc_{i}"] for i in range(1, k)}, "label": rows["label"]}  # fmt: skip
-    return Dataset.from_dict(rows), MLXBatches(boundaries), pairs, len(b)
+    return Dataset.from_dict(rows), MLXBatches(per_epoch, settings.gradient_accumulation_steps), pairs, len(b)
 
 
 def _row_label(loss: str, batch, g: int, k: int):
@@ -175,12 +199,12 @@ def load_cross_encoder_torch(base_model: str | os.PathLike, adapter_dir: str | o
 
 
 def _training_arguments(settings: TrainingSettings, total: int, out: Path, device: str):
-    """``CrossEncoderTrainingArguments`` with the settings: one pass over the rows of every epoch."""
+    """``CrossEncoderTrainingArguments`` with the settings (optimizer and schedule are given to the Trainer)."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
     return CrossEncoderTrainingArguments(
         output_dir=str(out),
-        num_train_epochs=1,
+        num_train_epochs=settings.num_epochs,
         max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
@@ -241,6 +265,11 @@ def _trainer_class():
         def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None,
                               seed=0):  # fmt: skip
             return self.mlx_batches  # only the training set is batched here (no eval_dataset is given)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            weight = self.mlx_batches.next_weight() if model.training else 1.0
+            return (out[0] * weight, *out[1:]) if return_outputs else out * weight
 
     return MLXOrderTrainer
 

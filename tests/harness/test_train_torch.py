@@ -177,19 +177,24 @@ def test_cross_encoder_trainer_uses_the_mlx_schedule_and_no_dropout(bert_dir, tm
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize(("loss", "fine_tune"), [("bce", "full"), ("listwise", "full"), ("bce", "lora")])
-def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(bert_dir, tmp_path, loss, fine_tune):
+@pytest.mark.parametrize(("loss", "fine_tune", "batch", "accum", "epochs", "updates"), [
+    ("bce", "full", 3, 4, 3, 6),  # 16 pairs: micro-batches 3+3+3+3 and 3+1 per epoch (unequal, cut at the epoch end)
+    ("listwise", "full", 2, 2, 2, 4),
+    ("bce", "lora", 4, 1, 2, 8),
+])  # fmt: skip
+def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(bert_dir, tmp_path, loss, fine_tune,
+                                                                               batch, accum, epochs, updates):  # fmt: skip
     """From the same weights (LoRA: the MLX trainer's initial LoRA matrices, renamed with the MLX model's
-    ``hf_weights``, given as ``lora_init``) the Trainer gets the MLX micro-batches in their order, the MLX
-    schedule and AdamW groups, and no dropout, so both make the same updates. 8 (bce) / 4 (listwise, with
-    accumulation of 2 micro-batches) updates with warmup, decay and clipping at 0.5 (some updates are clipped,
-    some not). Tolerance as for the LLM trainers: float32 with different kernels agrees to ~1e-6 relative here;
-    the asserted 1e-4 (losses, final scores) and 1e-3 (grad norms, some of which are ~1e-3 small) leave a margin,
-    while any recipe difference (HF's own shuffling or schedule, dropout) moves the first updates by percents."""
+    ``hf_weights``, given as ``lora_init``) the Trainer gets the MLX micro-batches in their order, each micro-batch's
+    loss weighted for example-weighted accumulation, the MLX schedule and AdamW groups, and no dropout, so both
+    make the same updates, with warmup, decay and clipping at 0.5 (some updates are clipped, some not).
+    Tolerance as for the LLM trainers: float32 with different kernels agrees to ~1e-6 relative here; the asserted
+    1e-4 (losses, final scores) and 1e-3 (grad norms, some of which are ~1e-3 small) leave a margin, while any
+    recipe difference (HF's own shuffling, schedule or accumulation, dropout) moves the first updates by percents."""
     needs_datasets()
-    settings = dict(loss=loss, batch_size=4 if loss == "bce" else 2, group_size=4, num_epochs=2, learning_rate=1e-3,
+    settings = dict(loss=loss, batch_size=batch, group_size=4, num_epochs=epochs, learning_rate=1e-3,
                     warmup_steps=2, max_grad_norm=0.5, fine_tune_type=fine_tune, lora_rank=4, lora_alpha=8,
-                    gradient_accumulation_steps=1 if loss == "bce" else 2)  # fmt: skip
+                    gradient_accumulation_steps=accum)  # fmt: skip
     data = toy_pairs(4, 3) if loss == "bce" else toy_groups(8, 3)
     mlx_trainer = MLXCrossEncoderTrainer(MLXCrossEncoder(bert_dir), MLXCrossEncoderConfig(
         output_dir=str(tmp_path / "mlx"), show_progress_bar=False, logging_steps=1, **settings))  # fmt: skip
@@ -205,7 +210,7 @@ def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(b
     mlx_trainer.train(data)
     mlx_hist = [h for h in mlx_trainer.history if h["type"] == "train"]
     torch_hist = [h for h in result["log_history"] if "loss" in h]
-    assert len(mlx_hist) == len(torch_hist) == result["steps"] == (8 if loss == "bce" else 4)
+    assert len(mlx_hist) == len(torch_hist) == result["steps"] == updates
     assert [h["learning_rate"] for h in torch_hist] == pytest.approx([h["lr"] for h in mlx_hist], rel=1e-6)
     assert [h["loss"] for h in torch_hist] == pytest.approx([h["loss"] for h in mlx_hist], rel=1e-4)
     assert [h["grad_norm"] for h in torch_hist] == pytest.approx([h["grad_norm"] for h in mlx_hist], rel=1e-3,
