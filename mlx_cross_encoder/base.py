@@ -32,12 +32,48 @@ def validate_pairs(pairs: Any) -> tuple[list[tuple[str, str]], bool]:
     return checked, False
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), so padding stays small."""
+def padded_width(length: int, multiple: int = 1, max_width: int | None = None) -> int:
+    """The width a row of ``length`` tokens is padded to: rounded up to ``multiple``, never past ``max_width``
+    (nor cut below ``length``)."""
+    width = -(-length // multiple) * multiple
+    return min(width, max(length, max_width)) if max_width is not None else width
+
+
+def length_sorted_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_batch_tokens: int | None = None,
+    *,
+    multiple: int = 1,
+    max_width: int | None = None,
+    sort: bool = True,
+) -> list[list[int]]:
+    """THE batch planner of every reranker here (and of the torch baselines that must see the same batches).
+
+    Indices grouped into batches of similar length, longest first (``sort=False``: in input order), so padding
+    stays small. A batch holds at most ``batch_size`` rows and, with ``max_batch_tokens``, at most that many padded
+    tokens: rows x the batch's widest row (:func:`padded_width`). A row whose own padded width exceeds the budget
+    runs alone in its batch (it cannot be split). Greedy: a batch is closed when the next row would break a limit.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if max_batch_tokens is not None and max_batch_tokens < 1:
+        raise ValueError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
+    order = np.argsort(-np.asarray(lengths), kind="stable") if sort else np.arange(len(lengths))
+    budget = max_batch_tokens if max_batch_tokens is not None else float("inf")
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    width = 0
+    for i in order.tolist():
+        w = max(width, padded_width(int(lengths[i]), multiple, max_width))
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * w > budget):
+            batches.append(batch)
+            batch, w = [], padded_width(int(lengths[i]), multiple, max_width)
+        batch.append(i)
+        width = w
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 class RerankerBase:

@@ -101,6 +101,9 @@ class MLXCrossEncoder(RerankerBase):
         revision: Hub revision (branch, tag or commit).
         adapter_path: a fine-tuned adapter directory (``adapters.safetensors`` + ``adapter_config.json``, as
             ``MLXCrossEncoderTrainer.save_adapter`` writes): its LoRA layers and trained head are applied.
+        max_batch_tokens: default cap on the padded tokens of one batch (rows x its padded width);
+            ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single longer
+            pair runs alone. Both limits apply.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class MLXCrossEncoder(RerankerBase):
         quantize: int | None = None,
         revision: str | None = None,
         adapter_path: str | os.PathLike | None = None,
+        max_batch_tokens: int | None = None,
     ):
         self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision)
         self.config: dict[str, Any] = load_config(self.model_dir)
@@ -138,6 +142,7 @@ class MLXCrossEncoder(RerankerBase):
         self.pad_token_id = self._pad_token_id()
 
         self.num_labels = self.args.num_labels
+        self.max_batch_tokens = max_batch_tokens
         self._streams: list | None = None
         #: batch widths are rounded up to a multiple of this (GPU_LENGTH_MULTIPLE on a GPU, 1 on the CPU)
         self.length_multiple = GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1
@@ -246,19 +251,39 @@ class MLXCrossEncoder(RerankerBase):
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         activation_fn=None,
+        max_batch_tokens: int | None = None,
     ) -> np.ndarray:
         """Scores for (query, document) pairs, in input order.
 
         One pair gives one score (a numpy scalar); a list gives ``(n,)`` when ``num_labels == 1`` else
-        ``(n, num_labels)``. The activation is applied in float32.
+        ``(n, num_labels)``. The activation is applied in float32. ``max_batch_tokens``: this call's cap on padded
+        tokens per batch (default: the constructor's); ``batch_size`` still caps the rows. MLX's buffer cache is
+        emptied at the end.
         """
         pairs, single = validate_pairs(pairs)
         act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
         encodings = self.tokenizer.encode_batch(pairs)
-        batches = length_sorted_batches([len(e.ids) for e in encodings], batch_size)
+        budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
+        batches = self.plan([len(e.ids) for e in encodings], batch_size, budget)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
-        scores = np.empty((len(pairs), self.num_labels), dtype=np.float32)
+        try:
+            scores = self._run_plan(encodings, batches, act, show_progress_bar)
+        finally:
+            mx.clear_cache()
+        result = scores[:, 0] if self.num_labels == 1 else scores
+        return result[0] if single else result
+
+    def plan(self, lengths, batch_size: int, max_batch_tokens: int | None = None) -> list[list[int]]:
+        """The batches ``predict`` runs for pairs of these token counts (padded widths as ``_collate`` pads)."""
+        return length_sorted_batches(
+            lengths, batch_size, max_batch_tokens, multiple=self.length_multiple, max_width=self.max_length
+        )
+
+    def _run_plan(self, encodings, batches: list[list[int]], act, show_progress_bar: bool) -> np.ndarray:
+        """``(n, num_labels)`` scores; each batch is split over the CPU streams, and the next batch's graph is
+        built while the previous one runs."""
+        scores = np.empty((len(encodings), self.num_labels), dtype=np.float32)
         streams = self._cpu_streams()
         with _blas.single_threaded_while(len(streams) > 1):
             pending: list = []
@@ -273,8 +298,7 @@ class MLXCrossEncoder(RerankerBase):
                 pending = submitted
             for chunk, out in pending:
                 scores[chunk] = np.asarray(out)
-        result = scores[:, 0] if self.num_labels == 1 else scores
-        return result[0] if single else result
+        return scores
 
     def __repr__(self) -> str:
         arch = self.config["architectures"][0]

@@ -8,6 +8,13 @@ gathered.
 
 ``length_batching`` (exact): batches hold sequences of similar length (longest first), so that little padding is
 computed.
+
+``max_batch_tokens``: a batch holds at most that many padded tokens (rows x its longest full sequence, the cached
+prefix counted: the same plan with the prefix cache on or off); a single longer sequence runs alone. The planner
+is :func:`.base.length_sorted_batches`, the one the cross-encoders use.
+
+The shared prefix's KV is kept once (one row) and broadcast to the batch inside each layer's attention
+(:class:`SharedPrefixCache`): no per-row copy of the prefix is held across layers.
 """
 
 from __future__ import annotations
@@ -39,15 +46,21 @@ def shared_prefix_length(group: Sequence[Sequence[int]]) -> int:
 
 
 def plan_batches(
-    queries: Sequence[str], seqs: list[list[int]], batch_size: int, *, prefix_cache: bool, length_batching: bool
+    queries: Sequence[str],
+    seqs: list[list[int]],
+    batch_size: int,
+    *,
+    prefix_cache: bool,
+    length_batching: bool,
+    max_batch_tokens: int | None = None,
 ) -> list[Batch]:
     """The batches to run: with ``prefix_cache``, one query's documents (two or more, sharing at least one token)
     form batches over a shared prefix; every other sequence is batched without one."""
 
     def batches(idx: list[int]) -> list[list[int]]:
-        if length_batching:
-            return [[idx[i] for i in b] for b in length_sorted_batches([len(seqs[i]) for i in idx], batch_size)]
-        return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+        lengths = [len(seqs[i]) for i in idx]
+        plan = length_sorted_batches(lengths, batch_size, max_batch_tokens, sort=length_batching)
+        return [[idx[i] for i in b] for b in plan]
 
     plan: list[Batch] = []
     loose: list[int] = []
@@ -76,17 +89,36 @@ def right_padded(ids: list[list[int]], pad_token_id: int) -> tuple[mx.array, mx.
     return mx.array(batch), mx.array(lengths) - 1
 
 
-def expand_cache(kv_cache_cls, prefix_cache: list, batch: int) -> list:
-    """A batch-sized copy of a one-row prefix cache (broadcast; the first update materializes it)."""
-    caches = []
-    for c in prefix_cache:
-        n = kv_cache_cls()
-        keys, values = c.keys[..., : c.offset, :], c.values[..., : c.offset, :]
-        n.keys = mx.broadcast_to(keys, (batch, *keys.shape[1:]))
-        n.values = mx.broadcast_to(values, (batch, *values.shape[1:]))
-        n.offset = c.offset
-        caches.append(n)
-    return caches
+class SharedPrefixCache:
+    """One layer's cache for a batch of suffixes behind one shared prefix: the prefix's one-row keys/values are
+    broadcast to the batch and joined with the suffix's inside this layer's attention call only.
+
+    mlx-lm's ``KVCache`` would allocate ``(batch, kv_heads, prefix + 256-rounded suffix, head_dim)`` per layer and
+    keep all layers' copies alive until the batch is evaluated; here the joined keys/values are a temporary of each
+    layer's attention, freed once it ran. Same values in the same positions, so the scores are those of the
+    ``KVCache`` path. For one forward pass only (the suffix is not stored).
+    """
+
+    def __init__(self, keys: mx.array, values: mx.array):
+        self.prefix_keys, self.prefix_values = keys, values
+        self.offset = keys.shape[2]
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        batch = keys.shape[0]
+        prefix_k = mx.broadcast_to(self.prefix_keys, (batch, *self.prefix_keys.shape[1:]))
+        prefix_v = mx.broadcast_to(self.prefix_values, (batch, *self.prefix_values.shape[1:]))
+        self.offset += keys.shape[2]
+        return mx.concatenate([prefix_k, keys], axis=2), mx.concatenate([prefix_v, values], axis=2)
+
+    def make_mask(self, n: int, return_array: bool = False, window_size: int | None = None):
+        from mlx_lm.models.cache import create_attention_mask
+
+        return create_attention_mask(n, offset=self.offset, return_array=return_array, window_size=window_size)
+
+
+def shared_prefix_caches(prefix_cache: list) -> list[SharedPrefixCache]:
+    """Per layer, a :class:`SharedPrefixCache` over a one-row mlx-lm ``KVCache`` of the prefix."""
+    return [SharedPrefixCache(c.keys[..., : c.offset, :], c.values[..., : c.offset, :]) for c in prefix_cache]
 
 
 def prefix_cache_supported(model, backbone, make_prompt_cache, kv_cache_cls) -> bool:

@@ -33,7 +33,7 @@ from . import llm_head as head
 from .base import RerankerBase, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
-from .llm_batching import expand_cache, plan_batches, prefix_cache_supported, right_padded
+from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
 from .llm_loading import (
     check_causal_lm,
     dequantize_exactly,
@@ -65,6 +65,9 @@ class Qwen3Reranker(RerankerBase):
         template: a :class:`RerankTemplate` (default: the official Qwen3-Reranker prompt).
         prefix_cache, two_row_head, length_batching: the exact speed-ups (see the module docstring); each may be
             switched off, also later by setting the attribute of the same name.
+        max_batch_tokens: default cap on the padded tokens of one batch (rows x its longest sequence, prompt
+            included); ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single
+            longer sequence runs alone. Both limits apply.
         cpu_streams: on MLX's CPU, split each batch over this many streams (default: one per core, at most 8;
             1 = off); see ``_streams``.
         check_adapter_base: refuse an adapter whose ``adapter_config.json`` names another base model.
@@ -86,6 +89,7 @@ class Qwen3Reranker(RerankerBase):
         prefix_cache: bool = True,
         two_row_head: bool = True,
         length_batching: bool = True,
+        max_batch_tokens: int | None = None,
         cpu_streams: int | None = None,
         check_adapter_base: bool = True,
         dequantize: bool | None = None,
@@ -135,6 +139,7 @@ class Qwen3Reranker(RerankerBase):
         self.two_row_head = two_row_head
         self.prefix_cache = prefix_cache
         self.length_batching = length_batching
+        self.max_batch_tokens = max_batch_tokens
         self.cpu_streams = cpu_streams
         self._stream_pool: list = []
 
@@ -196,7 +201,9 @@ class Qwen3Reranker(RerankerBase):
         logits = self.model(inputs, cache=cache)[rows, last]  # full vocabulary at every position: the plain path
         return mx.stack([logits[:, self.no_id], logits[:, self.yes_id]], axis=-1)
 
-    def _plan(self, pairs, seqs: list[list[int]], batch_size: int) -> list[tuple[int, list[int]]]:
+    def _plan(
+        self, pairs, seqs: list[list[int]], batch_size: int, max_batch_tokens: int | None = None
+    ) -> list[tuple[int, list[int]]]:
         """``(prefix_len, indices)`` per batch: one query's documents share a cached prefix of prefix_len tokens."""
         return plan_batches(
             [q for q, _ in pairs],
@@ -204,6 +211,7 @@ class Qwen3Reranker(RerankerBase):
             batch_size,
             prefix_cache=self.prefix_cache and self._cache_ok,
             length_batching=self.length_batching,
+            max_batch_tokens=max_batch_tokens,
         )
 
     def _streams(self) -> list:
@@ -229,7 +237,19 @@ class Qwen3Reranker(RerankerBase):
         mx.eval([(c.keys, c.values) for c in cache])
         return cache
 
-    def _score(self, pairs, seqs: list[list[int]], batch_size: int, progress: bool) -> np.ndarray:
+    def _score(
+        self, pairs, seqs: list[list[int]], batch_size: int, progress: bool, max_batch_tokens: int | None
+    ) -> np.ndarray:
+        """``(n, 2)`` [no, yes] logits (:meth:`_run_plan`); then MLX's buffer cache is emptied, so the buffers of
+        the last (largest) batches are returned to the system between calls instead of kept by MLX."""
+        try:
+            return self._run_plan(pairs, seqs, batch_size, progress, max_batch_tokens)
+        finally:
+            mx.clear_cache()
+
+    def _run_plan(
+        self, pairs, seqs: list[list[int]], batch_size: int, progress: bool, max_batch_tokens: int | None
+    ) -> np.ndarray:
         """``(n, 2)`` [no, yes] logits; each batch's rows are dealt over the streams, and the next batch's graph is
         built while the previous one runs."""
         out = np.empty((len(seqs), 2), dtype=np.float32)
@@ -237,7 +257,8 @@ class Qwen3Reranker(RerankerBase):
         streams = self._streams()
         with _blas.single_threaded_while(len(streams) > 1):
             pending: list = []
-            for shared, idx in tqdm(self._plan(pairs, seqs, batch_size), desc="Scoring", disable=not progress):
+            plan = self._plan(pairs, seqs, batch_size, max_batch_tokens)
+            for shared, idx in tqdm(plan, desc="Scoring", disable=not progress):
                 if shared and tuple(seqs[idx[0]][:shared]) != prefix_key:
                     prefix_key = tuple(seqs[idx[0]][:shared])
                     prefix_kv = self._prefix_kv(prefix_key)
@@ -248,7 +269,7 @@ class Qwen3Reranker(RerankerBase):
                 for chunk, stream in zip(chunks, streams):
                     with mx.stream(stream) if stream is not None else nullcontext():
                         if shared:
-                            cache = expand_cache(self._KVCache, prefix_kv, len(chunk))
+                            cache = shared_prefix_caches(prefix_kv)
                             logits = self._last_logits([seqs[i][shared:] for i in chunk], cache)
                         else:
                             logits = self._last_logits([seqs[i] for i in chunk])
@@ -261,10 +282,13 @@ class Qwen3Reranker(RerankerBase):
                 out[chunk] = np.asarray(x)
         return out
 
-    def predict_logits(self, pairs, batch_size: int = 32, instruction: str | None = None) -> np.ndarray:
+    def predict_logits(
+        self, pairs, batch_size: int = 32, instruction: str | None = None, max_batch_tokens: int | None = None
+    ) -> np.ndarray:
         """``(n, 2)`` float32 [logit_no, logit_yes] of the last position, in input order."""
         pairs, _ = validate_pairs(pairs)
-        return self._score(pairs, self._encode(pairs, instruction), batch_size, progress=False)
+        budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
+        return self._score(pairs, self._encode(pairs, instruction), batch_size, False, budget)
 
     def predict(
         self,
@@ -273,10 +297,12 @@ class Qwen3Reranker(RerankerBase):
         instruction: str | None = None,
         activation_fn=None,
         show_progress_bar: bool | None = None,
+        max_batch_tokens: int | None = None,
     ) -> np.ndarray:
         """P(yes) per (query, document) pair in input order (``activation_fn="identity"``: logit_yes - logit_no).
 
-        One pair gives a numpy scalar, a list an ``(n,)`` float32 array.
+        One pair gives a numpy scalar, a list an ``(n,)`` float32 array. ``max_batch_tokens``: this call's cap on
+        padded tokens per batch (default: the constructor's); ``batch_size`` still caps the rows.
         """
         pairs, single = validate_pairs(pairs)
         if batch_size < 1:
@@ -284,7 +310,8 @@ class Qwen3Reranker(RerankerBase):
         act = head.resolve_activation(activation_fn)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
-        logits = self._score(pairs, self._encode(pairs, instruction), batch_size, show_progress_bar)
+        budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
+        logits = self._score(pairs, self._encode(pairs, instruction), batch_size, show_progress_bar, budget)
         scores = np.asarray(act(mx.array(logits)), dtype=np.float32)
         return scores[0] if single else scores
 
