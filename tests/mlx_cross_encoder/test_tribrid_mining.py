@@ -46,6 +46,8 @@ def log_path(tmp_path):
         json.dumps(feedback("e1", "click", "b.md")),
         json.dumps(feedback("e2", "noclick", "a.md")),
         json.dumps(feedback("e1", "star3")),
+        json.dumps(search("e4", "q4", ["x.md", "y.md", "z.md"])),
+        json.dumps(feedback("e4", "Click", "z.md")),  # positive signal, but only "click" exactly reads doc_id
     ]
     path = tmp_path / "data" / "logs" / "queries.jsonl"
     path.parent.mkdir(parents=True)
@@ -68,16 +70,17 @@ def T(q, p, n):
 
 
 TRIBRID = [T("q1", "b.md", "a.md"), T("q1", "a.md", "b.md"), T("q2", "b.md", "../secret.txt"),
-           T("q3", "missing.md", "a.md")]  # fmt: skip
+           T("q3", "missing.md", "a.md"), T("q4", "x.md", "y.md")]  # fmt: skip
 IMPROVED = [T("q1", "b.md", "c.md"), T("q1", "a.md", "c.md"), T("q2", "b.md", "a.md"),
-            T("q2", "b.md", "../secret.txt"), T("q3", "missing.md", "a.md")]  # fmt: skip
+            T("q2", "b.md", "../secret.txt"), T("q3", "missing.md", "a.md"), T("q4", "z.md", "x.md"),
+            T("q4", "z.md", "y.md")]  # fmt: skip
 
 
 def test_log_counts_malformed_lines_and_unknown_signals(log_path):
     log = read_query_log(log_path)
     assert log.stats.malformed_lines == 2
     assert log.stats.unknown_signals == {"sparkle": 1}
-    assert set(log.queries) == {"e1", "e2", "e3"} and log.stats.feedback_events == 10
+    assert set(log.queries) == {"e1", "e2", "e3", "e4"} and log.stats.feedback_events == 11
 
 
 def test_tribrid_miner_reproduces_its_rules(log_path):
@@ -93,7 +96,7 @@ def test_improved_miner_uses_negative_feedback(log_path):
     triplets, _ = mine_improved(read_query_log(log_path), negatives_per_positive=2)
     assert triplets == IMPROVED
     wide, _ = mine_improved(read_query_log(log_path), negatives_per_positive=3)
-    assert T("q2", "b.md", "/etc/passwd") in wide and len(wide) == 6
+    assert T("q2", "b.md", "/etc/passwd") in wide and len(wide) == 8
     with pytest.raises(ValueError, match="unknown miner"):
         mine(read_query_log(log_path), "best")
 
@@ -113,7 +116,7 @@ def test_materialize_refuses_escapes_and_counts_missing(log_path, corpus):
     assert [(t.query, t.positive_text[:9], t.negative_text[:9]) for t in texts] == [
         ("q1", "text of b", "text of a"), ("q1", "text of a", "text of b")]  # fmt: skip
     assert len(texts[0].positive_text) == 48  # the first 50 characters, then stripped
-    assert stats.refused_paths == 1 and stats.missing_positive == 1 and stats.triplets_out == 2
+    assert stats.refused_paths == 1 and stats.missing_positive == 2 and stats.triplets_out == 2
     absolute = [T("q", str(corpus / "a.md"), "b.md")]
     assert materialize(absolute, corpus)[1].refused_paths == 1
 
