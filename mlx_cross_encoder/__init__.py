@@ -25,6 +25,7 @@ _EXPORTS = {
     "MLXCrossEncoderTrainer": "training",
     "Qwen3RerankerConfig": "training",
     "Qwen3RerankerTrainer": "training",
+    "TriBridMLXReranker": "tribrid.reranker",
 }
 
 __all__ = sorted(_EXPORTS)
