@@ -106,10 +106,12 @@ def test_llm_reranker_scores_with_a_budget_equal_without(tmp_path_factory, prefi
 
 
 def peak_bytes(fn) -> int:
+    """Peak MLX memory of ``fn`` above what was allocated before it (the weights)."""
     mx.clear_cache()
     mx.reset_peak_memory()
+    before = mx.get_active_memory()
     fn()
-    return mx.get_peak_memory()
+    return mx.get_peak_memory() - before
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +131,10 @@ def test_small_budget_peaks_lower_than_a_big_one(wide):
     assert small < 0.6 * big, (small, big)
 
 
-def test_shared_prefix_is_not_copied_per_row(wide, monkeypatch):
+def test_shared_prefix_peaks_lower_than_a_per_row_kv_cache(wide, monkeypatch):
     """The prefix's KV is broadcast inside each layer (SharedPrefixCache), not held as a per-row copy across all
-    layers as an mlx-lm KVCache of the batch would hold it."""
-    data = one_query()
+    layers as a batch-sized mlx-lm KVCache (the former path) holds it. A long shared prefix, short documents."""
+    data = [(QUERIES[0] + " " + long_document(300, seed=7), long_document(5 + i, seed=i)) for i in range(32)]
     wide.prefix_cache = True
     shared_scores = wide.predict(data, batch_size=64)
     shared = peak_bytes(lambda: wide.predict(data, batch_size=64))
@@ -153,4 +155,5 @@ def test_shared_prefix_is_not_copied_per_row(wide, monkeypatch):
     copied_scores = wide.predict(data, batch_size=64)
     copied = peak_bytes(lambda: wide.predict(data, batch_size=64))
     np.testing.assert_array_equal(copied_scores, shared_scores)
-    assert shared < copied, (shared, copied)
+    print(f"peak above weights: shared prefix {shared / 1e6:.1f} MB, per-row KVCache {copied / 1e6:.1f} MB")
+    assert shared < 0.8 * copied, (shared, copied)
