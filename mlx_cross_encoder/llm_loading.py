@@ -69,6 +69,16 @@ def load_adapter(model: nn.Module, model_dir: Path, adapter_path, model_name_or_
     path = Path(adapter_path).expanduser()
     if not path.is_dir():
         raise ModelLoadError(f"adapter directory not found: {adapter_path}")
+    if (path / "adapter.npz").is_file() and not (path / "adapters.safetensors").is_file():
+        import tempfile  # a TriBridRAG mlx_qwen3 adapter folder: convert it (mlx_cross_encoder.tribrid.adapters)
+
+        from .tribrid.adapters import convert_tribrid_adapter
+
+        with tempfile.TemporaryDirectory(prefix="tribrid-adapter-") as tmp:
+            converted = convert_tribrid_adapter(path, Path(tmp) / "adapter")
+            load_adapter(model, model_dir, converted, model_name_or_path, check_base)
+            mx.eval(model.parameters())
+        return
     for name in ("adapter_config.json", "adapters.safetensors"):
         if not (path / name).is_file():
             raise ModelLoadError(f"{path} is not an mlx-lm adapter: {name} is missing")

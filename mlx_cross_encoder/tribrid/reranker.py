@@ -3,13 +3,12 @@
 ``rerank(query, documents, top_n=None)`` returns ``[{"index", "score", "document"}]``, best first (ties keep the
 input order). With ``reload_on_change`` the adapter is reloaded when its weights file changes (mtime_ns and size of
 ``adapter.npz`` or ``adapters.safetensors``), as TriBridRAG's ``MLXQwen3Reranker`` does for ``adapter.npz``.
-An adapter folder in TriBridRAG's format is converted to mlx-lm's format (``adapters.convert_tribrid_adapter``).
+``Qwen3Reranker`` loads an adapter folder in TriBridRAG's format too (converted by ``adapters.convert_tribrid_adapter``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -54,7 +53,6 @@ class TriBridMLXReranker:
         if instruction is not None and reranker_type == "cross_encoder":
             raise ValueError("instruction applies to reranker_type='qwen3' only (a cross-encoder has no prompt)")
         self.reloads = 0
-        self._tmp: tempfile.TemporaryDirectory | None = None
         self._load()
 
     @classmethod
@@ -62,27 +60,13 @@ class TriBridMLXReranker:
         """Build from ``RERANKER_MODE=mlx`` and the ``MLX_RERANKER_*`` variables (see ``settings``)."""
         return cls(**settings_from_env(environ).model_dump())
 
-    def _adapter_dir(self) -> str | None:
-        """The adapter folder to load: TriBridRAG's format is converted into a private temporary folder."""
-        path = self.settings.adapter_path
-        if path is None:
-            return None
-        if self.settings.reranker_type != "cross_encoder" and (Path(path) / "adapter.npz").is_file():
-            from .adapters import convert_tribrid_adapter
-
-            if self._tmp is not None:
-                self._tmp.cleanup()
-            self._tmp = tempfile.TemporaryDirectory(prefix="tribrid-adapter-")
-            return str(convert_tribrid_adapter(path, Path(self._tmp.name) / "adapter"))
-        return path
-
     def _load(self) -> None:
         from .. import llm_reranker
         from ..cross_encoder import MLXCrossEncoder
 
         s = self.settings
         self._fingerprint = adapter_fingerprint(s.adapter_path)
-        adapter = self._adapter_dir()
+        adapter = s.adapter_path  # Qwen3Reranker reads TriBridRAG's adapter.npz folders too (llm_loading)
         if s.reranker_type == "qwen3":
             self.model = llm_reranker.Qwen3Reranker(
                 s.model_name, max_length=s.max_length, instruction=s.instruction, adapter_path=adapter

@@ -80,6 +80,8 @@ def test_export_is_tribrid_format_and_scores_round_trip(tiny, tmp_path):
     back = convert_tribrid_adapter(art, tmp_path / "back")
     np.testing.assert_allclose(Qwen3Reranker(tiny, max_length=256, adapter_path=back).predict(data), expected,
                                atol=SAME)  # fmt: skip
+    hooked = Qwen3Reranker(tiny, max_length=256, adapter_path=art)  # TriBridRAG's folder as it is
+    np.testing.assert_allclose(hooked.predict(data), expected, atol=SAME)
     direct = TriBridMLXReranker(model_name=str(tiny), adapter_path=art, max_length=256)
     np.testing.assert_allclose(direct.scores(data[0][0], [d for _, d in data[:4]]),
                                ours.predict([(data[0][0], d) for _, d in data[:4]]), atol=SAME)  # fmt: skip
