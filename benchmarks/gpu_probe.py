@@ -65,8 +65,9 @@ def mlx_matmul_error() -> dict:
 
 
 def mlx_scores(args) -> None:
-    import mlx_cross_encoder  # noqa: F401  (before mlx.core)
     import mlx.core as mx
+
+    import mlx_cross_encoder  # noqa: F401  (before mlx.core)
     from mlx_cross_encoder import MLXCrossEncoder
 
     result = {"env": {k: os.environ.get(k) for k in ("MLX_ENABLE_TF32", "MLX_CUDA_USE_CUDNN_SDPA")}}
@@ -103,53 +104,62 @@ def _bench(fn, n=20, warm=3) -> float:
     return statistics.median(times) * 1e3
 
 
-def mlx_profile(args) -> None:
-    """Milliseconds per stage of the MLX BERT forward at (B, L), with one stage left out or isolated."""
-    import mlx_cross_encoder  # noqa: F401
+def _profile_at(model, dtype, L: int, rng) -> dict:
+    """Milliseconds of each stage at batch BATCH and length L (medians, see _bench)."""
     import mlx.core as mx
     import mlx.nn as nn
-    from mlx_cross_encoder import MLXCrossEncoder
+
     from mlx_cross_encoder.models.layers import attention_mask_4d
+
+    a = model.args
+    B, H, nh = BATCH, a.hidden_size, a.num_attention_heads
+    ids = mx.array(rng.integers(1000, 20000, (B, L)).astype(np.int32))
+    lengths = rng.integers(L // 2, L + 1, B)
+    mask = mx.array((np.arange(L)[None] < lengths[:, None]).astype(np.int32))
+    full = mx.ones((B, L), dtype=mx.int32)
+    x = mx.random.normal((B, L, H)).astype(dtype)
+    m4 = attention_mask_4d(mask, dtype)
+    q = mx.random.normal((B, nh, L, H // nh)).astype(dtype)
+    layer = model.bert.encoder.layer[0]
+    inter = mx.random.normal((B, L, a.intermediate_size)).astype(dtype)
+    lin = nn.Linear(H, H)
+    lin.set_dtype(dtype)
+    stages = {
+        "forward_padded_mask": lambda: model(ids, mask),
+        "forward_full_mask": lambda: model(ids, full),
+        "embeddings": lambda: model.bert.embeddings(ids, mx.zeros_like(ids), mx.arange(L)[None]),
+        "one_layer_mask": lambda: layer(x, m4),
+        "one_layer_no_mask": lambda: layer(x, None),
+        "sdpa_mask": lambda: mx.fast.scaled_dot_product_attention(q, q, q, scale=0.125, mask=m4),
+        "sdpa_no_mask": lambda: mx.fast.scaled_dot_product_attention(q, q, q, scale=0.125, mask=None),
+        "sdpa_unfused": lambda: mx.softmax((q * 0.125) @ q.swapaxes(-1, -2) + m4, axis=-1) @ q,
+        "linear_HxH": lambda: lin(x),
+        "layernorm": lambda: layer.output.LayerNorm(x),
+        "gelu_intermediate": lambda: layer.intermediate.act(inter),
+        "ffn_out_dense": lambda: layer.output.dense(inter),
+        "mask_4d": lambda: attention_mask_4d(mask, dtype),
+    }
+    return {name: _bench(fn) for name, fn in stages.items()}
+
+
+def mlx_profile(args) -> None:
+    """Milliseconds per stage of the MLX BERT forward at (B, L), with one stage left out or isolated."""
+    import mlx.core as mx
+
+    import mlx_cross_encoder  # noqa: F401
+    from mlx_cross_encoder import MLXCrossEncoder
 
     enc = MLXCrossEncoder(args.model, dtype=args.dtype, max_length=MAX_LENGTH)
     model, dtype = enc.model, enc.dtype
-    a = model.args
     out: dict = {"env": {k: os.environ.get(k) for k in ("MLX_ENABLE_TF32", "MLX_CUDA_USE_CUDNN_SDPA")}}
     rng = np.random.default_rng(0)
-    B, H, nh = BATCH, a.hidden_size, a.num_attention_heads
     for L in (64, 128, 256):
-        ids = mx.array(rng.integers(1000, 20000, (B, L)).astype(np.int32))
-        lengths = rng.integers(L // 2, L + 1, B)
-        mask = mx.array((np.arange(L)[None] < lengths[:, None]).astype(np.int32))
-        full = mx.ones((B, L), dtype=mx.int32)
-        x = mx.random.normal((B, L, H)).astype(dtype)
-        m4 = attention_mask_4d(mask, dtype)
-        q = mx.random.normal((B, nh, L, H // nh)).astype(dtype)
-        layer = model.bert.encoder.layer[0]
-        inter = mx.random.normal((B, L, a.intermediate_size)).astype(dtype)
-        lin = nn.Linear(H, H)
-        lin.set_dtype(dtype)
-        stages = {
-            "forward_padded_mask": lambda: model(ids, mask),
-            "forward_full_mask": lambda: model(ids, full),
-            "embeddings": lambda: model.bert.embeddings(ids, mx.zeros_like(ids), mx.arange(L)[None]),
-            "one_layer_mask": lambda: layer(x, m4),
-            "one_layer_no_mask": lambda: layer(x, None),
-            "sdpa_mask": lambda: mx.fast.scaled_dot_product_attention(q, q, q, scale=0.125, mask=m4),
-            "sdpa_no_mask": lambda: mx.fast.scaled_dot_product_attention(q, q, q, scale=0.125, mask=None),
-            "sdpa_unfused": lambda: mx.softmax((q * 0.125) @ q.swapaxes(-1, -2) + m4, axis=-1) @ q,
-            "linear_HxH": lambda: lin(x),
-            "layernorm": lambda: layer.output.LayerNorm(x),
-            "gelu_intermediate": lambda: layer.intermediate.act(inter),
-            "ffn_out_dense": lambda: layer.output.dense(inter),
-            "mask_4d": lambda: attention_mask_4d(mask, dtype),
-        }
-        out[f"L{L}"] = {name: _bench(fn) for name, fn in stages.items()}
+        out[f"L{L}"] = _profile_at(model, dtype, L, rng)
     # cost of a new shape: first call vs repeat, as length-sorted batching meets a new L at every batch
     firsts, repeats = [], []
     for L in range(40, 200, 10):
-        ids = mx.array(rng.integers(1000, 20000, (B, L)).astype(np.int32))
-        mask = mx.ones((B, L), dtype=mx.int32)
+        ids = mx.array(rng.integers(1000, 20000, (BATCH, L)).astype(np.int32))
+        mask = mx.ones((BATCH, L), dtype=mx.int32)
         t = time.perf_counter()
         mx.eval(model(ids, mask))
         firsts.append((time.perf_counter() - t) * 1e3)

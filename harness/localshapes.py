@@ -132,7 +132,10 @@ def _qwen3(out: Path, shape: dict, layers: int, seed: int = 0) -> Path:
 
 #: name -> (description, builder) for harness.localmodels.LOCAL_MODELS
 SHAPES = {
-    "bert-large-shape": ("random BERT-large shape (24 x 1024), WordPiece tokenizer (untrained)", build_bert_large_shape),
+    "bert-large-shape": (
+        "random BERT-large shape (24 x 1024), WordPiece tokenizer (untrained)",
+        build_bert_large_shape,
+    ),
     "xlm-roberta-large-shape": (
         "random XLM-R-large shape (bge-reranker-v2-m3: 24 x 1024, vocabulary 250,002) (untrained)",
         build_xlm_roberta_large_shape,

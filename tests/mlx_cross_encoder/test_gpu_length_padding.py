@@ -7,6 +7,7 @@ from __future__ import annotations
 import builders
 import numpy as np
 import pytest
+
 from mlx_cross_encoder import MLXCrossEncoder
 from mlx_cross_encoder.cross_encoder import GPU_LENGTH_MULTIPLE
 
