@@ -49,7 +49,12 @@ def evaluate_triplets(reranker, triplets: list[TextTriplet], batch_size: int = 1
 
 
 def train_adapter(
-    triplets: list[TextTriplet], model: str, output, *, base_model: str | None = None, run_id: str = "run",
+    triplets: list[TextTriplet],
+    model: str,
+    output,
+    *,
+    base_model: str | None = None,
+    run_id: str = "run",
     **settings,
 ) -> Path:
     """Train a LoRA adapter on the triplets' pairs (each triplet -> 2 labeled pairs, deduplicated) with

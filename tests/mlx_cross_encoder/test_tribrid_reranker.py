@@ -46,9 +46,12 @@ def test_from_env_valid(bert, tiny, tmp_path):
     env = {"RERANKER_MODE": "mlx", "MLX_RERANKER_TYPE": "cross_encoder", "MLX_RERANKER_MODEL": str(bert),
            "MLX_RERANKER_MAX_LENGTH": "128", "MLX_RERANKER_BATCH_SIZE": "8", "MLX_RERANKER_TOP_N": "2"}  # fmt: skip
     reranker = TriBridMLXReranker.from_env(env)
-    assert reranker.settings.model_dump() == RerankerSettings(
-        reranker_type="cross_encoder", model_name=str(bert), max_length=128, batch_size=8, top_n=2
-    ).model_dump()
+    assert (
+        reranker.settings.model_dump()
+        == RerankerSettings(
+            reranker_type="cross_encoder", model_name=str(bert), max_length=128, batch_size=8, top_n=2
+        ).model_dump()
+    )
     assert len(reranker.rerank(QUERIES[0], DOCUMENTS[:5])) == 2
     adapter = write_mlx_lm_adapter(tiny, tmp_path / "adapter")
     env = {"RERANKER_MODE": "mlx", "MLX_RERANKER_TYPE": "qwen3", "MLX_RERANKER_MODEL": str(tiny),
