@@ -96,3 +96,47 @@ def test_convert_refuses_other_backends_and_bad_tensors(tiny, tmp_path):
         convert_tribrid_adapter(art, tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="adapter.npz is missing"):
         convert_tribrid_adapter(tmp_path / "mlx_lm", tmp_path / "y")
+
+
+def test_artifact_loads_into_tribrid_style_wrapping(tiny, tmp_path):
+    """TriBridRAG loads adapter.npz with ``model.load_weights(strict=False)`` into mlx-lm's model whose q/k/v/o
+    Linears it wrapped (base, lora_A, lora_B): a wrong tensor name would be ignored silently, so every exported
+    name must be a parameter of that wrapping, and its scores must be the adapter's."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import load_model
+
+    class Wrapped(nn.Module):  # the wrapping TriBridRAG's apply_lora_layers describes
+        def __init__(self, base, rank, scale):
+            super().__init__()
+            out_dim, in_dim = base.weight.shape
+            self.base, self.scale = base, scale
+            self.lora_A, self.lora_B = mx.zeros((rank, in_dim)), mx.zeros((out_dim, rank))
+
+        def __call__(self, x):
+            return self.base(x) + self.scale * ((x @ self.lora_A.T) @ self.lora_B.T)
+
+    adapter = write_mlx_lm_adapter(tiny, tmp_path / "mlx_lm")
+    ours = Qwen3Reranker(tiny, max_length=256, adapter_path=adapter)
+    art = export_tribrid_adapter(adapter, tmp_path / "tribrid", base_model=str(tiny), yes_token_id=ours.yes_id,
+                                 no_token_id=ours.no_id)  # fmt: skip
+    cfg = json.loads((art / "adapter_config.json").read_text())
+    model, _ = load_model(tiny)
+    model.freeze()
+    for layer in model.model.layers:
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            base = getattr(layer.self_attn, name)
+            setattr(layer.self_attn, name, Wrapped(base, cfg["lora_rank"], cfg["lora_alpha"] / cfg["lora_rank"]))
+    names = {k for k, _ in tree_flatten(model.trainable_parameters())}
+    weights = mx.load(str(art / "adapter.npz"))
+    assert set(weights) <= names and len(weights) == 8
+    model.load_weights(list(weights.items()), strict=False)
+    data = pairs(6)
+    ids = ours.tokenize(data)
+    scores = []
+    for row in ids:
+        logits = model(mx.array([row]))[0, -1]
+        yes, no = logits[cfg["yes_token_id"]], logits[cfg["no_token_id"]]
+        scores.append(float(mx.sigmoid(yes - no)))
+    np.testing.assert_allclose(scores, ours.predict(data), atol=1e-4)
