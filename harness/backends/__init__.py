@@ -39,6 +39,15 @@ _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "xlm_roberta"}
 _INSANE_LENGTH = 1_000_000
 
 
+
+def max_batch_tokens(options) -> int | None:
+    """The ``max_batch_tokens`` option (padded tokens per batch), checked; None when not set."""
+    value = options.get("max_batch_tokens")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise BackendError(f"option max_batch_tokens must be a positive integer, got {value!r}")
+    return value
+
+
 class BackendError(ValueError):
     """A reranker cannot be run as configured (unknown backend, option, dtype, device or architecture)."""
 
@@ -213,6 +222,7 @@ class Backend(ABC):
         self.max_length = max_length
 
     def check_options(self, known: set[str]) -> None:
+        max_batch_tokens(self.options)  # a clear error for a bad budget, at load
         unknown = sorted(set(self.options) - known)
         if unknown:
             raise BackendError(

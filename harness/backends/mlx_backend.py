@@ -1,7 +1,8 @@
 """The ``mlx`` backend: ``mlx_cross_encoder.MLXCrossEncoder``, or ``Qwen3Reranker`` for causal-LM checkpoints.
 
 Options (suite ``options:``): ``quantize`` (4 or 8: Linear weights quantized, head kept), ``activation_fn``
-("sigmoid", "identity", ... as MLXCrossEncoder takes). ``device``: "auto" (MLX's default device), "gpu" or "cpu".
+("sigmoid", "identity", ... as MLXCrossEncoder takes), ``max_batch_tokens`` (padded tokens per batch; the torch
+backend forms the same batches). ``device``: "auto" (MLX's default device), "gpu" or "cpu".
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Backend, BackendError, as_scores, is_causal_lm
+from . import Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens
 from .registry import BACKENDS
 
 OPTIONS = BACKENDS["mlx"].options  # declared once, in harness.backends.registry
@@ -56,6 +57,7 @@ class MLXBackend(Backend):
                 dtype=self.dtype,
                 quantize=self.options.get("quantize"),
                 activation_fn=self.options.get("activation_fn"),
+                max_batch_tokens=max_batch_tokens(self.options),
             )
         if self.model.max_length != max_length:
             raise BackendError(f"MLX truncates at {self.model.max_length} tokens, not the requested {max_length}")
@@ -92,8 +94,9 @@ def _load_causal_lm(backend: MLXBackend):
     from mlx_cross_encoder import Qwen3Reranker
 
     return Qwen3Reranker(
-        backend.model_dir, instruction=backend.instruction, max_length=backend.max_length, dtype=backend.dtype
-    )
+        backend.model_dir, instruction=backend.instruction, max_length=backend.max_length, dtype=backend.dtype,
+        max_batch_tokens=max_batch_tokens(backend.options),
+    )  # fmt: skip
 
 
 def load(spec, max_length: int, model_dir: Path) -> MLXBackend:

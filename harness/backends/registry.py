@@ -25,7 +25,7 @@ BACKENDS: dict[str, BackendInfo] = {
         name="mlx",
         module="harness.backends.mlx_backend",
         description="mlx_cross_encoder.MLXCrossEncoder / Qwen3Reranker (Metal GPU on macOS, CPU or CUDA on Linux)",
-        options=frozenset({"quantize", "activation_fn"}),
+        options=frozenset({"quantize", "activation_fn", "max_batch_tokens"}),
         trainers={"cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
                   "llm": "harness.train.worker:train_mlx_llm"},
     ),
@@ -34,7 +34,7 @@ BACKENDS: dict[str, BackendInfo] = {
         module="harness.backends.torch_backend",
         description="sentence_transformers.CrossEncoder / the transformers causal-LM recipe (device auto: mps, "
         "then cuda, then cpu)",
-        options=frozenset({"activation_fn", "attn_implementation"}),
+        options=frozenset({"activation_fn", "attn_implementation", "max_batch_tokens"}),
         trainers={"cross_encoder": "harness.train.worker:train_torch_cross_encoder",
                   "llm": "harness.train.worker:train_torch_llm"},
     ),

@@ -2,7 +2,9 @@
 checkpoints the official Qwen3-Reranker transformers recipe (``harness.qwen3_recipe``).
 
 ``device``: "auto" (mps, then cuda, then cpu), "mps", "cuda", "cuda:N" or "cpu". Options: ``activation_fn``
-("sigmoid" or "identity"), ``attn_implementation`` (transformers' "sdpa", "eager", ...).
+("sigmoid" or "identity"), ``attn_implementation`` (transformers' "sdpa", "eager", ...), ``max_batch_tokens``
+(padded tokens per batch: the batches of the MLX backend's planner, ``mlx_cross_encoder.base.length_sorted_batches``,
+which imports no MLX; on a GPU MLX cross-encoders count widths rounded up to 32, so edge batches may differ there).
 torch is imported only here, so a harness run without torch rerankers never loads it.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Backend, BackendError, as_scores, is_causal_lm
+from . import Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens
 from .registry import BACKENDS
 
 OPTIONS = BACKENDS["torch"].options  # declared once, in harness.backends.registry
@@ -82,7 +84,7 @@ class TorchBackend(Backend):
     def _load_llm_recipe(self) -> None:
         """Causal-LM rerankers: the official Qwen3-Reranker transformers recipe (``harness.qwen3_recipe``: left
         padding, ``AutoModelForCausalLM``, last-position logits, log_softmax over [no, yes])."""
-        if self.options:
+        if set(self.options) - {"max_batch_tokens"}:
             raise BackendError("options apply to cross-encoders; LLM rerankers take instruction and max_length")
         from ..qwen3_recipe import Qwen3RerankerTorch
 
@@ -106,6 +108,17 @@ class TorchBackend(Backend):
         return "none: PyTorch keeps no peak for CPU tensors (see peak_rss_mb)"
 
     def predict(self, pairs, batch_size: int) -> np.ndarray:
+        budget = max_batch_tokens(self.options)
+        if budget is None:
+            return self._predict(pairs, batch_size)
+        from mlx_cross_encoder.base import length_sorted_batches  # plain numpy: no MLX import
+
+        scores = np.empty(len(pairs), dtype=np.float32)
+        for batch in length_sorted_batches(self.token_counts(pairs), batch_size, budget):
+            scores[batch] = self._predict([pairs[i] for i in batch], len(batch))
+        return scores
+
+    def _predict(self, pairs, batch_size: int) -> np.ndarray:
         if self.is_llm:
             raw = self.model.predict(pairs, batch_size=batch_size)
         else:
