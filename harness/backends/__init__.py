@@ -39,7 +39,6 @@ _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "xlm_roberta"}
 _INSANE_LENGTH = 1_000_000
 
 
-
 def max_batch_tokens(options) -> int | None:
     """The ``max_batch_tokens`` option (padded tokens per batch), checked; None when not set."""
     value = options.get("max_batch_tokens")
