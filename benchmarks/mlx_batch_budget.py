@@ -100,19 +100,24 @@ def main(argv=None) -> None:
         f"tokens/pair mean {tokens.mean():.0f} max {tokens.max()}; {args.layers} layers, {args.dtype}, "
         f"batch_size {args.batch_size}"
     )
-    rows = [(f"max_batch_tokens {b}", measure(model, pairs, args.batch_size, b, args.repeats)) for b in budgets]
+    print("| row | batches | peak MB above weights | pairs/s | max abs dP vs first row |")
+    print("| --- | --- | --- | --- | --- |", flush=True)
+    first = None
+
+    def report(name: str, r: dict) -> None:
+        nonlocal first
+        first = r["scores"] if first is None else first
+        diff = float(np.abs(r["scores"] - first).max())
+        print(f"| {name} | {r['batches']} | {r['peak_mb']:.0f} | {r['pairs_per_s']:.1f} | {diff:.1e} |", flush=True)
+
+    for b in budgets:
+        report(f"max_batch_tokens {b}", measure(model, pairs, args.batch_size, b, args.repeats))
     shared = llm_reranker_module.shared_prefix_caches
     llm_reranker_module.shared_prefix_caches = per_row_kv_caches(model._KVCache)
     try:
-        rows.append(("former per-row KVCache, no budget", measure(model, pairs, args.batch_size, None, args.repeats)))
+        report("former per-row KVCache, no budget", measure(model, pairs, args.batch_size, None, args.repeats))
     finally:
         llm_reranker_module.shared_prefix_caches = shared
-    first = rows[0][1]["scores"]
-    print("| row | batches | peak MB above weights | pairs/s | max abs dP vs first row |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, r in rows:
-        diff = float(np.abs(r["scores"] - first).max())
-        print(f"| {name} | {r['batches']} | {r['peak_mb']:.0f} | {r['pairs_per_s']:.1f} | {diff:.1e} |")
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
 
