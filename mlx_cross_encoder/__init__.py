@@ -26,6 +26,8 @@ _EXPORTS = {
     "Qwen3RerankerConfig": "training",
     "Qwen3RerankerTrainer": "training",
     "TriBridMLXReranker": "tribrid.reranker",
+    "MLXEmbedder": "embedder",
+    "MLXBiEncoderReranker": "embedder",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,204 @@
+"""Bi-encoders in MLX: ``MLXEmbedder`` (sentence-transformers' ``encode``) and ``MLXBiEncoderReranker`` (cosine).
+
+An embedder is a BERT-family encoder folder (the encoders of ``models/*.py``, without their classification head)
+plus sentence-transformers' pooling: the folder's ``modules.json`` / ``1_Pooling/config.json`` say mean or CLS
+pooling and whether a ``Normalize`` module follows; ``sentence_bert_config.json``'s ``max_seq_length`` is the
+default truncation. Decoder (mlx-lm) embedders are not supported yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .base import RerankerBase, length_sorted_batches, validate_pairs
+from .cross_encoder import resolve_dtype
+from .errors import ModelLoadError, UnsupportedArchitectureError
+from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
+
+#: config.json ``model_type`` -> module under mlx_cross_encoder.models (encoders only)
+ENCODER_MODULES = {"bert": "bert", "xlm-roberta": "xlm_roberta", "modernbert": "modernbert"}
+#: pooling modes this embedder implements (sentence-transformers' names)
+POOLING_MODES = ("mean", "cls")
+_ST_NORMALIZE = "sentence_transformers.models.Normalize"
+_ST_POOLING = "sentence_transformers.models.Pooling"
+
+
+def encoder_module(config: dict[str, Any]):
+    """The ``models`` module of an encoder config (by ``model_type``; any ``*Model`` / head architecture)."""
+    name = ENCODER_MODULES.get(str(config.get("model_type", "")).lower())
+    if name is None:
+        raise UnsupportedArchitectureError(
+            f"unsupported model_type {config.get('model_type')!r} for an embedder; "
+            f"supported: {', '.join(sorted(ENCODER_MODULES))}"
+        )
+    return importlib.import_module(f".models.{name}", __package__)
+
+
+def folder_pooling(model_dir: Path) -> tuple[str, bool]:
+    """``(pooling mode, normalize)`` that the sentence-transformers modules of ``model_dir`` declare.
+
+    No ``modules.json``: mean pooling, no normalization (sentence-transformers' own default for a bare folder).
+    """
+    modules = load_json(model_dir, "modules.json") if (model_dir / "modules.json").is_file() else []
+    if not isinstance(modules, list):
+        raise ModelLoadError(f"{model_dir / 'modules.json'} must be a list of modules")
+    normalize = any(m.get("type") == _ST_NORMALIZE for m in modules)
+    pooling = [m for m in modules if m.get("type") == _ST_POOLING]
+    if not pooling:
+        return "mean", normalize
+    file = Path(pooling[0].get("path", "")) / "config.json"
+    cfg = load_json(model_dir, str(file))
+    modes = [k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens") for k, v in cfg.items()
+             if k.startswith("pooling_mode_") and v]  # fmt: skip
+    if len(modes) != 1 or modes[0] not in POOLING_MODES:
+        raise ModelLoadError(
+            f"{model_dir / file}: pooling_mode_* selects {modes or 'nothing'}; supported: exactly one of "
+            f"{', '.join(POOLING_MODES)}"
+        )
+    return modes[0], normalize
+
+
+class MLXEmbedder:
+    """Sentence embeddings from a BERT-family encoder folder, as ``SentenceTransformer(path).encode`` gives.
+
+    Args:
+        model_name_or_path: local folder (config.json, safetensors, tokenizer.json [, sentence-transformers files]).
+        max_length: truncation in tokens (default: ``sentence_bert_config.json`` max_seq_length, else the
+            tokenizer's model_max_length, capped at the model's positions).
+        dtype: "float32" (default), "float16" or "bfloat16"; pooling and normalization run in float32.
+        pooling: "mean" or "cls" (default: the folder's Pooling module, else mean).
+        normalize: L2-normalize embeddings (default: whether the folder has a Normalize module).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike,
+        max_length: int | None = None,
+        dtype=None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+    ):
+        self.model_dir: Path = resolve_model_dir(model_name_or_path)
+        self.config = load_config(self.model_dir)
+        module = encoder_module(self.config)
+        self.model = module.Model(module.ModelArgs.from_dict(self.config))
+        self.dtype = resolve_dtype(dtype)
+        self._load_weights()
+        self.model.eval()
+        folder_mode, folder_normalize = folder_pooling(self.model_dir)
+        self.pooling = folder_mode if pooling is None else pooling
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {pooling!r}")
+        self.normalize = folder_normalize if normalize is None else bool(normalize)
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.max_length = self._resolve_max_length(max_length)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        self.pad_token_id = int(self.config.get("pad_token_id") or 0)
+
+    def _load_weights(self) -> None:
+        """The encoder's tensors, all of them; the classification head (absent from an embedding folder) and a
+        BERT pooler (unused by sentence pooling) may be missing."""
+        weights = self.model.sanitize(load_weights(self.model_dir))
+        optional = (*self.model.head_prefixes, "bert.pooler.", "roberta.pooler.")
+        expected = {k for k, _ in nn.utils.tree_flatten(self.model.parameters())}
+        missing = sorted(k for k in expected - weights.keys() if not k.startswith(optional))
+        unexpected = sorted(weights.keys() - expected)
+        if missing or unexpected:
+            raise ModelLoadError(
+                f"weights in {self.model_dir} do not fit a {self.config.get('model_type')} encoder: "
+                f"missing {missing[:4]}, unexpected {unexpected[:4]}"
+            )
+        loaded = [(k, v.astype(self.dtype)) for k, v in weights.items() if not k.startswith(optional)]
+        self.model.load_weights(loaded, strict=False)
+        mx.eval(self.model.parameters())
+
+    def _resolve_max_length(self, max_length: int | None) -> int:
+        limit = self.model.max_positions
+        if max_length is None:
+            declared = load_json(self.model_dir, "sentence_bert_config.json").get("max_seq_length")
+            if declared is None:
+                declared = load_json(self.model_dir, "tokenizer_config.json").get("model_max_length")
+            max_length = int(declared) if isinstance(declared, (int, float)) and declared < 1e6 else limit
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        return min(max_length, limit)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.args.hidden_size)
+
+    def _forward(self, encodings) -> mx.array:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
+        mask = np.zeros((len(encodings), width), dtype=np.int32)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        hidden = self.model.encode(mx.array(ids), mx.array(mask)).astype(mx.float32)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mx.array(mask, dtype=mx.float32)[..., None]
+            pooled = (hidden * m).sum(axis=1) / mx.maximum(m.sum(axis=1), 1e-9)
+        if self.normalize:
+            pooled = pooled / mx.maximum(mx.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+        return pooled
+
+    def encode(self, texts: str | Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``(n, dimension)`` float32 embeddings in input order (one string gives ``(dimension,)``)."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if not texts:
+            raise ValueError("texts is empty: nothing to encode")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a string, got {type(text).__name__}")
+        encodings = self.tokenizer.encode_batch(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        try:
+            for batch in length_sorted_batches([len(e.ids) for e in encodings], batch_size, max_width=self.max_length):
+                out[batch] = np.asarray(self._forward([encodings[i] for i in batch]))
+        finally:
+            mx.clear_cache()
+        return out[0] if single else out
+
+    def __repr__(self) -> str:
+        return (
+            f"MLXEmbedder({str(self.model_dir)!r}, pooling={self.pooling}, normalize={self.normalize}, "
+            f"max_length={self.max_length}, dtype={self.dtype})"
+        )
+
+
+class MLXBiEncoderReranker(RerankerBase):
+    """Reranks by cosine similarity of query and document embeddings; ``predict`` / ``rank`` as MLXCrossEncoder.
+
+    ``embedder``: an :class:`MLXEmbedder` or a folder (then ``options`` go to ``MLXEmbedder``).
+    """
+
+    def __init__(self, embedder: MLXEmbedder | str | os.PathLike, **options):
+        self.embedder = embedder if isinstance(embedder, MLXEmbedder) else MLXEmbedder(embedder, **options)
+
+    def predict(self, pairs, batch_size: int = 32) -> np.ndarray:
+        """Cosine similarity per (query, document) pair, float32, input order (one pair gives a scalar).
+        Each distinct text is encoded once."""
+        pairs, single = validate_pairs(pairs)
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+        index = {t: i for i, t in enumerate(texts)}
+        emb = self.embedder.encode(texts, batch_size=batch_size)
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        q = emb[[index[a] for a, _ in pairs]]
+        d = emb[[index[b] for _, b in pairs]]
+        scores = np.einsum("ij,ij->i", q, d).astype(np.float32)
+        return scores[0] if single else scores
+
+    def __repr__(self) -> str:
+        return f"MLXBiEncoderReranker({self.embedder!r})"
