@@ -27,8 +27,12 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 ENCODER_MODULES = {"bert": "bert", "xlm-roberta": "xlm_roberta", "modernbert": "modernbert"}
 #: pooling modes this embedder implements (sentence-transformers' names)
 POOLING_MODES = ("mean", "cls")
-_ST_NORMALIZE = "sentence_transformers.models.Normalize"
-_ST_POOLING = "sentence_transformers.models.Pooling"
+
+
+def _st_class(module: dict) -> str:
+    """Class name of a modules.json entry (older sentence-transformers write ``sentence_transformers.models.Pooling``,
+    newer ``sentence_transformers.sentence_transformer.modules.pooling.Pooling``)."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
 
 
 def encoder_module(config: dict[str, Any]):
@@ -50,14 +54,17 @@ def folder_pooling(model_dir: Path) -> tuple[str, bool]:
     modules = load_json(model_dir, "modules.json") if (model_dir / "modules.json").is_file() else []
     if not isinstance(modules, list):
         raise ModelLoadError(f"{model_dir / 'modules.json'} must be a list of modules")
-    normalize = any(m.get("type") == _ST_NORMALIZE for m in modules)
-    pooling = [m for m in modules if m.get("type") == _ST_POOLING]
+    normalize = any(_st_class(m) == "Normalize" for m in modules)
+    pooling = [m for m in modules if _st_class(m) == "Pooling"]
     if not pooling:
         return "mean", normalize
     file = Path(pooling[0].get("path", "")) / "config.json"
     cfg = load_json(model_dir, str(file))
-    modes = [k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens") for k, v in cfg.items()
-             if k.startswith("pooling_mode_") and v]  # fmt: skip
+    if isinstance(cfg.get("pooling_mode"), str):  # newer sentence-transformers: "pooling_mode": "cls"
+        modes = [cfg["pooling_mode"]]
+    else:  # older: one boolean per mode, e.g. "pooling_mode_mean_tokens": true
+        modes = [k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens")
+                 for k, v in cfg.items() if k.startswith("pooling_mode_") and v]  # fmt: skip
     if len(modes) != 1 or modes[0] not in POOLING_MODES:
         raise ModelLoadError(
             f"{model_dir / file}: pooling_mode_* selects {modes or 'nothing'}; supported: exactly one of "
