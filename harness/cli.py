@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("kind", choices=["suite", "results"], help="which file format")
     schema.add_argument("--output", metavar="FILE", help="write it here instead of printing it")
     schema.set_defaults(func=cmd_schema)
+
+    from .compare.cli import add_parser as add_compare  # harness compare BASE.json HEAD.json (issue 9)
+
+    add_compare(sub)
     return parser
 
 

@@ -1,0 +1,75 @@
+"""Renderers of a ``Comparison``: Markdown (a PR comment or ``$GITHUB_STEP_SUMMARY``) and JSON."""
+
+from __future__ import annotations
+
+import json
+
+from .records import Comparison
+
+
+def _num(value: float | None, fmt: str = ".4f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _mark(regression: bool) -> str:
+    return "❌" if regression else ""
+
+
+def render_json(comparison: Comparison) -> str:
+    data = comparison.model_dump(mode="json")
+    data["regressions"] = comparison.regressions
+    data["exit_status"] = comparison.exit_status
+    return json.dumps(data, indent=1, allow_nan=False)
+
+
+def _header(c: Comparison) -> list[str]:
+    verdict = {0: "no regression", 1: "REGRESSION", 2: "not comparable"}[c.exit_status]
+    g = c.gate
+    lines = [
+        f"## harness compare: {verdict}",
+        "",
+        f"base `{c.base}` ({(c.base_commit or '?')[:10]}) vs head `{c.head}` ({(c.head_commit or '?')[:10]}), "
+        f"chip: {c.chip or 'unknown'}",
+        "",
+        f"Gate: quality |Δ| ≤ {g.quality_tolerance:g} (paired randomization test, Holm, α={g.quality_alpha:g}"
+        f"{', drop must be significant' if g.quality_requires_significance else ''}); speed ratio > "
+        f"{g.speed_factor:g} and Mann-Whitney U p < {g.speed_alpha:g}{'' if g.speed_gate else ' (reported, not gated)'}; "
+        f"memory ratio > {g.memory_factor:g}{'' if g.memory_gate else ' (not gated)'}.",
+        "",
+    ]
+    for item in c.regressions:
+        lines.append(f"- ❌ {item}")
+    for item in c.missing:
+        lines.append(f"- ⚠️ not comparable: {item}")
+    for item in c.notes:
+        lines.append(f"- note: {item}")
+    return lines + ([""] if c.regressions or c.missing or c.notes else [])
+
+
+def render_markdown(c: Comparison) -> str:
+    lines = _header(c)
+    lines += ["### Quality", "", "| dataset | reranker | metric | base | head | Δ | queries changed | p (Holm) | verdict |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for v in c.quality:
+        lines.append(f"| {v.dataset} | {v.reranker} | {v.metric} | {_num(v.base)} | {_num(v.head)} | "
+                     f"{_num(v.delta, '+.4f')} | {v.queries_changed}/{v.queries} | {_p(v.p_value)} | "
+                     f"{v.verdict} {_mark(v.regression)} |")  # fmt: skip
+    lines += ["", "### Speed", "", "| dataset | reranker | samples (base/head) | median ms base | median ms head | "
+              "ratio | p (Mann-Whitney U) | verdict |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for v in c.speed:
+        lines.append(f"| {v.dataset} | {v.reranker} | {v.samples} ({v.base_n}/{v.head_n}) | "
+                     f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
+                     f"{_p(v.p_value)} | {v.verdict} {_mark(v.regression)} |")  # fmt: skip
+    lines += ["", "### Memory", "", "| dataset | reranker | measure | peak MiB base | peak MiB head | ratio | verdict |",
+              "| --- | --- | --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for v in c.memory:
+        lines.append(f"| {v.dataset} | {v.reranker} | {v.measure or '–'} | {_num(v.base_mb, '.1f')} | "
+                     f"{_num(v.head_mb, '.1f')} | {_num(v.ratio, '.3f')} | {v.verdict} {_mark(v.regression)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"md": render_markdown, "json": render_json}
