@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from harness.cli import main as harness_main
-from harness.compare import Gate, compare_files
+from harness.compare import Gate
 from harness.compare.stats import holm, mann_whitney_p, paired_randomization_p
 
 RESULTS = Path(__file__).resolve().parents[3] / "results" / "trec-dl-local-cpu.json"
