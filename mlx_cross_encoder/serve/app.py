@@ -1,0 +1,189 @@
+"""The FastAPI app: routes, auth, limits and error bodies. Scoring goes through :mod:`.batcher`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from .batcher import ModelWorker, NonFiniteScores, QueueFull
+from .metrics import ServerMetrics
+from .schemas import (
+    ApiVersion,
+    Meta,
+    ModelCard,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    ResultDocument,
+    TEIRequest,
+    TEIResult,
+)
+from .settings import ServeSettings
+
+
+class ApiError(Exception):
+    """An error answered as ``{"message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, errors: list | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.errors, self.headers = status, message, errors, headers
+
+
+async def read_body(request: Request, schema: type[BaseModel], settings: ServeSettings):
+    """The body parsed into ``schema``: 413 over ``max_request_bytes``, 422 for bad JSON or wrong types."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
+        raise ApiError(413, f"request body is {declared} bytes; the limit is {settings.max_request_bytes}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_request_bytes:
+            raise ApiError(413, f"request body exceeds the limit of {settings.max_request_bytes} bytes")
+    try:
+        return schema.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        errors = json.loads(exc.json(include_url=False, include_input=False, include_context=False))
+        raise ApiError(422, f"invalid {schema.__name__}: {exc.error_count()} error(s)", errors) from None
+
+
+def check_inputs(query: str, texts: list[str], settings: ServeSettings) -> None:
+    if not query.strip():
+        raise ApiError(400, "query is empty")
+    if not texts:
+        raise ApiError(400, "documents is empty: nothing to rerank")
+    if len(texts) > settings.max_documents:
+        raise ApiError(400, f"{len(texts)} documents; the limit is {settings.max_documents} per request")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ApiError(400, f"documents {empty[:10]} are empty strings")
+
+
+def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings | None = None) -> FastAPI:
+    """An app serving one model per ``loaders`` entry (name -> zero-argument function returning a reranker with
+    ``predict(pairs, batch_size)``); the first is the default for requests without ``model``.
+
+    The loaders run at startup on the single MLX thread that later runs every ``predict``: MLX streams belong to
+    the thread that made them, so a model built on another thread cannot be used from the predict thread."""
+    if not loaders:
+        raise ValueError("create_app needs at least one model")
+    models: dict[str, object] = {}
+    settings = settings or ServeSettings()
+    metrics = ServerMetrics()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-predict")
+    default = next(iter(loaders))
+    workers: dict[str, ModelWorker] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        loop = asyncio.get_running_loop()
+        for name, load in loaders.items():
+            models[name] = await loop.run_in_executor(executor, load)
+        for name, model in models.items():
+            workers[name] = ModelWorker(name, model, executor, metrics, max_queue=settings.max_queue,
+                                        max_batch_pairs=settings.max_batch_pairs, batch_size=settings.batch_size)
+            workers[name].start()
+        yield
+        for worker in workers.values():
+            await worker.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="mlx-cross-encoder rerank server", lifespan=lifespan)
+    app.state.settings, app.state.metrics, app.state.models = settings, metrics, models
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError):
+        body = {"message": exc.message} | ({"errors": exc.errors} if exc.errors is not None else {})
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):
+        start = time.perf_counter()
+        route = request.url.path
+        if request.method == "POST" and route in {"/v1/rerank", "/v2/rerank", "/rerank"}:
+            key = os.environ.get(settings.api_key_env)
+            if key and request.headers.get("authorization", "") != f"Bearer {key}":
+                response = JSONResponse({"message": "missing or wrong API key (Authorization: Bearer ...)"}, 401)
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        if route in {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/v1/models"}:
+            metrics.requests.labels(route, str(response.status_code)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    async def score(model_name: str | None, query: str, texts: list[str]) -> np.ndarray:
+        name = model_name or default
+        if name not in workers:
+            raise ApiError(404, f"model {name!r} is not served; served: {sorted(workers)}")
+        check_inputs(query, texts, settings)
+        try:
+            future = workers[name].submit([(query, t) for t in texts])
+        except QueueFull:
+            raise ApiError(429, f"model {name!r} queue is full ({settings.max_queue} requests); retry later",
+                           headers={"Retry-After": str(settings.retry_after_s)}) from None
+        try:
+            return await asyncio.wait_for(future, settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"not scored within {settings.request_timeout_s} s") from None
+        except NonFiniteScores as exc:
+            raise ApiError(500, str(exc)) from None
+
+    async def cohere_shape(request: Request, version: str) -> RerankResponse:
+        req = await read_body(request, RerankRequest, settings)
+        texts = req.texts()
+        scores = await score(req.model, req.query, texts)
+        order = np.argsort(-scores, kind="stable")[: req.top_n or len(texts)]
+        results = [
+            RerankResult(index=int(i), relevance_score=float(scores[i]),
+                         document=ResultDocument(text=texts[i]) if req.return_documents else None)
+            for i in order
+        ]
+        return RerankResponse(id=str(uuid.uuid4()), results=results, meta=Meta(api_version=ApiVersion(version=version)))
+
+    @app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True)
+    async def rerank_v1(request: Request):
+        """Cohere v1 and Jina shape."""
+        return await cohere_shape(request, "1")
+
+    @app.post("/v2/rerank", response_model=RerankResponse, response_model_exclude_none=True)
+    async def rerank_v2(request: Request):
+        """Cohere v2 shape."""
+        return await cohere_shape(request, "2")
+
+    @app.post("/rerank", response_model=list[TEIResult], response_model_exclude_none=True)
+    async def rerank_tei(request: Request):
+        """text-embeddings-inference shape; ``score`` is the model's activated score (raw_scores is not applied)."""
+        req = await read_body(request, TEIRequest, settings)
+        scores = await score(req.model, req.query, req.texts)
+        order = np.argsort(-scores, kind="stable")
+        return [TEIResult(index=int(i), score=float(scores[i]), text=req.texts[i] if req.return_text else None)
+                for i in order]
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "models": list(loaders)}
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def list_models():
+        return ModelList(data=[ModelCard(id=n, kind=type(m).__name__) for n, m in models.items()])
+
+    @app.get("/metrics")
+    async def prometheus():
+        for name, worker in workers.items():
+            metrics.queue_depth.labels(name).set(worker.queue.qsize())
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

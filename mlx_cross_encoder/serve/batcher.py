@@ -1,0 +1,107 @@
+"""Dynamic micro-batching: one asyncio worker per model merges queued requests into one ``predict`` call.
+
+Requests wait in a bounded ``asyncio.Queue`` (full -> :class:`QueueFull`, the app answers 429). The worker takes
+the first waiting request, then every other already-waiting request while the merged pair count stays within
+``max_batch_pairs`` (a larger request runs alone), scores all pairs in one ``predict`` on the model thread, and
+hands each request its slice of the scores. All MLX work runs on one shared single-thread executor, so MLX is
+never entered from two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import ServerMetrics
+
+
+class QueueFull(Exception):
+    """The model's queue holds ``max_queue`` requests already."""
+
+
+class NonFiniteScores(Exception):
+    """The model returned NaN or infinite scores."""
+
+
+@dataclass
+class _Job:
+    pairs: list[tuple[str, str]]
+    future: asyncio.Future = field(repr=False)
+
+
+class ModelWorker:
+    """The queue and the batching task of one served model."""
+
+    def __init__(self, name: str, model, executor: ThreadPoolExecutor, metrics: ServerMetrics, *,
+                 max_queue: int, max_batch_pairs: int, batch_size: int):
+        self.name, self.model, self.executor, self.metrics = name, model, executor, metrics
+        self.max_batch_pairs, self.batch_size = max_batch_pairs, batch_size
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
+        self._carry: _Job | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher:{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def submit(self, pairs: list[tuple[str, str]]) -> asyncio.Future:
+        """Queue ``pairs``; the future resolves to their float32 scores. Raises :class:`QueueFull`."""
+        job = _Job(pairs, asyncio.get_running_loop().create_future())
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull as exc:
+            raise QueueFull(self.name) from exc
+        self.metrics.queue_depth.labels(self.name).set(self.queue.qsize())
+        return job.future
+
+    async def _next_batch(self) -> list[_Job]:
+        first = self._carry or await self.queue.get()
+        self._carry = None
+        batch, total = [first], len(first.pairs)
+        while not self.queue.empty():
+            job = self.queue.get_nowait()
+            if total + len(job.pairs) > self.max_batch_pairs:
+                self._carry = job
+                break
+            batch.append(job)
+            total += len(job.pairs)
+        self.metrics.queue_depth.labels(self.name).set(self.queue.qsize())
+        return [job for job in batch if not job.future.done()]  # timed-out requests are dropped
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        scores = np.atleast_1d(np.asarray(self.model.predict(pairs, batch_size=self.batch_size), dtype=np.float64))
+        if scores.ndim != 1 or scores.shape[0] != len(pairs):
+            raise ValueError(f"model {self.name} returned scores of shape {scores.shape} for {len(pairs)} pairs")
+        if not np.isfinite(scores).all():
+            raise NonFiniteScores(f"model {self.name} returned non-finite scores")
+        return scores
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            pairs = [p for job in batch for p in job.pairs]
+            self.metrics.observe_batch(self.name, len(batch), len(pairs))
+            try:
+                scores = await loop.run_in_executor(self.executor, self._predict, pairs)
+            except Exception as exc:  # handed to the waiting requests, the worker keeps serving
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            start = 0
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_result(scores[start : start + len(job.pairs)])
+                start += len(job.pairs)
