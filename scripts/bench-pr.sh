@@ -5,7 +5,8 @@
 # checkout's copy, so both commits measure the same suite) interleaved A/B/A/B (ROUNDS rounds, default 2) with
 # this checkout's .venv, then `harness compare` per round. Prints the last round's Markdown verdict.
 # Exit: 0 no regression; 1 a regression in EVERY round (a verdict must repeat: noise rarely does);
-# 2 not comparable / bad input in any round. SPEED_GATE=0 reports speed without gating (hosted runners).
+# 2 not comparable / bad input in any round. SPEED_GATE=0 reports speed without gating (hosted runners);
+# ONLY="NAME ..." runs only those rerankers.
 set -euo pipefail
 if [ $# -ne 2 ]; then echo "usage: $0 BASE_REF HEAD_REF" >&2; exit 2; fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,13 +23,15 @@ for side in base head; do
   cp "$SUITE" "$OUT/$side/suites/regression.yaml"   # same suite for both commits
 done
 flags=()
+only=()
+[ -n "${ONLY:-}" ] && only=(--only $ONLY)   # e.g. ONLY=minilm-mlx: a subset of the suite
 [ "${SPEED_GATE:-1}" = 0 ] && flags+=(--no-speed-gate)
 regressions=0; status=0
 for round in $(seq 1 "$ROUNDS"); do
   for side in base head; do   # A/B in one job, one after the other, same machine state
     uptime >&2
     (cd "$OUT/$side" && "$PY" -m harness.cli run suites/regression.yaml --no-progress --overwrite \
-        --output "$OUT/$side-$round.json" >/dev/null) || echo "$side round $round: some runs failed" >&2
+        --output "$OUT/$side-$round.json" "${only[@]}" >/dev/null) || echo "$side round $round: some runs failed" >&2
   done
   rc=0
   (cd "$ROOT" && "$PY" -m harness.cli compare "$OUT/base-$round.json" "$OUT/head-$round.json" "${flags[@]}" \
