@@ -58,7 +58,8 @@ def _stderr(message: str) -> None:
 
 def open_output(suite_name: str, output: str | Path | None, fingerprint: str, overwrite: bool = False,
                 resume: bool = False) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:  # fmt: skip
-    """The locked results path and, with ``resume``, the ok runs to keep (by (dataset, reranker)).
+    """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)): an ok one is kept
+    instead of measuring its step again; one outside this selection (``--only``) is carried over as it is.
 
     An existing file is refused unless ``overwrite`` (replace it) or ``resume`` (keep its ok runs: only for a
     file of the same suite fingerprint). Without ``output`` the default name is claimed exclusively."""
@@ -81,8 +82,7 @@ def open_output(suite_name: str, output: str | Path | None, fingerprint: str, ov
         if old["suite"] != suite_name or old.get("fingerprint") != fingerprint:
             raise ResultsError(f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
                                "settings or selection; use --overwrite or another --output")  # fmt: skip
-        kept = {(r["dataset"], r["reranker"]): r for r in old["runs"] if r["status"] == "ok" and "train" not in r}
-        return path, lock, kept
+        return path, lock, {(r["dataset"], r["reranker"]): r for r in old["runs"]}
     except BaseException:
         lock.release()
         raise
@@ -182,7 +182,9 @@ class Execution:
     def _kept(self, step: Step, protocol: dict[str, Any]) -> dict[str, Any] | None:
         """The resumed file's ok run of this step, when it saw the same candidates and the same weights."""
         old = self.kept.get((step.dataset.name, step.reranker))
-        if old is None or old["protocol"].get("dataset_fingerprint") != protocol["dataset_fingerprint"]:
+        if old is None or old["status"] != "ok" or "train" in old:
+            return None
+        if old["protocol"].get("dataset_fingerprint") != protocol["dataset_fingerprint"]:
             return None
         if step.kind == "first_stage":
             return old
@@ -271,9 +273,13 @@ def run_suite(suite, *, output: str | Path | None = None, only: Sequence[str] | 
             results = _header(suite, selection, fingerprint, environment, plan)
             steps = plan_steps(datasets, rerankers, plan.jobs if plan is not None else [])
             writer.save(results)
+            selected = {(s.dataset.name, s.reranker) for s in steps}  # --resume --only X: other runs kept as is
+            carried = [old for key, old in kept.items() if key not in selected]
             with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-                run = Execution(suite, results, writer, Path(tmp), kept, max_queries=max_queries,
-                                timeout_s=timeout_s, progress=progress, log=log, total=len(steps))  # fmt: skip
+                run = Execution(suite, results, writer, Path(tmp), kept, max_queries=max_queries, timeout_s=timeout_s,
+                                progress=progress, log=log, total=len(carried) + len(steps))  # fmt: skip
+                for old in carried:
+                    run.record(old, kept=True)
                 run.prepared.update({spec.name: prepare_reranker(spec) for spec in rerankers})
                 if plan is not None:
                     run.train(plan)

@@ -178,3 +178,18 @@ def test_workers_get_the_users_blas_settings_not_ours(user_value):
         env["MKL_THREADING_LAYER"] = user_value
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == user_value
+
+
+def test_resume_with_another_only_keeps_the_runs_measured_before(tmp_path, tiny_bert):
+    suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    first = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--no-progress"], tmp_path)
+    assert first.wait(timeout=120) == 0
+    before = load_results(out)["runs"]
+    assert "echo" in [r["reranker"] for r in before]
+    resumed = harness(["run", str(suite), "--output", str(out), "--only", "gated", "--resume", "--no-progress"],
+                      tmp_path)  # fmt: skip
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err[-3000:]
+    runs = load_results(out)["runs"]
+    assert [r for r in runs if r["reranker"] == "echo"] == [r for r in before if r["reranker"] == "echo"]
+    assert ("gated", "ok") in [(r["reranker"], r["status"]) for r in runs]
