@@ -2,7 +2,8 @@
 
 ``options: {"fault": ...}`` picks the failure, at load time or in ``predict`` (``"when": "load" | "predict"``):
 ``raise`` (a Python exception), ``kill`` (SIGKILL to itself, as the OOM killer does), ``exit`` (``os._exit(3)``),
-``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank), ``gate``
+``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank), ``drift``
+(works, but every call's scores differ a little: a non-deterministic backend), ``gate``
 (writes its pid to ``options.pidfile``, then hangs while the file ``options.gate`` exists: a run that can be
 interrupted at a known point and completed later).
 """
@@ -26,6 +27,7 @@ class FaultyBackend(Backend):
     def __init__(self, spec, max_length, model_dir):
         super().__init__(spec, max_length, model_dir)
         self.fault = self.options.get("fault", "none")
+        self.calls = 0
         if self.options.get("when", "predict") == "load":
             self.fail()
 
@@ -48,7 +50,9 @@ class FaultyBackend(Backend):
 
     def predict(self, pairs, batch_size):
         self.fail()
-        return -np.arange(len(pairs), dtype=np.float32)
+        self.calls += 1
+        drift = 1e-3 * self.calls if self.fault == "drift" else 0.0
+        return -np.arange(len(pairs), dtype=np.float32) + np.float32(drift)
 
     def token_counts(self, pairs):
         return np.array([min(self.max_length, 2 + len(q.split()) + len(d.split())) for q, d in pairs])

@@ -57,6 +57,18 @@ class Perf(Open):
     repeats_identical: bool | None = None
     max_repeat_abs_diff: Number = None
     batch_size: Count = None
+    pass_s: list[Annotated[float, Field(strict=True)]] | None = None  # each timed repeat's seconds, in order
+    load_avg_before: Number = None  # os.getloadavg()[0] before the timed passes
+    load_avg_after: Number = None
+    cpu_count: Count = None
+
+
+class Verdict(Open):
+    """Whether a run's speed figures can be trusted (``harness.run.verdict``); quality is not judged here."""
+
+    status: Literal["VALID", "INVALID"]
+    reasons: list[str] = Field(default_factory=list)
+    cv: Number = None  # coefficient of variation of ``perf.pass_s`` (None with one repeat)
 
 
 class Protocol(Open):
@@ -126,6 +138,7 @@ class Run(Open):
     protocol: Protocol
     system: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    verdict: Verdict | None = None  # ok reranker runs measured by this harness and later (absent in older files)
     train: TrainBlock | None = None
 
     @model_validator(mode="after")

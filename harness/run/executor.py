@@ -46,6 +46,7 @@ from .prepare import (
     write_dataset_file,
 )
 from .spawn import spawn_worker
+from .verdict import judge
 from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
@@ -216,7 +217,10 @@ class Execution:
                          max_length=prepared.max_length, dataset_file=str(dataset_file),
                          warmup_queries=measure.warmup_queries, repeats=measure.repeats, progress=self.progress)
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
-        return scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"]), False
+        run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"])
+        if run["status"] == "ok" and run.get("perf"):
+            run["verdict"] = judge(run["perf"], len(run.get("latency_samples_ms") or []), measure)
+        return run, False
 
 
 def _header(suite, selection: dict, fingerprint: str, environment: dict | None, plan) -> dict[str, Any]:
@@ -226,7 +230,7 @@ def _header(suite, selection: dict, fingerprint: str, environment: dict | None, 
         "suite_path": str(suite.path) if suite.path else None,
         "baseline": suite.baseline,
         "metrics": list(suite.metrics),
-        "measure": {"warmup_queries": suite.measure.warmup_queries, "repeats": suite.measure.repeats},
+        "measure": suite.measure.model_dump(mode="json"),
         "seed": suite.seed,
         "selection": selection,
         "fingerprint": fingerprint,

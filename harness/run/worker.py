@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 import traceback
@@ -140,8 +141,12 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     for p in tqdm(pairs[:warmup], desc=f"{label} warm-up", file=sys.stderr, disable=not job.progress, leave=False):
         backend.predict(p, backend.batch_size)
 
+    load_before = os.getloadavg()[0]
     samples_ms, passes = timed_passes(backend, pairs, job.repeats, label, job.progress)
+    load_after = os.getloadavg()[0]
     timed_s = sum(samples_ms) / 1000.0
+    n_q = len(pairs)
+    pass_s = [sum(samples_ms[i * n_q:(i + 1) * n_q]) / 1000.0 for i in range(job.repeats)]
     identical, max_diff, warnings = repeat_check(passes)
     perf = {
         "pairs_per_s": job.repeats * n_pairs / timed_s,
@@ -161,6 +166,10 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
         "repeats_identical": identical,
         "max_repeat_abs_diff": max_diff,
         "batch_size": backend.batch_size,
+        "pass_s": pass_s,
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "cpu_count": os.cpu_count(),
     }
     return {
         "status": "ok",

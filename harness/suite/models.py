@@ -154,9 +154,17 @@ class RerankerSpec(Record):
                 yield ("options", key), f"unknown option for the {info_.name} backend{hint}"
 
 
+PositiveNumber = Annotated[float, Field(gt=0), Checked(C.number(0, None, "a positive number", open_min=True))]
+
+
 class MeasureSpec(Record):
+    """How speed is measured and when a run's speed figures are VALID (``harness.run.verdict``)."""
+
     warmup_queries: NonNegInt = 2
     repeats: PositiveInt = 1
+    min_samples: PositiveInt = 5  # fewer latency samples (queries x repeats) -> INVALID
+    max_cv: PositiveNumber = 0.1  # coefficient of variation of the repeats' pass times above it -> INVALID
+    max_load_per_core: PositiveNumber = 2.0  # 1-min load average / CPU cores, before or after, above it -> INVALID
 
 
 from .train import TrainSpec  # noqa: E402  (the train section's records use the field types above)
