@@ -1,6 +1,6 @@
 """pytest-benchmark hot paths: excluded from the default test run; run them with RUN_BENCH=1.
 
-    RUN_BENCH=1 .venv/bin/python -m pytest tests/bench --benchmark-json bench.json
+RUN_BENCH=1 .venv/bin/python -m pytest tests/bench --benchmark-json bench.json
 """
 
 import os
