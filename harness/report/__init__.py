@@ -5,7 +5,8 @@ results files (several chips) merge into one table with a ``chip`` column; compa
 (pairs/s ratio, metric deltas, significance) are made only within the same machine, against that machine's
 baseline run. A quality figure is marked † when it differs from the baseline significantly by
 ``harness.metrics.significance`` (paired randomization test on per-query values, Holm-corrected across the
-systems of that machine).
+systems of that machine). The pairs/s cell is the median over the repeats with its 95% bootstrap interval and
+the run's VALID / INVALID verdict (``harness.report.speed``).
 
 Results of a suite with a ``train:`` section also get a training table: per trained model and backend, the
 training's wall time, tokens/s, peak memory and best dev metric, then its evaluated primary metric on each dataset
@@ -21,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..results import FIRST_STAGE, load_results
+from .speed import speed_cell
 
 MARK = "†"
 PRIMARY = "ndcg@10"
@@ -145,7 +147,7 @@ def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame
             for m in metrics:
                 value = run["metrics"].get(m) if ok else None
                 row[m] = "" if value is None else f"{value:.4f}" + (MARK if marks.get((id(e), m)) else "")
-            row["pairs/s"] = _num(perf.get("pairs_per_s"), 1) if perf else ""
+            row["pairs/s"] = speed_cell(run)
             row["tokens/s"] = _num(perf.get("tokens_per_s"), 0) if perf else ""
             row["p50 ms"] = _num(latency.get("p50"), 2) if perf else ""
             row["p95 ms"] = _num(latency.get("p95"), 2) if perf else ""
@@ -163,6 +165,8 @@ def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame
             row[f"Δ {primary}"] = delta
             if ok:
                 status = "ok" + "".join(f"; ⚠ {w}" for w in run.get("warnings") or [])
+                verdict = run.get("verdict") or {}
+                status += "".join(f"; INVALID: {r}" for r in verdict.get("reasons") or [])
             else:
                 status = "error: " + run["error"].splitlines()[0]
             row["status"] = _cell(status)

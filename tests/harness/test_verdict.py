@@ -10,6 +10,8 @@ import builders
 import pytest
 
 from harness import backends
+from harness.report import build_report
+from harness.report.speed import median_interval, pass_rates, speed_cell
 from harness.results import load_results
 from harness.run.executor import run_suite
 from harness.run.verdict import coefficient_of_variation, judge
@@ -80,3 +82,19 @@ def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty
     assert drifting["verdict"]["status"] == "INVALID"
     assert any("scores differ between repeats" in r for r in drifting["verdict"]["reasons"])
     assert drifting["metrics"] == steady_run["metrics"]  # quality from the first pass: the drift keeps the order
+
+    report = build_report([load_results(out)], [str(out)])
+    low_high = median_interval(pass_rates(steady_run["perf"]))
+    assert low_high is not None and speed_cell(steady_run) in report
+    assert speed_cell(steady_run).endswith(" VALID") and speed_cell(drifting).endswith(" INVALID")
+    assert "INVALID: scores differ between repeats" in report
+
+
+def test_speed_cell_is_the_median_with_a_bootstrap_interval():
+    run = {"perf": {"pairs_per_s": 95.0, "pairs": 100, "pass_s": [1.0, 1.25, 0.8, 1.0, 1.1]},
+           "verdict": {"status": "VALID", "reasons": []}}  # fmt: skip
+    rates = [100.0, 80.0, 125.0, 100.0, 100 / 1.1]
+    median, low, high = median_interval(rates)
+    assert median == pytest.approx(100.0) and min(rates) <= low <= median <= high <= max(rates)
+    assert speed_cell(run) == f"100.0 [{low:.1f}, {high:.1f}] VALID"
+    assert speed_cell({"perf": {"pairs_per_s": 95.0}}) == "95.0"  # a file from before repeats were recorded
