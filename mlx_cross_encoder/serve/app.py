@@ -50,7 +50,7 @@ async def read_body(request: Request, schema: type[BaseModel], settings: ServeSe
     async for chunk in request.stream():
         body += chunk
         if len(body) > settings.max_request_bytes:
-            raise ApiError(413, f"request body exceeds the limit of {settings.max_request_bytes} bytes")
+            raise ApiError(413, f"request body is over {len(body)} bytes; the limit is {settings.max_request_bytes}")
     try:
         return schema.model_validate_json(bytes(body))
     except ValidationError as exc:
