@@ -31,12 +31,12 @@ for round in $(seq 1 "$ROUNDS"); do
   for side in base head; do   # A/B in one job, one after the other, same machine state
     uptime >&2
     (cd "$OUT/$side" && "$PY" -m harness.cli run suites/regression.yaml --no-progress --overwrite \
-        --output "$OUT/$side-$round.json" "${only[@]}" >/dev/null) || echo "$side round $round: some runs failed" >&2
+        --output "$OUT/$side-$round.json" ${only[@]+"${only[@]}"} >/dev/null) || echo "$side round $round: some runs failed" >&2
   done
   rc=0
-  (cd "$ROOT" && "$PY" -m harness.cli compare "$OUT/base-$round.json" "$OUT/head-$round.json" "${flags[@]}" \
+  (cd "$ROOT" && "$PY" -m harness.cli compare "$OUT/base-$round.json" "$OUT/head-$round.json" ${flags[@]+"${flags[@]}"} \
       --output "$OUT/verdict-$round.md" >/dev/null) || rc=$?
-  (cd "$ROOT" && "$PY" -m harness.cli compare "$OUT/base-$round.json" "$OUT/head-$round.json" "${flags[@]}" \
+  (cd "$ROOT" && "$PY" -m harness.cli compare "$OUT/base-$round.json" "$OUT/head-$round.json" ${flags[@]+"${flags[@]}"} \
       --format json --output "$OUT/verdict-$round.json" >/dev/null) || true
   echo "round $round: harness compare exit $rc" >&2
   [ "$rc" = 2 ] && status=2
