@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import cohere
-from cohere.errors.unauthorized_error import UnauthorizedError
 import httpx
 import pytest
 from builders import DOCUMENTS, bert_cross_encoder
+from cohere.errors.unauthorized_error import UnauthorizedError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
