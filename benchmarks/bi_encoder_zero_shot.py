@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         qrels = read_trec_qrels(args.data_dir / f"qrels_{name}.txt")
         keys, pairs = pairs_of(ranked, queries, texts)
         bm25, _ = evaluate(qrels, {q: dict(hits) for q, hits in ranked.items()}, METRICS)
-        print(f"{name}: {len(ranked)} queries, {len(pairs)} pairs, judged queries {sum(1 for v in qrels.values() if v)}")
+        print(
+            f"{name}: {len(ranked)} queries, {len(pairs)} pairs, judged queries {sum(1 for v in qrels.values() if v)}"
+        )
         print("  bm25: " + "  ".join(f"{m} {v:.4f}" for m, v in bm25.items()))
         scores = {}
         for backend in args.backends:
@@ -90,15 +92,30 @@ def main(argv: list[str] | None = None) -> int:
                 run.setdefault(q, {})[d] = float(s)
             means, _ = evaluate(qrels, run, METRICS)
             print(f"  {backend}: " + "  ".join(f"{m} {v:.4f}" for m, v in means.items()) + f"  ({wall:.1f} s)")
-            rows.append({"dataset": name, "backend": backend, "metrics": means, "wall_s": wall,
-                         "pairs": len(pairs), "queries": len(ranked), "bm25": bm25})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": name,
+                    "backend": backend,
+                    "metrics": means,
+                    "wall_s": wall,
+                    "pairs": len(pairs),
+                    "queries": len(ranked),
+                    "bm25": bm25,
+                }
+            )
         if len(scores) == 2:
             diff = float(np.max(np.abs(scores["mlx"] - scores["sentence-transformers"])))
             print(f"  max |mlx - sentence-transformers| cosine: {diff:.2e}")
             rows[-1]["max_abs_score_diff"] = diff
     if args.output:
-        meta = {"commit": commit, "machine": platform.machine(), "python": platform.python_version(),
-                "model": str(model), "dtype": args.dtype, "batch_size": args.batch_size}  # fmt: skip
+        meta = {
+            "commit": commit,
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "model": str(model),
+            "dtype": args.dtype,
+            "batch_size": args.batch_size,
+        }
         args.output.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0
 

@@ -43,8 +43,9 @@ def child(kind: str, data: str, n: int, batch_size: int) -> dict:
         out["threads"] = torch.get_num_threads()
         predict = lambda: model.predict(pairs, batch_size=batch_size)  # noqa: E731
     else:
-        import mlx_cross_encoder
         import mlx.core as mx
+
+        import mlx_cross_encoder
         from mlx_cross_encoder import _blas
 
         out["blas"] = _blas.loaded_library or "reference (bundled)"
@@ -85,8 +86,18 @@ def main() -> None:
     rows = []
     for label, kind, blas, n in configs:
         env = {**os.environ, "MLX_CROSS_ENCODER_BLAS": blas, "PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, __file__, "--child", kind, "--data", args.data, "--pairs", str(n),
-               "--batch-size", str(args.batch_size)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--data",
+            args.data,
+            "--pairs",
+            str(n),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         rows.append({"config": label, **json.loads(res.stdout.strip().splitlines()[-1])})
     result = {"load_average_at_end": os.getloadavg(), "cpu_count": os.cpu_count(), "rows": rows}

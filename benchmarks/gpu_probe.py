@@ -84,9 +84,11 @@ def mlx_scores(args) -> None:
         model.predict(pairs, batch_size=BATCH)
         times.append(time.perf_counter() - t)
     result.update(
-        pairs=len(pairs), seconds=times, pairs_per_s=len(pairs) / statistics.median(times),
+        pairs=len(pairs),
+        seconds=times,
+        pairs_per_s=len(pairs) / statistics.median(times),
         peak_mb=mx.get_peak_memory() / 2**20,
-    )  # fmt: skip
+    )
     np.save(args.out + ".npy", np.asarray(logits, dtype=np.float32))
     Path(args.out + ".json").write_text(json.dumps(result))
 
@@ -176,8 +178,11 @@ def torch_side(model_dir: str, pairs, n_parity: int, repeats: int) -> tuple[dict
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    info: dict = {"allow_tf32_default": torch.backends.cuda.matmul.allow_tf32, "torch": torch.__version__,
-                  "device_name": torch.cuda.get_device_name(0)}  # fmt: skip
+    info: dict = {
+        "allow_tf32_default": torch.backends.cuda.matmul.allow_tf32,
+        "torch": torch.__version__,
+        "device_name": torch.cuda.get_device_name(0),
+    }
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((1024, 1024), dtype=np.float32), rng.standard_normal((1024, 1024), dtype=np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
@@ -195,8 +200,14 @@ def torch_side(model_dir: str, pairs, n_parity: int, repeats: int) -> tuple[dict
         with torch.inference_mode():
             for i in range(0, n_parity, BATCH):
                 batch = pairs[i : min(i + BATCH, n_parity)]
-                feats = tok([p[0] for p in batch], [p[1] for p in batch], padding=True, truncation="longest_first",
-                            max_length=MAX_LENGTH, return_tensors="pt").to("cuda")  # fmt: skip
+                feats = tok(
+                    [p[0] for p in batch],
+                    [p[1] for p in batch],
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=MAX_LENGTH,
+                    return_tensors="pt",
+                ).to("cuda")
                 chunks.append(model(**feats).logits[:, 0].float().cpu().numpy())
         logits[name] = np.concatenate(chunks)
         del model
@@ -214,8 +225,11 @@ def torch_side(model_dir: str, pairs, n_parity: int, repeats: int) -> tuple[dict
             ce.predict(pairs, batch_size=BATCH, show_progress_bar=False)
             torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
-        speed[name] = {"seconds": times, "pairs_per_s": len(pairs) / statistics.median(times),
-                       "peak_mb": torch.cuda.max_memory_allocated() / 2**20}  # fmt: skip
+        speed[name] = {
+            "seconds": times,
+            "pairs_per_s": len(pairs) / statistics.median(times),
+            "peak_mb": torch.cuda.max_memory_allocated() / 2**20,
+        }
         del ce
         torch.cuda.empty_cache()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -264,13 +278,23 @@ def main(args) -> None:
     own = np.asarray(owner[:n_parity])
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     report["torch_parity"] = {
-        k: {"max_abs_logit": float(np.max(np.abs(v - ref["float32"]))), "top10_same": top10_same(v, ref["float32"], own)}
-        for k, v in ref.items() if k != "float32"
-    }  # fmt: skip
+        k: {
+            "max_abs_logit": float(np.max(np.abs(v - ref["float32"]))),
+            "top10_same": top10_same(v, ref["float32"], own),
+        }
+        for k, v in ref.items()
+        if k != "float32"
+    }
     report["mlx"] = {}
     for name, (dtype, env) in MLX_CONFIGS.items():
-        res = child("mlx-scores", model_dir, dtype, env, str(out / f"mlx-{name}"),
-                    ["--pairs", str(pairs_file), "--parity-pairs", str(n_parity), "--repeats", str(args.repeats)])  # fmt: skip
+        res = child(
+            "mlx-scores",
+            model_dir,
+            dtype,
+            env,
+            str(out / f"mlx-{name}"),
+            ["--pairs", str(pairs_file), "--parity-pairs", str(n_parity), "--repeats", str(args.repeats)],
+        )
         if "error" not in res:
             got = np.load(out / f"mlx-{name}.npy")
             res["parity_vs_transformers_fp32"] = {
@@ -293,15 +317,20 @@ def main(args) -> None:
 
 def print_summary(r: dict) -> None:
     print("\n== precision ==")
-    print("torch allow_tf32 default:", r["torch"]["allow_tf32_default"],
-          {k: v for k, v in r["torch"].items() if k.startswith("matmul")})  # fmt: skip
+    print(
+        "torch allow_tf32 default:",
+        r["torch"]["allow_tf32_default"],
+        {k: v for k, v in r["torch"].items() if k.startswith("matmul")},
+    )
     for name, res in r["mlx"].items():
         if "error" in res:
             print(name, "ERROR", res["error"][-800:])
             continue
         p = res.get("parity_vs_transformers_fp32", {})
-        print(f"{name:18s} matmul_err={res['matmul_1024_rel_err']:.2e} tflops={res['tflops_8192']} "
-              f"pairs/s={res['pairs_per_s']:.0f} peak={res['peak_mb']:.0f}MB parity={p}")  # fmt: skip
+        print(
+            f"{name:18s} matmul_err={res['matmul_1024_rel_err']:.2e} tflops={res['tflops_8192']} "
+            f"pairs/s={res['pairs_per_s']:.0f} peak={res['peak_mb']:.0f}MB parity={p}"
+        )
     print("torch parity", r["torch_parity"])
     for name, s in r["torch"]["speed"].items():
         print(f"torch {name:14s} pairs/s={s['pairs_per_s']:.0f} peak={s['peak_mb']:.0f}MB")

@@ -29,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
@@ -95,7 +96,7 @@ def bench_model(name: str, mlx_source, torch_kwargs: dict, pairs, args) -> list[
     rows = []
     torch_model = Qwen3RerankerTorch(**torch_kwargs, max_length=args.max_length)
     torch_model.predict(pairs[: args.batch_size], batch_size=args.batch_size)  # warm-up
-    expected, seconds = timed(lambda: torch_model.predict(pairs, batch_size=args.batch_size), args.repeats)
+    expected, seconds = timed(partial(torch_model.predict, pairs, batch_size=args.batch_size), args.repeats)
     tokens = int(torch_model.token_counts(pairs).sum())
     rows.append(dict(model=name, system="torch (model card recipe)", seconds=seconds, max_abs_diff=0.0))
     del torch_model
@@ -106,9 +107,7 @@ def bench_model(name: str, mlx_source, torch_kwargs: dict, pairs, args) -> list[
             setattr(mlx_model, key, value)
         mlx_model.predict(pairs[: args.batch_size], batch_size=args.batch_size)  # warm-up
         got, seconds = timed(lambda: mlx_model.predict(pairs, batch_size=args.batch_size), args.repeats)
-        rows.append(
-            dict(model=name, system=label, seconds=seconds, max_abs_diff=float(np.abs(got - expected).max()))
-        )
+        rows.append(dict(model=name, system=label, seconds=seconds, max_abs_diff=float(np.abs(got - expected).max())))
     for row in rows:
         row.update(pairs=len(pairs), tokens=tokens, pairs_per_s=len(pairs) / row["seconds"])
     return rows
@@ -160,10 +159,15 @@ def main(argv=None) -> None:
                 sys.exit(f"unknown model {model!r}")
             print(markdown(rows), flush=True)
     meta = dict(
-        queries=args.queries, docs_per_query=args.docs, repeats=args.repeats, max_length=args.max_length, batch_size=args.batch_size,
-        machine=platform.processor() or platform.machine(), torch_threads=torch.get_num_threads(),
+        queries=args.queries,
+        docs_per_query=args.docs,
+        repeats=args.repeats,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        machine=platform.processor() or platform.machine(),
+        torch_threads=torch.get_num_threads(),
         blas=mlx_cross_encoder._blas.loaded_library,
-    )  # fmt: skip
+    )
     print(json.dumps({"meta": meta, "rows": rows}, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

@@ -25,7 +25,9 @@ from mlx_cross_encoder.serve import ServeSettings
 from mlx_cross_encoder.serve.testing import running_server
 
 QUERY = "how do rerankers score passages for a search query"
-DOCS = [f"passage {i}: " + " ".join(["retrieval reranking transformer attention index"] * (1 + i % 6)) for i in range(50)]
+DOCS = [
+    f"passage {i}: " + " ".join(["retrieval reranking transformer attention index"] * (1 + i % 6)) for i in range(50)
+]
 
 
 async def closed_loop(url: str, clients: int, seconds: float) -> tuple[list[float], float]:
@@ -52,8 +54,10 @@ async def closed_loop(url: str, clients: int, seconds: float) -> tuple[list[floa
 
 def row(name: str, lat: list[float], wall: float) -> str:
     ms = np.asarray(lat) * 1000
-    return (f"| {name} | {len(lat)} | {len(lat) / wall:.2f} | {np.percentile(ms, 50):.1f} | "
-            f"{np.percentile(ms, 99):.1f} | {os.getloadavg()[0]:.2f} |")
+    return (
+        f"| {name} | {len(lat)} | {len(lat) / wall:.2f} | {np.percentile(ms, 50):.1f} | "
+        f"{np.percentile(ms, 99):.1f} | {os.getloadavg()[0]:.2f} |"
+    )
 
 
 def main() -> None:

@@ -52,8 +52,16 @@ def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> 
     path = resolve_model(model)
     data = pairs(steps * batch)
     out = tempfile.mkdtemp(prefix=f"lora-{backend}-")
-    knobs = dict(batch_size=batch, max_length=max_length, lora_rank=8, learning_rate=1e-4, num_epochs=1,
-                 warmup_ratio=0.0, seed=0, output_dir=out)  # fmt: skip
+    knobs = dict(
+        batch_size=batch,
+        max_length=max_length,
+        lora_rank=8,
+        learning_rate=1e-4,
+        num_epochs=1,
+        warmup_ratio=0.0,
+        seed=0,
+        output_dir=out,
+    )
     if backend == "mlx":
         import mlx_cross_encoder  # noqa: F401
         from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
@@ -69,11 +77,15 @@ def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> 
         res = train_llm_reranker_torch(path, data, None, knobs)
         measure = res.get("peak_memory_measure")
     return {
-        "backend": backend, "steps": res.get("steps"), "train_time_s": res.get("train_time_s"),
-        "tokens_per_s": res.get("tokens_per_s"), "peak_memory_mb": (res.get("peak_memory_bytes") or 0) / 2**20,
-        "peak_memory_measure": measure, "pairs": len(data),
+        "backend": backend,
+        "steps": res.get("steps"),
+        "train_time_s": res.get("train_time_s"),
+        "tokens_per_s": res.get("tokens_per_s"),
+        "peak_memory_mb": (res.get("peak_memory_bytes") or 0) / 2**20,
+        "peak_memory_measure": measure,
+        "pairs": len(data),
         "mlx_streams": os.environ.get("MLX_CROSS_ENCODER_CPU_STREAMS") if backend == "mlx" else None,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -92,8 +104,20 @@ def main() -> None:
     rows = []
     runs = [("mlx", n) for n in a.mlx_streams.split(",") if n] or [("mlx", None)]
     for backend, streams in [*runs, ("torch", None)]:
-        cmd = [sys.executable, __file__, "--child", backend, "--model", a.model, "--steps", str(a.steps),
-               "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            backend,
+            "--model",
+            a.model,
+            "--steps",
+            str(a.steps),
+            "--batch-size",
+            str(a.batch_size),
+            "--max-length",
+            str(a.max_length),
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if streams:
             env["MLX_CROSS_ENCODER_CPU_STREAMS"] = streams
@@ -109,10 +133,15 @@ def main() -> None:
         if "error" in r:
             print(f"| {r['backend']} | error: {r['error']} | | | |")
             continue
-        name = "transformers + peft" if r["backend"] != "mlx" else (
-            "MLX Qwen3RerankerTrainer" + (f", {r['mlx_streams']} CPU streams" if r.get("mlx_streams") else ""))
-        print(f"| {name} | {r['steps']} | {r['train_time_s']:.1f} | {r['tokens_per_s']:.0f} | "
-              f"{r['peak_memory_mb']:.0f} ({r['peak_memory_measure']}) |")  # fmt: skip
+        name = (
+            "transformers + peft"
+            if r["backend"] != "mlx"
+            else ("MLX Qwen3RerankerTrainer" + (f", {r['mlx_streams']} CPU streams" if r.get("mlx_streams") else ""))
+        )
+        print(
+            f"| {name} | {r['steps']} | {r['train_time_s']:.1f} | {r['tokens_per_s']:.0f} | "
+            f"{r['peak_memory_mb']:.0f} ({r['peak_memory_measure']}) |"
+        )
     print(f"load average at end: {os.getloadavg()} on {os.cpu_count()} cores")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -59,10 +59,22 @@ def simulate(sets, args, corpus: Path, log: Path) -> dict:
                 (corpus / rel).write_text(h["content"])
                 paths.append(rel.as_posix())
             eid = f"{name}-{qid}"
-            lines.append({"kind": "search", "event_id": eid, "corpus_id": "msmarco", "query": entry["query"],
-                          "reranker_mode": "none", "rerank_ok": True, "rerank_applied": False,
-                          "rerank_skipped_reason": None, "rerank_error": None, "rerank_candidates_reranked": 0,
-                          "top_paths": paths[:5], "ts": "2026-01-01T00:00:00Z"})  # fmt: skip
+            lines.append(
+                {
+                    "kind": "search",
+                    "event_id": eid,
+                    "corpus_id": "msmarco",
+                    "query": entry["query"],
+                    "reranker_mode": "none",
+                    "rerank_ok": True,
+                    "rerank_applied": False,
+                    "rerank_skipped_reason": None,
+                    "rerank_error": None,
+                    "rerank_candidates_reranked": 0,
+                    "top_paths": paths[:5],
+                    "ts": "2026-01-01T00:00:00Z",
+                }
+            )
             counts["queries"] += 1
             for h, p in zip(hits, paths):
                 grade = qrels[qid].get(str(h["docid"]), 0)
@@ -73,8 +85,16 @@ def simulate(sets, args, corpus: Path, log: Path) -> dict:
                 else:
                     continue
                 counts["clicks" if signal == "click" else "noclick"] += 1
-                lines.append({"kind": "feedback", "type": "feedback", "event_id": eid, "signal": signal,
-                              "doc_id": p, "ts": "2026-01-01T00:00:01Z"})  # fmt: skip
+                lines.append(
+                    {
+                        "kind": "feedback",
+                        "type": "feedback",
+                        "event_id": eid,
+                        "signal": signal,
+                        "doc_id": p,
+                        "ts": "2026-01-01T00:00:01Z",
+                    }
+                )
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(json.dumps(x, sort_keys=True) + "\n" for x in lines) + "{truncated line\n")
     return counts
@@ -95,8 +115,12 @@ def ndcg_dl20(reranker, bm25, qrels, args) -> dict:
             run[qid] = {str(h["docid"]): float(x) for h, x in zip(hits, np.atleast_1d(s))}
     q = Qrels.from_dict({k: qrels[k] for k in bm})
     per_query = evaluate(q, Run.from_dict(run or bm), "ndcg@10", return_mean=False)
-    return {"ndcg@10": float(np.mean(per_query)), "per_query": [float(x) for x in per_query],
-            "queries": len(entries), "seconds": time.perf_counter() - t0}  # fmt: skip
+    return {
+        "ndcg@10": float(np.mean(per_query)),
+        "per_query": [float(x) for x in per_query],
+        "queries": len(entries),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def main(argv=None) -> None:
@@ -135,9 +159,15 @@ def main(argv=None) -> None:
     summary["dl20"]["smollm2_base"] = ndcg_dl20(base, dl20_bm25, dl20_qrels, args)
     dev_texts = None
     active = out / "active"
-    settings = {"num_epochs": args.epochs, "learning_rate": args.learning_rate, "lora_rank": args.lora_rank,
-                "lora_alpha": 2.0 * args.lora_rank, "batch_size": args.batch_size, "max_length": args.max_length,
-                "seed": args.seed}  # fmt: skip
+    settings = {
+        "num_epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "lora_rank": args.lora_rank,
+        "lora_alpha": 2.0 * args.lora_rank,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "seed": args.seed,
+    }
     for miner in ("tribrid", "improved"):
         opts = {"negatives_per_positive": args.negatives_per_positive} if miner == "improved" else {}
         triplets, stats = mine(qlog, miner, **opts)
@@ -158,16 +188,26 @@ def main(argv=None) -> None:
             current = Qwen3Reranker(gguf, max_length=args.max_length, adapter_path=active, check_adapter_base=False)
             baseline = evaluate_triplets(current, dev_texts)[PRIMARY_METRIC]
         decision = promote(model_dir, active, dev[PRIMARY_METRIC], baseline, args.epsilon)
-        summary[miner] = {"mine": stats.model_dump(), "materialize": mstats.model_dump(), "train_seconds": seconds,
-                          "train_pairs": 2 * len(texts), "dev": dev, "promotion": decision.model_dump(),
-                          "dl20": ndcg_dl20(tuned, dl20_bm25, dl20_qrels, args)}  # fmt: skip
+        summary[miner] = {
+            "mine": stats.model_dump(),
+            "materialize": mstats.model_dump(),
+            "train_seconds": seconds,
+            "train_pairs": 2 * len(texts),
+            "dev": dev,
+            "promotion": decision.model_dump(),
+            "dl20": ndcg_dl20(tuned, dl20_bm25, dl20_qrels, args),
+        }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     brief = {k: v for k, v in summary.items() if k not in ("dl20", "tribrid", "improved")}
     brief["dl20_ndcg10"] = {k: v["ndcg@10"] for k, v in summary["dl20"].items()}
     for m in ("tribrid", "improved"):
-        brief[m] = {"dl20_ndcg10": summary[m]["dl20"]["ndcg@10"], "dev": summary[m]["dev"],
-                    "promoted": summary[m]["promotion"]["promoted"], "triplets": summary[m]["mine"]["triplets"],
-                    "train_seconds": round(summary[m]["train_seconds"], 1)}  # fmt: skip
+        brief[m] = {
+            "dl20_ndcg10": summary[m]["dl20"]["ndcg@10"],
+            "dev": summary[m]["dev"],
+            "promoted": summary[m]["promotion"]["promoted"],
+            "triplets": summary[m]["mine"]["triplets"],
+            "train_seconds": round(summary[m]["train_seconds"], 1),
+        }
     print(json.dumps(brief, indent=2))
 
 

@@ -124,7 +124,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {source.key}: {source.description}")
     print("Backends:")
     for backend in BACKENDS.values():
-        options = f"options: {', '.join(sorted(backend.options)) or 'none'}; trains: {', '.join(backend.trainers) or '-'}"
+        options = (
+            f"options: {', '.join(sorted(backend.options)) or 'none'}; trains: {', '.join(backend.trainers) or '-'}"
+        )
         print(f"  {backend.name}: {backend.description} ({options})")
     print("Local models (model: local:<name>):")
     for name, (text, _) in LOCAL_MODELS.items():
@@ -153,42 +155,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a suite and print its leaderboard",
-                         description="Run every (reranker, dataset) of a suite, each in its own process; write a "
-                         "results file and print the leaderboard. Exit 1 when some runs failed.")  # fmt: skip
+    run = sub.add_parser(
+        "run",
+        help="run a suite and print its leaderboard",
+        description="Run every (reranker, dataset) of a suite, each in its own process; write a "
+        "results file and print the leaderboard. Exit 1 when some runs failed.",
+    )
     run.add_argument("suite", metavar="SUITE", help="suite YAML file (e.g. suites/smoke.yaml)")
-    run.add_argument("--output", metavar="FILE", help="results file (default: results/<suite>-<UTC timestamp>.json, "
-                     "made unique); an existing file is refused unless --overwrite or --resume")  # fmt: skip
+    run.add_argument(
+        "--output",
+        metavar="FILE",
+        help="results file (default: results/<suite>-<UTC timestamp>.json, "
+        "made unique); an existing file is refused unless --overwrite or --resume",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    run.add_argument("--resume", action="store_true",
-                     help="complete an existing --output file of the same suite and settings: keep its ok runs "
-                     "(same candidates, same weights), run the rest")  # fmt: skip
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="complete an existing --output file of the same suite and settings: keep its ok runs "
+        "(same candidates, same weights), run the rest",
+    )
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these rerankers and/or datasets")
     run.add_argument("--max-queries", type=_positive_int, metavar="N", help="use at most N queries per dataset")
-    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                     help="wall-clock limit per (reranker, dataset) run and per training (default: 4 hours)")  # fmt: skip
-    run.add_argument("--train-max-pairs", type=_positive_int, metavar="N",
-                     help="train each model of the suite's train: section on at most N pairs (a reduced trial; "
-                     "caps the recipe's max_pairs)")  # fmt: skip
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="wall-clock limit per (reranker, dataset) run and per training (default: 4 hours)",
+    )
+    run.add_argument(
+        "--train-max-pairs",
+        type=_positive_int,
+        metavar="N",
+        help="train each model of the suite's train: section on at most N pairs (a reduced trial; "
+        "caps the recipe's max_pairs)",
+    )
     run.add_argument("--report", metavar="FILE", help="also write the leaderboard to this Markdown file")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
-    report = sub.add_parser("report", help="Markdown leaderboard from results files",
-                            description="Merge results files (e.g. one per chip) into one Markdown leaderboard "
-                            "per dataset; print it and optionally write it.")  # fmt: skip
+    report = sub.add_parser(
+        "report",
+        help="Markdown leaderboard from results files",
+        description="Merge results files (e.g. one per chip) into one Markdown leaderboard "
+        "per dataset; print it and optionally write it.",
+    )
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of `harness run`")
     report.add_argument("--output", metavar="FILE", help="write the report here too (e.g. report/NAME.md)")
     report.set_defaults(func=cmd_report)
 
-    lister = sub.add_parser("list", help="suites, dataset sources, backends and local models",
-                            description="List the suites in ./suites, the dataset sources, the backends and "
-                            "the local models.")  # fmt: skip
+    lister = sub.add_parser(
+        "list",
+        help="suites, dataset sources, backends and local models",
+        description="List the suites in ./suites, the dataset sources, the backends and the local models.",
+    )
     lister.set_defaults(func=cmd_list)
 
-    schema = sub.add_parser("schema", help="JSON Schema of suite files or results files",
-                            description="Print the JSON Schema generated from the typed records of suite files or "
-                            "results files (committed as docs/schemas/*.schema.json).")  # fmt: skip
+    schema = sub.add_parser(
+        "schema",
+        help="JSON Schema of suite files or results files",
+        description="Print the JSON Schema generated from the typed records of suite files or "
+        "results files (committed as docs/schemas/*.schema.json).",
+    )
     schema.add_argument("kind", choices=["suite", "results"], help="which file format")
     schema.add_argument("--output", metavar="FILE", help="write it here instead of printing it")
     schema.set_defaults(func=cmd_schema)

@@ -175,8 +175,15 @@ def chip_info() -> dict[str, Any]:
     if sys.platform.startswith("linux"):
         return _linux_chip()
     cpu = platform.processor() or platform.machine()
-    return {"name": f"{cpu} ({os.cpu_count()} cores)", "cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": None,
-            "gpu_cores": None, "gpu_memory": None, "memory_bytes": None}  # fmt: skip
+    return {
+        "name": f"{cpu} ({os.cpu_count()} cores)",
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpu": None,
+        "gpu_cores": None,
+        "gpu_memory": None,
+        "memory_bytes": None,
+    }
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
@@ -207,10 +214,18 @@ def capture_environment() -> dict[str, Any]:
     """Everything a stored figure needs to be interpreted and reproduced (see docs/results-schema.md)."""
     return {
         "chip": chip_info(),
-        "os": {"system": platform.system(), "release": platform.release(), "version": platform.version(),
-               "machine": platform.machine(), "platform": platform.platform()},  # fmt: skip
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable},  # fmt: skip
+        "os": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "version": platform.version(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+        },
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
         "packages": package_versions(),
         "blas": mlx_blas(),
         "git": git_state(),

@@ -71,8 +71,12 @@ def smollm2_gguf_path() -> Path:
 
 
 #: SmolLM2's chat tokens: <|endoftext|> (0), <|im_start|> (1), <|im_end|> (2, also the GGUF's padding token)
-SMOLLM2_SPECIAL_TOKENS = {"unk_token": "<|endoftext|>", "bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
-                          "pad_token": "<|im_end|>"}  # fmt: skip
+SMOLLM2_SPECIAL_TOKENS = {
+    "unk_token": "<|endoftext|>",
+    "bos_token": "<|im_start|>",
+    "eos_token": "<|im_end|>",
+    "pad_token": "<|im_end|>",
+}
 
 
 def build_smollm2_135m_instruct(out: Path) -> Path:
@@ -98,9 +102,14 @@ def build_smollm2_135m_instruct(out: Path) -> Path:
     weights = dict(tree_flatten(model.parameters()))
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "pt"})
     config = {
-        **config, "torch_dtype": "float32", "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
-        "initializer_range": 0.02, "rope_scaling": None,
-    }  # fmt: skip
+        **config,
+        "torch_dtype": "float32",
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "initializer_range": 0.02,
+        "rope_scaling": None,
+    }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, model_max_length=config["max_position_embeddings"], **SMOLLM2_SPECIAL_TOKENS
@@ -111,9 +120,16 @@ def build_smollm2_135m_instruct(out: Path) -> Path:
 
 #: Qwen3-Reranker-0.6B's per-layer shape (its config.json), for speed comparisons at the real width
 QWEN3_RERANKER_06B_SHAPE = dict(
-    hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-    vocab_size=151669, rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=40960,
-)  # fmt: skip
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151669,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    max_position_embeddings=40960,
+)
 
 
 def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int = 0) -> Path:
@@ -131,9 +147,13 @@ def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     config = Qwen3Config(
-        **QWEN3_RERANKER_06B_SHAPE, num_hidden_layers=num_hidden_layers, pad_token_id=2, bos_token_id=1,
-        eos_token_id=2, rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-    )  # fmt: skip
+        **QWEN3_RERANKER_06B_SHAPE,
+        num_hidden_layers=num_hidden_layers,
+        pad_token_id=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    )
     model = Qwen3ForCausalLM(config).eval()
     model.save_pretrained(out, safe_serialization=True)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -16,17 +16,36 @@ from pathlib import Path
 #: Per-architecture shapes of the rerankers the issue names (their config.json files on the Hub)
 BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 XLM_ROBERTA_LARGE = dict(  # bge-reranker-v2-m3 / bge-reranker-large
-    hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, vocab_size=250_002,
-    max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-)  # fmt: skip
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    intermediate_size=4096,
+    vocab_size=250_002,
+    max_position_embeddings=514,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+)
 MODERNBERT_BASE = dict(
-    hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152, vocab_size=50_368,
-    max_position_embeddings=8192, global_attn_every_n_layers=3, local_attention=128,
-)  # fmt: skip
+    hidden_size=768,
+    num_hidden_layers=22,
+    num_attention_heads=12,
+    intermediate_size=1152,
+    vocab_size=50_368,
+    max_position_embeddings=8192,
+    global_attn_every_n_layers=3,
+    local_attention=128,
+)
 QWEN3_RERANKER_4B_SHAPE = dict(
-    hidden_size=2560, intermediate_size=9728, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-    vocab_size=151669, rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=40960,
-)  # fmt: skip
+    hidden_size=2560,
+    intermediate_size=9728,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151669,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    max_position_embeddings=40960,
+)
 
 
 def _save_tokenizer(out: Path, token_types: bool, model_max_length: int = 512) -> None:
@@ -38,9 +57,14 @@ def _save_tokenizer(out: Path, token_types: bool, model_max_length: int = 512) -
     names = ["input_ids", "token_type_ids", "attention_mask"] if token_types else ["input_ids", "attention_mask"]
     fast = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_file(str(minilm_package_dir() / "tokenizer.json")),
-        model_max_length=model_max_length, model_input_names=names, unk_token="[UNK]", sep_token="[SEP]",
-        pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
-    )  # fmt: skip
+        model_max_length=model_max_length,
+        model_input_names=names,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
     fast.save_pretrained(out)
 
 
@@ -81,9 +105,15 @@ def build_modernbert_base_shape(out: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = ModernBertConfig(
-        **MODERNBERT_BASE, pad_token_id=0, bos_token_id=101, eos_token_id=102, cls_token_id=101, sep_token_id=102,
-        num_labels=1, reference_compile=False,
-    )  # fmt: skip
+        **MODERNBERT_BASE,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=102,
+        cls_token_id=101,
+        sep_token_id=102,
+        num_labels=1,
+        reference_compile=False,
+    )
     _save(ModernBertForSequenceClassification(config), Path(out))
     _save_tokenizer(Path(out), token_types=False)
     return Path(out)
@@ -114,9 +144,14 @@ def _qwen3(out: Path, shape: dict, layers: int, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     config = Qwen3Config(
-        **shape, num_hidden_layers=layers, pad_token_id=2, bos_token_id=1, eos_token_id=2,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0}, torch_dtype="bfloat16",
-    )  # fmt: skip
+        **shape,
+        num_hidden_layers=layers,
+        pad_token_id=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        torch_dtype="bfloat16",
+    )
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)  # initialise in bfloat16: half the time and memory of the 4B build
     try:

@@ -42,8 +42,7 @@ def suite_schema() -> dict[str, Any]:
 
 
 def results_schema() -> dict[str, Any]:
-    return {"$schema": SCHEMA_DIALECT, "title": "harness results file",
-            **ResultsFile.model_json_schema(by_alias=True)}  # fmt: skip
+    return {"$schema": SCHEMA_DIALECT, "title": "harness results file", **ResultsFile.model_json_schema(by_alias=True)}
 
 
 SCHEMAS = {"suite": suite_schema, "results": results_schema}

@@ -17,11 +17,20 @@ def parse_model(spec: str) -> tuple[str, str]:
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     d = ServeSettings()
     p = subparsers.add_parser("serve", help="HTTP rerank server (Cohere v1/v2, Jina, TEI shapes)")
-    p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
-                   help="model folder/hub id/.gguf to serve (repeatable); requests pick it by NAME; the first is "
-                        "the default")
-    p.add_argument("--adapter", action="append", default=[], metavar="DIR",
-                   help="LoRA adapter folder for the --model at the same position (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="[NAME=]PATH",
+        help="model folder/hub id/.gguf to serve (repeatable); requests pick it by NAME; the first is the default",
+    )
+    p.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="LoRA adapter folder for the --model at the same position (repeatable)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-length", type=int, default=None, help="token limit per pair (default: the model's)")
@@ -31,8 +40,11 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-batch-pairs", type=int, default=d.max_batch_pairs, help="pairs per merged batch")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per forward pass")
     p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="seconds before a request gets 504")
-    p.add_argument("--api-key-env", default=d.api_key_env,
-                   help="env var holding the Bearer API key; when it is unset or empty, no key is required")
+    p.add_argument(
+        "--api-key-env",
+        default=d.api_key_env,
+        help="env var holding the Bearer API key; when it is unset or empty, no key is required",
+    )
     p.set_defaults(func=serve_main)
     return p
 
@@ -44,9 +56,15 @@ def serve_main(args: argparse.Namespace) -> int:
 
     if len(args.adapter) > len(args.model):
         raise SystemExit(f"{len(args.adapter)} --adapter for {len(args.model)} --model")
-    settings = ServeSettings(max_documents=args.max_documents, max_request_bytes=args.max_request_bytes,
-                             max_queue=args.max_queue, max_batch_pairs=args.max_batch_pairs,
-                             batch_size=args.batch_size, request_timeout_s=args.timeout, api_key_env=args.api_key_env)
+    settings = ServeSettings(
+        max_documents=args.max_documents,
+        max_request_bytes=args.max_request_bytes,
+        max_queue=args.max_queue,
+        max_batch_pairs=args.max_batch_pairs,
+        batch_size=args.batch_size,
+        request_timeout_s=args.timeout,
+        api_key_env=args.api_key_env,
+    )
     loaders = {}
     for i, spec in enumerate(args.model):
         name, path = parse_model(spec)

@@ -63,8 +63,11 @@ def folder_pooling(model_dir: Path) -> tuple[str, bool]:
     if isinstance(cfg.get("pooling_mode"), str):  # newer sentence-transformers: "pooling_mode": "cls"
         modes = [cfg["pooling_mode"]]
     else:  # older: one boolean per mode, e.g. "pooling_mode_mean_tokens": true
-        modes = [k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens")
-                 for k, v in cfg.items() if k.startswith("pooling_mode_") and v]  # fmt: skip
+        modes = [
+            k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens")
+            for k, v in cfg.items()
+            if k.startswith("pooling_mode_") and v
+        ]
     if len(modes) != 1 or modes[0] not in POOLING_MODES:
         raise ModelLoadError(
             f"{model_dir / file}: pooling_mode_* selects {modes or 'nothing'}; supported: exactly one of "

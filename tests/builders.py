@@ -76,9 +76,14 @@ def bert_cross_encoder(directory: Path, seed: int = 0, num_labels: int = 1, **co
 
     directory = Path(directory)
     defaults = dict(
-        vocab_size=len(vocabulary()), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
-    )  # fmt: skip
+        vocab_size=len(vocabulary()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+    )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(BertConfig(**{**defaults, **config}))
     model.eval()
@@ -139,8 +144,15 @@ def _perturb_norms_and_biases(model, seed: int, scale: float = 0.1) -> None:
 
 def save_xlm_roberta_tokenizer(directory: Path, model_max_length: int = 512) -> None:
     """<s> A </s> </s> B </s> (RobertaProcessing's layout), pad id 1."""
-    specials = dict(bos_token="<s>", cls_token="<s>", pad_token="<pad>", eos_token="</s>", sep_token="</s>",
-                    unk_token="<unk>", mask_token="<mask>")  # fmt: skip
+    specials = dict(
+        bos_token="<s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     tokens = ["<s>", "<pad>", "</s>", "<unk>"] + words() + ["<mask>"]
     vocab = {tok: i for i, tok in enumerate(tokens)}
     _save_word_level_tokenizer(directory, specials, vocab, "<s> $A </s> </s> $B </s>", model_max_length)
@@ -156,10 +168,19 @@ def xlm_roberta_cross_encoder(
 
     directory = Path(directory)
     defaults = dict(
-        vocab_size=len(words()) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels,
-    )  # fmt: skip
+        vocab_size=len(words()) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=num_labels,
+    )
     cfg = XLMRobertaConfig(**{**defaults, **config})
     torch.manual_seed(seed)
     model = XLMRobertaForSequenceClassification(cfg)
@@ -196,12 +217,23 @@ def modernbert_cross_encoder(
     directory = Path(directory)
     ids = {tok: len(words()) + i for i, tok in enumerate(MODERNBERT_SPECIALS)}
     defaults = dict(
-        vocab_size=len(words()) + len(MODERNBERT_SPECIALS), hidden_size=32, intermediate_size=48,
-        num_hidden_layers=4, num_attention_heads=4, max_position_embeddings=512, local_attention=8,
-        global_attn_every_n_layers=3, global_rope_theta=160_000.0, local_rope_theta=10_000.0,
-        pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"], bos_token_id=ids["[CLS]"],
-        sep_token_id=ids["[SEP]"], eos_token_id=ids["[SEP]"], num_labels=num_labels,
-    )  # fmt: skip
+        vocab_size=len(words()) + len(MODERNBERT_SPECIALS),
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        local_attention=8,
+        global_attn_every_n_layers=3,
+        global_rope_theta=160_000.0,
+        local_rope_theta=10_000.0,
+        pad_token_id=ids["[PAD]"],
+        cls_token_id=ids["[CLS]"],
+        bos_token_id=ids["[CLS]"],
+        sep_token_id=ids["[SEP]"],
+        eos_token_id=ids["[SEP]"],
+        num_labels=num_labels,
+    )
     cfg = ModernBertConfig(**{**defaults, **config})
     torch.manual_seed(seed)
     model = ModernBertForSequenceClassification(cfg)
@@ -222,9 +254,15 @@ QWEN2_SPLIT = (
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN_ADDED = ["<think>", "</think>"]  # added, not special, as in Qwen3's tokenizer
 QWEN3_RERANKER_06B_LAYER = dict(
-    hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128, intermediate_size=3072,
-    tie_word_embeddings=True, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
-)  # fmt: skip
+    hidden_size=1024,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    intermediate_size=3072,
+    tie_word_embeddings=True,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+)
 
 
 def qwen_tokenizer_object(yes_no: bool = True, vocab_size: int = 700):
@@ -251,9 +289,12 @@ def qwen_tokenizer_object(yes_no: bool = True, vocab_size: int = 700):
     if yes_no:
         corpus += ["yes", "no", '"yes" or "no"'] * 20
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=QWEN_SPECIAL, show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=QWEN_SPECIAL,
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )  # fmt: skip
+    )
     tok.train_from_iterator(corpus, trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in QWEN_ADDED])
     has = {t: tok.token_to_id(t) is not None for t in ("yes", "no")}
@@ -267,8 +308,10 @@ def save_qwen_tokenizer(directory: Path, yes_no: bool = True, model_max_length: 
 
     fast = PreTrainedTokenizerFast(
         tokenizer_object=qwen_tokenizer_object(yes_no=yes_no),
-        eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=model_max_length,
-    )  # fmt: skip
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=model_max_length,
+    )
     fast.save_pretrained(directory)
 
 
@@ -295,10 +338,20 @@ def qwen3_causal_lm(
         save_qwen_tokenizer(directory, yes_no=yes_no)
     vocab = len(json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
     defaults = dict(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, max_position_embeddings=4096, rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=None, initializer_range=0.08,
-    )  # fmt: skip
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        pad_token_id=None,
+        initializer_range=0.08,
+    )
     params = {**defaults, **config}
     rope_theta = params.pop("rope_theta")
     cfg = Qwen3Config(**params, rope_parameters={"rope_type": "default", "rope_theta": rope_theta})

@@ -6,6 +6,7 @@ import random
 
 from builders import vocabulary
 
+
 def words() -> list[str]:
     return [w for w in vocabulary() if not w.startswith(("[", "##"))]
 

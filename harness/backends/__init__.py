@@ -28,10 +28,14 @@ from .registry import BACKENDS, BackendInfo  # noqa: F401  (the one registry of 
 
 DEFAULT_DTYPE = "float32"
 _DTYPE_ALIASES = {
-    "float32": "float32", "fp32": "float32",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-}  # fmt: skip
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 
 #: model types whose position ids start at pad_token_id + 1 (RoBERTa family): usable positions are fewer
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "xlm_roberta"}
@@ -52,7 +56,7 @@ class BackendError(ValueError):
 
 
 def canonical_dtype(dtype: str | None) -> str:
-    """"float32" | "float16" | "bfloat16" (None -> float32); a clear error for anything else."""
+    """ "float32" | "float16" | "bfloat16" (None -> float32); a clear error for anything else."""
     if dtype is None:
         return DEFAULT_DTYPE
     if isinstance(dtype, str) and dtype.lower() in _DTYPE_ALIASES:

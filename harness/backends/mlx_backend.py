@@ -81,9 +81,11 @@ class MLXBackend(Backend):
         from mlx_cross_encoder import _blas
 
         return {
-            **super().describe(), "blas": self.blas, "quantize": self.options.get("quantize"),
+            **super().describe(),
+            "blas": self.blas,
+            "quantize": self.options.get("quantize"),
             "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
-        }  # fmt: skip
+        }
 
 
 def _load_causal_lm(backend: MLXBackend):
@@ -94,9 +96,12 @@ def _load_causal_lm(backend: MLXBackend):
     from mlx_cross_encoder import Qwen3Reranker
 
     return Qwen3Reranker(
-        backend.model_dir, instruction=backend.instruction, max_length=backend.max_length, dtype=backend.dtype,
+        backend.model_dir,
+        instruction=backend.instruction,
+        max_length=backend.max_length,
+        dtype=backend.dtype,
         max_batch_tokens=max_batch_tokens(backend.options),
-    )  # fmt: skip
+    )
 
 
 def load(spec, max_length: int, model_dir: Path) -> MLXBackend:

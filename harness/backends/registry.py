@@ -26,8 +26,10 @@ BACKENDS: dict[str, BackendInfo] = {
         module="harness.backends.mlx_backend",
         description="mlx_cross_encoder.MLXCrossEncoder / Qwen3Reranker (Metal GPU on macOS, CPU or CUDA on Linux)",
         options=frozenset({"quantize", "activation_fn", "max_batch_tokens"}),
-        trainers={"cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
-                  "llm": "harness.train.worker:train_mlx_llm"},
+        trainers={
+            "cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
+            "llm": "harness.train.worker:train_mlx_llm",
+        },
     ),
     "torch": BackendInfo(
         name="torch",
@@ -35,8 +37,10 @@ BACKENDS: dict[str, BackendInfo] = {
         description="sentence_transformers.CrossEncoder / the transformers causal-LM recipe (device auto: mps, "
         "then cuda, then cpu)",
         options=frozenset({"activation_fn", "attn_implementation", "max_batch_tokens"}),
-        trainers={"cross_encoder": "harness.train.worker:train_torch_cross_encoder",
-                  "llm": "harness.train.worker:train_torch_llm"},
+        trainers={
+            "cross_encoder": "harness.train.worker:train_torch_cross_encoder",
+            "llm": "harness.train.worker:train_torch_llm",
+        },
     ),
 }
 

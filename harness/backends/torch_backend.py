@@ -89,9 +89,12 @@ class TorchBackend(Backend):
         from ..qwen3_recipe import Qwen3RerankerTorch
 
         self.model = Qwen3RerankerTorch(
-            self.model_dir, instruction=self.instruction, max_length=self.max_length, device=self.device,
+            self.model_dir,
+            instruction=self.instruction,
+            max_length=self.max_length,
+            device=self.device,
             dtype=self.dtype,
-        )  # fmt: skip
+        )
 
     @property
     def memory_measure(self) -> str:  # type: ignore[override]
@@ -162,9 +165,11 @@ class TorchBackend(Backend):
             device_name = self.device
         tf32 = self.device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32
         return {
-            **super().describe(), "device_name": device_name, "torch_threads": torch.get_num_threads(),
+            **super().describe(),
+            "device_name": device_name,
+            "torch_threads": torch.get_num_threads(),
             "float32_matmul": "tf32" if tf32 else "float32",
-        }  # fmt: skip
+        }
 
 
 def load(spec, max_length: int, model_dir: Path) -> TorchBackend:

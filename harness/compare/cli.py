@@ -30,12 +30,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gate", metavar="YAML", help="thresholds from this YAML file's gate: section (flags override)")
     p.add_argument("--quality-tolerance", type=float, metavar="X")
     p.add_argument("--quality-alpha", type=float, metavar="P")
-    p.add_argument("--require-significance", action="store_const", const=True, default=None,
-                   dest="quality_requires_significance", help="a quality drop fails only if the paired test agrees")  # fmt: skip
+    p.add_argument(
+        "--require-significance",
+        action="store_const",
+        const=True,
+        default=None,
+        dest="quality_requires_significance",
+        help="a quality drop fails only if the paired test agrees",
+    )
     p.add_argument("--speed-factor", type=float, metavar="F", help="latency ratio that may be a regression (1.10)")
     p.add_argument("--speed-alpha", type=float, metavar="P", help="Mann-Whitney U level (0.002)")
-    p.add_argument("--no-speed-gate", action="store_const", const=False, default=None, dest="speed_gate",
-                   help="report speed, never fail on it (hosted runners)")  # fmt: skip
+    p.add_argument(
+        "--no-speed-gate",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="speed_gate",
+        help="report speed, never fail on it (hosted runners)",
+    )
     p.add_argument("--memory-factor", type=float, metavar="F", help="peak memory ratio that fails (1.05)")
     p.add_argument("--no-memory-gate", action="store_const", const=False, default=None, dest="memory_gate")
     p.set_defaults(func=run)
@@ -45,11 +57,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def gate_of(args: argparse.Namespace) -> Gate:
     gate = Gate.from_yaml(args.gate) if args.gate else Gate()
     return gate.updated(
-        quality_tolerance=args.quality_tolerance, quality_alpha=args.quality_alpha,
-        quality_requires_significance=args.quality_requires_significance, speed_factor=args.speed_factor,
-        speed_alpha=args.speed_alpha, speed_gate=args.speed_gate, memory_factor=args.memory_factor,
+        quality_tolerance=args.quality_tolerance,
+        quality_alpha=args.quality_alpha,
+        quality_requires_significance=args.quality_requires_significance,
+        speed_factor=args.speed_factor,
+        speed_alpha=args.speed_alpha,
+        speed_gate=args.speed_gate,
+        memory_factor=args.memory_factor,
         memory_gate=args.memory_gate,
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:

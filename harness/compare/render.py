@@ -52,23 +52,44 @@ def _header(c: Comparison) -> list[str]:
 
 def render_markdown(c: Comparison) -> str:
     lines = _header(c)
-    lines += ["### Quality", "", "| dataset | reranker | metric | base | head | Δ | queries changed | p (Holm) | verdict |",
-              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    lines += [
+        "### Quality",
+        "",
+        "| dataset | reranker | metric | base | head | Δ | queries changed | p (Holm) | verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for v in c.quality:
-        lines.append(f"| {v.dataset} | {v.reranker} | {v.metric} | {_num(v.base)} | {_num(v.head)} | "
-                     f"{_num(v.delta, '+.4f')} | {v.queries_changed}/{v.queries} | {_p(v.p_value)} | "
-                     f"{v.verdict} {_mark(v.regression)} |")  # fmt: skip
-    lines += ["", "### Speed", "", "| dataset | reranker | samples (base/head) | median ms base | median ms head | "
-              "ratio | p (Mann-Whitney U) | verdict |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+        lines.append(
+            f"| {v.dataset} | {v.reranker} | {v.metric} | {_num(v.base)} | {_num(v.head)} | "
+            f"{_num(v.delta, '+.4f')} | {v.queries_changed}/{v.queries} | {_p(v.p_value)} | "
+            f"{v.verdict} {_mark(v.regression)} |"
+        )
+    lines += [
+        "",
+        "### Speed",
+        "",
+        "| dataset | reranker | samples (base/head) | median ms base | median ms head | "
+        "ratio | p (Mann-Whitney U) | verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for v in c.speed:
-        lines.append(f"| {v.dataset} | {v.reranker} | {v.samples} ({v.base_n}/{v.head_n}) | "
-                     f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
-                     f"{_p(v.p_value)} | {v.verdict} {_mark(v.regression)} |")  # fmt: skip
-    lines += ["", "### Memory", "", "| dataset | reranker | measure | peak MiB base | peak MiB head | ratio | verdict |",
-              "| --- | --- | --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+        lines.append(
+            f"| {v.dataset} | {v.reranker} | {v.samples} ({v.base_n}/{v.head_n}) | "
+            f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
+            f"{_p(v.p_value)} | {v.verdict} {_mark(v.regression)} |"
+        )
+    lines += [
+        "",
+        "### Memory",
+        "",
+        "| dataset | reranker | measure | peak MiB base | peak MiB head | ratio | verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for v in c.memory:
-        lines.append(f"| {v.dataset} | {v.reranker} | {v.measure or '–'} | {_num(v.base_mb, '.1f')} | "
-                     f"{_num(v.head_mb, '.1f')} | {_num(v.ratio, '.3f')} | {v.verdict} {_mark(v.regression)} |")  # fmt: skip
+        lines.append(
+            f"| {v.dataset} | {v.reranker} | {v.measure or '–'} | {_num(v.base_mb, '.1f')} | "
+            f"{_num(v.head_mb, '.1f')} | {_num(v.ratio, '.3f')} | {v.verdict} {_mark(v.regression)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -37,12 +37,22 @@ def quality_verdicts(base: Run, head: Run, metrics: list[str], gate: Gate) -> li
             label = "worse" if delta < 0 else "better"
         else:
             label = "changed, not significant"
-        out.append(QualityVerdict(
-            dataset=base.dataset, reranker=base.reranker, metric=metric,
-            base=float(x.mean()) if qids else None, head=float(y.mean()) if qids else None, delta=delta,
-            queries=len(qids), queries_changed=changed, max_abs_diff=float(np.abs(diff).max()) if qids else 0.0,
-            p_value=p, verdict=label, regression=label == "worse",
-        ))  # fmt: skip
+        out.append(
+            QualityVerdict(
+                dataset=base.dataset,
+                reranker=base.reranker,
+                metric=metric,
+                base=float(x.mean()) if qids else None,
+                head=float(y.mean()) if qids else None,
+                delta=delta,
+                queries=len(qids),
+                queries_changed=changed,
+                max_abs_diff=float(np.abs(diff).max()) if qids else 0.0,
+                p_value=p,
+                verdict=label,
+                regression=label == "worse",
+            )
+        )
     return out
 
 
@@ -78,10 +88,18 @@ def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
     else:
         label = "faster" if agrees else "~ faster, not significant"
     return SpeedVerdict(
-        dataset=base.dataset, reranker=base.reranker, samples=kind, base_n=len(a), head_n=len(b),
-        base_median_ms=med_a, head_median_ms=med_b, ratio=ratio, p_value=p, verdict=label,
+        dataset=base.dataset,
+        reranker=base.reranker,
+        samples=kind,
+        base_n=len(a),
+        head_n=len(b),
+        base_median_ms=med_a,
+        head_median_ms=med_b,
+        ratio=ratio,
+        p_value=p,
+        verdict=label,
         regression=label == "slower" and gate.speed_gate,
-    )  # fmt: skip
+    )
 
 
 def memory_verdict(base: Run, head: Run, gate: Gate) -> MemoryVerdict:
@@ -95,9 +113,15 @@ def memory_verdict(base: Run, head: Run, gate: Gate) -> MemoryVerdict:
         ratio = b / a
         label = "higher" if ratio > gate.memory_factor else "lower" if ratio < 1 / gate.memory_factor else "no change"
     return MemoryVerdict(
-        dataset=base.dataset, reranker=base.reranker, measure=measure, base_mb=a, head_mb=b, ratio=ratio,
-        verdict=label, regression=label == "higher" and gate.memory_gate,
-    )  # fmt: skip
+        dataset=base.dataset,
+        reranker=base.reranker,
+        measure=measure,
+        base_mb=a,
+        head_mb=b,
+        ratio=ratio,
+        verdict=label,
+        regression=label == "higher" and gate.memory_gate,
+    )
 
 
 def compare_results(base: ResultsFile, head: ResultsFile, gate: Gate, base_name: str, head_name: str) -> Comparison:
@@ -106,11 +130,14 @@ def compare_results(base: ResultsFile, head: ResultsFile, gate: Gate, base_name:
     pairs, missing = pair_runs(base, head)
     metrics = [m for m in base.metrics if m in head.metrics]
     out = Comparison(
-        base=base_name, head=head_name, gate=gate, missing=missing,
+        base=base_name,
+        head=head_name,
+        gate=gate,
+        missing=missing,
         base_commit=(base.environment.git or {}).get("commit"),
         head_commit=(head.environment.git or {}).get("commit"),
         chip=head.environment.chip.get("name"),
-    )  # fmt: skip
+    )
     for run_a, run_b in pairs:
         if run_a.status != "ok":
             out.notes.append(f"{run_a.reranker} on {run_a.dataset}: failed in base, not compared")

@@ -71,7 +71,7 @@ def _entries(results: Sequence[dict], sources: Sequence[str]) -> list[dict[str, 
                 "run": run, "file": index, "source": source, "env": env, "machine": _machine(env),
                 "baseline": res.get("baseline"), "date": env.get("date") or "",
                 "fingerprint": (run.get("protocol") or {}).get("dataset_fingerprint"),
-            })  # fmt: skip
+            })
     return out
 
 
@@ -127,7 +127,7 @@ def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame
         base = _baseline_of(group)
         if base is None and group[0]["baseline"]:
             notes.append(f"No successful baseline run (`{group[0]['baseline']}`) on {_chip(group[0]['env'])}: "
-                         "no ratios or significance there.")  # fmt: skip
+                         "no ratios or significance there.")
         marks = _significance(group, base, metrics) if base else {}
 
         def order(e):
@@ -143,7 +143,7 @@ def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame
             ok = run["status"] == "ok"
             name = run["reranker"] + (" (baseline)" if e is base else "")
             row = {"reranker": name, "backend": run["backend"], "device": run.get("device") or "—",
-                   "chip": _chip(e["env"])}  # fmt: skip
+                   "chip": _chip(e["env"])}
             for m in metrics:
                 value = run["metrics"].get(m) if ok else None
                 row[m] = "" if value is None else f"{value:.4f}" + (MARK if marks.get((id(e), m)) else "")
@@ -205,7 +205,7 @@ def systems_table(entries: list[dict]) -> pd.DataFrame:
             "dtype": p.get("dtype") or "—", "batch": p.get("batch_size", "—"),
             "options": _cell(", ".join(f"{k}={v}" for k, v in (p.get("options") or {}).items()) or "—"),
             "library": _cell(", ".join(f"{k} {v}" for k, v in (system.get("versions") or {}).items() if v) or "—"),
-        })  # fmt: skip
+        })
     return pd.DataFrame(rows)
 
 
@@ -221,7 +221,7 @@ def environments_table(results: Sequence[dict], sources: Sequence[str]) -> pd.Da
             "os": _cell(((env.get("os") or {}).get("platform")) or "?", 60),
             "mlx": packages.get("mlx") or "—", "torch": packages.get("torch") or "—",
             "runs": f"{ok} ok / {len(res['runs']) - ok} error",
-        })  # fmt: skip
+        })
     return pd.DataFrame(rows)
 
 
@@ -273,7 +273,7 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
                 "peak RSS MB": _num(block.get("peak_rss_mb"), 0) if ok else "",
                 "dev nDCG@10 (step)": "" if dev is None else f"{dev:.4f}"
                 + (f" ({block['best_step']})" if block.get("best_step") is not None else ""),
-            }  # fmt: skip
+            }
             for dataset in datasets:
                 if (dataset, name) not in runs:
                     continue
@@ -290,7 +290,7 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
     columns = list(dict.fromkeys(c for row in rows for c in row if c != "status")) + ["status"]  # datasets in order
     notes = [f"peak MB, {where}: {_cell(text, 300)}" for where, text in measures.items()]
     notes.append("peak RSS MB: the training worker process's peak resident set size (ru_maxrss), the same "
-                 "measure for both backends.")  # fmt: skip
+                 "measure for both backends.")
     return pd.DataFrame(rows, columns=columns).fillna(""), notes
 
 
@@ -310,7 +310,7 @@ def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) 
         if res.get("complete") is False:  # cut short (signal, crash): what it holds is valid, the rest is missing
             reason = res.get("incomplete_reason") or "reason not recorded"
             lines += [f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
-                      f"{len(res['runs'])} runs.", ""]  # fmt: skip
+                      f"{len(res['runs'])} runs.", ""]
     if baselines:
         lines.append(
             f"Baseline: {', '.join(f'`{b}`' for b in baselines)}. Ratios and Δ compare each run with the baseline run "
@@ -345,7 +345,7 @@ def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) 
                   "Each model trained by the MLX trainer and by its PyTorch counterpart with the same recipe, data and "
                   "dev split; checkpoint chosen on the dev queries; then evaluated as a reranker above. Δ torch: "
                   "minus the PyTorch-trained model's value; Δ first stage: minus the dataset's first stage.", "",
-                  _to_markdown(table, numbers=True), ""]  # fmt: skip
+                  _to_markdown(table, numbers=True), ""]
         lines += [f"- {note}" for note in notes] + [""]
     systems = systems_table(entries)
     if not systems.empty:

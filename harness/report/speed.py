@@ -27,7 +27,7 @@ def median_interval(values: list[float]) -> tuple[float, float, float] | None:
     if np.all(arr == arr[0]):
         return float(arr[0]), float(arr[0]), float(arr[0])
     res = bootstrap((arr,), np.median, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile",
-                    random_state=np.random.default_rng(0))  # fmt: skip
+                    random_state=np.random.default_rng(0))
     ci = res.confidence_interval
     return float(np.median(arr)), float(ci.low), float(ci.high)
 

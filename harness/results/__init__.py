@@ -27,4 +27,4 @@ __all__ = [
     "FIRST_STAGE", "SCHEMA_VERSION", "STATUSES", "Environment", "OutputLock", "Perf", "Protocol", "ResultsError",
     "ResultsFile", "ResultsWriter", "Run", "TrainBlock", "check_writable", "claim_default_output", "default_output",
     "finite_or_none", "load_results", "read_results", "save_results", "upgrade", "validate", "write_atomically",
-]  # fmt: skip
+]

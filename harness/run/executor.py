@@ -57,8 +57,9 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_output(suite_name: str, output: str | Path | None, fingerprint: str, overwrite: bool = False,
-                resume: bool = False) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:  # fmt: skip
+def open_output(
+    suite_name: str, output: str | Path | None, fingerprint: str, overwrite: bool = False, resume: bool = False
+) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:
     """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)): an ok one is kept
     instead of measuring its step again; one outside this selection (``--only``) is carried over as it is.
 
@@ -81,8 +82,10 @@ def open_output(suite_name: str, output: str | Path | None, fingerprint: str, ov
             raise ResultsError(f"{path} already exists; use --overwrite to replace it or --resume to complete it")
         old = load_results(path)
         if old["suite"] != suite_name or old.get("fingerprint") != fingerprint:
-            raise ResultsError(f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
-                               "settings or selection; use --overwrite or another --output")  # fmt: skip
+            raise ResultsError(
+                f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
+                "settings or selection; use --overwrite or another --output"
+            )
         return path, lock, {(r["dataset"], r["reranker"]): r for r in old["runs"]}
     except BaseException:
         lock.release()
@@ -112,28 +115,48 @@ def _train_summary(block: dict[str, Any]) -> str:
 class Execution:
     """The state of one run of a suite: the results document, where it is saved, what was prepared."""
 
-    def __init__(self, suite, results: dict, writer: ResultsWriter, workdir: Path, kept: dict, *, max_queries,
-                 timeout_s, progress, log, total: int):  # fmt: skip
+    def __init__(
+        self,
+        suite,
+        results: dict,
+        writer: ResultsWriter,
+        workdir: Path,
+        kept: dict,
+        *,
+        max_queries,
+        timeout_s,
+        progress,
+        log,
+        total: int,
+    ):
         self.suite, self.results, self.writer, self.workdir, self.kept = suite, results, writer, workdir, kept
         self.max_queries, self.timeout_s, self.progress, self.log, self.total = (
-            max_queries, timeout_s, progress, log, total)  # fmt: skip
+            max_queries,
+            timeout_s,
+            progress,
+            log,
+            total,
+        )
         self.prepared: dict[str, PreparedReranker] = {}
 
     def record(self, run: dict[str, Any], kept: bool = False) -> None:
         self.results["runs"].append(run)
         self.writer.save(self.results)
         note = " (kept from the resumed file)" if kept else ""
-        self.log(f"[{len(self.results['runs'])}/{self.total}] {run['reranker']} on {run['dataset']}: "
-                 f"{_describe(run)}{note}")  # fmt: skip
+        self.log(
+            f"[{len(self.results['runs'])}/{self.total}] {run['reranker']} on {run['dataset']}: {_describe(run)}{note}"
+        )
 
     def train(self, plan) -> None:
         """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
         from ..train.plan import train_block, trained_reranker
 
         n_jobs = len(plan.jobs)
-        self.log(f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
-                 f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into "
-                 f"{plan.root}")  # fmt: skip
+        self.log(
+            f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
+            f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into "
+            f"{plan.root}"
+        )
         for job in plan.jobs:
             shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
             try:
@@ -146,8 +169,9 @@ class Execution:
                 self.prepared[job.reranker] = prepare_reranker(job.spec)
             self.results["train"]["models"].append(job.block)
             self.writer.save(self.results)
-            self.log(f"[train {len(self.results['train']['models'])}/{n_jobs}] {job.reranker}: "
-                     f"{_train_summary(job.block)}")  # fmt: skip
+            self.log(
+                f"[train {len(self.results['train']['models'])}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}"
+            )
 
     def dataset(self, spec, steps: list[Step], index: int) -> None:
         """Load one dataset, then run its steps; a dataset that cannot be loaded makes each step an error run."""
@@ -159,15 +183,20 @@ class Execution:
             protocol = dataset_protocol(ds, spec, self.suite.seed, fingerprint)
         except Exception as exc:  # every run on this dataset is an error; other datasets go on
             message = f"dataset {spec.name} could not be loaded: {type(exc).__name__}: {exc}"
-            base = {"first_stage": spec.first_stage, "top_k": spec.top_k, "relevance_level": spec.relevance_level,
-                    "max_queries": self.max_queries if self.max_queries is not None else spec.max_queries,
-                    "seed": self.suite.seed}  # fmt: skip
+            base = {
+                "first_stage": spec.first_stage,
+                "top_k": spec.top_k,
+                "relevance_level": spec.relevance_level,
+                "max_queries": self.max_queries if self.max_queries is not None else spec.max_queries,
+                "seed": self.suite.seed,
+            }
             for step in steps:
                 extra = {"train": step.job.block} if step.kind == "trained" else {}
                 prepared = self.prepared.get(step.reranker)
                 reranker_protocol = prepared.protocol if prepared is not None else {}
-                self.record(error_run(spec.name, step.reranker, step.backend, {**base, **reranker_protocol},
-                                      message, **extra))  # fmt: skip
+                self.record(
+                    error_run(spec.name, step.reranker, step.backend, {**base, **reranker_protocol}, message, **extra)
+                )
             return
         dataset_file = write_dataset_file(ds, fingerprint, self.workdir / f"dataset-{index}.json")
         for step in steps:
@@ -205,17 +234,29 @@ class Execution:
                 return error_run(ds.name, ds.first_stage, FIRST_STAGE, protocol, message), False
         if step.kind == "trained" and step.job.spec is None:
             message = f"training failed: {step.job.block['error'].splitlines()[0]}"
-            return error_run(ds.name, step.reranker, step.backend, {**protocol, "model": step.job.model.base},
-                             message), False  # fmt: skip
+            return error_run(
+                ds.name, step.reranker, step.backend, {**protocol, "model": step.job.model.base}, message
+            ), False
         prepared = self.prepared[step.reranker]
         measure = self.suite.measure
-        protocol = {**protocol, **prepared.protocol, "warmup_queries": measure.warmup_queries,
-                    "repeats": measure.repeats}  # fmt: skip
+        protocol = {
+            **protocol,
+            **prepared.protocol,
+            "warmup_queries": measure.warmup_queries,
+            "repeats": measure.repeats,
+        }
         if prepared.error:
             return error_run(ds.name, step.reranker, step.backend, protocol, prepared.error), False
-        job = MeasureJob(reranker=prepared.spec, backend_module=prepared.module, model_dir=prepared.model_dir,
-                         max_length=prepared.max_length, dataset_file=str(dataset_file),
-                         warmup_queries=measure.warmup_queries, repeats=measure.repeats, progress=self.progress)
+        job = MeasureJob(
+            reranker=prepared.spec,
+            backend_module=prepared.module,
+            model_dir=prepared.model_dir,
+            max_length=prepared.max_length,
+            dataset_file=str(dataset_file),
+            warmup_queries=measure.warmup_queries,
+            repeats=measure.repeats,
+            progress=self.progress,
+        )
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"])
         if run["status"] == "ok" and run.get("perf"):
@@ -244,11 +285,20 @@ def _header(suite, selection: dict, fingerprint: str, environment: dict | None, 
     return results
 
 
-def run_suite(suite, *, output: str | Path | None = None, only: Sequence[str] | None = None,
-              max_queries: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S, progress: bool = True,
-              environment: dict[str, Any] | None = None, log: Callable[[str], None] = _stderr,
-              train_max_pairs: int | None = None, overwrite: bool = False,
-              resume: bool = False) -> tuple[dict[str, Any], Path]:  # fmt: skip
+def run_suite(
+    suite,
+    *,
+    output: str | Path | None = None,
+    only: Sequence[str] | None = None,
+    max_queries: int | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+    environment: dict[str, Any] | None = None,
+    log: Callable[[str], None] = _stderr,
+    train_max_pairs: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> tuple[dict[str, Any], Path]:
     """Run ``suite`` (a ``harness.suite.Suite``); returns the results and where they were written.
 
     ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite). On an
@@ -280,8 +330,18 @@ def run_suite(suite, *, output: str | Path | None = None, only: Sequence[str] | 
             selected = {(s.dataset.name, s.reranker) for s in steps}  # --resume --only X: other runs kept as is
             carried = [old for key, old in kept.items() if key not in selected]
             with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-                run = Execution(suite, results, writer, Path(tmp), kept, max_queries=max_queries, timeout_s=timeout_s,
-                                progress=progress, log=log, total=len(carried) + len(steps))  # fmt: skip
+                run = Execution(
+                    suite,
+                    results,
+                    writer,
+                    Path(tmp),
+                    kept,
+                    max_queries=max_queries,
+                    timeout_s=timeout_s,
+                    progress=progress,
+                    log=log,
+                    total=len(carried) + len(steps),
+                )
                 for old in carried:
                     run.record(old, kept=True)
                 run.prepared.update({spec.name: prepare_reranker(spec) for spec in rerankers})

@@ -63,8 +63,11 @@ def plan_steps(datasets: list, rerankers: list, train_jobs: list) -> list[Step]:
     for d in datasets:
         steps.append(Step("first_stage", d, d.first_stage, "first_stage"))
         steps += [Step("reranker", d, r.name, r.backend, spec=r) for r in rerankers]
-        steps += [Step("trained", d, job.reranker, job.backend, job=job) for job in train_jobs
-                  if job.model.datasets is None or d.name in job.model.datasets]  # fmt: skip
+        steps += [
+            Step("trained", d, job.reranker, job.backend, job=job)
+            for job in train_jobs
+            if job.model.datasets is None or d.name in job.model.datasets
+        ]
     return steps
 
 

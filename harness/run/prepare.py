@@ -18,11 +18,22 @@ from .. import backends
 from ..results import FIRST_STAGE
 
 
-def error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str,
-              **extra) -> dict[str, Any]:  # fmt: skip
+def error_run(
+    dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str, **extra
+) -> dict[str, Any]:
     """A run with ``status: "error"`` (``extra``: traceback, signal, log_tail, warnings, train)."""
-    return {"dataset": dataset, "reranker": reranker, "backend": backend, "device": None, "status": "error",
-            "error": message, "metrics": {}, "per_query": {}, "protocol": protocol, **extra}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "reranker": reranker,
+        "backend": backend,
+        "device": None,
+        "status": "error",
+        "error": message,
+        "metrics": {},
+        "per_query": {},
+        "protocol": protocol,
+        **extra,
+    }
 
 
 @dataclass
@@ -101,12 +112,21 @@ def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> dict[st
 
     run = {qid: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for qid, cands in ds.candidates.items()}
     means, per_query = evaluate(ds.qrels, run, metrics, ds.relevance_level)
-    return {"dataset": ds.name, "reranker": ds.first_stage, "backend": FIRST_STAGE, "device": None, "status": "ok",
-            "metrics": means, "per_query": per_query, "protocol": {**protocol, "scoring": "first-stage order"}}  # fmt: skip
+    return {
+        "dataset": ds.name,
+        "reranker": ds.first_stage,
+        "backend": FIRST_STAGE,
+        "device": None,
+        "status": "ok",
+        "metrics": means,
+        "per_query": per_query,
+        "protocol": {**protocol, "scoring": "first-stage order"},
+    }
 
 
-def scored_run(ds, name: str, backend: str, protocol: dict[str, Any], result: dict[str, Any],
-               metrics: list[str]) -> dict[str, Any]:  # fmt: skip
+def scored_run(
+    ds, name: str, backend: str, protocol: dict[str, Any], result: dict[str, Any], metrics: list[str]
+) -> dict[str, Any]:
     """A worker's result -> a run: its first pass's scores evaluated here against the qrels."""
     from ..metrics import evaluate
 
@@ -123,9 +143,20 @@ def scored_run(ds, name: str, backend: str, protocol: dict[str, Any], result: di
     try:
         means, per_query = evaluate(ds.qrels, scored, metrics, ds.relevance_level)
     except ValueError as exc:  # e.g. NaN scores
-        return error_run(ds.name, name, backend, protocol, f"evaluation failed: {exc}",
-                         warnings=result.get("warnings", []))  # fmt: skip
-    return {"dataset": ds.name, "reranker": name, "backend": backend, "device": result["device"], "status": "ok",
-            "metrics": means, "perf": result["perf"], "protocol": protocol, "per_query": per_query,
-            "latency_samples_ms": result["latency_samples_ms"], "system": result["system"],
-            "warnings": result.get("warnings", [])}  # fmt: skip
+        return error_run(
+            ds.name, name, backend, protocol, f"evaluation failed: {exc}", warnings=result.get("warnings", [])
+        )
+    return {
+        "dataset": ds.name,
+        "reranker": name,
+        "backend": backend,
+        "device": result["device"],
+        "status": "ok",
+        "metrics": means,
+        "perf": result["perf"],
+        "protocol": protocol,
+        "per_query": per_query,
+        "latency_samples_ms": result["latency_samples_ms"],
+        "system": result["system"],
+        "warnings": result.get("warnings", []),
+    }

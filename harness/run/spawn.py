@@ -81,20 +81,27 @@ def _outcome(code: int, result_file: Path, output: str) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             return {"status": "error", "error": f"worker wrote an unreadable result ({exc})", "log_tail": output}
         if result.get("status") == "ok" and code != 0:
-            return {"status": "error", "error": f"worker exited with status {code} after writing its result",
-                    "log_tail": output}  # fmt: skip
+            return {
+                "status": "error",
+                "error": f"worker exited with status {code} after writing its result",
+                "log_tail": output,
+            }
         return result
     if code < 0:
         name = _signal_name(-code)
         message = "killed (likely out of memory)" if -code == signal.SIGKILL else f"crashed ({name})"
         return {"status": "error", "error": f"worker {message}", "signal": name, "log_tail": output}
     last = output.splitlines()[-1] if output else "no output"
-    return {"status": "error", "error": f"worker exited with status {code} without a result: {last}",
-            "log_tail": output}  # fmt: skip
+    return {
+        "status": "error",
+        "error": f"worker exited with status {code} without a result: {last}",
+        "log_tail": output,
+    }
 
 
-def spawn_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True,
-                 module: str = MEASURE_WORKER) -> dict[str, Any]:  # fmt: skip
+def spawn_worker(
+    job: dict[str, Any], workdir: Path, timeout_s: float | None, progress: bool = True, module: str = MEASURE_WORKER
+) -> dict[str, Any]:
     """Run one job in ``python -m <module>`` (the measuring worker, or the training worker); always returns a
     result dict (status ok or error)."""
     index = len(list(workdir.glob("job-*.json")))
@@ -118,8 +125,11 @@ def spawn_worker(job: dict[str, Any], workdir: Path, timeout_s: float | None, pr
         _kill_group(proc)
         pump.join(timeout=10)
         proc.stdout.close()
-        return {"status": "error", "error": f"timed out after {timeout_s:g} s (worker killed)",
-                "log_tail": _tail_lines(tail)}  # fmt: skip
+        return {
+            "status": "error",
+            "error": f"timed out after {timeout_s:g} s (worker killed)",
+            "log_tail": _tail_lines(tail),
+        }
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP in the parent: do not leave the worker running
         _kill_group(proc)
         raise

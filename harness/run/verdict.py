@@ -34,6 +34,8 @@ def judge(perf: dict[str, Any], samples: int, measure) -> dict[str, Any]:
     for when in ("before", "after"):
         load = perf.get(f"load_avg_{when}")
         if load is not None and load / cores > measure.max_load_per_core:
-            reasons.append(f"machine loaded {when} the timed passes: load average {load:.2f} on {cores} cores "
-                           f"> max_load_per_core {measure.max_load_per_core}")  # fmt: skip
+            reasons.append(
+                f"machine loaded {when} the timed passes: load average {load:.2f} on {cores} cores "
+                f"> max_load_per_core {measure.max_load_per_core}"
+            )
     return {"status": "INVALID" if reasons else "VALID", "reasons": reasons, "cv": cv}

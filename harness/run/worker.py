@@ -146,7 +146,7 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     load_after = os.getloadavg()[0]
     timed_s = sum(samples_ms) / 1000.0
     n_q = len(pairs)
-    pass_s = [sum(samples_ms[i * n_q:(i + 1) * n_q]) / 1000.0 for i in range(job.repeats)]
+    pass_s = [sum(samples_ms[i * n_q : (i + 1) * n_q]) / 1000.0 for i in range(job.repeats)]
     identical, max_diff, warnings = repeat_check(passes)
     perf = {
         "pairs_per_s": job.repeats * n_pairs / timed_s,

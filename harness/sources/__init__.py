@@ -69,7 +69,6 @@ if TYPE_CHECKING:
     from ..suite import DatasetSpec
 
 
-
 # --- assembling --------------------------------------------------------------------------------------------------
 def select_queries(qids: Iterable[str], n: int | None, seed: int = 0) -> list[str]:
     """The first ``n`` qids ordered by sha256("<seed>:<qid>") (all when n is None), returned sorted."""
@@ -111,8 +110,9 @@ def _assemble(
     if spec.add_judged_positives:
         for qid, hits in firsts.items():
             have = {d for d, _ in hits}
-            extras[qid] = sorted((d for d, g in qrels[qid].items() if g >= level and d not in have),
-                                 key=lambda d: (-qrels[qid][d], d))
+            extras[qid] = sorted(
+                (d for d, g in qrels[qid].items() if g >= level and d not in have), key=lambda d: (-qrels[qid][d], d)
+            )
     needed = {d for hits in firsts.values() for d, _ in hits}
     found = texts(needed | {d for ds in extras.values() for d in ds})
     lost = sorted(needed - set(found))
@@ -153,8 +153,9 @@ def _assemble(
     )
 
 
-def _candidate_lists(firsts: Ranked, extras: dict[str, list[str]],
-                     found: dict[str, str]) -> tuple[Ranked, dict[str, int]]:  # fmt: skip
+def _candidate_lists(
+    firsts: Ranked, extras: dict[str, list[str]], found: dict[str, str]
+) -> tuple[Ranked, dict[str, int]]:
     """Per query: the first-stage candidates with text, then the judged positives added below them; counts of
     judged positives added / not in the corpus and of empty documents dropped (the same for every backend)."""
     candidates_ids: Ranked = {}
@@ -173,8 +174,11 @@ def _candidate_lists(firsts: Ranked, extras: dict[str, list[str]],
 
 
 def _bm25_protocol(identical: bool) -> dict:
-    return {"first_stage_source": "bm25s", "bm25": {**BM25_PARAMS, **BM25_TOKENIZER},
-            "excluded_identical_ids": identical}
+    return {
+        "first_stage_source": "bm25s",
+        "bm25": {**BM25_PARAMS, **BM25_TOKENIZER},
+        "excluded_identical_ids": identical,
+    }
 
 
 def load_dataset(spec: DatasetSpec, max_queries: int | None = None, seed: int = 0) -> RerankDataset:
@@ -182,8 +186,9 @@ def load_dataset(spec: DatasetSpec, max_queries: int | None = None, seed: int = 
     ``seed`` picks the subset."""
     source = SOURCES.get(spec.source_kind)
     if source is None:
-        raise DatasetError(f"dataset {spec.name!r}: unknown source kind {spec.source_kind!r}; known: "
-                           f"{', '.join(SOURCES)}")  # fmt: skip
+        raise DatasetError(
+            f"dataset {spec.name!r}: unknown source kind {spec.source_kind!r}; known: {', '.join(SOURCES)}"
+        )
     module, function = source.loader.split(":")
     return getattr(importlib.import_module(module), function)(spec, max_queries, seed)
 
@@ -191,21 +196,33 @@ def load_dataset(spec: DatasetSpec, max_queries: int | None = None, seed: int = 
 def load_candidates(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
     queries, ranked, texts = read_candidates(spec.candidates)
     return _assemble(
-        spec, max_queries, seed, source=f"{spec.candidates} + {spec.qrels}", queries=queries,
-        qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked, texts=lambda ids: texts,
+        spec,
+        max_queries,
+        seed,
+        source=f"{spec.candidates} + {spec.qrels}",
+        queries=queries,
+        qrels=read_trec_qrels(spec.qrels),
+        rank=lambda qids: ranked,
+        texts=lambda ids: texts,
         candidate_qids={q for q, hits in ranked.items() if hits},
         protocol={"first_stage_source": "candidates file"},
-    )  # fmt: skip
+    )
 
 
 def load_trec_run(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
     ranked = ranked_run(read_trec_run(spec.run))
     return _assemble(
-        spec, max_queries, seed, source=f"{spec.run} + {spec.corpus} + {spec.queries} + {spec.qrels}",
-        queries=read_queries(spec.queries), qrels=read_trec_qrels(spec.qrels), rank=lambda qids: ranked,
-        texts=lambda ids: read_corpus(spec.corpus, ids), candidate_qids={q for q, h in ranked.items() if h},
+        spec,
+        max_queries,
+        seed,
+        source=f"{spec.run} + {spec.corpus} + {spec.queries} + {spec.qrels}",
+        queries=read_queries(spec.queries),
+        qrels=read_trec_qrels(spec.qrels),
+        rank=lambda qids: ranked,
+        texts=lambda ids: read_corpus(spec.corpus, ids),
+        candidate_qids={q for q, h in ranked.items() if h},
         protocol={"first_stage_source": "trec run"},
-    )  # fmt: skip
+    )
 
 
 def load_beir(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
@@ -215,10 +232,16 @@ def load_beir(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDa
     corpus = read_corpus(root / "corpus.jsonl")
     ids = list(corpus)
     return _assemble(
-        spec, max_queries, seed, source=f"beir:{root} ({spec.split})", queries=queries, qrels=qrels,
+        spec,
+        max_queries,
+        seed,
+        source=f"beir:{root} ({spec.split})",
+        queries=queries,
+        qrels=qrels,
         rank=lambda qids: bm25_rank(ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k, True),
-        texts=lambda wanted: corpus, protocol=_bm25_protocol(True),
-    )  # fmt: skip
+        texts=lambda wanted: corpus,
+        protocol=_bm25_protocol(True),
+    )
 
 
 def load_ir_datasets(spec: DatasetSpec, max_queries: int | None, seed: int) -> RerankDataset:
@@ -240,4 +263,3 @@ def load_ir_datasets(spec: DatasetSpec, max_queries: int | None, seed: int) -> R
             f"(e.g. `ir_datasets export {spec.ir_datasets} docs > /dev/null`, likewise queries, qrels, "
             f"scoreddocs) into {home} (IR_DATASETS_HOME), or use local files (candidates, run, beir)"
         ) from exc
-

@@ -15,8 +15,9 @@ def ranked_run(run: dict[str, dict[str, float]]) -> Ranked:
     return {q: [(d, docs[d]) for d in trec_order(docs)] for q, docs in run.items()}
 
 
-def bm25_rank(doc_ids: list[str], doc_texts: list[str], queries: dict[str, str], k: int,
-              exclude_identical_ids: bool = False) -> Ranked:
+def bm25_rank(
+    doc_ids: list[str], doc_texts: list[str], queries: dict[str, str], k: int, exclude_identical_ids: bool = False
+) -> Ranked:
     """Top-k BM25 (bm25s, ``BM25_PARAMS``/``BM25_TOKENIZER``) per query, trec_eval order, score > 0 only."""
     import bm25s
 

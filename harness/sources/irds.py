@@ -32,8 +32,9 @@ def _ir_doc_texts(ds, ids: set[str]) -> dict[str, str]:
     return {doc.doc_id: _ir_doc_text(doc) for doc in ds.docs_iter() if doc.doc_id in ids}
 
 
-def load_ir_dataset(ds, spec: DatasetSpec, max_queries: int | None = None, seed: int = 0,
-                    dataset_id: str | None = None) -> RerankDataset:
+def load_ir_dataset(
+    ds, spec: DatasetSpec, max_queries: int | None = None, seed: int = 0, dataset_id: str | None = None
+) -> RerankDataset:
     """Load an ir_datasets dataset object (from ``ir_datasets.load`` or ``ir_datasets.create_dataset``)."""
     from . import _assemble, _bm25_protocol
 
@@ -46,8 +47,9 @@ def load_ir_dataset(ds, spec: DatasetSpec, max_queries: int | None = None, seed:
     where: dict[tuple[str, str], int] = {}
     for n, r in enumerate(ds.qrels_iter(), 1):  # conflicting judgments refused, as for files
         _judge(qrels, where, f"ir_datasets:{dataset_id} qrels", n, r.query_id, r.doc_id, int(r.relevance))
-    common = dict(spec=spec, max_queries=max_queries, seed=seed, source=f"ir_datasets:{dataset_id}",
-                  queries=queries, qrels=qrels)
+    common = dict(
+        spec=spec, max_queries=max_queries, seed=seed, source=f"ir_datasets:{dataset_id}", queries=queries, qrels=qrels
+    )
     if ds.has_scoreddocs():
         judged = {q for q, docs in qrels.items() if docs}
         run: dict[str, dict[str, float]] = {}
@@ -56,7 +58,9 @@ def load_ir_dataset(ds, spec: DatasetSpec, max_queries: int | None = None, seed:
                 run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
         ranked = ranked_run(run)
         return _assemble(
-            **common, rank=lambda qids: ranked, texts=lambda ids: _ir_doc_texts(ds, ids),
+            **common,
+            rank=lambda qids: ranked,
+            texts=lambda ids: _ir_doc_texts(ds, ids),
             candidate_qids=set(run) | (set(queries) - judged),  # unjudged queries too, to count them as dropped
             protocol={"first_stage_source": "ir_datasets scoreddocs"},
         )
@@ -67,7 +71,9 @@ def load_ir_dataset(ds, spec: DatasetSpec, max_queries: int | None = None, seed:
     identical = dataset_id.startswith("beir/")
     return _assemble(
         **common,
-        rank=lambda qids: bm25_rank(ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k,
-                                    identical),
-        texts=lambda wanted: corpus, protocol=_bm25_protocol(identical),
+        rank=lambda qids: bm25_rank(
+            ids, [corpus[d] for d in ids], {q: queries[q] for q in qids}, spec.top_k, identical
+        ),
+        texts=lambda wanted: corpus,
+        protocol=_bm25_protocol(identical),
     )

@@ -39,8 +39,10 @@ def _judge(qrels: dict, where: dict, path: Path, n: int, qid: str, docid: str, g
     """Record one judgment; the same (qid, docid) judged twice with different grades is refused."""
     old = qrels.setdefault(qid, {}).get(docid)
     if old is not None and old != grade:
-        raise DatasetError(f"{path}:{n}: query {qid} document {docid} is judged {grade} here and {old} on line "
-                           f"{where[qid, docid]}: conflicting judgments")  # fmt: skip
+        raise DatasetError(
+            f"{path}:{n}: query {qid} document {docid} is judged {grade} here and {old} on line "
+            f"{where[qid, docid]}: conflicting judgments"
+        )
     qrels[qid][docid] = grade
     where.setdefault((qid, docid), n)
 
@@ -85,8 +87,9 @@ def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
                 raise ValueError
             score = float(cols[4])
         except ValueError:
-            raise DatasetError(f"{path}:{n}: expected a TREC run line 'qid Q0 docid rank score tag', got {line!r}") \
-                from None
+            raise DatasetError(
+                f"{path}:{n}: expected a TREC run line 'qid Q0 docid rank score tag', got {line!r}"
+            ) from None
         if not math.isfinite(score):
             raise DatasetError(f"{path}:{n}: score must be a finite number, got {cols[4]!r}")
         run.setdefault(cols[0], {})[cols[2]] = score
@@ -174,8 +177,10 @@ def read_candidates(path: Path) -> tuple[dict[str, str], Ranked, dict[str, str]]
         for j, h in enumerate(hits):
             docid, content, score = _hit(path, i, j, h)
             if docid in texts and texts[docid] != content:
-                raise DatasetError(f"{path}: entry {i}, hit {j}: docid {docid!r} has another content than at "
-                                   f"{first_seen[docid]}; a docid must name one document in the whole file")  # fmt: skip
+                raise DatasetError(
+                    f"{path}: entry {i}, hit {j}: docid {docid!r} has another content than at "
+                    f"{first_seen[docid]}; a docid must name one document in the whole file"
+                )
             texts.setdefault(docid, content)
             first_seen.setdefault(docid, f"entry {i}, hit {j}")
             scores.setdefault(docid, score)  # a repeated docid (same text) keeps its first (best) hit
@@ -189,7 +194,9 @@ def _hit(path: Path, i: int, j: int, h) -> tuple[str, str, float]:
     if not isinstance(h, dict) or "docid" not in h or "content" not in h or ("score" not in h and "rank" not in h):
         raise DatasetError(f"{where}: needs docid, content and score (or rank)")
     if not isinstance(h["content"], str):
-        raise DatasetError(f"{where}: content must be a string, got {'null' if h['content'] is None else repr(h['content'])}")
+        raise DatasetError(
+            f"{where}: content must be a string, got {'null' if h['content'] is None else repr(h['content'])}"
+        )
     field = "score" if "score" in h else "rank"
     value = h[field]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

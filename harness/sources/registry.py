@@ -24,15 +24,36 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     s.kind: s
     for s in (
-        SourceKind("candidates", "candidates", ("qrels",), "harness.sources:load_candidates",
-                   "candidate-list JSON [{query, hits: [{content, qid, docid, rank, score}]}] + TREC qrels"),
-        SourceKind("trec_run", "run", ("corpus", "queries", "qrels"), "harness.sources:load_trec_run",
-                   "TREC run file + corpus (TSV docid<TAB>text or BEIR-style JSONL) + queries (TSV or JSONL) + "
-                   "TREC qrels"),
-        SourceKind("beir", "beir", (), "harness.sources:load_beir",
-                   "BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), first stage BM25 (bm25s)", True),
-        SourceKind("ir_datasets", "ir_datasets", (), "harness.sources:load_ir_datasets",
-                   "ir_datasets id (already downloaded), its scoreddocs as first stage, else BM25 (bm25s)", True),
+        SourceKind(
+            "candidates",
+            "candidates",
+            ("qrels",),
+            "harness.sources:load_candidates",
+            "candidate-list JSON [{query, hits: [{content, qid, docid, rank, score}]}] + TREC qrels",
+        ),
+        SourceKind(
+            "trec_run",
+            "run",
+            ("corpus", "queries", "qrels"),
+            "harness.sources:load_trec_run",
+            "TREC run file + corpus (TSV docid<TAB>text or BEIR-style JSONL) + queries (TSV or JSONL) + TREC qrels",
+        ),
+        SourceKind(
+            "beir",
+            "beir",
+            (),
+            "harness.sources:load_beir",
+            "BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), first stage BM25 (bm25s)",
+            True,
+        ),
+        SourceKind(
+            "ir_datasets",
+            "ir_datasets",
+            (),
+            "harness.sources:load_ir_datasets",
+            "ir_datasets id (already downloaded), its scoreddocs as first stage, else BM25 (bm25s)",
+            True,
+        ),
     )
 }
 SOURCE_KEYS: dict[str, SourceKind] = {s.key: s for s in SOURCES.values()}  # suite key -> source

@@ -53,7 +53,20 @@ from .models import (
 from .train import DevSplit, RecipeInput, TrainModelSpec, TrainRecipe, TrainSource, TrainSpec
 
 __all__ = [
-    "DEFAULT_METRICS", "DTYPES", "DatasetSpec", "DevSplit", "MeasureSpec", "RecipeInput", "RerankerSpec", "Suite",
-    "SuiteError", "TrainModelSpec", "TrainRecipe", "TrainSource", "TrainSpec", "default_relevance_level",
-    "load_suite", "suite_from_dict",
-]  # fmt: skip
+    "DEFAULT_METRICS",
+    "DTYPES",
+    "DatasetSpec",
+    "DevSplit",
+    "MeasureSpec",
+    "RecipeInput",
+    "RerankerSpec",
+    "Suite",
+    "SuiteError",
+    "TrainModelSpec",
+    "TrainRecipe",
+    "TrainSource",
+    "TrainSpec",
+    "default_relevance_level",
+    "load_suite",
+    "suite_from_dict",
+]

@@ -92,8 +92,10 @@ class DatasetSpec(Record):
         return self
 
     def resolved_relevance_level(self) -> int:
-        return self.relevance_level if self.relevance_level is not None else default_relevance_level(
-            self.name, self.ir_datasets
+        return (
+            self.relevance_level
+            if self.relevance_level is not None
+            else default_relevance_level(self.name, self.ir_datasets)
         )
 
     @classmethod
@@ -101,8 +103,10 @@ class DatasetSpec(Record):
         given = [k for k in SOURCE_KEYS if data.get(k) is not None]
         if len(given) != 1:
             keys = list(SOURCE_KEYS)
-            yield (), f"needs exactly one source: {', '.join(keys[:-1])} or {keys[-1]}" + (
-                f" (got {', '.join(given)})" if given else ""
+            yield (
+                (),
+                f"needs exactly one source: {', '.join(keys[:-1])} or {keys[-1]}"
+                + (f" (got {', '.join(given)})" if given else ""),
             )
             return
         source = SOURCE_KEYS[given[0]]
@@ -115,8 +119,13 @@ class DatasetSpec(Record):
             yield ("split",), f"only used with a beir folder (not {source.key})"
         first_stage = data.get("first_stage")
         if source.computes_first_stage and first_stage not in (None, *COMPUTED_FIRST_STAGES):
-            yield ("first_stage",), (f"must be one of {', '.join(COMPUTED_FIRST_STAGES)} with {source.key} "
-                                     f"(the harness computes it), got {first_stage!r}")  # fmt: skip
+            yield (
+                ("first_stage",),
+                (
+                    f"must be one of {', '.join(COMPUTED_FIRST_STAGES)} with {source.key} "
+                    f"(the harness computes it), got {first_stage!r}"
+                ),
+            )
         if source.kind == "candidates" and data.get("add_judged_positives") is True:
             yield ("add_judged_positives",), "needs the documents' text: use run+corpus, beir or ir_datasets"
         if source.kind == "beir" and isinstance(data.get("beir"), str) and isinstance(data.get("split", "test"), str):
@@ -189,9 +198,7 @@ class Suite(Record):
     name: Name
     path: Path | None = None  # the suite file (set by load_suite)
     datasets: Annotated[list[DatasetSpec], Checked(C.nonempty_list())]
-    rerankers: Annotated[list[RerankerSpec], Checked(C.nonempty_list(allow_empty=True))] = Field(
-        default_factory=list
-    )
+    rerankers: Annotated[list[RerankerSpec], Checked(C.nonempty_list(allow_empty=True))] = Field(default_factory=list)
     baseline: OptText = None
     metrics: Annotated[list[str], Checked(_metric_list)] = Field(default_factory=lambda: list(DEFAULT_METRICS))
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
@@ -272,5 +279,12 @@ def _trained_names(train: Any) -> list[tuple[int, str]]:
     return out
 
 
-__all__ = ["DatasetSpec", "MeasureSpec", "RerankerSpec", "Suite", "TrainSpec", "ValidationError",
-           "default_relevance_level"]  # fmt: skip
+__all__ = [
+    "DatasetSpec",
+    "MeasureSpec",
+    "RerankerSpec",
+    "Suite",
+    "TrainSpec",
+    "ValidationError",
+    "default_relevance_level",
+]

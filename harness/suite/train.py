@@ -23,8 +23,18 @@ from .models import FINE_TUNES, TRAIN_KINDS, File, ModelRef, Name, NonNegInt, Op
 
 TRAIN_SOURCES = ("candidates", "jsonl")
 #: TrainingSettings keys a suite does not set: the harness or the model entry does (fine_tune, lora_*)
-HARNESS_SET = ("output_dir", "fine_tune_type", "lora_rank", "lora_alpha", "lora_dropout", "metric_for_best",
-               "greater_is_better", "load_best_model_at_end", "resume_from_checkpoint", "show_progress_bar")  # fmt: skip
+HARNESS_SET = (
+    "output_dir",
+    "fine_tune_type",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "metric_for_best",
+    "greater_is_better",
+    "load_best_model_at_end",
+    "resume_from_checkpoint",
+    "show_progress_bar",
+)
 OLD_NAMES = {"epochs": "num_epochs"}
 
 
@@ -115,8 +125,10 @@ class TrainSource(Record):
     def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
         given = [k for k in TRAIN_SOURCES if data.get(k) is not None]
         if len(given) != 1:
-            yield (), "needs exactly one source: candidates (with qrels) or jsonl" + (
-                f" (got {', '.join(given)})" if given else ""
+            yield (
+                (),
+                "needs exactly one source: candidates (with qrels) or jsonl"
+                + (f" (got {', '.join(given)})" if given else ""),
             )
         elif given[0] == "candidates" and data.get("qrels") is None:
             yield ("qrels",), "missing (required with candidates: the judgments give the labels)"
@@ -131,8 +143,9 @@ class TrainModelSpec(Record):
     fine_tune: Annotated[str | None, Checked(C.optional(C.choice(*FINE_TUNES)))] = None  # None: full / lora (llm)
     lora_rank: Annotated[int | None, Checked(C.optional(C.integer(1, "a positive integer")))] = None
     lora_alpha: Annotated[float | None, _opt_num(0.0, "a positive number", open_min=True)] = None
-    lora_dropout: Annotated[float | None, Checked(C.optional(C.number(0.0, 1.0, "a number in [0, 1)",
-                                                                      open_max=True)))] = None  # fmt: skip
+    lora_dropout: Annotated[
+        float | None, Checked(C.optional(C.number(0.0, 1.0, "a number in [0, 1)", open_max=True)))
+    ] = None
     backends: Annotated[list[str], Checked(C.distinct_choices(*BACKENDS))] = Field(
         default_factory=lambda: list(BACKENDS)
     )
@@ -210,9 +223,10 @@ class TrainSpec(Record):
         inherited = {k: v for k, v in section.items() if k not in bad}
         models = [
             {**m, "recipe": {**inherited, **m["recipe"]} if isinstance(m.get("recipe"), dict) else inherited}
-            if isinstance(m, dict) and (m.get("recipe") is None or isinstance(m.get("recipe"), dict)) else m
+            if isinstance(m, dict) and (m.get("recipe") is None or isinstance(m.get("recipe"), dict))
+            else m
             for m in data["models"]
-        ]  # fmt: skip
+        ]
         return {**data, "models": models}
 
     @classmethod
@@ -233,5 +247,10 @@ class TrainSpec(Record):
             loss = own.get("loss", section.get("loss", "bce"))
             if judged and loss in TEACHER_LOSSES:
                 where = ("models", i, "recipe", "loss") if "loss" in own else ("recipe", "loss")
-                yield where, (f"loss {loss!r} needs teacher scores, which judged pairs from candidates + qrels do "
-                              "not have; use bce or listwise")  # fmt: skip
+                yield (
+                    where,
+                    (
+                        f"loss {loss!r} needs teacher scores, which judged pairs from candidates + qrels do "
+                        "not have; use bce or listwise"
+                    ),
+                )

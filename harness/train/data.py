@@ -61,8 +61,7 @@ class Pair:
     teacher: float | None = None
 
     def record(self) -> dict[str, Any]:
-        rec: dict[str, Any] = {"query": self.query, "document": self.document, "label": self.label,
-                               "grade": self.grade}  # fmt: skip
+        rec: dict[str, Any] = {"query": self.query, "document": self.document, "label": self.label, "grade": self.grade}
         if self.teacher is not None:
             rec["score"] = self.teacher
         return rec
@@ -81,8 +80,18 @@ def judged_pairs(candidates: Path, qrels: Path, label_threshold: int, source: in
         for docid, _ in ranked.get(qid, []):
             if docid in judged:
                 grade = int(judged[docid])
-                out.append(Pair(normalize_query(query), query, texts[docid], 1.0 if grade >= label_threshold else 0.0,
-                                grade, source, qid=qid, docid=docid))  # fmt: skip
+                out.append(
+                    Pair(
+                        normalize_query(query),
+                        query,
+                        texts[docid],
+                        1.0 if grade >= label_threshold else 0.0,
+                        grade,
+                        source,
+                        qid=qid,
+                        docid=docid,
+                    )
+                )
     return out
 
 
@@ -98,8 +107,17 @@ def jsonl_pairs(path: Path, label_threshold: int, source: int = 0) -> list[Pair]
     for g in groups:
         for i, (doc, label) in enumerate(zip(g.documents, g.labels)):
             teacher = g.teacher[i] if g.teacher is not None else None
-            out.append(Pair(normalize_query(g.query), g.query, doc, float(label),
-                            label_threshold if label > 0.5 else 0, source, teacher=teacher))  # fmt: skip
+            out.append(
+                Pair(
+                    normalize_query(g.query),
+                    g.query,
+                    doc,
+                    float(label),
+                    label_threshold if label > 0.5 else 0,
+                    source,
+                    teacher=teacher,
+                )
+            )
     return out
 
 
@@ -200,11 +218,20 @@ def build_training_data(train: TrainSpec) -> TrainingData:
             if p.qid is not None:
                 q["qids"].add(p.qid)
         if not read:
-            raise TrainDataError(f"train.data[{i}] ({src.describe()}): no judged pairs (do the qrels belong to "
-                                 "these candidates?)" if src.kind == "candidates" else
-                                 f"train.data[{i}] ({src.describe()}): no records")  # fmt: skip
-        sources.append({"source": src.describe(), "kind": src.kind, "pairs_read": len(read), "pairs_kept": kept,
-                        "queries": len({p.query_key for p in read})})  # fmt: skip
+            raise TrainDataError(
+                f"train.data[{i}] ({src.describe()}): no judged pairs (do the qrels belong to these candidates?)"
+                if src.kind == "candidates"
+                else f"train.data[{i}] ({src.describe()}): no records"
+            )
+        sources.append(
+            {
+                "source": src.describe(),
+                "kind": src.kind,
+                "pairs_read": len(read),
+                "pairs_kept": kept,
+                "queries": len({p.query_key for p in read}),
+            }
+        )
     for p in pairs:  # one text per query key (its first spelling), so the trainers group a query's pairs together
         p.query = queries[p.query_key]["text"]
     train_keys, dev_keys = split_queries(queries, train.dev.fraction, train.dev.seed)
@@ -244,8 +271,10 @@ def check_held_out(data: TrainingData, datasets: list[DatasetSpec], source: str 
         try:
             queries = dataset_queries(ds)
         except Exception as exc:
-            raise SuiteError(f"{source}: cannot read the queries of dataset {ds.name} to check that the training data "
-                             f"hold none of them: {type(exc).__name__}: {exc}") from exc  # fmt: skip
+            raise SuiteError(
+                f"{source}: cannot read the queries of dataset {ds.name} to check that the training data "
+                f"hold none of them: {type(exc).__name__}: {exc}"
+            ) from exc
         checked[ds.name] = len(queries)
         hits = []
         for qid, text in queries.items():
@@ -256,9 +285,11 @@ def check_held_out(data: TrainingData, datasets: list[DatasetSpec], source: str 
                 hits.append(f"{qid} {text!r} (same qid as training query {data.queries[by_qid[qid]]['text']!r})")
         if hits:
             shown = "; ".join(hits[:5]) + (f"; and {len(hits) - 5} more" if len(hits) > 5 else "")
-            problems.append(f"{source}: the training data hold {len(hits)} queries of evaluation dataset {ds.name}: "
-                            f"{shown}. Training and dev queries must be held out from every evaluated dataset: "
-                            "remove that source from train.data (or the dataset from datasets)")  # fmt: skip
+            problems.append(
+                f"{source}: the training data hold {len(hits)} queries of evaluation dataset {ds.name}: "
+                f"{shown}. Training and dev queries must be held out from every evaluated dataset: "
+                "remove that source from train.data (or the dataset from datasets)"
+            )
     if problems:
         raise SuiteError(problems)
     return {"datasets": checked, "by": "normalized query text and qid", "overlap": 0}

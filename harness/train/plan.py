@@ -68,8 +68,12 @@ def train_names(train: TrainSpec | None) -> set[str]:
 def selected_jobs(train: TrainSpec, names: set[str] | None) -> list[tuple[TrainModelSpec, str]]:
     """(model, backend) pairs to train: all when ``names`` is None, else those named (a model name keeps both of
     its backends, ``<model>-<backend>`` one)."""
-    return [(m, b) for m in train.models for b in m.backends
-            if names is None or m.name in names or m.reranker_name(b) in names]  # fmt: skip
+    return [
+        (m, b)
+        for m in train.models
+        for b in m.backends
+        if names is None or m.name in names or m.reranker_name(b) in names
+    ]
 
 
 #: suite recipe keys that choose the data, not how to train
@@ -102,8 +106,13 @@ def trainer_of(kind: str, backend: str) -> str:
     return BACKENDS[backend].trainers[kind]
 
 
-def plan_training(suite: Suite, selected: list[tuple[TrainModelSpec, str]], root: Path,
-                  train_max_pairs: int | None = None, progress: bool = True) -> TrainingPlan:  # fmt: skip
+def plan_training(
+    suite: Suite,
+    selected: list[tuple[TrainModelSpec, str]],
+    root: Path,
+    train_max_pairs: int | None = None,
+    progress: bool = True,
+) -> TrainingPlan:
     """Build the data, check it is held out from every suite dataset, write the trainers' files under ``root``
     and make one job per (model, backend). Raises SuiteError / TrainDataError before anything is trained."""
     train = suite.train
@@ -130,34 +139,54 @@ def plan_training(suite: Suite, selected: list[tuple[TrainModelSpec, str]], root
             dev_sha = _write_jsonl([p.record() for p in dev_pairs], dev_file) if dev_pairs else None
             files[key] = {
                 "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
-                "train_file": str(train_file), "dev_file": str(dev_file) if dev_pairs else None,
-                "train_sha256": train_sha, "dev_sha256": dev_sha,
-                "n_train_pairs": len(train_pairs), "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
+                "train_file": str(train_file),
+                "dev_file": str(dev_file) if dev_pairs else None,
+                "train_sha256": train_sha,
+                "dev_sha256": dev_sha,
+                "n_train_pairs": len(train_pairs),
+                "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
                 "n_train_queries": len({p.query_key for p in train_pairs}),
-                "n_dev_queries": len({p.query_key for p in dev_pairs}), "n_dev_pairs": len(dev_pairs),
+                "n_dev_queries": len({p.query_key for p in dev_pairs}),
+                "n_dev_pairs": len(dev_pairs),
                 "n_dev_positives": sum(p.label > 0.5 for p in dev_pairs),
                 "label_threshold": train.label_threshold,
                 "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
-            }  # fmt: skip
+            }
         info = files[key]
         name = model.reranker_name(backend)
         out_dir = root / name
         job = {
-            "name": name, "model": model.name, "kind": model.kind, "backend": backend,
-            "trainer": trainer_of(model.kind, backend), "base": model.base, "fine_tune": model.fine_tune,
-            "instruction": model.instruction, "settings": trainer_settings(model, recipe),
+            "name": name,
+            "model": model.name,
+            "kind": model.kind,
+            "backend": backend,
+            "trainer": trainer_of(model.kind, backend),
+            "base": model.base,
+            "fine_tune": model.fine_tune,
+            "instruction": model.instruction,
+            "settings": trainer_settings(model, recipe),
             "train_file": info["train_file"],
-            "dev_file": info["dev_file"], "relevance_level": train.label_threshold, "dev_metrics": DEV_METRICS,
-            "dev_metric": DEV_METRIC, "output_dir": str(out_dir), "progress": progress,
-        }  # fmt: skip
+            "dev_file": info["dev_file"],
+            "relevance_level": train.label_threshold,
+            "dev_metrics": DEV_METRICS,
+            "dev_metric": DEV_METRIC,
+            "output_dir": str(out_dir),
+            "progress": progress,
+        }
         block = {
-            "model": model.name, "backend": backend, "kind": model.kind, "base": model.base,
-            "fine_tune": model.fine_tune, "status": None, "recipe": recipe,
+            "model": model.name,
+            "backend": backend,
+            "kind": model.kind,
+            "base": model.base,
+            "fine_tune": model.fine_tune,
+            "status": None,
+            "recipe": recipe,
             "lora": {"rank": model.lora_rank, "alpha": model.lora_alpha, "dropout": model.lora_dropout}
-            if model.fine_tune == "lora" else None,
+            if model.fine_tune == "lora"
+            else None,
             "data": {k: v for k, v in info.items() if k not in ("train_file", "dev_file")},
             "artifact_dir": str(out_dir),
-        }  # fmt: skip
+        }
         jobs.append(TrainJob(model, backend, name, out_dir, job, block))
     summary = {
         "root": str(root),
@@ -193,7 +222,12 @@ def trained_reranker(job: TrainJob) -> RerankerSpec:
     """The trained model as an ordinary reranker: its saved folder, the recipe's truncation, float32."""
     m = job.model
     return RerankerSpec(
-        name=job.reranker, backend=job.backend, model=job.block["model_dir"], dtype="float32",
-        batch_size=m.batch_size, max_length=m.recipe.max_length, device="auto",
+        name=job.reranker,
+        backend=job.backend,
+        model=job.block["model_dir"],
+        dtype="float32",
+        batch_size=m.batch_size,
+        max_length=m.recipe.max_length,
+        device="auto",
         instruction=m.instruction if m.kind == "llm" else None,
-    )  # fmt: skip
+    )

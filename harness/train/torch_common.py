@@ -112,8 +112,9 @@ class DevSelection:
     ``evaluate()`` returns the dev metrics of the model as it is; ``parameters()`` yields ``(name, tensor)`` of the
     trainable parameters (what a checkpoint of the MLX trainer holds)."""
 
-    def __init__(self, settings: TrainingSettings, total_steps: int, evaluate: Callable[[], dict],
-                 parameters: Callable[[], Any]):  # fmt: skip
+    def __init__(
+        self, settings: TrainingSettings, total_steps: int, evaluate: Callable[[], dict], parameters: Callable[[], Any]
+    ):
         self.settings, self.total_steps = settings, total_steps
         self._evaluate, self._parameters = evaluate, parameters
         self.best_metric: float | None = None
@@ -161,8 +162,13 @@ class DevSelection:
         return self.best_metrics
 
     def summary(self) -> dict[str, Any]:
-        return {"best_metric": self.best_metric, "best_step": self.best_step, "metric": self.settings.metric_for_best,
-                "evaluations": self.evaluations, "eval_time_s": self.eval_time}  # fmt: skip
+        return {
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "metric": self.settings.metric_for_best,
+            "evaluations": self.evaluations,
+            "eval_time_s": self.eval_time,
+        }
 
 
 def trainable_parameters(model):
@@ -203,10 +209,14 @@ def adamw(params, settings: TrainingSettings):
     from mlx_cross_encoder.training.schedule import no_decay
 
     return torch.optim.AdamW(
-        [{"params": [p for n, p in params if not no_decay(n)], "weight_decay": settings.weight_decay},
-         {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0}],
-        lr=settings.learning_rate, betas=tuple(settings.adam_betas), eps=settings.adam_eps,
-    )  # fmt: skip
+        [
+            {"params": [p for n, p in params if not no_decay(n)], "weight_decay": settings.weight_decay},
+            {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
+        ],
+        lr=settings.learning_rate,
+        betas=tuple(settings.adam_betas),
+        eps=settings.adam_eps,
+    )
 
 
 def mlx_schedule(optimizer, settings: TrainingSettings, total: int):
@@ -217,9 +227,7 @@ def mlx_schedule(optimizer, settings: TrainingSettings, total: int):
     from mlx_cross_encoder.training.schedule import lr_at
 
     warmup = settings.warmup_updates(total)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: lr_at(k, 1.0, total, warmup, settings.lr_scheduler)
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_at(k, 1.0, total, warmup, settings.lr_scheduler))
 
 
 def torch_loss(name: str, scores, labels, teacher, group_size: int | None, pos_weight=None, temperature=1.0):
@@ -240,4 +248,3 @@ def torch_loss(name: str, scores, labels, teacher, group_size: int | None, pos_w
         g, t = s.reshape(-1, group_size), teacher.float().reshape(-1, group_size)
         return F.mse_loss(g[:, :1] - g[:, 1:], t[:, :1] - t[:, 1:])
     raise ValueError(f"unknown loss {name!r}")
-

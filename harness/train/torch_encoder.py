@@ -139,8 +139,12 @@ def _encoder_dataset(groups, settings: TrainingSettings):
                 rows["label"].append(_row_label(settings.loss, batch, g, k))
             per_epoch[-1].append(list(range(first, len(rows["query"]))))
     if settings.loss == "margin_mse":  # MarginMSELoss's columns: query, positive, negative_1..k-1
-        rows = {"query": rows["query"], "positive": rows["doc_0"],
-                **{f"negative_{i}": rows[f"doc_{i}"] for i in range(1, k)}, "label": rows["label"]}  # fmt: skip
+        rows = {
+            "query": rows["query"],
+            "positive": rows["doc_0"],
+            **{f"negative_{i}": rows[f"doc_{i}"] for i in range(1, k)},
+            "label": rows["label"],
+        }
     return Dataset.from_dict(rows), MLXBatches(per_epoch, settings.gradient_accumulation_steps), pairs, len(b)
 
 
@@ -178,14 +182,21 @@ def add_lora_with_head(model, settings: TrainingSettings, head: tuple[str, ...] 
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_target_modules or DEFAULT_ENCODER_TARGETS), modules_to_save=list(head),
-    )  # fmt: skip
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.lora_target_modules or DEFAULT_ENCODER_TARGETS),
+        modules_to_save=list(head),
+    )
     model[0].model = get_peft_model(model[0].model, config)
 
 
-def load_cross_encoder_torch(base_model: str | os.PathLike, adapter_dir: str | os.PathLike | None = None,
-                             device: str = "cpu", max_length: int | None = None):  # fmt: skip
+def load_cross_encoder_torch(
+    base_model: str | os.PathLike,
+    adapter_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    max_length: int | None = None,
+):
     """A ``CrossEncoder`` of ``base_model`` with the peft adapter (LoRA + trained head) of ``adapter_dir``."""
     from sentence_transformers import CrossEncoder
 
@@ -217,7 +228,7 @@ def _training_arguments(settings: TrainingSettings, total: int, out: Path, devic
         report_to="none",
         use_cpu=device == "cpu",
         disable_tqdm=True,
-    )  # fmt: skip
+    )
 
 
 def _dev_selection(model, eval_data, settings: TrainingSettings, total: int, metric_fn: MetricFn | None):
@@ -233,8 +244,12 @@ def _dev_selection(model, eval_data, settings: TrainingSettings, total: int, met
     def evaluate() -> dict:
         was_training = model.training
         with torch.inference_mode():
-            scores = model.predict(dev_pairs, batch_size=settings.eval_batch_size,
-                                   activation_fn=torch.nn.Identity(), show_progress_bar=False)  # fmt: skip
+            scores = model.predict(
+                dev_pairs,
+                batch_size=settings.eval_batch_size,
+                activation_fn=torch.nn.Identity(),
+                show_progress_bar=False,
+            )
         model.train(was_training)
         return (metric_fn or default_metric_fn)(ranking_run(np.asarray(scores), keys), qrels)
 
@@ -262,8 +277,7 @@ def _trainer_class():
             self.mlx_batches = batches
             super().__init__(*args, **kwargs)
 
-        def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None,
-                              seed=0):  # fmt: skip
+        def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed=0):
             return self.mlx_batches  # only the training set is batched here (no eval_dataset is given)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -323,8 +337,15 @@ def train_cross_encoder_torch(
     args = _training_arguments(settings, total, out, device)
     selection, callbacks = _dev_selection(model, eval_data, settings, total, metric_fn)
     optimizer = adamw([(n, p) for n, p in model.named_parameters() if p.requires_grad], settings)
-    trainer = _MLXOrderTrainer(batches, model=model, args=args, train_dataset=dataset, loss=_encoder_loss(model, settings),
-                                  callbacks=callbacks, optimizers=(optimizer, mlx_schedule(optimizer, settings, total)))
+    trainer = _MLXOrderTrainer(
+        batches,
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=_encoder_loss(model, settings),
+        callbacks=callbacks,
+        optimizers=(optimizer, mlx_schedule(optimizer, settings, total)),
+    )
     reset_peak(device)
     output = trainer.train()
     peak, measure = peak_memory(device)

@@ -95,10 +95,15 @@ def _model(model_name_or_path, settings: TrainingSettings, fine_tune: str, devic
         return model
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(model, LoraConfig(
-        r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_target_modules or DEFAULT_LLM_TARGETS),
-    ))  # fmt: skip
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=settings.lora_rank,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=list(settings.lora_target_modules or DEFAULT_LLM_TARGETS),
+        ),
+    )
     if lora_init is not None:
         load_lora_init(model, lora_init)
     return model
@@ -144,8 +149,14 @@ class _Loop:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.history.append({"step": self.step, "loss": loss_sum / n_examples,
-                             "lr": float(self.optimizer.param_groups[0]["lr"]), "grad_norm": float(norm)})
+        self.history.append(
+            {
+                "step": self.step,
+                "loss": loss_sum / n_examples,
+                "lr": float(self.optimizer.param_groups[0]["lr"]),
+                "grad_norm": float(norm),
+            }
+        )
 
     def epoch(self, epoch: int) -> bool:
         """One epoch (or what is left of the updates); True when the last update is done."""
@@ -208,8 +219,9 @@ def train_llm_reranker_torch(
     fine_tune = settings.fine_tune("llm")
     seed_everything(settings.seed)
     data = training_data()
-    batcher = data.Batcher(data.load_groups(train_data), settings.loss, settings.batch_size, settings.group_size,
-                           settings.seed)  # fmt: skip
+    batcher = data.Batcher(
+        data.load_groups(train_data), settings.loss, settings.batch_size, settings.group_size, settings.seed
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(model_name_or_path))
     model = _model(model_name_or_path, settings, fine_tune, device, dtype, lora_init)
     scorer = LLMRerankerScorer(model, tokenizer, settings.max_length or 8192, instruction)
@@ -222,10 +234,12 @@ def train_llm_reranker_torch(
         def evaluate() -> dict:
             model.eval()
             with torch.inference_mode():
-                scores = np.concatenate([
-                    scorer.scores(dev_pairs[i : i + settings.eval_batch_size])[0].cpu().numpy()
-                    for i in range(0, len(dev_pairs), settings.eval_batch_size)
-                ])  # fmt: skip
+                scores = np.concatenate(
+                    [
+                        scorer.scores(dev_pairs[i : i + settings.eval_batch_size])[0].cpu().numpy()
+                        for i in range(0, len(dev_pairs), settings.eval_batch_size)
+                    ]
+                )
             model.train()
             return (metric_fn or default_metric_fn)(ranking_run(scores, keys), qrels)
 
@@ -241,10 +255,21 @@ def train_llm_reranker_torch(
     model.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
     return {
-        "model": model, "scorer": scorer, "output_dir": str(final), "steps": loop.step, "total_steps_planned": total,
-        "wall_time_s": time.perf_counter() - wall, "train_time_s": loop.train_time, "train_tokens": loop.tokens,
-        "tokens_per_s": loop.tokens / loop.train_time if loop.train_time else None, "peak_memory_bytes": peak,
-        "peak_memory_measure": measure, "final_metrics": metrics,
-        "train_loss": loop.history[-1]["loss"] if loop.history else None, "history": loop.history,
-        "optimizer": loop.optimizer, "device": device, **(selection.summary() if selection is not None else {}),
-    }  # fmt: skip
+        "model": model,
+        "scorer": scorer,
+        "output_dir": str(final),
+        "steps": loop.step,
+        "total_steps_planned": total,
+        "wall_time_s": time.perf_counter() - wall,
+        "train_time_s": loop.train_time,
+        "train_tokens": loop.tokens,
+        "tokens_per_s": loop.tokens / loop.train_time if loop.train_time else None,
+        "peak_memory_bytes": peak,
+        "peak_memory_measure": measure,
+        "final_metrics": metrics,
+        "train_loss": loop.history[-1]["loss"] if loop.history else None,
+        "history": loop.history,
+        "optimizer": loop.optimizer,
+        "device": device,
+        **(selection.summary() if selection is not None else {}),
+    }

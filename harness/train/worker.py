@@ -31,8 +31,16 @@ from typing import Any
 from ..run.worker import peak_rss_mb, worker_main
 
 #: files copied next to a merged LLM's weights
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                   "tokenizer.model", "added_tokens.json", "generation_config.json")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -95,31 +103,45 @@ def _mlx_summary(summary: dict[str, Any], trainer) -> dict[str, Any]:
     evaluations = [r for r in trainer.history if r.get("type") == "eval"]
     return {
         "device": "mlx-gpu" if mx.default_device().type == mx.gpu else "mlx-cpu",
-        "steps": summary["steps"], "total_steps": summary["total_steps"], "epochs": summary["epochs"],
-        "trainer_wall_time_s": summary["wall_time_s"], "train_time_s": summary["train_time_s"],
-        "train_tokens": summary["train_tokens"], "tokens_per_s": summary["tokens_per_s"],
+        "steps": summary["steps"],
+        "total_steps": summary["total_steps"],
+        "epochs": summary["epochs"],
+        "trainer_wall_time_s": summary["wall_time_s"],
+        "train_time_s": summary["train_time_s"],
+        "train_tokens": summary["train_tokens"],
+        "tokens_per_s": summary["tokens_per_s"],
         "peak_memory_mb": summary["peak_memory_bytes"] / 2**20,
         "peak_memory_measure": "mx.get_peak_memory(): peak bytes of MLX arrays alive at once from the first step on "
-                               "(weights, gradients, optimizer state, activations, dev evaluations)",
-        "best_dev": summary["best_metric"], "best_step": summary["best_step"],
-        "final_dev": summary["final_metrics"], "last_dev": evaluations[-1]["metrics"] if evaluations else None,
+        "(weights, gradients, optimizer state, activations, dev evaluations)",
+        "best_dev": summary["best_metric"],
+        "best_step": summary["best_step"],
+        "final_dev": summary["final_metrics"],
+        "last_dev": evaluations[-1]["metrics"] if evaluations else None,
         "evaluations": [{"step": r["step"], "metrics": r["metrics"], "improved": r["improved"]} for r in evaluations],
         "trainable_parameters": trainer.trainable_parameter_count(),
-    }  # fmt: skip
+    }
 
 
 def _torch_summary(result: dict[str, Any], trainable: int) -> dict[str, Any]:
     evaluations = result.get("evaluations") or []
     return {
-        "device": result["device"], "steps": result["steps"], "total_steps": result["total_steps_planned"],
-        "trainer_wall_time_s": result["wall_time_s"], "train_time_s": result["train_time_s"],
-        "train_tokens": result["train_tokens"], "tokens_per_s": result["tokens_per_s"],
+        "device": result["device"],
+        "steps": result["steps"],
+        "total_steps": result["total_steps_planned"],
+        "trainer_wall_time_s": result["wall_time_s"],
+        "train_time_s": result["train_time_s"],
+        "train_tokens": result["train_tokens"],
+        "tokens_per_s": result["tokens_per_s"],
         "peak_memory_mb": result["peak_memory_bytes"] / 2**20 if result["peak_memory_bytes"] is not None else None,
         "peak_memory_measure": result["peak_memory_measure"],
-        "best_dev": result.get("best_metric"), "best_step": result.get("best_step"),
-        "final_dev": result["final_metrics"], "last_dev": evaluations[-1]["metrics"] if evaluations else None,
-        "evaluations": evaluations, "dev_eval_time_s": result.get("eval_time_s"), "trainable_parameters": trainable,
-    }  # fmt: skip
+        "best_dev": result.get("best_metric"),
+        "best_step": result.get("best_step"),
+        "final_dev": result["final_metrics"],
+        "last_dev": evaluations[-1]["metrics"] if evaluations else None,
+        "evaluations": evaluations,
+        "dev_eval_time_s": result.get("eval_time_s"),
+        "trainable_parameters": trainable,
+    }
 
 
 def _torch_device() -> str:
@@ -137,9 +159,14 @@ def train_mlx_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
     out = Path(job["output_dir"])
     base = _base_dir(job)
     config = settings_of_job(
-        job, config=MLXCrossEncoderConfig, pretrained_path=str(base), output_dir=str(out / "mlx-trainer"),
-        dtype="float32", save_total_limit=1, show_progress_bar=bool(job.get("progress", True)),
-    )  # fmt: skip
+        job,
+        config=MLXCrossEncoderConfig,
+        pretrained_path=str(base),
+        output_dir=str(out / "mlx-trainer"),
+        dtype="float32",
+        save_total_limit=1,
+        show_progress_bar=bool(job.get("progress", True)),
+    )
     model = MLXCrossEncoder(base, max_length=config.max_length, dtype="float32")
     trainer = MLXCrossEncoderTrainer(model, config)
     dev_file, metric_fn = _dev(job)
@@ -147,8 +174,13 @@ def train_mlx_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
     adapter = trainer.save_adapter(out / "adapter") if job["fine_tune"] == "lora" else None
     model_dir = trainer.export_hf(out / "model")  # LoRA merged, float32, transformers names
     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state, not needed after
-    return {**_mlx_summary(summary, trainer), "model_dir": str(model_dir), "adapter_dir": str(adapter) if adapter else None,
-            "trainer": "mlx_cross_encoder.MLXCrossEncoderTrainer", "base_path": str(base)}  # fmt: skip
+    return {
+        **_mlx_summary(summary, trainer),
+        "model_dir": str(model_dir),
+        "adapter_dir": str(adapter) if adapter else None,
+        "trainer": "mlx_cross_encoder.MLXCrossEncoderTrainer",
+        "base_path": str(base),
+    }
 
 
 def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
@@ -161,10 +193,16 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
     out = Path(job["output_dir"])
     base = _base_dir(job)
     config = settings_of_job(
-        job, config=Qwen3RerankerConfig, model_name=str(base), output_dir=str(out / "mlx-trainer"),
-        instruction=job.get("instruction"), lora_num_layers=-1, dtype="float32", save_total_limit=1,
+        job,
+        config=Qwen3RerankerConfig,
+        model_name=str(base),
+        output_dir=str(out / "mlx-trainer"),
+        instruction=job.get("instruction"),
+        lora_num_layers=-1,
+        dtype="float32",
+        save_total_limit=1,
         show_progress_bar=bool(job.get("progress", True)),
-    )  # fmt: skip
+    )
     trainer = Qwen3RerankerTrainer(config)
     trainer.prepare_model()
     dev_file, metric_fn = _dev(job)
@@ -180,8 +218,11 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
     leftovers = [k for k in weights if "lora" in k]
     if leftovers:
         raise RuntimeError(f"LoRA tensors left after fusing: {leftovers[:3]}")
-    mx.save_safetensors(str(model_dir / "model.safetensors"), {k: v.astype(mx.float32) for k, v in weights.items()},
-                        metadata={"format": "pt"})  # fmt: skip
+    mx.save_safetensors(
+        str(model_dir / "model.safetensors"),
+        {k: v.astype(mx.float32) for k, v in weights.items()},
+        metadata={"format": "pt"},
+    )
     config_json = json.loads((base / "config.json").read_text())
     config_json.pop("quantization", None)
     config_json.pop("quantization_config", None)
@@ -191,8 +232,13 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
         if (base / name).is_file():
             shutil.copy2(base / name, model_dir / name)
     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)
-    return {**result, "model_dir": str(model_dir), "adapter_dir": str(adapter) if adapter else None,
-            "trainer": "mlx_cross_encoder.Qwen3RerankerTrainer", "base_path": str(base)}  # fmt: skip
+    return {
+        **result,
+        "model_dir": str(model_dir),
+        "adapter_dir": str(adapter) if adapter else None,
+        "trainer": "mlx_cross_encoder.Qwen3RerankerTrainer",
+        "base_path": str(base),
+    }
 
 
 def _trainable_count(model) -> int:
@@ -206,8 +252,9 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
     base = _base_dir(job)
     settings = settings_of_job(job, output_dir=str(out / "torch-trainer"))
     dev_file, metric_fn = _dev(job)
-    result = train_cross_encoder_torch(base, job["train_file"], dev_file, settings, metric_fn=metric_fn,
-                                       device=_torch_device())  # fmt: skip
+    result = train_cross_encoder_torch(
+        base, job["train_file"], dev_file, settings, metric_fn=metric_fn, device=_torch_device()
+    )
     model = result["model"]
     trainable = _trainable_count(model)
     adapter = None
@@ -215,8 +262,13 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
         adapter = result["output_dir"]  # the peft adapter (LoRA + head)
         model[0].model = model[0].model.merge_and_unload()
     model.save_pretrained(str(out / "model"))
-    return {**_torch_summary(result, trainable), "model_dir": str(out / "model"), "adapter_dir": adapter,
-            "trainer": "sentence_transformers.CrossEncoderTrainer (harness.train.torch_encoder)", "base_path": str(base)}
+    return {
+        **_torch_summary(result, trainable),
+        "model_dir": str(out / "model"),
+        "adapter_dir": adapter,
+        "trainer": "sentence_transformers.CrossEncoderTrainer (harness.train.torch_encoder)",
+        "base_path": str(base),
+    }
 
 
 def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
@@ -226,8 +278,15 @@ def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
     base = _base_dir(job)
     settings = settings_of_job(job, output_dir=str(out / "torch-trainer"))
     dev_file, metric_fn = _dev(job)
-    result = train_llm_reranker_torch(base, job["train_file"], dev_file, settings, metric_fn=metric_fn,
-                                      device=_torch_device(), instruction=job.get("instruction"))  # fmt: skip
+    result = train_llm_reranker_torch(
+        base,
+        job["train_file"],
+        dev_file,
+        settings,
+        metric_fn=metric_fn,
+        device=_torch_device(),
+        instruction=job.get("instruction"),
+    )
     model = result["model"]
     trainable = _trainable_count(model)
     adapter = None
@@ -236,9 +295,13 @@ def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
         model = model.merge_and_unload()
     model.save_pretrained(str(out / "model"))
     result["scorer"].tokenizer.save_pretrained(str(out / "model"))
-    return {**_torch_summary(result, trainable), "model_dir": str(out / "model"), "adapter_dir": adapter,
-            "trainer": "transformers + peft loop (harness.train.torch_llm.train_llm_reranker_torch)",
-            "base_path": str(base)}  # fmt: skip
+    return {
+        **_torch_summary(result, trainable),
+        "model_dir": str(out / "model"),
+        "adapter_dir": adapter,
+        "trainer": "transformers + peft loop (harness.train.torch_llm.train_llm_reranker_torch)",
+        "base_path": str(base),
+    }
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------

@@ -91,8 +91,15 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         for name, load in loaders.items():
             models[name] = await loop.run_in_executor(executor, load)
         for name, model in models.items():
-            workers[name] = ModelWorker(name, model, executor, metrics, max_queue=settings.max_queue,
-                                        max_batch_pairs=settings.max_batch_pairs, batch_size=settings.batch_size)
+            workers[name] = ModelWorker(
+                name,
+                model,
+                executor,
+                metrics,
+                max_queue=settings.max_queue,
+                max_batch_pairs=settings.max_batch_pairs,
+                batch_size=settings.batch_size,
+            )
             workers[name].start()
         yield
         for worker in workers.values():
@@ -132,8 +139,11 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         try:
             future = workers[name].submit([(query, t) for t in texts])
         except QueueFull:
-            raise ApiError(429, f"model {name!r} queue is full ({settings.max_queue} requests); retry later",
-                           headers={"Retry-After": str(settings.retry_after_s)}) from None
+            raise ApiError(
+                429,
+                f"model {name!r} queue is full ({settings.max_queue} requests); retry later",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            ) from None
         try:
             return await asyncio.wait_for(future, settings.request_timeout_s)
         except asyncio.TimeoutError:
@@ -147,8 +157,11 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         scores = await score(req.model, req.query, texts)
         order = np.argsort(-scores, kind="stable")[: req.top_n or len(texts)]
         results = [
-            RerankResult(index=int(i), relevance_score=float(scores[i]),
-                         document=ResultDocument(text=texts[i]) if req.return_documents else None)
+            RerankResult(
+                index=int(i),
+                relevance_score=float(scores[i]),
+                document=ResultDocument(text=texts[i]) if req.return_documents else None,
+            )
             for i in order
         ]
         return RerankResponse(id=str(uuid.uuid4()), results=results, meta=Meta(api_version=ApiVersion(version=version)))
@@ -169,8 +182,10 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         req = await read_body(request, TEIRequest, settings)
         scores = await score(req.model, req.query, req.texts)
         order = np.argsort(-scores, kind="stable")
-        return [TEIResult(index=int(i), score=float(scores[i]), text=req.texts[i] if req.return_text else None)
-                for i in order]
+        return [
+            TEIResult(index=int(i), score=float(scores[i]), text=req.texts[i] if req.return_text else None)
+            for i in order
+        ]
 
     @app.get("/health")
     async def health():

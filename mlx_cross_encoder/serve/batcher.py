@@ -36,8 +36,17 @@ class _Job:
 class ModelWorker:
     """The queue and the batching task of one served model."""
 
-    def __init__(self, name: str, model, executor: ThreadPoolExecutor, metrics: ServerMetrics, *,
-                 max_queue: int, max_batch_pairs: int, batch_size: int):
+    def __init__(
+        self,
+        name: str,
+        model,
+        executor: ThreadPoolExecutor,
+        metrics: ServerMetrics,
+        *,
+        max_queue: int,
+        max_batch_pairs: int,
+        batch_size: int,
+    ):
         self.name, self.model, self.executor, self.metrics = name, model, executor, metrics
         self.max_batch_pairs, self.batch_size = max_batch_pairs, batch_size
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)

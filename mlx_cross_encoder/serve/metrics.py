@@ -14,12 +14,15 @@ class ServerMetrics:
         self.requests = Counter("rerank_requests", "HTTP requests by route and status", ["route", "status"], registry=r)
         self.latency = Histogram("rerank_request_latency_seconds", "request latency", ["route"], registry=r)
         self.batches = Counter("rerank_batches", "merged batches run", ["model"], registry=r)
-        self.batched_requests = Counter("rerank_batched_requests", "requests scored in merged batches", ["model"],
-                                        registry=r)
-        self.batch_requests = Histogram("rerank_batch_requests", "requests per merged batch", ["model"],
-                                        buckets=SIZE_BUCKETS, registry=r)
-        self.batch_pairs = Histogram("rerank_batch_pairs", "pairs per merged batch", ["model"],
-                                     buckets=SIZE_BUCKETS, registry=r)
+        self.batched_requests = Counter(
+            "rerank_batched_requests", "requests scored in merged batches", ["model"], registry=r
+        )
+        self.batch_requests = Histogram(
+            "rerank_batch_requests", "requests per merged batch", ["model"], buckets=SIZE_BUCKETS, registry=r
+        )
+        self.batch_pairs = Histogram(
+            "rerank_batch_pairs", "pairs per merged batch", ["model"], buckets=SIZE_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("rerank_queue_depth", "requests waiting in the model's queue", ["model"], registry=r)
 
     def observe_batch(self, model: str, requests: int, pairs: int) -> None:

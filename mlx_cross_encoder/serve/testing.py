@@ -1,7 +1,7 @@
 """Start a server in a background thread on a free 127.0.0.1 port (for tests and benchmarks).
 
-    with running_server({"tiny": lambda: MLXCrossEncoder(path)}, ServeSettings(max_queue=4)) as base_url:
-        cohere.ClientV2(base_url=base_url, api_key="x").rerank(model="tiny", query=..., documents=[...])
+with running_server({"tiny": lambda: MLXCrossEncoder(path)}, ServeSettings(max_queue=4)) as base_url:
+    cohere.ClientV2(base_url=base_url, api_key="x").rerank(model="tiny", query=..., documents=[...])
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(loaders: dict, settings: ServeSettings | None = None, startup_timeout_s: float = 30.0) -> Iterator[str]:
+def running_server(
+    loaders: dict, settings: ServeSettings | None = None, startup_timeout_s: float = 30.0
+) -> Iterator[str]:
     """Yield ``http://127.0.0.1:PORT`` of a running server of ``loaders`` (see :func:`create_app`); stop it (and
     join its thread) on exit."""
     port = free_port()
-    config = uvicorn.Config(create_app(loaders, settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+    config = uvicorn.Config(
+        create_app(loaders, settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"rerank-server:{port}", daemon=True)
     thread.start()

@@ -38,7 +38,9 @@ def list_checkpoints(output_dir) -> list[Path]:
     root = Path(output_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and (p / "state.json").is_file()]
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and (p / "state.json").is_file()
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -77,8 +79,9 @@ def latest_checkpoint(output_dir) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(output_dir, model: nn.Module, optimizer: optim.Optimizer, state: dict[str, Any],
-                    keep: int | None = None) -> Path:  # fmt: skip
+def save_checkpoint(
+    output_dir, model: nn.Module, optimizer: optim.Optimizer, state: dict[str, Any], keep: int | None = None
+) -> Path:
     """Write checkpoint ``step-<state['step']>`` atomically; keep only the newest ``keep`` ones."""
     weights = trainable_weights(model)
     opt_state = dict(tree_flatten(optimizer.state))

@@ -308,8 +308,9 @@ def eval_rankings(source: Any) -> tuple[dict[str, str], dict[str, list[str]], di
 
     Records of the same query are merged into one ranking; labels become relevance grades.
     """
-    groups = merge_by_query(source if isinstance(source, list) and source and isinstance(source[0], Group)
-                            else load_groups(source))  # fmt: skip
+    groups = merge_by_query(
+        source if isinstance(source, list) and source and isinstance(source[0], Group) else load_groups(source)
+    )
     queries, docs, qrels = {}, {}, {}
     for qi, g in enumerate(groups):
         qid = f"q{qi}"

@@ -58,9 +58,13 @@ class MLXCrossEncoderTrainer(RerankerTrainerBase):
                 quantize_linear_layers(module, cfg.quantize, skip=module.head_prefixes)
                 self.encoder.quantize = cfg.quantize
             self.adapter_config = setup_lora(
-                module, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout,
-                targets=cfg.lora_target_modules or module.lora_targets, trainable_modules=cfg.trainable_modules,
-            )  # fmt: skip
+                module,
+                cfg.lora_rank,
+                cfg.lora_alpha,
+                cfg.lora_dropout,
+                targets=cfg.lora_target_modules or module.lora_targets,
+                trainable_modules=cfg.trainable_modules,
+            )
         mx.eval(module.parameters())
 
     def _adapter_extra(self) -> dict[str, Any]:

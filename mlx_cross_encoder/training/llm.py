@@ -28,9 +28,14 @@ logger = logging.getLogger("mlx_cross_encoder.training")
 
 #: mlx-lm's usual LoRA targets inside a decoder block (attention and MLP projections)
 DEFAULT_LLM_TARGETS = (
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-)  # fmt: skip
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
 
 
 def quantize_blocks(model: nn.Module, bits: int, group_size: int = 64) -> int:
@@ -96,9 +101,11 @@ class Qwen3RerankerTrainer(RerankerTrainerBase):
             if cfg.quantize:
                 quantize_blocks(model, cfg.quantize)
             lora_parameters = {
-                "rank": cfg.lora_rank, "scale": cfg.lora_alpha / cfg.lora_rank, "dropout": cfg.lora_dropout,
+                "rank": cfg.lora_rank,
+                "scale": cfg.lora_alpha / cfg.lora_rank,
+                "dropout": cfg.lora_dropout,
                 "keys": list(cfg.lora_target_modules or DEFAULT_LLM_TARGETS),
-            }  # fmt: skip
+            }
             model.freeze()
             num_layers = len(blocks) if cfg.lora_num_layers < 0 else cfg.lora_num_layers
             # mlx-lm walks `model.layers`; multimodal wrappers keep the language model one level down
@@ -107,7 +114,11 @@ class Qwen3RerankerTrainer(RerankerTrainerBase):
             n_lora = sum(1 for _, m in model.named_modules() if hasattr(m, "lora_a"))
             if n_lora == 0:
                 raise ValueError(f"lora_target_modules {lora_parameters['keys']} match no layer of {cfg.model_name}")
-            self.adapter_config = {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": lora_parameters}
+            self.adapter_config = {
+                "fine_tune_type": "lora",
+                "num_layers": num_layers,
+                "lora_parameters": lora_parameters,
+            }
         mx.eval(model.parameters())
 
     def _blocks(self) -> list:

@@ -29,10 +29,19 @@ class RunState:
     train_time: float = 0.0
     tokens: int = 0
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0})
-    state: dict[str, Any] = field(default_factory=lambda: {
-        "step": 0, "epoch": 0, "micro_in_epoch": 0, "best_metric": None, "best_step": None, "best_metrics": None,
-        "evals_without_improvement": 0, "last_eval": None, "stopped_early": False,
-    })  # fmt: skip
+    state: dict[str, Any] = field(
+        default_factory=lambda: {
+            "step": 0,
+            "epoch": 0,
+            "micro_in_epoch": 0,
+            "best_metric": None,
+            "best_step": None,
+            "best_metrics": None,
+            "evals_without_improvement": 0,
+            "last_eval": None,
+            "stopped_early": False,
+        }
+    )
 
     def stopped(self) -> bool:
         return self.state["step"] >= self.total_steps or self.state["stopped_early"]

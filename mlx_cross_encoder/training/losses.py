@@ -54,8 +54,15 @@ def mse(scores: mx.array, targets: mx.array) -> mx.array:
 from .settings import LOSSES  # noqa: E402
 
 
-def compute_loss(name: str, scores: mx.array, labels: mx.array, teacher: mx.array | None, group_size: int | None,
-                 pos_weight: float | None = None, temperature: float = 1.0) -> mx.array:  # fmt: skip
+def compute_loss(
+    name: str,
+    scores: mx.array,
+    labels: mx.array,
+    teacher: mx.array | None,
+    group_size: int | None,
+    pos_weight: float | None = None,
+    temperature: float = 1.0,
+) -> mx.array:
     """The named loss on one batch (see :class:`~mlx_cross_encoder.training.data.Batch`)."""
     if name == "bce":
         return binary_cross_entropy(scores, labels, pos_weight)

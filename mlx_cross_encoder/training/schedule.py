@@ -11,8 +11,9 @@ import math
 from .settings import LR_SCHEDULERS as SCHEDULERS
 
 
-def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear",
-          min_lr_ratio: float = 0.0) -> float:  # fmt: skip
+def lr_at(
+    step: int, base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear", min_lr_ratio: float = 0.0
+) -> float:
     """Learning rate of update ``step`` (0-based).
 
     Warmup: ``base_lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` updates (no wasted zero-lr
@@ -34,8 +35,9 @@ def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, schedu
     return base_lr * (min_lr_ratio + (1.0 - min_lr_ratio) * factor)
 
 
-def make_schedule(base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear",
-                  min_lr_ratio: float = 0.0):  # fmt: skip
+def make_schedule(
+    base_lr: float, total_steps: int, warmup_steps: int, scheduler: str = "linear", min_lr_ratio: float = 0.0
+):
     """The schedule as an ``mlx.optimizers`` callable of the optimizer's step counter."""
     import mlx.core as mx
 
@@ -63,7 +65,8 @@ def make_optimizer(schedule, weight_decay: float, betas=(0.9, 0.999), eps: float
     ``mlx.optimizers.MultiOptimizer`` of a no-decay AdamW (for ``no_decay`` paths) and a decayed one."""
     import mlx.optimizers as optim
 
-    decayed = optim.AdamW(learning_rate=schedule, betas=list(betas), eps=eps, weight_decay=weight_decay,
-                          bias_correction=True)  # fmt: skip
+    decayed = optim.AdamW(
+        learning_rate=schedule, betas=list(betas), eps=eps, weight_decay=weight_decay, bias_correction=True
+    )
     plain = optim.AdamW(learning_rate=schedule, betas=list(betas), eps=eps, weight_decay=0.0, bias_correction=True)
     return optim.MultiOptimizer([plain, decayed], [no_decay])

@@ -217,8 +217,11 @@ class RerankerTrainerBase:
         """The run's data, schedule, optimizer and state: fresh, or restored from a checkpoint."""
         cfg = self.config
         wall_start = time.perf_counter()
-        groups = train_data if isinstance(train_data, list) and train_data and isinstance(train_data[0], Group) \
-            else load_groups(train_data)  # fmt: skip
+        groups = (
+            train_data
+            if isinstance(train_data, list) and train_data and isinstance(train_data[0], Group)
+            else load_groups(train_data)
+        )
         batcher = Batcher(groups, cfg.loss, cfg.batch_size, cfg.group_size, cfg.seed)
         updates_per_epoch = math.ceil(len(batcher) / cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps if cfg.max_steps else updates_per_epoch * cfg.num_epochs
@@ -230,8 +233,14 @@ class RerankerTrainerBase:
         out_dir.mkdir(parents=True, exist_ok=True)
         recover_dir(out_dir / BEST_DIR)  # a crash while best/ was replaced leaves the old copy aside
         remove_partial_checkpoints(out_dir)
-        run = RunState(batcher=batcher, dev=eval_rankings(eval_data) if eval_data is not None else None,
-                   total_steps=total_steps, out_dir=out_dir, log_path=out_dir / LOG_FILE, wall_start=wall_start)  # fmt: skip
+        run = RunState(
+            batcher=batcher,
+            dev=eval_rankings(eval_data) if eval_data is not None else None,
+            total_steps=total_steps,
+            out_dir=out_dir,
+            log_path=out_dir / LOG_FILE,
+            wall_start=wall_start,
+        )
         run.state["total_steps"] = total_steps
         run.resumed_from = self._resume_path()
         if run.resumed_from is not None:
@@ -247,8 +256,7 @@ class RerankerTrainerBase:
         else:
             self.history = []
             run.log_path.write_text("")
-        run.bar = tqdm(total=total_steps, initial=run.state["step"], desc="Training",
-                       disable=not cfg.show_progress_bar)  # fmt: skip
+        run.bar = tqdm(total=total_steps, initial=run.state["step"], desc="Training", disable=not cfg.show_progress_bar)
         return run
 
     def _epoch(self, run: RunState, value_and_grad, metric_fn, callbacks) -> bool:
@@ -275,9 +283,13 @@ class RerankerTrainerBase:
             state["step"] += 1
             state["epoch"], state["micro_in_epoch"] = (epoch + 1, 0) if last_micro else (epoch, mi + 1)
             record: dict[str, Any] = {
-                "type": "train", "step": state["step"], "epoch": round(epoch + (mi + 1) / micro_per_epoch, 4),
-                "loss": acc_loss / acc_n, "lr": lr, "grad_norm": grad_norm,
-            }  # fmt: skip
+                "type": "train",
+                "step": state["step"],
+                "epoch": round(epoch + (mi + 1) / micro_per_epoch, 4),
+                "loss": acc_loss / acc_n,
+                "lr": lr,
+                "grad_norm": grad_norm,
+            }
             acc_grads, acc_n, acc_loss = None, 0, 0.0
             if self._after_update(run, record, last_micro, metric_fn, callbacks):
                 return True
@@ -304,13 +316,17 @@ class RerankerTrainerBase:
         if step % cfg.logging_steps == 0 or step == run.total_steps or last_micro:
             record.update(run.take_window())
             self._log(run.log_path, record)
-            run.bar.set_postfix(loss=f"{record['window_loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                tok_s=f"{record['tokens_per_s'] or 0:.0f}")  # fmt: skip
+            run.bar.set_postfix(
+                loss=f"{record['window_loss']:.4f}",
+                lr=f"{record['lr']:.2e}",
+                tok_s=f"{record['tokens_per_s'] or 0:.0f}",
+            )
         run.bar.update(1)
         done = step >= run.total_steps
         stop = evaluated = False
-        if run.dev is not None and ((cfg.eval_steps and step % cfg.eval_steps == 0)
-                                    or (not cfg.eval_steps and last_micro) or done):  # fmt: skip
+        if run.dev is not None and (
+            (cfg.eval_steps and step % cfg.eval_steps == 0) or (not cfg.eval_steps and last_micro) or done
+        ):
             evaluated = True
             stop = self._evaluate_step(run.dev, metric_fn, state, run.log_path)
         if cfg.save_steps and step % cfg.save_steps == 0 or evaluated or done or stop:
@@ -371,8 +387,12 @@ class RerankerTrainerBase:
         improved = best is None or sign * (value - best) > cfg.early_stopping_threshold
         if improved:
             state.update(best_metric=value, best_step=state["step"], best_metrics=metrics, evals_without_improvement=0)
-            save_adapter(self.model, self.output_dir / BEST_DIR, self.adapter_config,
-                         {**self._adapter_extra(), "step": state["step"], "metrics": metrics})  # fmt: skip
+            save_adapter(
+                self.model,
+                self.output_dir / BEST_DIR,
+                self.adapter_config,
+                {**self._adapter_extra(), "step": state["step"], "metrics": metrics},
+            )
         else:
             state["evals_without_improvement"] += 1
         state["last_eval"] = metrics

@@ -79,13 +79,21 @@ def export_tribrid_adapter(
         out[f"model.layers.{layer}.{path}.{leaf.upper().replace('LORA', 'lora')}"] = mx.array(w.T)
     modules = sorted({p.rsplit(".", 1)[-1] for p in paths})
     common = {
-        "backend": BACKEND, "base_model": str(base_model), "prompt_template_version": PROMPT_TEMPLATE_VERSION,
-        "yes_token_id": int(yes_token_id), "no_token_id": int(no_token_id), "suffix_hash": suffix_hash(),
-    }  # fmt: skip
+        "backend": BACKEND,
+        "base_model": str(base_model),
+        "prompt_template_version": PROMPT_TEMPLATE_VERSION,
+        "yes_token_id": int(yes_token_id),
+        "no_token_id": int(no_token_id),
+        "suffix_hash": suffix_hash(),
+    }
     adapter_cfg = {
-        **common, "lora_rank": rank, "lora_alpha": scale * rank, "lora_dropout": float(lp.get("dropout", 0.0)),
-        "target_modules": modules, "applied_modules": len(out) // 2,
-    }  # fmt: skip
+        **common,
+        "lora_rank": rank,
+        "lora_alpha": scale * rank,
+        "lora_dropout": float(lp.get("dropout", 0.0)),
+        "target_modules": modules,
+        "applied_modules": len(out) // 2,
+    }
     manifest = {**common, "run_id": str(run_id), "created_at": int(time.time())}
 
     def write(tmp: Path) -> None:
@@ -129,11 +137,15 @@ def convert_tribrid_adapter(src, dst) -> Path:
     config = {
         "fine_tune_type": "lora",
         "num_layers": max(layers) + 1,  # TriBridRAG wraps every layer; mlx-lm counts layers from the last
-        "lora_parameters": {"rank": rank, "scale": alpha / rank, "dropout": float(cfg.get("lora_dropout", 0.0)),
-                            "keys": sorted(paths)},
+        "lora_parameters": {
+            "rank": rank,
+            "scale": alpha / rank,
+            "dropout": float(cfg.get("lora_dropout", 0.0)),
+            "keys": sorted(paths),
+        },
         "model": manifest.get("base_model") or cfg.get("base_model"),
         "tribrid": {"manifest": manifest, "adapter_config": cfg},
-    }  # fmt: skip
+    }
 
     def write(tmp: Path) -> None:
         mx.save_safetensors(str(tmp / ADAPTER_WEIGHTS), out)

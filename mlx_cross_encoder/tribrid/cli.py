@@ -45,12 +45,23 @@ def cmd_train(args) -> int:
     out = Path(args.output)
     write_triplets(dev, out / "dev_triplets.jsonl")
     texts, stats = materialize(train, args.corpus_root, snippet_chars=args.snippet_chars, chunks=args.chunks)
-    settings = {"num_epochs": args.epochs, "learning_rate": args.learning_rate, "lora_rank": args.lora_rank,
-                "lora_alpha": args.lora_alpha, "batch_size": args.batch_size, "max_length": args.max_length,
-                "seed": args.seed}  # fmt: skip
+    settings = {
+        "num_epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "lora_rank": args.lora_rank,
+        "lora_alpha": args.lora_alpha,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "seed": args.seed,
+    }
     model_dir = train_adapter(texts, args.model, out, base_model=args.base_model, run_id=out.name, **settings)
-    record = {"model_dir": str(model_dir), "train_triplets": len(train), "dev_triplets": len(dev),
-              "materialize": stats.model_dump(), "settings": settings}  # fmt: skip
+    record = {
+        "model_dir": str(model_dir),
+        "train_triplets": len(train),
+        "dev_triplets": len(dev),
+        "materialize": stats.model_dump(),
+        "settings": settings,
+    }
     (out / "run.json").write_text(json.dumps(record, indent=2))
     return _emit(record)
 

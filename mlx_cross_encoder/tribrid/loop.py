@@ -73,5 +73,11 @@ def train_adapter(
     trainer.train(rows)
     mlx_dir = trainer.save_adapter(output / "mlx_lm")
     rr = trainer.reranker
-    return export_tribrid_adapter(mlx_dir, output / "model", base_model=base_model or str(model),
-                                  yes_token_id=rr.yes_id, no_token_id=rr.no_id, run_id=run_id)  # fmt: skip
+    return export_tribrid_adapter(
+        mlx_dir,
+        output / "model",
+        base_model=base_model or str(model),
+        yes_token_id=rr.yes_id,
+        no_token_id=rr.no_id,
+        run_id=run_id,
+    )

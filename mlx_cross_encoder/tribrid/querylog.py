@@ -103,8 +103,9 @@ def read_query_log(path, corpus_id: str | None = None) -> QueryLog:
             log.queries[event_id] = QueryEvent(event_id=event_id, query=query, top_paths=tuple(top))
             st.query_events += 1
         elif kind == "feedback":
-            fb = FeedbackEvent(**{k: obj.get(k) if isinstance(obj.get(k), str) else None
-                                  for k in ("event_id", "signal", "doc_id")})  # fmt: skip
+            fb = FeedbackEvent(
+                **{k: obj.get(k) if isinstance(obj.get(k), str) else None for k in ("event_id", "signal", "doc_id")}
+            )
             if fb.signal is not None and fb.signal.strip().lower() not in KNOWN_SIGNALS:
                 st.unknown_signals[fb.signal] = st.unknown_signals.get(fb.signal, 0) + 1
             log.feedback.append(fb)

@@ -46,10 +46,15 @@ class TriBridMLXReranker:
         reload_on_change: bool = True,
     ):
         self.settings = RerankerSettings(
-            reranker_type=reranker_type, model_name=str(model_name),
-            adapter_path=None if adapter_path is None else str(adapter_path), max_length=max_length,
-            batch_size=batch_size, top_n=top_n, instruction=instruction, reload_on_change=reload_on_change,
-        )  # fmt: skip
+            reranker_type=reranker_type,
+            model_name=str(model_name),
+            adapter_path=None if adapter_path is None else str(adapter_path),
+            max_length=max_length,
+            batch_size=batch_size,
+            top_n=top_n,
+            instruction=instruction,
+            reload_on_change=reload_on_change,
+        )
         if instruction is not None and reranker_type == "cross_encoder":
             raise ValueError("instruction applies to reranker_type='qwen3' only (a cross-encoder has no prompt)")
         self.reloads = 0

@@ -15,8 +15,17 @@ BUDGETS = {"cross_encoder": 20, "llm": 250}
 
 
 def spec(backend, **fields):
-    base = dict(name=f"t-{backend}", backend=backend, model="unused", dtype=None, batch_size=16, max_length=None,
-                device="auto", instruction=None, options={})  # fmt: skip
+    base = dict(
+        name=f"t-{backend}",
+        backend=backend,
+        model="unused",
+        dtype=None,
+        batch_size=16,
+        max_length=None,
+        device="auto",
+        instruction=None,
+        options={},
+    )
     return SimpleNamespace(**{**base, **fields})
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from types import SimpleNamespace
 
+import builders
 import numpy as np
 import pytest
 
-import builders
 from harness.backends import BackendError, load_backend, resolve_max_length, weights_fingerprint
 
 LONG = builders.long_document(400, seed=3)
@@ -19,8 +18,17 @@ PAIRS = builders.pairs() + [("what is oauth authorization code flow", LONG)]
 
 
 def spec(backend, model="unused", **fields):
-    base = dict(name=f"t-{backend}", backend=backend, model=model, dtype=None, batch_size=4, max_length=None,
-                device="auto", instruction=None, options={})  # fmt: skip
+    base = dict(
+        name=f"t-{backend}",
+        backend=backend,
+        model=model,
+        dtype=None,
+        batch_size=4,
+        max_length=None,
+        device="auto",
+        instruction=None,
+        options={},
+    )
     return SimpleNamespace(**{**base, **fields})
 
 
@@ -50,7 +58,12 @@ def checkpoint(tmp_path, config, tokenizer_config=None):
         ({"max_position_embeddings": 512}, {"model_max_length": 1024}, None, (512, "positions")),
         ({"max_position_embeddings": 512}, {"model_max_length": int(1e30)}, None, (512, "positions")),
         ({"max_position_embeddings": 512}, None, None, (512, "positions")),
-        ({"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}, None, None, (512, "positions")),
+        (
+            {"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1},
+            None,
+            None,
+            (512, "positions"),
+        ),
         ({}, {"model_max_length": 256}, None, (256, "tokenizer")),
         ({"max_position_embeddings": 512}, {"model_max_length": 128}, 300, (300, "suite")),
         ({"max_position_embeddings": 512}, None, 512, (512, "suite")),
@@ -147,7 +160,9 @@ def test_describe_and_memory(loaded, tiny_bert):
     assert mlx.device in ("mlx-cpu", "mlx-gpu")
     assert mlx.describe()["versions"]["mlx"] and "blas" in mlx.describe()
     assert mlx.peak_memory_mb() > 0
-    assert torch_backend.describe()["versions"]["torch"] and torch_backend.describe()["versions"]["sentence-transformers"]
+    assert (
+        torch_backend.describe()["versions"]["torch"] and torch_backend.describe()["versions"]["sentence-transformers"]
+    )
     if torch_backend.device == "cpu":
         assert torch_backend.peak_memory_mb() is None
     else:

@@ -25,9 +25,22 @@ def test_smoke_suite_end_to_end(tmp_path):
     out, report = tmp_path / "results" / "smoke.json", tmp_path / "report" / "smoke.md"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(
-        [*harness_command(), "run", "suites/smoke.yaml", "--output", str(out), "--report", str(report), "--no-progress"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            *harness_command(),
+            "run",
+            "suites/smoke.yaml",
+            "--output",
+            str(out),
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = load_results(out)
     assert results["suite"] == "smoke" and results["baseline"] == "minilm-torch"
@@ -54,8 +67,13 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert f"results written to {out}" in proc.stderr
 
     # and `harness report` rebuilds it from the results file
-    again = subprocess.run([*harness_command(), "report", str(out), "--output", str(tmp_path / "again.md")],
-                           cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    again = subprocess.run(
+        [*harness_command(), "report", str(out), "--output", str(tmp_path / "again.md")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert again.stdout == proc.stdout and (tmp_path / "again.md").read_text() == proc.stdout
 
@@ -65,8 +83,14 @@ def test_list(capsys, monkeypatch, tmp_path):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert f"{REPO / 'suites' / 'smoke.yaml'}: smoke (1 dataset, 2 rerankers)" in out
-    for text in ("Dataset sources:", "  candidates: ", "Backends:", "  mlx: ", "  torch: ",
-                 "  local:minilm-l6-seeded-head: "):  # fmt: skip
+    for text in (
+        "Dataset sources:",
+        "  candidates: ",
+        "Backends:",
+        "  mlx: ",
+        "  torch: ",
+        "  local:minilm-l6-seeded-head: ",
+    ):
         assert text in out
 
 
@@ -113,8 +137,9 @@ def test_invalid_suite_lists_each_problem_on_one_line(capsys, tmp_path):
 
 
 def test_unknown_only_name(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "run", str(REPO / "suites" / "smoke.yaml"), "--only", "nope",
-                           "--output", str(tmp_path / "r.json"))  # fmt: skip
+    code, _, err = run_cli(
+        capsys, "run", str(REPO / "suites" / "smoke.yaml"), "--only", "nope", "--output", str(tmp_path / "r.json")
+    )
     assert code == 2
     assert err.startswith("harness: error: --only nope: not a reranker or dataset of suite 'smoke'")
     assert not (tmp_path / "r.json").exists()
@@ -135,8 +160,9 @@ def test_failed_runs_give_exit_status_1(capsys, tmp_path, monkeypatch):
         (REPO / "suites" / "smoke.yaml").read_text().replace("local:minilm-l6-seeded-head", "nobody/missing-model")
     )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, out, err = run_cli(capsys, "run", str(tmp_path / "s.yaml"), "--output", str(tmp_path / "r.json"),
-                             "--no-progress")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "run", str(tmp_path / "s.yaml"), "--output", str(tmp_path / "r.json"), "--no-progress"
+    )
     assert code == 1
     assert "2 of 3 runs failed" in err
     assert "| minilm-mlx " in out and "error: ModelLoadError: could not fetch 'nobody/missing-model'" in out

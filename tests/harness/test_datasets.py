@@ -17,8 +17,8 @@ from harness.sources import (
     load_ir_dataset,
     select_queries,
 )
-from harness.suite import DatasetSpec
 from harness.sources.types import Candidate
+from harness.suite import DatasetSpec
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "trec-dl"
 
@@ -32,8 +32,10 @@ def write(path: Path, text: str) -> Path:
 # --- candidate lists -----------------------------------------------------------------------------------------------
 def candidates_files(tmp_path: Path) -> tuple[Path, Path]:
     def hits(qid, rows):
-        return [{"content": f"text of {d}", "qid": qid, "docid": d, "rank": r + 1, "score": s}
-                for r, (d, s) in enumerate(rows)]
+        return [
+            {"content": f"text of {d}", "qid": qid, "docid": d, "rank": r + 1, "score": s}
+            for r, (d, s) in enumerate(rows)
+        ]
 
     data = [
         {"query": "query one", "hits": hits(1, [("a", 9.0), ("b", 7.0), ("c", 7.0), ("d", 3.0)])},
@@ -47,11 +49,16 @@ def candidates_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_candidate_lists(tmp_path):
     cands, qrels = candidates_files(tmp_path)
-    ds = load_dataset(DatasetSpec(name="toy", source_kind="candidates", candidates=cands, qrels=qrels, top_k=3, relevance_level=2))
+    ds = load_dataset(
+        DatasetSpec(name="toy", source_kind="candidates", candidates=cands, qrels=qrels, top_k=3, relevance_level=2)
+    )
     assert ds.queries == {"1": "query one", "2": "query two"}
     # trec_eval order: the 7.0 tie puts c (docid descending) before b; cut to top_k=3
-    assert ds.candidates["1"] == [Candidate("a", "text of a", 9.0), Candidate("c", "text of c", 7.0),
-                                  Candidate("b", "text of b", 7.0)]
+    assert ds.candidates["1"] == [
+        Candidate("a", "text of a", 9.0),
+        Candidate("c", "text of c", 7.0),
+        Candidate("b", "text of b", 7.0),
+    ]
     assert [c.docid for c in ds.candidates["2"]] == ["e", "f"]
     assert ds.qrels == {"1": {"a": 0, "c": 3, "z": 2}, "2": {"f": 1}}
     assert ds.relevance_level == 2 and ds.first_stage == "bm25" and str(cands) in ds.source
@@ -66,13 +73,29 @@ def test_candidate_list_errors(tmp_path):
     bad = write(tmp_path / "bad.json", json.dumps([{"query": "q", "hits": [{"qid": 1, "docid": "a", "score": 1}]}]))
     with pytest.raises(DatasetError, match="entry 0, hit 0: needs docid, content and score"):
         load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=bad, qrels=qrels))
-    two = write(tmp_path / "two.json", json.dumps([{"query": "q", "hits": [
-        {"qid": 1, "docid": "a", "content": "t", "score": 1}, {"qid": 2, "docid": "b", "content": "t", "score": 1}]}]))
+    two = write(
+        tmp_path / "two.json",
+        json.dumps(
+            [
+                {
+                    "query": "q",
+                    "hits": [
+                        {"qid": 1, "docid": "a", "content": "t", "score": 1},
+                        {"qid": 2, "docid": "b", "content": "t", "score": 1},
+                    ],
+                }
+            ]
+        ),
+    )
     with pytest.raises(DatasetError, match=r"hits of several qids \['1', '2'\]"):
         load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=two, qrels=qrels))
     broken_qrels = write(tmp_path / "broken.txt", "1 0 a\n")
     with pytest.raises(DatasetError, match=r"broken.txt:1: expected a TREC qrels line"):
-        load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=candidates_files(tmp_path)[0], qrels=broken_qrels))
+        load_dataset(
+            DatasetSpec(
+                name="x", source_kind="candidates", candidates=candidates_files(tmp_path)[0], qrels=broken_qrels
+            )
+        )
 
 
 def test_query_subset_is_seeded_deterministic_and_nested(tmp_path):
@@ -95,16 +118,24 @@ def test_query_subset_is_seeded_deterministic_and_nested(tmp_path):
 
 # --- TREC run + corpus + queries -------------------------------------------------------------------------------------
 def run_files(tmp_path: Path, corpus_name: str = "corpus.tsv") -> dict:
-    run = write(tmp_path / "run.trec", "q1 Q0 d1 1 5.0 bm25\nq1 Q0 d2 2 4.0 bm25\nq1 Q0 d3 3 3.0 bm25\n"
-                "q2 Q0 d3 1 2.5 bm25\nq2 Q0 d1 2 2.5 bm25\n")
+    run = write(
+        tmp_path / "run.trec",
+        "q1 Q0 d1 1 5.0 bm25\nq1 Q0 d2 2 4.0 bm25\nq1 Q0 d3 3 3.0 bm25\nq2 Q0 d3 1 2.5 bm25\nq2 Q0 d1 2 2.5 bm25\n",
+    )
     if corpus_name.endswith(".tsv"):
-        corpus = write(tmp_path / corpus_name,
-                       "d1\tfirst passage\nd2\tsecond passage\nd3\tthird\tpassage\nd4\tfourth passage\n")
+        corpus = write(
+            tmp_path / corpus_name, "d1\tfirst passage\nd2\tsecond passage\nd3\tthird\tpassage\nd4\tfourth passage\n"
+        )
     else:
-        rows = [("d1", "One", "first passage"), ("d2", "", "second passage"), ("d3", "Three", "third passage"),
-                ("d4", "Four", "fourth passage")]
-        corpus = write(tmp_path / corpus_name,
-                       "\n".join(json.dumps({"_id": d, "title": t, "text": x}) for d, t, x in rows))
+        rows = [
+            ("d1", "One", "first passage"),
+            ("d2", "", "second passage"),
+            ("d3", "Three", "third passage"),
+            ("d4", "Four", "fourth passage"),
+        ]
+        corpus = write(
+            tmp_path / corpus_name, "\n".join(json.dumps({"_id": d, "title": t, "text": x}) for d, t, x in rows)
+        )
     queries = write(tmp_path / "queries.tsv", "q1\tfirst query\nq2\tsecond query\nq3\tthird query\n")
     qrels = write(tmp_path / "qrels.txt", "q1 0 d2 1\nq1 0 d4 2\nq1 0 d9 3\nq2 0 d1 0\nq2 0 d4 1\nq3 0 d1 1\n")
     return dict(run=run, corpus=corpus, queries=queries, qrels=qrels)
@@ -121,7 +152,9 @@ def test_trec_run_with_tsv_corpus(tmp_path):
 
 def test_trec_run_with_jsonl_corpus_and_judged_positives(tmp_path):
     files = run_files(tmp_path, "corpus.jsonl")
-    ds = load_dataset(DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=1, **files))
+    ds = load_dataset(
+        DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=1, **files)
+    )
     assert ds.candidates["q1"][0].text == "One first passage"  # BEIR join: title + " " + text
     assert ds.candidates["q1"][1].text == "second passage"  # empty title: no leading space
     # q1: d4 (grade 2) was missed by the run: appended below the lowest candidate; q2: d4 (grade 1) too
@@ -129,7 +162,9 @@ def test_trec_run_with_jsonl_corpus_and_judged_positives(tmp_path):
     assert [c.docid for c in ds.candidates["q2"]] == ["d3", "d1", "d4"]
     assert ds.protocol["n_judged_positives_added"] == 2 and ds.protocol["n_pairs"] == 6
     assert ds.protocol["n_judged_positives_not_in_corpus"] == 1  # d9 is judged but not in the corpus
-    level2 = load_dataset(DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=2, **files))
+    level2 = load_dataset(
+        DatasetSpec(name="r", source_kind="trec_run", top_k=2, add_judged_positives=True, relevance_level=2, **files)
+    )
     assert [c.docid for c in level2.candidates["q2"]] == ["d3", "d1"]  # grade 1 is not relevant at level 2
     assert level2.protocol["n_judged_positives_added"] == 1
 
@@ -156,6 +191,7 @@ STOP = {"and", "at", "the", "in"}  # the Lucene stop words these texts contain
 
 def reference_bm25(query: str, k1: float = 0.9, b: float = 0.4) -> dict[str, float]:
     """Lucene BM25 written out: idf = ln(1 + (N - df + .5)/(df + .5)), tf part = tf / (tf + k1 (1 - b + b dl/avgdl))."""
+
     def tokenize(text: str) -> list[str]:
         return [t for t in re.findall(r"\w\w+", text.lower()) if t not in STOP]
 
@@ -237,8 +273,10 @@ def test_ir_datasets_scoreddocs_through_the_registry(tmp_path):
     from ir_datasets.util import LocalDownload
 
     files = ir_files(tmp_path)
-    run = write(tmp_path / "run.trec", "q1 Q0 d3 1 3.0 x\nq1 Q0 d1 2 2.0 x\nq1 Q0 d2 3 2.0 x\nq2 Q0 d4 1 1.0 x\n"
-                "q9 Q0 d1 1 1.0 x\n")
+    run = write(
+        tmp_path / "run.trec",
+        "q1 Q0 d3 1 3.0 x\nq1 Q0 d1 2 2.0 x\nq1 Q0 d2 3 2.0 x\nq2 Q0 d4 1 1.0 x\nq9 Q0 d1 1 1.0 x\n",
+    )
     dataset_id = f"harness-test/{uuid.uuid4().hex}/judged"
     with_run = Dataset(ir_datasets.create_dataset(**files), TrecScoredDocs(LocalDownload(run)))
     ir_datasets.registry.register(dataset_id, with_run)
@@ -252,8 +290,17 @@ def test_ir_datasets_scoreddocs_through_the_registry(tmp_path):
     assert p["first_stage_source"] == "ir_datasets scoreddocs"
     assert (p["n_queries"], p["dropped_unjudged"], p["dropped_no_candidates"]) == (2, 1, 1)  # q9 unjudged, q3 no run
     # the same data as TREC run files gives the very same dataset
-    same = load_dataset(DatasetSpec(name="toy", source_kind="trec_run", top_k=2, run=run, corpus=Path(files["docs_tsv"]),
-                                    queries=Path(files["queries_tsv"]), qrels=Path(files["qrels_trec"])))
+    same = load_dataset(
+        DatasetSpec(
+            name="toy",
+            source_kind="trec_run",
+            top_k=2,
+            run=run,
+            corpus=Path(files["docs_tsv"]),
+            queries=Path(files["queries_tsv"]),
+            qrels=Path(files["qrels_trec"]),
+        )
+    )
     assert same.fingerprint() == ds.fingerprint()
 
 
@@ -262,8 +309,12 @@ def test_ir_datasets_errors_name_the_id(tmp_path):
 
     missing = tmp_path / "never-downloaded"
     dataset_id = f"harness-test/{uuid.uuid4().hex}"
-    ir_datasets.registry.register(dataset_id, ir_datasets.create_dataset(
-        docs_tsv=str(missing / "docs.tsv"), queries_tsv=str(missing / "q.tsv"), qrels_trec=str(missing / "qrels")))
+    ir_datasets.registry.register(
+        dataset_id,
+        ir_datasets.create_dataset(
+            docs_tsv=str(missing / "docs.tsv"), queries_tsv=str(missing / "q.tsv"), qrels_trec=str(missing / "qrels")
+        ),
+    )
     expected = re.escape(f"ir_datasets id {dataset_id!r}: its data could not be read")
     with pytest.raises(DatasetError, match=expected) as info:
         load_dataset(DatasetSpec(name="x", source_kind="ir_datasets", ir_datasets=dataset_id))

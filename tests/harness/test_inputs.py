@@ -26,16 +26,25 @@ def candidates(tmp_path: Path, entries) -> Path:
 
 def test_a_docid_reused_with_another_text_is_refused(tmp_path):
     # d0, d1 in every query, each time another passage: scores looked up by docid would mix the queries' texts
-    path = candidates(tmp_path, [{"query": "q1", "hits": [hit(1, "d0", "apples"), hit(1, "d1", "pears")]},
-                                 {"query": "q2", "hits": [hit(2, "d0", "cars"), hit(2, "d1", "boats")]}])  # fmt: skip
-    with pytest.raises(DatasetError, match=r"cands\.json: entry 1, hit 0: docid 'd0' has another content than at "
-                                           r"entry 0, hit 0"):  # fmt: skip
+    path = candidates(
+        tmp_path,
+        [
+            {"query": "q1", "hits": [hit(1, "d0", "apples"), hit(1, "d1", "pears")]},
+            {"query": "q2", "hits": [hit(2, "d0", "cars"), hit(2, "d1", "boats")]},
+        ],
+    )
+    with pytest.raises(
+        DatasetError,
+        match=r"cands\.json: entry 1, hit 0: docid 'd0' has another content than at "
+        r"entry 0, hit 0",
+    ):
         read_candidates(path)
 
 
 def test_a_docid_shared_by_queries_with_the_same_text_is_one_document(tmp_path):
-    path = candidates(tmp_path, [{"query": "q1", "hits": [hit(1, "d0", "apples")]},
-                                 {"query": "q2", "hits": [hit(2, "d0", "apples")]}])  # fmt: skip
+    path = candidates(
+        tmp_path, [{"query": "q1", "hits": [hit(1, "d0", "apples")]}, {"query": "q2", "hits": [hit(2, "d0", "apples")]}]
+    )
     queries, ranked, texts = read_candidates(path)
     assert texts == {"d0": "apples"} and set(ranked) == {"1", "2"}
 
@@ -75,10 +84,13 @@ def test_conflicting_duplicate_qrels_are_refused_and_repeats_are_fine(tmp_path):
 
 
 def test_empty_queries_and_documents_are_dropped_for_every_backend_and_counted(tmp_path):
-    path = candidates(tmp_path, [
-        {"query": "q1", "hits": [hit(1, "a", "apples"), hit(1, "b", "   "), hit(1, "c", "cherries", 0.5)]},
-        {"query": " ", "hits": [hit(2, "d", "dates")]},
-    ])  # fmt: skip
+    path = candidates(
+        tmp_path,
+        [
+            {"query": "q1", "hits": [hit(1, "a", "apples"), hit(1, "b", "   "), hit(1, "c", "cherries", 0.5)]},
+            {"query": " ", "hits": [hit(2, "d", "dates")]},
+        ],
+    )
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("1 0 a 1\n2 0 d 1\n")
     ds = load_dataset(DatasetSpec(name="x", source_kind="candidates", candidates=path, qrels=qrels))

@@ -42,27 +42,48 @@ def write_suite(tmp_path: Path, tiny_bert: Path) -> Path:
     gate, pidfile = tmp_path / "gate", tmp_path / "worker.pid"
     suite = {
         "name": "interrupt-test",
-        "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"),
-                      "qrels": str(SMOKE / "qrels.txt"), "top_k": 5}],
+        "datasets": [
+            {
+                "name": "smoke",
+                "candidates": str(SMOKE / "candidates.json"),
+                "qrels": str(SMOKE / "qrels.txt"),
+                "top_k": 5,
+            }
+        ],
         "rerankers": [
             {"name": "echo", "backend": "faulty", "model": str(tiny_bert), "options": {"fault": "none"}},
-            {"name": "gated", "backend": "faulty", "model": str(tiny_bert),
-             "options": {"fault": "gate", "gate": str(gate), "pidfile": str(pidfile)}},
+            {
+                "name": "gated",
+                "backend": "faulty",
+                "model": str(tiny_bert),
+                "options": {"fault": "gate", "gate": str(gate), "pidfile": str(pidfile)},
+            },
         ],
         "metrics": ["ndcg@10"],
         "measure": {"warmup_queries": 0, "repeats": 1},
-    }  # fmt: skip
+    }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     return path
 
 
 def harness(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]), "TMPDIR": str(tmp_path / "tmp"),
-           "RERANKER_HARNESS_CACHE": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "RERANKER_HARNESS_CACHE": str(tmp_path / "cache"),
+    }
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", HARNESS, *args], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", HARNESS, *args],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def wait_for(condition, what: str, limit_s: float = 120) -> None:
@@ -128,8 +149,10 @@ def test_resume_refuses_a_file_of_other_settings(tmp_path, tiny_bert):
     suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
     first = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--no-progress"], tmp_path)
     assert first.wait(timeout=120) == 0
-    other = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--max-queries", "2", "--resume",
-                     "--no-progress"], tmp_path)  # fmt: skip
+    other = harness(
+        ["run", str(suite), "--output", str(out), "--only", "echo", "--max-queries", "2", "--resume", "--no-progress"],
+        tmp_path,
+    )
     _, err = other.communicate(timeout=60)
     assert other.returncode == 2 and "cannot --resume it" in err
 
@@ -159,10 +182,12 @@ def test_an_unwritable_report_is_found_before_any_work(tmp_path, tiny_bert):
 
 def test_the_measuring_parent_loads_no_mlx_or_torch():
     # mlx_cross_encoder's light modules (the training settings) may load; MLX, MKL and torch may not
-    code = ("import os, sys, harness.cli, harness.run.executor, harness.suite, harness.results, harness.report, "
-            "harness.sources, harness.backends\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch')))\n"
-            "print(os.environ.get('MKL_THREADING_LAYER'))")  # fmt: skip
+    code = (
+        "import os, sys, harness.cli, harness.run.executor, harness.suite, harness.results, harness.report, "
+        "harness.sources, harness.backends\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch')))\n"
+        "print(os.environ.get('MKL_THREADING_LAYER'))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MKL_THREADING_LAYER"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "None"]
@@ -170,9 +195,11 @@ def test_the_measuring_parent_loads_no_mlx_or_torch():
 
 @pytest.mark.parametrize("user_value", [None, "GNU"])
 def test_workers_get_the_users_blas_settings_not_ours(user_value):
-    code = ("import json, os, harness.run.spawn as spawn\n"
-            "os.environ['MKL_THREADING_LAYER'] = 'SEQUENTIAL'  # as mlx_cross_encoder does in its process\n"
-            "print(json.dumps(spawn.worker_environment().get('MKL_THREADING_LAYER')))")  # fmt: skip
+    code = (
+        "import json, os, harness.run.spawn as spawn\n"
+        "os.environ['MKL_THREADING_LAYER'] = 'SEQUENTIAL'  # as mlx_cross_encoder does in its process\n"
+        "print(json.dumps(spawn.worker_environment().get('MKL_THREADING_LAYER')))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MKL_THREADING_LAYER"}
     if user_value is not None:
         env["MKL_THREADING_LAYER"] = user_value
@@ -186,8 +213,9 @@ def test_resume_with_another_only_keeps_the_runs_measured_before(tmp_path, tiny_
     assert first.wait(timeout=120) == 0
     before = load_results(out)["runs"]
     assert "echo" in [r["reranker"] for r in before]
-    resumed = harness(["run", str(suite), "--output", str(out), "--only", "gated", "--resume", "--no-progress"],
-                      tmp_path)  # fmt: skip
+    resumed = harness(
+        ["run", str(suite), "--output", str(out), "--only", "gated", "--resume", "--no-progress"], tmp_path
+    )
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err[-3000:]
     runs = load_results(out)["runs"]

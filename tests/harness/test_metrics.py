@@ -27,8 +27,13 @@ def test_validate_metric_names():
     assert validate_metric("recall@0100") == "recall@100"
     assert validate_metric("map") == "map"
     assert set(METRICS) == {"ndcg@k", "mrr@k", "map@k", "recall@k", "precision@k"}
-    for bad, words in [("ndcg@0", "positive integer"), ("f1@10", "unknown metric"), ("map@100-l2", "relevance_level"),
-                       ("ndcg@x", "unknown metric"), (10, "strings")]:
+    for bad, words in [
+        ("ndcg@0", "positive integer"),
+        ("f1@10", "unknown metric"),
+        ("map@100-l2", "relevance_level"),
+        ("ndcg@x", "unknown metric"),
+        (10, "strings"),
+    ]:
         with pytest.raises(ValueError, match=words):
             validate_metric(bad)
 
@@ -109,8 +114,10 @@ def test_evaluate_rejects_bad_input():
 def _exact_p(diffs: list[float]) -> float:
     """Exact two-sided paired randomization p-value over all 2^n sign assignments."""
     observed = abs(sum(diffs))
-    hits = sum(abs(sum(s * d for s, d in zip(signs, diffs))) >= observed - 1e-12
-               for signs in itertools.product((1, -1), repeat=len(diffs)))
+    hits = sum(
+        abs(sum(s * d for s, d in zip(signs, diffs))) >= observed - 1e-12
+        for signs in itertools.product((1, -1), repeat=len(diffs))
+    )
     return hits / 2 ** len(diffs)
 
 

@@ -30,9 +30,21 @@ def environment(chip: str, host: str, date: str = "2026-01-02T03:04:05+00:00") -
 
 
 def protocol(fingerprint: str = "f" * 64) -> dict:
-    return {"first_stage": "bm25", "top_k": 100, "add_judged_positives": False, "n_queries": 20, "n_pairs": 2000,
-            "relevance_level": 2, "dataset_fingerprint": fingerprint, "max_length": 512, "dtype": "float16",
-            "model": "org/model", "model_fingerprint": "9" * 64, "max_length_source": "tokenizer", "batch_size": 32}  # fmt: skip
+    return {
+        "first_stage": "bm25",
+        "top_k": 100,
+        "add_judged_positives": False,
+        "n_queries": 20,
+        "n_pairs": 2000,
+        "relevance_level": 2,
+        "dataset_fingerprint": fingerprint,
+        "max_length": 512,
+        "dtype": "float16",
+        "model": "org/model",
+        "model_fingerprint": "9" * 64,
+        "max_length_source": "tokenizer",
+        "batch_size": 32,
+    }
 
 
 def ok_run(name, backend, per_query, pairs_per_s=None, device="mlx-gpu", fingerprint="f" * 64) -> dict:
@@ -47,20 +59,40 @@ def ok_run(name, backend, per_query, pairs_per_s=None, device="mlx-gpu", fingerp
         "protocol": protocol(fingerprint),
     }
     if backend != "first_stage":
-        run["perf"] = {"pairs_per_s": pairs_per_s, "tokens_per_s": pairs_per_s * 40, "peak_memory_mb": 1234.0,
-                       "peak_rss_mb": 2000.0, "latency_ms": {"p50": 11.25, "p95": 20.5, "p99": 30.0}}  # fmt: skip
+        run["perf"] = {
+            "pairs_per_s": pairs_per_s,
+            "tokens_per_s": pairs_per_s * 40,
+            "peak_memory_mb": 1234.0,
+            "peak_rss_mb": 2000.0,
+            "latency_ms": {"p50": 11.25, "p95": 20.5, "p99": 30.0},
+        }
         run["latency_samples_ms"] = [11.25, 20.5]
     return run
 
 
 def error_run(name, backend, message) -> dict:
-    return {"dataset": "toy", "reranker": name, "backend": backend, "device": None, "status": "error",
-            "error": message, "metrics": {}, "per_query": {}, "protocol": protocol()}  # fmt: skip
+    return {
+        "dataset": "toy",
+        "reranker": name,
+        "backend": backend,
+        "device": None,
+        "status": "error",
+        "error": message,
+        "metrics": {},
+        "per_query": {},
+        "protocol": protocol(),
+    }
 
 
 def results(env, runs, baseline="base") -> dict:
-    return {"schema": 1, "suite": "toy-suite", "baseline": baseline, "metrics": ["ndcg@10", "mrr@10"],
-            "environment": env, "runs": runs}  # fmt: skip
+    return {
+        "schema": 1,
+        "suite": "toy-suite",
+        "baseline": baseline,
+        "metrics": ["ndcg@10", "mrr@10"],
+        "environment": env,
+        "runs": runs,
+    }
 
 
 def chip_a() -> dict:
@@ -158,7 +190,9 @@ def test_chips_merge_into_one_table_with_baselines_per_chip():
 
 
 def test_machine_without_a_successful_baseline_gets_no_ratios():
-    other = results(environment("Chip C", "cccc"), [error_run("base", "torch", "boom"), ok_run("strong", "mlx", STRONG, 9.0)])
+    other = results(
+        environment("Chip C", "cccc"), [error_run("base", "torch", "boom"), ok_run("strong", "mlx", STRONG, 9.0)]
+    )
     md = build_report([other])
     rows = rows_by(table_after(md, "## toy"), "reranker")
     assert rows[("strong",)]["× base pairs/s"] == "" and rows[("strong",)]["ndcg@10"] == "0.9000"

@@ -39,17 +39,47 @@ def sample_results() -> dict:
         "complete": True,
         "environment": {"chip": {"name": "Test chip"}, "date": "2026-01-01T00:00:00+00:00"},
         "runs": [
-            {"dataset": "d", "reranker": "bm25", "backend": "first_stage", "device": None, "status": "ok",
-             "metrics": {"ndcg@10": 0.5}, "per_query": {"ndcg@10": {"1": 0.5, "2": 0.5}}, "protocol": protocol},
-            {"dataset": "d", "reranker": "b", "backend": "mlx", "device": "mlx-gpu", "status": "ok",
-             "metrics": {"ndcg@10": 0.75}, "per_query": {"ndcg@10": {"1": 1.0, "2": 0.5}},
-             "perf": {"pairs_per_s": 100.0, "tokens_per_s": 4000.0, "peak_memory_mb": 512.0,
-                      "latency_ms": {"p50": 10.0, "p95": 12.5, "p99": 13.0}, "load_s": 1.5},
-             "protocol": {**protocol, "max_length": 512, "dtype": "float32"}, "latency_samples_ms": [10.0, 12.0]},
-            {"dataset": "d", "reranker": "c", "backend": "torch", "device": None, "status": "error",
-             "error": "worker killed (likely out of memory)", "metrics": {}, "per_query": {}, "protocol": protocol},
+            {
+                "dataset": "d",
+                "reranker": "bm25",
+                "backend": "first_stage",
+                "device": None,
+                "status": "ok",
+                "metrics": {"ndcg@10": 0.5},
+                "per_query": {"ndcg@10": {"1": 0.5, "2": 0.5}},
+                "protocol": protocol,
+            },
+            {
+                "dataset": "d",
+                "reranker": "b",
+                "backend": "mlx",
+                "device": "mlx-gpu",
+                "status": "ok",
+                "metrics": {"ndcg@10": 0.75},
+                "per_query": {"ndcg@10": {"1": 1.0, "2": 0.5}},
+                "perf": {
+                    "pairs_per_s": 100.0,
+                    "tokens_per_s": 4000.0,
+                    "peak_memory_mb": 512.0,
+                    "latency_ms": {"p50": 10.0, "p95": 12.5, "p99": 13.0},
+                    "load_s": 1.5,
+                },
+                "protocol": {**protocol, "max_length": 512, "dtype": "float32"},
+                "latency_samples_ms": [10.0, 12.0],
+            },
+            {
+                "dataset": "d",
+                "reranker": "c",
+                "backend": "torch",
+                "device": None,
+                "status": "error",
+                "error": "worker killed (likely out of memory)",
+                "metrics": {},
+                "per_query": {},
+                "protocol": protocol,
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def test_round_trip(tmp_path):

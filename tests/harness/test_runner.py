@@ -6,15 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+import builders
 import numpy as np
 import pytest
 
-import builders
 from harness import backends
-from harness.sources import load_dataset
 from harness.metrics import evaluate
 from harness.results import load_results
 from harness.run.executor import run_suite
+from harness.sources import load_dataset
 from harness.suite import RerankerSpec, SuiteError, suite_from_dict
 
 TESTS = Path(__file__).parents[1]  # tests/: faulty_backend.py, found by workers through PYTHONPATH
@@ -39,7 +39,14 @@ def make_suite(tmp_path, rerankers, datasets=None, baseline=None, measure=None):
     data = {
         "name": "runner-test",
         "datasets": datasets
-        or [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt"), "top_k": 10}],
+        or [
+            {
+                "name": "smoke",
+                "candidates": str(SMOKE / "candidates.json"),
+                "qrels": str(SMOKE / "qrels.txt"),
+                "top_k": 10,
+            }
+        ],
         "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
         "metrics": ["ndcg@10", "mrr@10"],
         "measure": measure or {"warmup_queries": 1, "repeats": 2},
@@ -80,8 +87,13 @@ def test_failures_are_recorded_and_the_other_runs_complete(tmp_path, tiny_bert, 
         RerankerSpec(name="tiny", backend="mlx", model=str(tiny_bert), batch_size=4),
     ]
     out = tmp_path / "out" / "results.json"
-    results, path = run_suite(make_suite(tmp_path, rerankers, baseline="tiny"), output=out, progress=False,
-                              environment=ENV, log=lambda _: None)  # fmt: skip
+    results, path = run_suite(
+        make_suite(tmp_path, rerankers, baseline="tiny"),
+        output=out,
+        progress=False,
+        environment=ENV,
+        log=lambda _: None,
+    )
     assert path == out
     assert load_results(out) == json.loads(json.dumps(results))  # what is returned is what is stored
     assert [r["reranker"] for r in results["runs"]] == ["bm25"] + [r.name for r in rerankers]
@@ -109,7 +121,9 @@ def test_failures_are_recorded_and_the_other_runs_complete(tmp_path, tiny_bert, 
 
     tiny = runs["tiny"]
     ds = load_dataset(make_suite(tmp_path, []).datasets[0])
-    assert tiny["protocol"]["dataset_fingerprint"] == ds.fingerprint() == runs["bm25"]["protocol"]["dataset_fingerprint"]
+    assert (
+        tiny["protocol"]["dataset_fingerprint"] == ds.fingerprint() == runs["bm25"]["protocol"]["dataset_fingerprint"]
+    )
     from mlx_cross_encoder import MLXCrossEncoder
 
     reference = MLXCrossEncoder(tiny_bert, max_length=128)
@@ -138,9 +152,14 @@ def test_failures_are_recorded_and_the_other_runs_complete(tmp_path, tiny_bert, 
 
 
 def test_timeout_kills_the_worker(tmp_path, faulty):
-    results, _ = run_suite(make_suite(tmp_path, [faulty("hangs", "sleep"), faulty("echo", "none")]),
-                           output=tmp_path / "r.json", timeout_s=5, progress=False, environment=ENV,
-                           log=lambda _: None)  # fmt: skip
+    results, _ = run_suite(
+        make_suite(tmp_path, [faulty("hangs", "sleep"), faulty("echo", "none")]),
+        output=tmp_path / "r.json",
+        timeout_s=5,
+        progress=False,
+        environment=ENV,
+        log=lambda _: None,
+    )
     runs = by_name(results)
     assert runs["hangs"]["status"] == "error" and runs["hangs"]["error"] == "timed out after 5 s (worker killed)"
     assert runs["echo"]["status"] == "ok"
@@ -171,8 +190,15 @@ def test_a_dataset_that_fails_to_load_does_not_stop_the_others(tmp_path, faulty)
 
 def test_only_and_max_queries(tmp_path, faulty):
     suite = make_suite(tmp_path, [faulty("echo", "none"), faulty("other", "raise")])
-    results, _ = run_suite(suite, output=tmp_path / "r.json", only=["echo"], max_queries=2, progress=False,
-                           environment=ENV, log=lambda _: None)  # fmt: skip
+    results, _ = run_suite(
+        suite,
+        output=tmp_path / "r.json",
+        only=["echo"],
+        max_queries=2,
+        progress=False,
+        environment=ENV,
+        log=lambda _: None,
+    )
     assert [r["reranker"] for r in results["runs"]] == ["bm25", "echo"]
     assert results["selection"] == {"only": ["echo"], "max_queries": 2}
     echo = results["runs"][1]
@@ -184,8 +210,12 @@ def test_only_and_max_queries(tmp_path, faulty):
 
 def test_max_length_beyond_the_model_is_an_error_run(tmp_path, tiny_bert):
     spec = RerankerSpec(name="too-long", backend="mlx", model=str(tiny_bert), max_length=4096)
-    results, _ = run_suite(make_suite(tmp_path, [spec]), output=tmp_path / "r.json", progress=False,
-                           environment=ENV, log=lambda _: None)  # fmt: skip
+    results, _ = run_suite(
+        make_suite(tmp_path, [spec]), output=tmp_path / "r.json", progress=False, environment=ENV, log=lambda _: None
+    )
     run = by_name(results)["too-long"]
     assert run["status"] == "error"
-    assert run["error"] == f"BackendError: max_length 4096 exceeds the 128 positions of {tiny_bert.name}; use max_length <= 128"
+    assert (
+        run["error"]
+        == f"BackendError: max_length 4096 exceeds the 128 positions of {tiny_bert.name}; use max_length <= 128"
+    )

@@ -38,12 +38,15 @@ def test_every_committed_results_file_follows_the_schema(path):
     jsonschema.validate(load_results(path), json.loads(schema_text("results")))  # schema 1 read as 2
 
 
-@pytest.mark.parametrize("bad", [
-    {"name": "x", "datasets": [{"name": "d", "candidates": "c.json", "topk": 3}], "rerankers": []},  # unknown key
-    {"name": "x", "datasets": [{"name": "d", "top_k": 0}], "rerankers": []},
-    {"name": "x", "datasets": [], "rerankers": [{"name": "r", "backend": "onnx", "model": "m"}]},
-    {"datasets": []},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "x", "datasets": [{"name": "d", "candidates": "c.json", "topk": 3}], "rerankers": []},  # unknown key
+        {"name": "x", "datasets": [{"name": "d", "top_k": 0}], "rerankers": []},
+        {"name": "x", "datasets": [], "rerankers": [{"name": "r", "backend": "onnx", "model": "m"}]},
+        {"datasets": []},
+    ],
+)
 def test_the_suite_schema_refuses_what_the_loader_refuses(bad):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, json.loads(schema_text("suite")))

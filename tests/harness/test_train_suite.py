@@ -54,8 +54,15 @@ def write_candidates(folder: Path, name: str, n_queries: int, seed: int, qid_bas
             on_topic = j % 3 == 0
             word = topic if on_topic else rng.choice([t for t in TOPICS if t != topic])
             docid = f"d{qid}-{j}"
-            hits.append({"content": " ".join([word] + rng.sample(fillers, 5)), "qid": qid, "docid": docid,
-                         "rank": j + 1, "score": float(N_DOCS - j)})  # fmt: skip
+            hits.append(
+                {
+                    "content": " ".join([word] + rng.sample(fillers, 5)),
+                    "qid": qid,
+                    "docid": docid,
+                    "rank": j + 1,
+                    "score": float(N_DOCS - j),
+                }
+            )
             if j < N_DOCS - 1:
                 grades[docid] = 2 if on_topic else (1 if j % 3 == 1 else 0)
                 qrels.append(f"{qid} 0 {docid} {grades[docid]}")
@@ -80,9 +87,11 @@ def train_suite(**train_overrides) -> dict:
         "label_threshold": 2,
         "dev": {"fraction": 0.3, "seed": 0},
         "recipe": {"epochs": 2, "learning_rate": "1e-3", "batch_size": 8, "max_length": 64, "eval_steps": 3},
-        "models": [{"name": "tb-full", "base": "local:minilm-l6-seeded-head", "fine_tune": "full"},
-                   {"name": "tb-lora", "base": "local:minilm-l6-seeded-head", "fine_tune": "lora", "lora_rank": 4}],
-    }  # fmt: skip
+        "models": [
+            {"name": "tb-full", "base": "local:minilm-l6-seeded-head", "fine_tune": "full"},
+            {"name": "tb-lora", "base": "local:minilm-l6-seeded-head", "fine_tune": "lora", "lora_rank": 4},
+        ],
+    }
     train.update(train_overrides)
     return {
         "name": "tiny-train",
@@ -108,9 +117,16 @@ def set_path(data: dict, path: str, value) -> None:
 # --- validation -----------------------------------------------------------------------------------------------------
 def test_a_train_suite_loads_with_defaults_and_overrides(folder):
     data = train_suite()
-    data["train"]["models"].append({"name": "llm", "base": "local:smollm2-135m-instruct", "kind": "llm",
-                                    "recipe": {"batch_size": 4, "max_pairs": 20}, "datasets": ["test"],
-                                    "instruction": "Judge it"})  # fmt: skip
+    data["train"]["models"].append(
+        {
+            "name": "llm",
+            "base": "local:smollm2-135m-instruct",
+            "kind": "llm",
+            "recipe": {"batch_size": 4, "max_pairs": 20},
+            "datasets": ["test"],
+            "instruction": "Judge it",
+        }
+    )
     data["baseline"] = "tb-full-torch"  # a trained reranker may be the baseline
     suite = suite_from_dict(data, folder, source="s.yaml")
     assert suite.rerankers == [] and suite.baseline == "tb-full-torch"
@@ -119,16 +135,31 @@ def test_a_train_suite_loads_with_defaults_and_overrides(folder):
     assert (train.label_threshold, train.dev.fraction, train.dev.seed) == (2, 0.3, 0)
     full, lora, llm = train.models
     assert (full.kind, full.fine_tune, full.backends, full.datasets, full.batch_size) == (
-        "cross_encoder", "full", ["mlx", "torch"], None, 32)  # fmt: skip
+        "cross_encoder",
+        "full",
+        ["mlx", "torch"],
+        None,
+        32,
+    )
     assert full.recipe.learning_rate == 1e-3 and full.recipe.num_epochs == 2 and full.recipe.loss == "bce"
     assert full.recipe.warmup_ratio == TrainingSettings().warmup_ratio  # defaults fill what the suite leaves out
     assert (lora.fine_tune, lora.lora_rank, lora.lora_alpha, lora.lora_dropout) == ("lora", 4, 8.0, 0.0)
     # an LLM defaults to LoRA r8; its recipe overrides only what it names
     assert (llm.fine_tune, llm.lora_rank, llm.lora_alpha, llm.instruction) == ("lora", 8, 16.0, "Judge it")
     assert (llm.recipe.batch_size, llm.recipe.max_pairs, llm.recipe.learning_rate, llm.recipe.eval_steps) == (
-        4, 20, 1e-3, 3)  # fmt: skip
-    assert train.reranker_names() == ["tb-full-mlx", "tb-full-torch", "tb-lora-mlx", "tb-lora-torch", "llm-mlx",
-                                      "llm-torch"]  # fmt: skip
+        4,
+        20,
+        1e-3,
+        3,
+    )
+    assert train.reranker_names() == [
+        "tb-full-mlx",
+        "tb-full-torch",
+        "tb-lora-mlx",
+        "tb-lora-torch",
+        "llm-mlx",
+        "llm-torch",
+    ]
 
 
 M0, M1 = "train.models[0]", "train.models[1]"
@@ -138,12 +169,21 @@ M0, M1 = "train.models[0]", "train.models[1]"
     "path, value, message",
     [
         ("train.data", [], "train.data: must be a non-empty list, got a list"),
-        ("train.data[0]", {"candidates": "train.json", "qrels": "train.qrels", "jsonl": "extra.jsonl"},
-         "train.data[0]: needs exactly one source: candidates (with qrels) or jsonl (got candidates, jsonl)"),
-        ("train.data[0]", {"candidates": "train.json"},
-         "train.data[0].qrels: missing (required with candidates: the judgments give the labels)"),
-        ("train.data[0]", {"jsonl": "extra.jsonl", "qrels": "train.qrels"},
-         "train.data[0].qrels: not used with jsonl (its records carry their labels)"),
+        (
+            "train.data[0]",
+            {"candidates": "train.json", "qrels": "train.qrels", "jsonl": "extra.jsonl"},
+            "train.data[0]: needs exactly one source: candidates (with qrels) or jsonl (got candidates, jsonl)",
+        ),
+        (
+            "train.data[0]",
+            {"candidates": "train.json"},
+            "train.data[0].qrels: missing (required with candidates: the judgments give the labels)",
+        ),
+        (
+            "train.data[0]",
+            {"jsonl": "extra.jsonl", "qrels": "train.qrels"},
+            "train.data[0].qrels: not used with jsonl (its records carry their labels)",
+        ),
         ("train.data[0].candidates", "missing.json", "train.data[0].candidates: no such file: "),
         ("train.data[0].qrel", "x", "train.data[0].qrel: unknown key (did you mean 'qrels'?)"),
         ("train.label_threshold", 0, "train.label_threshold: must be a positive integer, got 0"),
@@ -161,14 +201,20 @@ M0, M1 = "train.models[0]", "train.models[1]"
         (f"{M0}.lora_rank", 8, f"{M0}.lora_rank: only used with fine_tune: lora (this model is fine_tune: full)"),
         (f"{M0}.instruction", "x", f"{M0}.instruction: only used with kind: llm (a cross-encoder has no prompt)"),
         (f"{M0}.datasets", ["nope"], f"{M0}.datasets[0]: 'nope' is not one of the datasets (test)"),
-        (f"{M0}.backends", ["mlx", "mlx"], f"{M0}.backends: must be a non-empty list of distinct values among mlx, "
-                                           "torch, got a list"),
+        (
+            f"{M0}.backends",
+            ["mlx", "mlx"],
+            f"{M0}.backends: must be a non-empty list of distinct values among mlx, torch, got a list",
+        ),
         (f"{M0}.recipe.batch_size", 0, f"{M0}.recipe.batch_size: must be a positive integer, got 0"),
         (f"{M0}.base", "./nowhere", f"{M0}.base: no such model path: "),
         (f"{M1}.name", "tb-full", f"{M1}.name: duplicate name 'tb-full' (also train.models[0])"),
         (f"{M0}.name", "bm25", None),  # 'bm25-mlx' does not clash with the first stage 'bm25': valid
-        ("rerankers", [{"name": "tb-full-mlx", "backend": "mlx", "model": "local:minilm-l6-seeded-head"}],
-         f"{M0}.name: trained reranker 'tb-full-mlx' is also a name in rerankers"),
+        (
+            "rerankers",
+            [{"name": "tb-full-mlx", "backend": "mlx", "model": "local:minilm-l6-seeded-head"}],
+            f"{M0}.name: trained reranker 'tb-full-mlx' is also a name in rerankers",
+        ),
         ("train", "later", "train: must be a mapping, got 'later'"),
     ],
 )
@@ -208,8 +254,11 @@ def test_yaml_scientific_notation_without_a_dot_is_a_learning_rate(folder):
 def test_judged_pairs_use_the_judged_candidates_and_the_threshold(folder):
     written = write_candidates(folder, "j", 2, seed=5, qid_base=7)
     pairs = judged_pairs(folder / "j.json", folder / "j.qrels", label_threshold=2)
-    expected = [(qid, d, q["hits"][d], q["grades"][d], 1.0 if q["grades"][d] >= 2 else 0.0)
-                for qid, q in written.items() for d in sorted(q["grades"], key=lambda d: int(d.split("-")[1]))]
+    expected = [
+        (qid, d, q["hits"][d], q["grades"][d], 1.0 if q["grades"][d] >= 2 else 0.0)
+        for qid, q in written.items()
+        for d in sorted(q["grades"], key=lambda d: int(d.split("-")[1]))
+    ]
     assert [(p.qid, p.docid, p.document, p.grade, p.label) for p in pairs] == expected
     assert all(p.query == written[p.qid]["query"] for p in pairs)
     assert len(pairs) == 2 * (N_DOCS - 1)  # the unjudged candidate of each query is not a pair
@@ -227,15 +276,22 @@ def test_jsonl_records_become_pairs(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     pairs = jsonl_pairs(path, label_threshold=2)
     assert [(p.query_key, p.document, p.label, p.grade) for p in pairs] == [
-        ("q1", "a", 1.0, 2), ("q2", "b", 1.0, 2), ("q2", "c", 0.0, 0), ("q1", "d", 1.0, 2), ("q1", "e", 0.0, 0),
+        ("q1", "a", 1.0, 2),
+        ("q2", "b", 1.0, 2),
+        ("q2", "c", 0.0, 0),
+        ("q1", "d", 1.0, 2),
+        ("q1", "e", 0.0, 0),
         ("q1", "f", 0.0, 0),
-    ]  # fmt: skip
+    ]
 
 
 def test_pairs_are_deduplicated_across_sources(folder):
     data = train_suite()
-    data["train"]["data"] = [{"candidates": "train.json", "qrels": "train.qrels"},
-                             {"candidates": "train.json", "qrels": "train.qrels"}, {"jsonl": "extra.jsonl"}]  # fmt: skip
+    data["train"]["data"] = [
+        {"candidates": "train.json", "qrels": "train.qrels"},
+        {"candidates": "train.json", "qrels": "train.qrels"},
+        {"jsonl": "extra.jsonl"},
+    ]
     td = build_training_data(suite_from_dict(data, folder).train)
     assert [(s["pairs_read"], s["pairs_kept"]) for s in td.sources] == [(50, 50), (50, 0), (1, 1)]
     assert len(td.pairs) == 51 and len({(p.query_key, p.document) for p in td.pairs}) == 51
@@ -316,8 +372,11 @@ def test_harness_run_refuses_overlapping_data_before_training(folder, capsys):
 def test_dev_qrels_follow_the_trainers_numbering():
     from mlx_cross_encoder.training.data import eval_rankings
 
-    records = [{"query": "b", "document": "x", "label": 1, "grade": 3}, {"query": "a", "document": "y", "label": 0,
-               "grade": 0}, {"query": "b", "document": "z", "label": 0, "grade": 1}]  # fmt: skip
+    records = [
+        {"query": "b", "document": "x", "label": 1, "grade": 3},
+        {"query": "a", "document": "y", "label": 0, "grade": 0},
+        {"query": "b", "document": "z", "label": 0, "grade": 1},
+    ]
     queries, docs, _ = eval_rankings(records)
     assert dev_qrels(records) == {"q0": {"q0-d0": 3, "q0-d1": 1}, "q1": {"q1-d0": 0}}
     assert (queries["q0"], docs["q0"]) == ("b", ["x", "z"])
@@ -330,8 +389,9 @@ def test_torch_dev_selection_restores_the_best_weights():
 
     layer = torch.nn.Linear(2, 1)
     values = iter([0.5, 0.9, 0.7])
-    selection = DevSelection(TrainingSettings(eval_steps=2), 6, lambda: {"ndcg@10": next(values)},
-                             lambda: layer.named_parameters())  # fmt: skip
+    selection = DevSelection(
+        TrainingSettings(eval_steps=2), 6, lambda: {"ndcg@10": next(values)}, lambda: layer.named_parameters()
+    )
     snapshots = {}
     for step in range(1, 7):
         with torch.no_grad():
@@ -558,7 +618,10 @@ def test_smollm2_recipe_is_the_gguf_as_a_folder_both_libraries_load(tmp_path, mo
     assert folder == tmp_path / "models" / "smollm2-135m-instruct"
     config = json.loads((folder / "config.json").read_text())
     assert (config["architectures"], config["num_hidden_layers"], config["tie_word_embeddings"]) == (
-        ["LlamaForCausalLM"], 30, True)  # fmt: skip
+        ["LlamaForCausalLM"],
+        30,
+        True,
+    )
     pairs = builders.pairs(12)
     from_gguf = Qwen3Reranker(gguf, max_length=128).predict(pairs)  # dequantized exactly on the CPU
     np.testing.assert_array_equal(Qwen3Reranker(folder, max_length=128).predict(pairs), from_gguf)

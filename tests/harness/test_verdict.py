@@ -24,8 +24,14 @@ LENIENT = {"min_samples": 1, "max_cv": 1e9, "max_load_per_core": 1e9}  # only th
 
 
 def steady(**overrides):
-    perf = {"pass_s": [1.0, 1.01, 0.99], "repeats_identical": True, "max_repeat_abs_diff": 0.0,
-            "load_avg_before": 0.5, "load_avg_after": 0.5, "cpu_count": 2}  # fmt: skip
+    perf = {
+        "pass_s": [1.0, 1.01, 0.99],
+        "repeats_identical": True,
+        "max_repeat_abs_diff": 0.0,
+        "load_avg_before": 0.5,
+        "load_avg_after": 0.5,
+        "cpu_count": 2,
+    }
     return {**perf, **overrides}
 
 
@@ -35,12 +41,16 @@ def test_steady_run_is_valid():
     assert verdict["cv"] == pytest.approx(0.01)  # sample sd of (1.0, 1.01, 0.99) / mean
 
 
-@pytest.mark.parametrize(("perf", "samples", "reason"), [
-    (steady(pass_s=[1.0, 2.0, 1.0]), 30, "coefficient of variation 0.433 > max_cv 0.1"),
-    (steady(repeats_identical=False, max_repeat_abs_diff=0.002), 30, "scores differ between repeats"),
-    (steady(load_avg_after=9.0), 30, "load average 9.00 on 2 cores"),
-    (steady(), 4, "too few samples: 4 latency samples < min_samples 5"),
-], ids=["cv", "scores", "load", "samples"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("perf", "samples", "reason"),
+    [
+        (steady(pass_s=[1.0, 2.0, 1.0]), 30, "coefficient of variation 0.433 > max_cv 0.1"),
+        (steady(repeats_identical=False, max_repeat_abs_diff=0.002), 30, "scores differ between repeats"),
+        (steady(load_avg_after=9.0), 30, "load average 9.00 on 2 cores"),
+        (steady(), 4, "too few samples: 4 latency samples < min_samples 5"),
+    ],
+    ids=["cv", "scores", "load", "samples"],
+)
 def test_each_reason_makes_the_run_invalid(perf, samples, reason):
     verdict = judge(perf, samples, MeasureSpec())
     assert verdict["status"] == "INVALID"
@@ -64,14 +74,25 @@ def faulty_backend(monkeypatch, tmp_path):
 
 def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty_backend):
     model = builders.bert_cross_encoder(tmp_path / "bert", seed=2, initializer_range=0.2)
-    data = {"name": "verdict-test", "metrics": ["ndcg@10"],
-            "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"),
-                          "qrels": str(SMOKE / "qrels.txt"), "top_k": 10}],
-            "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
-            "measure": {"warmup_queries": 0, "repeats": 3, **LENIENT}}  # fmt: skip
+    data = {
+        "name": "verdict-test",
+        "metrics": ["ndcg@10"],
+        "datasets": [
+            {
+                "name": "smoke",
+                "candidates": str(SMOKE / "candidates.json"),
+                "qrels": str(SMOKE / "qrels.txt"),
+                "top_k": 10,
+            }
+        ],
+        "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
+        "measure": {"warmup_queries": 0, "repeats": 3, **LENIENT},
+    }
     suite = suite_from_dict(data, tmp_path, source="test")
-    suite.rerankers = [RerankerSpec(name=n, backend="faulty", model=str(model), options={"fault": f})
-                       for n, f in (("steady", "none"), ("drifting", "drift"))]  # fmt: skip
+    suite.rerankers = [
+        RerankerSpec(name=n, backend="faulty", model=str(model), options={"fault": f})
+        for n, f in (("steady", "none"), ("drifting", "drift"))
+    ]
     out = tmp_path / "r.json"
     run_suite(suite, output=out, progress=False, environment={"chip": {"name": "test"}})
     runs = {r["reranker"]: r for r in load_results(out)["runs"]}
@@ -91,8 +112,10 @@ def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty
 
 
 def test_speed_cell_is_the_median_with_a_bootstrap_interval():
-    run = {"perf": {"pairs_per_s": 95.0, "pairs": 100, "pass_s": [1.0, 1.25, 0.8, 1.0, 1.1]},
-           "verdict": {"status": "VALID", "reasons": []}}  # fmt: skip
+    run = {
+        "perf": {"pairs_per_s": 95.0, "pairs": 100, "pass_s": [1.0, 1.25, 0.8, 1.0, 1.1]},
+        "verdict": {"status": "VALID", "reasons": []},
+    }
     rates = [100.0, 80.0, 125.0, 100.0, 100 / 1.1]
     median, low, high = median_interval(rates)
     assert median == pytest.approx(100.0) and min(rates) <= low <= median <= high <= max(rates)

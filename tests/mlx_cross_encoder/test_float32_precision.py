@@ -28,9 +28,13 @@ print("RESULT " + json.dumps({"before": before, "after": os.environ.get("MLX_ENA
 def probe(**env: str) -> dict:
     clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
     run = subprocess.run(
-        [sys.executable, "-c", PROBE], env={**clean, **env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=120, check=True,
-    )  # fmt: skip
+        [sys.executable, "-c", PROBE],
+        env={**clean, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 

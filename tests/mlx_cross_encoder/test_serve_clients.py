@@ -67,8 +67,13 @@ def test_default_model_is_the_first(server, models):
 
 
 def test_jina_shape_with_object_documents(server, models):
-    body = {"model": "qwen", "query": QUERIES[2], "documents": [{"text": d} for d in DOCUMENTS], "top_n": 3,
-            "return_documents": True}
+    body = {
+        "model": "qwen",
+        "query": QUERIES[2],
+        "documents": [{"text": d} for d in DOCUMENTS],
+        "top_n": 3,
+        "return_documents": True,
+    }
     got = httpx.post(f"{server}/v1/rerank", json=body).json()
     scores = np.asarray(models["qwen"].predict([(QUERIES[2], d) for d in DOCUMENTS]))
     order = list(np.argsort(-scores, kind="stable")[:3])

@@ -82,14 +82,33 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
     max_leaves=20,
 )
-field_values = st.one_of(json_values, st.text(max_size=30), st.lists(st.text(max_size=30), max_size=10),
-                         st.lists(st.fixed_dictionaries({"text": st.text(max_size=30)}), max_size=5),
-                         st.integers(min_value=-3, max_value=20))
+field_values = st.one_of(
+    json_values,
+    st.text(max_size=30),
+    st.lists(st.text(max_size=30), max_size=10),
+    st.lists(st.fixed_dictionaries({"text": st.text(max_size=30)}), max_size=5),
+    st.integers(min_value=-3, max_value=20),
+)
 bodies = st.one_of(
     json_values,
-    st.dictionaries(st.sampled_from(["model", "query", "documents", "texts", "top_n", "return_documents",
-                                     "max_tokens_per_doc", "raw_scores", "return_text", "truncate"]),
-                    field_values, max_size=7),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "query",
+                "documents",
+                "texts",
+                "top_n",
+                "return_documents",
+                "max_tokens_per_doc",
+                "raw_scores",
+                "return_text",
+                "truncate",
+            ]
+        ),
+        field_values,
+        max_size=7,
+    ),
 )
 
 

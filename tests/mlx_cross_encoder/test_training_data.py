@@ -9,11 +9,13 @@ from mlx_cross_encoder.training.data import Batcher, DataFormatError, eval_ranki
 
 
 def test_pair_triplet_and_group_records():
-    groups = load_groups([
-        {"query": "q1", "document": "d1", "label": 1},
-        {"query": "q2", "positive": "p", "negative": "n"},
-        {"query": "q3", "pos": ["a", "b"], "neg": ["c"], "pos_scores": [3, 2.5], "neg_scores": [-1]},
-    ])  # fmt: skip
+    groups = load_groups(
+        [
+            {"query": "q1", "document": "d1", "label": 1},
+            {"query": "q2", "positive": "p", "negative": "n"},
+            {"query": "q3", "pos": ["a", "b"], "neg": ["c"], "pos_scores": [3, 2.5], "neg_scores": [-1]},
+        ]
+    )
     assert [(g.documents, g.labels, g.teacher) for g in groups] == [
         (["d1"], [1.0], None),
         (["p", "n"], [1.0, 0.0], None),
@@ -39,13 +41,15 @@ def test_triplet_becomes_two_labeled_pairs_for_pointwise_losses():
         ({"query": "q", "pos": "p", "neg": []}, r"record 1: field 'pos' must be a list of strings"),
         ({"query": "q", "pos": [], "neg": ["n"]}, r"record 1: field 'pos' is an empty list"),
         ({"query": "q", "pos": ["p"], "neg": ["n", 3]}, r"record 1: field 'neg'\[1\] must be a non-empty string"),
-        ({"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1, 2], "neg_scores": [0]},
-         r"record 1: field 'pos_scores' must be a list of 1 numbers"),
+        (
+            {"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1, 2], "neg_scores": [0]},
+            r"record 1: field 'pos_scores' must be a list of 1 numbers",
+        ),
         ({"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1]}, r"record 1: give both 'pos_scores'"),
         ({"query": "q", "text": "x"}, r"record 1: cannot tell the record's shape"),
         ("q\td\t1", r"record 1: must be a JSON object"),
     ],
-)  # fmt: skip
+)
 def test_malformed_records_name_record_and_field(record, message):
     with pytest.raises(DataFormatError, match=message):
         load_groups([{"query": "ok", "document": "fine", "label": 0}, record])
@@ -93,10 +97,13 @@ def test_batches_depend_only_on_seed_and_epoch():
 
 
 def test_eval_rankings_ids_and_grades():
-    queries, docs, qrels = eval_rankings([
-        {"query": "a", "document": "x", "label": 1}, {"query": "b", "pos": ["y"], "neg": ["z"]},
-        {"query": "a", "document": "w", "label": 0},
-    ])  # fmt: skip
+    queries, docs, qrels = eval_rankings(
+        [
+            {"query": "a", "document": "x", "label": 1},
+            {"query": "b", "pos": ["y"], "neg": ["z"]},
+            {"query": "a", "document": "w", "label": 0},
+        ]
+    )
     assert queries == {"q0": "a", "q1": "b"}
     assert docs == {"q0": ["x", "w"], "q1": ["y", "z"]}
     assert qrels == {"q0": {"q0-d0": 1.0, "q0-d1": 0.0}, "q1": {"q1-d0": 1.0, "q1-d1": 0.0}}

@@ -16,8 +16,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run(script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
-                          timeout=600, cwd=EXAMPLES.parent)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=EXAMPLES.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -26,8 +31,15 @@ def test_option3_cross_encoder_script(tmp_path):
     from mlx_cross_encoder import MLXCrossEncoder
 
     model_dir = bert_cross_encoder(tmp_path / "bert", seed=0)
-    out = run("train_cross_encoder.py", "--model", str(model_dir), "--output", str(tmp_path / "out"),
-              "--export", str(tmp_path / "hf"))  # fmt: skip
+    out = run(
+        "train_cross_encoder.py",
+        "--model",
+        str(model_dir),
+        "--output",
+        str(tmp_path / "out"),
+        "--export",
+        str(tmp_path / "hf"),
+    )
     score = float(re.search(r"score: ([0-9.]+)", out).group(1))
     adapter = tmp_path / "out" / "adapter"
     assert json.loads((adapter / "adapter_config.json").read_text())["fine_tune_type"] == "full"
@@ -43,8 +55,9 @@ def test_option2_qwen3_reranker_script(tmp_path):
     from mlx_cross_encoder.llm_reranker import Qwen3Reranker
 
     model_dir = qwen3_causal_lm(tmp_path / "qwen3", seed=0)
-    out = run("train_qwen3_reranker.py", "--model", str(model_dir), "--output", str(tmp_path / "out"),
-              "--max-length", "128")  # fmt: skip
+    out = run(
+        "train_qwen3_reranker.py", "--model", str(model_dir), "--output", str(tmp_path / "out"), "--max-length", "128"
+    )
     # 12 toy pairs, batches of 4, 8 accumulation steps: one update per epoch, 3 epochs
     assert re.search(r"steps: 3\b", out), out
     adapter = tmp_path / "out" / "adapter"

@@ -20,8 +20,18 @@ def qwen_dir(tmp_path_factory):
 
 
 def make_trainer(model_dir, tmp_path, **overrides):
-    cfg = dict(model_name=str(model_dir), output_dir=str(tmp_path / "out"), lora_rank=4, lora_alpha=8, batch_size=4,
-               learning_rate=5e-3, num_epochs=1, max_length=256, show_progress_bar=False, logging_steps=1)  # fmt: skip
+    cfg = dict(
+        model_name=str(model_dir),
+        output_dir=str(tmp_path / "out"),
+        lora_rank=4,
+        lora_alpha=8,
+        batch_size=4,
+        learning_rate=5e-3,
+        num_epochs=1,
+        max_length=256,
+        show_progress_bar=False,
+        logging_steps=1,
+    )
     cfg.update(overrides)
     return Qwen3RerankerTrainer(Qwen3RerankerConfig(**cfg))
 

@@ -16,8 +16,14 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_cross_encoder.training.schedule import make_optimizer, make_schedule, no_decay
 
-SHAPES = {"encoder.dense.weight": (6, 5), "encoder.dense.bias": (6,), "encoder.LayerNorm.weight": (6,),
-          "head.weight": (1, 6), "model.norm.weight": (6,), "layers.0.lora_a": (5, 2)}  # fmt: skip
+SHAPES = {
+    "encoder.dense.weight": (6, 5),
+    "encoder.dense.bias": (6,),
+    "encoder.LayerNorm.weight": (6,),
+    "head.weight": (1, 6),
+    "model.norm.weight": (6,),
+    "layers.0.lora_a": (5, 2),
+}
 NO_DECAY = ("encoder.dense.bias", "encoder.LayerNorm.weight", "model.norm.weight")  # as transformers' Trainer
 BASE_LR, TOTAL, WARMUP = 0.05, 6, 2
 # the schedule written out: warmup (step + 1) / 2, then linear decay over the remaining 4 updates
@@ -39,10 +45,14 @@ def test_adamw_with_no_decay_groups_equals_torch_over_several_steps():
     opt.init(params)
     tparams = {n: torch.nn.Parameter(torch.tensor(v)) for n, v in start.items()}
     topt = torch.optim.AdamW(
-        [{"params": [p for n, p in tparams.items() if n not in NO_DECAY], "weight_decay": wd},
-         {"params": [p for n, p in tparams.items() if n in NO_DECAY], "weight_decay": 0.0}],
-        lr=BASE_LR, betas=betas, eps=eps,
-    )  # fmt: skip
+        [
+            {"params": [p for n, p in tparams.items() if n not in NO_DECAY], "weight_decay": wd},
+            {"params": [p for n, p in tparams.items() if n in NO_DECAY], "weight_decay": 0.0},
+        ],
+        lr=BASE_LR,
+        betas=betas,
+        eps=eps,
+    )
     used = []
     for step, g in enumerate(grads):
         params = opt.apply_gradients(tree_unflatten([(n, mx.array(v)) for n, v in g.items()]), params)
@@ -55,7 +65,9 @@ def test_adamw_with_no_decay_groups_equals_torch_over_several_steps():
         topt.step()
         flat = dict(tree_flatten(params))
         for n, p in tparams.items():
-            np.testing.assert_allclose(np.array(flat[n]), p.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{n}@{step}")
+            np.testing.assert_allclose(
+                np.array(flat[n]), p.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{n}@{step}"
+            )
     assert used == pytest.approx(EXPECTED_LRS, rel=1e-6)  # the learning rate the optimizer itself used
     states = {}
     for state in opt.state["states"]:
@@ -63,8 +75,7 @@ def test_adamw_with_no_decay_groups_equals_torch_over_several_steps():
     for n, p in tparams.items():
         torch_state = topt.state[p]
         np.testing.assert_allclose(np.array(states[f"{n}.m"]), torch_state["exp_avg"].numpy(), rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(np.array(states[f"{n}.v"]), torch_state["exp_avg_sq"].numpy(), rtol=1e-5,
-                                   atol=1e-8)  # fmt: skip
+        np.testing.assert_allclose(np.array(states[f"{n}.v"]), torch_state["exp_avg_sq"].numpy(), rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])

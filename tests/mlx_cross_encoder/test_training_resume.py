@@ -30,14 +30,45 @@ TESTS = Path(__file__).resolve().parents[1]
 
 # 32 pairs in micro-batches of 4, 2 per update: 4 updates per epoch, 12 in all; checkpoints every 2 updates and
 # at each evaluation (every 3); dropout on, so the resumed run must redraw the same masks
-ENCODER = dict(loss="bce", batch_size=4, gradient_accumulation_steps=2, num_epochs=3, learning_rate=1e-3,
-               fine_tune_type="lora", lora_rank=4, lora_alpha=8, lora_dropout=0.1, warmup_steps=2, eval_steps=3,
-               save_steps=2, save_total_limit=None, load_best_model_at_end=False, show_progress_bar=False,
-               logging_steps=1, seed=3)  # fmt: skip
+ENCODER = dict(
+    loss="bce",
+    batch_size=4,
+    gradient_accumulation_steps=2,
+    num_epochs=3,
+    learning_rate=1e-3,
+    fine_tune_type="lora",
+    lora_rank=4,
+    lora_alpha=8,
+    lora_dropout=0.1,
+    warmup_steps=2,
+    eval_steps=3,
+    save_steps=2,
+    save_total_limit=None,
+    load_best_model_at_end=False,
+    show_progress_bar=False,
+    logging_steps=1,
+    seed=3,
+)
 # 8 groups of 4 in micro-batches of 2 groups: 4 updates per epoch, 12 in all
-LLM = dict(loss="listwise", group_size=4, batch_size=2, num_epochs=3, learning_rate=5e-3, lora_rank=4, lora_alpha=8,
-           lora_dropout=0.1, max_length=128, warmup_steps=2, eval_steps=3, save_steps=2, save_total_limit=None,
-           load_best_model_at_end=False, show_progress_bar=False, logging_steps=1, seed=5)  # fmt: skip
+LLM = dict(
+    loss="listwise",
+    group_size=4,
+    batch_size=2,
+    num_epochs=3,
+    learning_rate=5e-3,
+    lora_rank=4,
+    lora_alpha=8,
+    lora_dropout=0.1,
+    max_length=128,
+    warmup_steps=2,
+    eval_steps=3,
+    save_steps=2,
+    save_total_limit=None,
+    load_best_model_at_end=False,
+    show_progress_bar=False,
+    logging_steps=1,
+    seed=5,
+)
 
 
 def run_child(spec: dict, folder: Path) -> subprocess.CompletedProcess:
@@ -45,16 +76,25 @@ def run_child(spec: dict, folder: Path) -> subprocess.CompletedProcess:
     path = folder / f"spec-{len(list(folder.glob('spec-*')))}.json"
     path.write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(DRIVER), str(path)], capture_output=True, text=True, env=env,
-                          timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(DRIVER), str(path)], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def make_spec(kind: str, model_dir: Path, out: Path, **extra) -> dict:
     config = {**(ENCODER if kind == "encoder" else LLM), "output_dir": str(out)}
     train = toy_pairs(8, 3) if kind == "encoder" else toy_groups(8, 3)
     dev = toy_pairs(4, 3, seed=9)
-    return {"kind": kind, "model_dir": str(model_dir), "config": config, "train": train, "dev": dev,
-            "dump": str(out) + ".final.safetensors", "always_improves": True, **extra}  # fmt: skip
+    return {
+        "kind": kind,
+        "model_dir": str(model_dir),
+        "config": config,
+        "train": train,
+        "dev": dev,
+        "dump": str(out) + ".final.safetensors",
+        "always_improves": True,
+        **extra,
+    }
 
 
 def trained(spec: dict, folder: Path) -> tuple[dict, dict]:
@@ -102,8 +142,9 @@ def resume(spec: dict, folder: Path) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("kind", ["encoder", "llm"])
 def test_resume_after_sigkill_equals_the_uninterrupted_run(kind, bert_dir, qwen_dir, uninterrupted, tmp_path):
-    spec = make_spec(kind, bert_dir if kind == "encoder" else qwen_dir, tmp_path / "out",
-                     kill={"at": "after_step", "step": 7})  # fmt: skip
+    spec = make_spec(
+        kind, bert_dir if kind == "encoder" else qwen_dir, tmp_path / "out", kill={"at": "after_step", "step": 7}
+    )
     killed(spec, tmp_path)
     assert latest_checkpoint(tmp_path / "out").name == "step-0000006"  # 6 of the 12 updates left
     state, info = resume(spec, tmp_path)
@@ -111,8 +152,9 @@ def test_resume_after_sigkill_equals_the_uninterrupted_run(kind, bert_dir, qwen_
     assert info["summary"]["resumed_from"].endswith("step-0000006") and info["summary"]["steps"] == 12
     assert_same_state(state, want_state)
     losses = [(r["step"], r["loss"], r["grad_norm"], r["lr"]) for r in info["history"] if r["type"] == "train"]
-    assert losses == [(r["step"], r["loss"], r["grad_norm"], r["lr"]) for r in want_info["history"]
-                      if r["type"] == "train"]  # fmt: skip
+    assert losses == [
+        (r["step"], r["loss"], r["grad_norm"], r["lr"]) for r in want_info["history"] if r["type"] == "train"
+    ]
 
 
 def test_crash_while_writing_a_checkpoint_leaves_it_ignored(bert_dir, uninterrupted, tmp_path):

@@ -17,8 +17,17 @@ from mlx_cross_encoder.training import (
     Qwen3RerankerTrainer,
 )
 
-COMMON = dict(learning_rate=5e-3, num_epochs=2, warmup_steps=1, max_grad_norm=0.5, show_progress_bar=False,
-              logging_steps=1, seed=1, lora_rank=4, lora_alpha=8)  # fmt: skip
+COMMON = dict(
+    learning_rate=5e-3,
+    num_epochs=2,
+    warmup_steps=1,
+    max_grad_norm=0.5,
+    show_progress_bar=False,
+    logging_steps=1,
+    seed=1,
+    lora_rank=4,
+    lora_alpha=8,
+)
 
 
 def train(kind: str, model_dir, out, streams: int, monkeypatch):
@@ -28,8 +37,15 @@ def train(kind: str, model_dir, out, streams: int, monkeypatch):
         trainer = MLXCrossEncoderTrainer(MLXCrossEncoder(model_dir), config)
         trainer.train(toy_pairs(5))
     else:  # 8 groups of 4 in micro-batches of 4 groups: 2+1+1 over 3 streams
-        config = Qwen3RerankerConfig(model_name=str(model_dir), output_dir=str(out), loss="listwise", group_size=4,
-                                     batch_size=4, max_length=128, **COMMON)  # fmt: skip
+        config = Qwen3RerankerConfig(
+            model_name=str(model_dir),
+            output_dir=str(out),
+            loss="listwise",
+            group_size=4,
+            batch_size=4,
+            max_length=128,
+            **COMMON,
+        )
         trainer = Qwen3RerankerTrainer(config)
         trainer.train(toy_groups(8, 3))
     assert len(trainer._cpu_streams()) == (streams if streams > 1 else 1)
@@ -39,8 +55,9 @@ def train(kind: str, model_dir, out, streams: int, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["encoder", "llm"])
 def test_streams_make_the_single_stream_updates(kind, tmp_path, monkeypatch):
-    model_dir = (bert_cross_encoder(tmp_path / "m", seed=0) if kind == "encoder"
-                 else qwen3_causal_lm(tmp_path / "m", seed=0))  # fmt: skip
+    model_dir = (
+        bert_cross_encoder(tmp_path / "m", seed=0) if kind == "encoder" else qwen3_causal_lm(tmp_path / "m", seed=0)
+    )
     one, w_one = train(kind, model_dir, tmp_path / "one", 1, monkeypatch)
     three, w_three = train(kind, model_dir, tmp_path / "three", 3, monkeypatch)
     assert len(one) == len(three) == (6 if kind == "encoder" else 4)

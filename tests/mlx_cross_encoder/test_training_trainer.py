@@ -23,8 +23,15 @@ def bert_dir(tmp_path_factory):
 
 
 def make_trainer(bert_dir, tmp_path, **overrides):
-    cfg = dict(output_dir=str(tmp_path / "out"), learning_rate=5e-3, batch_size=8, num_epochs=1,
-               show_progress_bar=False, logging_steps=1, seed=3)  # fmt: skip
+    cfg = dict(
+        output_dir=str(tmp_path / "out"),
+        learning_rate=5e-3,
+        batch_size=8,
+        num_epochs=1,
+        show_progress_bar=False,
+        logging_steps=1,
+        seed=3,
+    )
     cfg.update(overrides)
     return MLXCrossEncoderTrainer(MLXCrossEncoder(bert_dir), MLXCrossEncoderConfig(**cfg))
 
@@ -53,12 +60,16 @@ def test_loss_decreases_and_train_ranking_becomes_perfect(bert_dir, tmp_path, lo
     assert before < 0.9 and after == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("fine_tune_type", "big_batch", "micro", "accum", "updates"), [
-    ("full", 8, 2, 4, [8, 8, 4]),  # micro-batches 2+2+2+2, 2+2+2+2, 2+2
-    ("lora", 12, 3, 4, [12, 8]),  # micro-batches 3+3+3+3, then 3+3+2: unequal sizes within one update
-])  # fmt: skip
-def test_accumulated_small_batches_equal_one_large_batch(bert_dir, tmp_path, fine_tune_type, big_batch, micro, accum,
-                                                         updates):  # fmt: skip
+@pytest.mark.parametrize(
+    ("fine_tune_type", "big_batch", "micro", "accum", "updates"),
+    [
+        ("full", 8, 2, 4, [8, 8, 4]),  # micro-batches 2+2+2+2, 2+2+2+2, 2+2
+        ("lora", 12, 3, 4, [12, 8]),  # micro-batches 3+3+3+3, then 3+3+2: unequal sizes within one update
+    ],
+)
+def test_accumulated_small_batches_equal_one_large_batch(
+    bert_dir, tmp_path, fine_tune_type, big_batch, micro, accum, updates
+):
     data = toy_pairs(5)  # 20 pairs
     common = dict(fine_tune_type=fine_tune_type, num_epochs=2, max_grad_norm=0.5, warmup_steps=2, lr_scheduler="cosine")
     big = make_trainer(bert_dir, tmp_path / "big", batch_size=big_batch, **common)
@@ -118,8 +129,9 @@ def test_eval_best_checkpoint_and_early_stopping(bert_dir, tmp_path):
         seen.append((run, qrels))
         return {"ndcg@10": [0.2, 0.9, 0.5, 0.4, 0.3, 0.1][len(seen) - 1]}
 
-    trainer = make_trainer(bert_dir, tmp_path, batch_size=4, num_epochs=5, eval_steps=2, early_stopping_patience=2,
-                           save_total_limit=1)  # fmt: skip
+    trainer = make_trainer(
+        bert_dir, tmp_path, batch_size=4, num_epochs=5, eval_steps=2, early_stopping_patience=2, save_total_limit=1
+    )
     result = trainer.train(toy_pairs(4), toy_groups(3, seed=1), metric_fn=metric_fn)
     assert len(seen) == 4 and result["stopped_early"] and result["steps"] == 8
     assert result["best_step"] == 4 and result["best_metric"] == 0.9 and result["final_metrics"] == {"ndcg@10": 0.9}

@@ -19,10 +19,29 @@ SAME = 1e-5
 
 # TriBridRAG server/retrieval/mlx_qwen3.py SUFFIX, and the field names its trainer and write_mlx_manifest write
 TRIBRID_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-CONFIG_FIELDS = {"backend", "base_model", "prompt_template_version", "lora_rank", "lora_alpha", "lora_dropout",
-                 "target_modules", "applied_modules", "yes_token_id", "no_token_id", "suffix_hash"}  # fmt: skip
-MANIFEST_FIELDS = {"backend", "base_model", "run_id", "created_at", "prompt_template_version", "yes_token_id",
-                   "no_token_id", "suffix_hash"}  # fmt: skip
+CONFIG_FIELDS = {
+    "backend",
+    "base_model",
+    "prompt_template_version",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "applied_modules",
+    "yes_token_id",
+    "no_token_id",
+    "suffix_hash",
+}
+MANIFEST_FIELDS = {
+    "backend",
+    "base_model",
+    "run_id",
+    "created_at",
+    "prompt_template_version",
+    "yes_token_id",
+    "no_token_id",
+    "suffix_hash",
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +76,19 @@ def test_export_is_tribrid_format_and_scores_round_trip(tiny, tmp_path):
     expected = ours.predict(data)
     assert np.abs(expected - base.predict(data)).max() > 1e-3, "the adapter must change the scores"
 
-    art = export_tribrid_adapter(adapter, tmp_path / "tribrid", base_model=str(tiny), yes_token_id=ours.yes_id,
-                                 no_token_id=ours.no_id, run_id="run-1")  # fmt: skip
-    assert sorted(p.name for p in art.iterdir()) == ["adapter.npz", "adapter_config.json",
-                                                    "tribrid_reranker_manifest.json"]  # fmt: skip
+    art = export_tribrid_adapter(
+        adapter,
+        tmp_path / "tribrid",
+        base_model=str(tiny),
+        yes_token_id=ours.yes_id,
+        no_token_id=ours.no_id,
+        run_id="run-1",
+    )
+    assert sorted(p.name for p in art.iterdir()) == [
+        "adapter.npz",
+        "adapter_config.json",
+        "tribrid_reranker_manifest.json",
+    ]
     cfg = json.loads((art / "adapter_config.json").read_text())
     manifest = json.loads((art / "tribrid_reranker_manifest.json").read_text())
     assert set(cfg) == CONFIG_FIELDS and set(manifest) == MANIFEST_FIELDS
@@ -78,13 +106,17 @@ def test_export_is_tribrid_format_and_scores_round_trip(tiny, tmp_path):
     np.testing.assert_allclose(expected, reference, atol=1e-4)  # TriBridRAG's math = mlx-lm's
 
     back = convert_tribrid_adapter(art, tmp_path / "back")
-    np.testing.assert_allclose(Qwen3Reranker(tiny, max_length=256, adapter_path=back).predict(data), expected,
-                               atol=SAME)  # fmt: skip
+    np.testing.assert_allclose(
+        Qwen3Reranker(tiny, max_length=256, adapter_path=back).predict(data), expected, atol=SAME
+    )
     hooked = Qwen3Reranker(tiny, max_length=256, adapter_path=art)  # TriBridRAG's folder as it is
     np.testing.assert_allclose(hooked.predict(data), expected, atol=SAME)
     direct = TriBridMLXReranker(model_name=str(tiny), adapter_path=art, max_length=256)
-    np.testing.assert_allclose(direct.scores(data[0][0], [d for _, d in data[:4]]),
-                               ours.predict([(data[0][0], d) for _, d in data[:4]]), atol=SAME)  # fmt: skip
+    np.testing.assert_allclose(
+        direct.scores(data[0][0], [d for _, d in data[:4]]),
+        ours.predict([(data[0][0], d) for _, d in data[:4]]),
+        atol=SAME,
+    )
 
 
 def test_convert_refuses_other_backends_and_bad_tensors(tiny, tmp_path):
@@ -119,8 +151,9 @@ def test_artifact_loads_into_tribrid_style_wrapping(tiny, tmp_path):
 
     adapter = write_mlx_lm_adapter(tiny, tmp_path / "mlx_lm")
     ours = Qwen3Reranker(tiny, max_length=256, adapter_path=adapter)
-    art = export_tribrid_adapter(adapter, tmp_path / "tribrid", base_model=str(tiny), yes_token_id=ours.yes_id,
-                                 no_token_id=ours.no_id)  # fmt: skip
+    art = export_tribrid_adapter(
+        adapter, tmp_path / "tribrid", base_model=str(tiny), yes_token_id=ours.yes_id, no_token_id=ours.no_id
+    )
     cfg = json.loads((art / "adapter_config.json").read_text())
     model, _ = load_model(tiny)
     model.freeze()

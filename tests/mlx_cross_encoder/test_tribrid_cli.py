@@ -27,20 +27,44 @@ def test_mine_train_evaluate_promote(tmp_path, capsys):
         paths = [f"d{(i + 1) % 6}.md", f"d{i % 6}.md", f"d{(i + 2) % 6}.md"]
         lines.append({"kind": "search", "event_id": eid, "query": f"{t} {i}", "top_paths": paths})
         lines.append({"kind": "feedback", "type": "feedback", "event_id": eid, "signal": "click", "doc_id": paths[1]})
-        lines.append({"kind": "feedback", "type": "feedback", "event_id": eid, "signal": "noclick",
-                      "doc_id": paths[2]})  # fmt: skip
+        lines.append({"kind": "feedback", "type": "feedback", "event_id": eid, "signal": "noclick", "doc_id": paths[2]})
     log = tmp_path / "queries.jsonl"
     log.write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n")
 
     mined = run(capsys, "mine", "--log", log, "--out", tmp_path / "t.jsonl")
     assert mined["mine"]["triplets"] == 12 and mined["log"]["malformed_lines"] == 1
-    improved = run(capsys, "mine", "--log", log, "--out", tmp_path / "ti.jsonl", "--miner", "improved",
-                   "--negatives-per-positive", "2")  # fmt: skip
+    improved = run(
+        capsys,
+        "mine",
+        "--log",
+        log,
+        "--out",
+        tmp_path / "ti.jsonl",
+        "--miner",
+        "improved",
+        "--negatives-per-positive",
+        "2",
+    )
     assert improved["mine"]["triplets"] == 24
 
     common = ["--corpus-root", root, "--model", tiny, "--max-length", 128]
-    trained = run(capsys, "train", "--triplets", tmp_path / "t.jsonl", "--output", tmp_path / "run1", *common,
-                  "--epochs", 1, "--batch-size", 4, "--learning-rate", 1e-3, "--lora-rank", 4)  # fmt: skip
+    trained = run(
+        capsys,
+        "train",
+        "--triplets",
+        tmp_path / "t.jsonl",
+        "--output",
+        tmp_path / "run1",
+        *common,
+        "--epochs",
+        1,
+        "--batch-size",
+        4,
+        "--learning-rate",
+        1e-3,
+        "--lora-rank",
+        4,
+    )
     assert trained["train_triplets"] == 11 and trained["dev_triplets"] == 1
     model = tmp_path / "run1" / "model"
     assert (model / "adapter.npz").is_file() and (model / "tribrid_reranker_manifest.json").is_file()

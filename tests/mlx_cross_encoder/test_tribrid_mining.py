@@ -13,9 +13,20 @@ from mlx_cross_encoder.tribrid.querylog import Triplet, read_query_log, read_tri
 
 
 def search(eid, query, paths, **extra):
-    return {"kind": "search", "event_id": eid, "query": query, "top_paths": paths, "reranker_mode": "none",
-            "rerank_ok": True, "rerank_applied": False, "rerank_skipped_reason": None, "rerank_error": None,
-            "rerank_candidates_reranked": 0, "ts": "2026-01-01T00:00:00Z", **extra}  # fmt: skip
+    return {
+        "kind": "search",
+        "event_id": eid,
+        "query": query,
+        "top_paths": paths,
+        "reranker_mode": "none",
+        "rerank_ok": True,
+        "rerank_applied": False,
+        "rerank_skipped_reason": None,
+        "rerank_error": None,
+        "rerank_candidates_reranked": 0,
+        "ts": "2026-01-01T00:00:00Z",
+        **extra,
+    }
 
 
 def feedback(eid, signal, doc_id=None):
@@ -69,11 +80,22 @@ def T(q, p, n):
     return Triplet(query=q, positive=p, negative=n)
 
 
-TRIBRID = [T("q1", "b.md", "a.md"), T("q1", "a.md", "b.md"), T("q2", "b.md", "../secret.txt"),
-           T("q3", "missing.md", "a.md"), T("q4", "x.md", "y.md")]  # fmt: skip
-IMPROVED = [T("q1", "b.md", "c.md"), T("q1", "a.md", "c.md"), T("q2", "b.md", "a.md"),
-            T("q2", "b.md", "../secret.txt"), T("q3", "missing.md", "a.md"), T("q4", "z.md", "x.md"),
-            T("q4", "z.md", "y.md")]  # fmt: skip
+TRIBRID = [
+    T("q1", "b.md", "a.md"),
+    T("q1", "a.md", "b.md"),
+    T("q2", "b.md", "../secret.txt"),
+    T("q3", "missing.md", "a.md"),
+    T("q4", "x.md", "y.md"),
+]
+IMPROVED = [
+    T("q1", "b.md", "c.md"),
+    T("q1", "a.md", "c.md"),
+    T("q2", "b.md", "a.md"),
+    T("q2", "b.md", "../secret.txt"),
+    T("q3", "missing.md", "a.md"),
+    T("q4", "z.md", "x.md"),
+    T("q4", "z.md", "y.md"),
+]
 
 
 def test_log_counts_malformed_lines_and_unknown_signals(log_path):
@@ -114,7 +136,9 @@ def test_materialize_refuses_escapes_and_counts_missing(log_path, corpus):
     triplets, _ = mine_tribrid(read_query_log(log_path))
     texts, stats = materialize(triplets, corpus, snippet_chars=50)
     assert [(t.query, t.positive_text[:9], t.negative_text[:9]) for t in texts] == [
-        ("q1", "text of b", "text of a"), ("q1", "text of a", "text of b")]  # fmt: skip
+        ("q1", "text of b", "text of a"),
+        ("q1", "text of a", "text of b"),
+    ]
     assert len(texts[0].positive_text) == 48  # the first 50 characters, then stripped
     assert stats.refused_paths == 1 and stats.missing_positive == 2 and stats.triplets_out == 2
     absolute = [T("q", str(corpus / "a.md"), "b.md")]
@@ -132,4 +156,7 @@ def test_pairs_two_per_triplet_deduplicated(log_path, corpus):
     texts, _ = materialize(mine_improved(read_query_log(log_path), 2)[0][:2], corpus)
     rows = triplets_to_pairs(texts)
     assert [(r["query"], r["document"][:9], r["label"]) for r in rows] == [
-        ("q1", "text of b", 1), ("q1", "text of c", 0), ("q1", "text of a", 1)]  # fmt: skip
+        ("q1", "text of b", 1),
+        ("q1", "text of c", 0),
+        ("q1", "text of a", 1),
+    ]

@@ -14,15 +14,23 @@ import pytest
 from builders import bert_cross_encoder, qwen3_causal_lm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-DOCS = ["OAuth2 PKCE flow exchanges authorization code for access token",
-        "CSS grid layout provides two-dimensional positioning",
-        "JWT tokens are signed with HMAC-SHA256 for API auth"]  # fmt: skip
+DOCS = [
+    "OAuth2 PKCE flow exchanges authorization code for access token",
+    "CSS grid layout provides two-dimensional positioning",
+    "JWT tokens are signed with HMAC-SHA256 for API auth",
+]
 
 
 def run(script, *args, cwd):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -43,8 +43,14 @@ def test_rerank_sorts_by_sentence_transformers_scores(bert):
 
 
 def test_from_env_valid(bert, tiny, tmp_path):
-    env = {"RERANKER_MODE": "mlx", "MLX_RERANKER_TYPE": "cross_encoder", "MLX_RERANKER_MODEL": str(bert),
-           "MLX_RERANKER_MAX_LENGTH": "128", "MLX_RERANKER_BATCH_SIZE": "8", "MLX_RERANKER_TOP_N": "2"}  # fmt: skip
+    env = {
+        "RERANKER_MODE": "mlx",
+        "MLX_RERANKER_TYPE": "cross_encoder",
+        "MLX_RERANKER_MODEL": str(bert),
+        "MLX_RERANKER_MAX_LENGTH": "128",
+        "MLX_RERANKER_BATCH_SIZE": "8",
+        "MLX_RERANKER_TOP_N": "2",
+    }
     reranker = TriBridMLXReranker.from_env(env)
     assert (
         reranker.settings.model_dump()
@@ -54,8 +60,13 @@ def test_from_env_valid(bert, tiny, tmp_path):
     )
     assert len(reranker.rerank(QUERIES[0], DOCUMENTS[:5])) == 2
     adapter = write_mlx_lm_adapter(tiny, tmp_path / "adapter")
-    env = {"RERANKER_MODE": "mlx", "MLX_RERANKER_TYPE": "qwen3", "MLX_RERANKER_MODEL": str(tiny),
-           "MLX_RERANKER_ADAPTER": str(adapter), "MLX_RERANKER_MAX_LENGTH": "256"}  # fmt: skip
+    env = {
+        "RERANKER_MODE": "mlx",
+        "MLX_RERANKER_TYPE": "qwen3",
+        "MLX_RERANKER_MODEL": str(tiny),
+        "MLX_RERANKER_ADAPTER": str(adapter),
+        "MLX_RERANKER_MAX_LENGTH": "256",
+    }
     qwen = TriBridMLXReranker.from_env(env)
     ref = Qwen3Reranker(tiny, max_length=256, adapter_path=adapter).predict([(QUERIES[1], d) for d in DOCUMENTS[:3]])
     np.testing.assert_allclose(qwen.scores(QUERIES[1], DOCUMENTS[:3]), ref, atol=1e-6)

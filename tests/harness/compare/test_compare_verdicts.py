@@ -184,12 +184,19 @@ def test_paired_randomization_matches_scipy_permutation_test():
     rng = np.random.default_rng(1)
     x = rng.random(12)
     y = x + rng.normal(0.05, 0.1, 12)
-    ref = stats.permutation_test((x, y), lambda a, b: np.mean(b - a), permutation_type="samples",
-                                 n_resamples=np.inf, alternative="two-sided").pvalue  # fmt: skip
+    ref = stats.permutation_test(
+        (x, y), lambda a, b: np.mean(b - a), permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
+    ).pvalue
     assert paired_randomization_p(x, y) == pytest.approx(ref)
     big_x, big_y = rng.random(40), rng.random(40)
-    ref = stats.permutation_test((big_x, big_y), lambda a, b: np.mean(b - a), permutation_type="samples",
-                                 n_resamples=20000, alternative="two-sided", random_state=0).pvalue  # fmt: skip
+    ref = stats.permutation_test(
+        (big_x, big_y),
+        lambda a, b: np.mean(b - a),
+        permutation_type="samples",
+        n_resamples=20000,
+        alternative="two-sided",
+        random_state=0,
+    ).pvalue
     assert paired_randomization_p(big_x, big_y, permutations=20000) == pytest.approx(ref, abs=0.02)
 
 
