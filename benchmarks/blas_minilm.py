@@ -43,9 +43,11 @@ def child(kind: str, data: str, n: int, batch_size: int) -> dict:
         out["threads"] = torch.get_num_threads()
         predict = lambda: model.predict(pairs, batch_size=batch_size)  # noqa: E731
     else:
+        import mlx_cross_encoder
+
+        # isort: split
         import mlx.core as mx
 
-        import mlx_cross_encoder
         from mlx_cross_encoder import _blas
 
         out["blas"] = _blas.loaded_library or "reference (bundled)"

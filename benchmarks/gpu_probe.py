@@ -65,9 +65,11 @@ def mlx_matmul_error() -> dict:
 
 
 def mlx_scores(args) -> None:
+    import mlx_cross_encoder  # noqa: F401  (before mlx.core)
+
+    # isort: split
     import mlx.core as mx
 
-    import mlx_cross_encoder  # noqa: F401  (before mlx.core)
     from mlx_cross_encoder import MLXCrossEncoder
 
     result = {"env": {k: os.environ.get(k) for k in ("MLX_ENABLE_TF32", "MLX_CUDA_USE_CUDNN_SDPA")}}

@@ -86,12 +86,14 @@ def build_smollm2_135m_instruct(out: Path) -> Path:
     transformers' tensor names, ``config.json`` from the GGUF metadata, and the GGUF's byte-level BPE tokenizer as
     ``tokenizer.json``. mlx-lm (``Qwen3Reranker``, ``Qwen3RerankerTrainer``) and transformers
     (``AutoModelForCausalLM``, ``harness.train_torch``) then load the very same float32 weights."""
+    import mlx_cross_encoder  # noqa: F401  first: its import hook loads the optimized BLAS before mlx.core
+
+    # isort: split
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.utils import dequantize_model
     from transformers import PreTrainedTokenizerFast
 
-    import mlx_cross_encoder  # noqa: F401  (loads the optimized BLAS before mlx.core)
     from mlx_cross_encoder.gguf import load_gguf
 
     out = Path(out)

@@ -29,9 +29,10 @@ class MLXBackend(Backend):
     def __init__(self, spec, max_length: int, model_dir: Path):
         super().__init__(spec, max_length, model_dir)
         self.check_options(OPTIONS)
-        import mlx.core as mx
+        import mlx_cross_encoder  # noqa: F401  first: its import hook loads the optimized BLAS before mlx.core
 
-        import mlx_cross_encoder  # first: it loads the optimized BLAS before mlx.core on Linux
+        # isort: split
+        import mlx.core as mx
 
         self._mx = mx
         device = (getattr(spec, "device", None) or "auto").lower()

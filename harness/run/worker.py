@@ -30,6 +30,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+# Installs the import hook that loads the optimized BLAS right before mlx.core, whoever imports it later in this
+# worker (the import itself loads no MLX, so torch workers are unaffected).
+import mlx_cross_encoder  # noqa: F401
+
 TRACEBACK_LINES = 20
 
 

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Installs the import hook that loads the optimized BLAS right before mlx.core, whoever imports it later in this
+# worker (the import itself loads no MLX, so torch workers are unaffected).
+import mlx_cross_encoder  # noqa: F401
+
 from ..run.worker import peak_rss_mb, worker_main
 
 #: files copied next to a merged LLM's weights
@@ -152,7 +156,6 @@ def _torch_device() -> str:
 
 # --- the four trainers ---------------------------------------------------------------------------------------------
 def train_mlx_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
-    import mlx_cross_encoder  # noqa: F401  (the optimized BLAS before mlx.core)
     from mlx_cross_encoder import MLXCrossEncoder
     from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
 
@@ -187,7 +190,6 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    import mlx_cross_encoder  # noqa: F401
     from mlx_cross_encoder.training import Qwen3RerankerConfig, Qwen3RerankerTrainer
 
     out = Path(job["output_dir"])
