@@ -139,29 +139,9 @@ def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int 
     LM-head cost of the naive path is real), ``num_hidden_layers`` layers, SmolLM2's byte-level BPE tokenizer
     (Qwen's chat markers ``<|im_start|>``/``<|im_end|>`` are single tokens there too). Untrained: for parity and
     speed, not ranking quality."""
-    import shutil as _shutil
+    from .localshapes import build_qwen3_shape
 
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    tokenizer_dir = Path(resolve_model(PREFIX + "smollm2-135m-instruct"))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    config = Qwen3Config(
-        **QWEN3_RERANKER_06B_SHAPE,
-        num_hidden_layers=num_hidden_layers,
-        pad_token_id=2,
-        bos_token_id=1,
-        eos_token_id=2,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-    )
-    model = Qwen3ForCausalLM(config).eval()
-    model.save_pretrained(out, safe_serialization=True)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (tokenizer_dir / name).is_file():
-            _shutil.copy(tokenizer_dir / name, out / name)
-    return out
+    return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, num_hidden_layers, seed=seed, dtype="float32")
 
 
 LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {

@@ -123,15 +123,18 @@ def build_qwen3_reranker_06b_shape(out: Path) -> Path:
     """Qwen3-Reranker-0.6B's full shape: 28 layers of its per-layer shape, bfloat16 weights."""
     from .localmodels import QWEN3_RERANKER_06B_SHAPE
 
-    return _qwen3(out, QWEN3_RERANKER_06B_SHAPE, 28)
+    return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, 28)
 
 
 def build_qwen3_reranker_4b_shape(out: Path) -> Path:
     """Qwen3-Reranker-4B's shape: 36 layers, hidden 2560, 32/8 heads, intermediate 9728, bfloat16 weights."""
-    return _qwen3(out, QWEN3_RERANKER_4B_SHAPE, 36)
+    return build_qwen3_shape(out, QWEN3_RERANKER_4B_SHAPE, 36)
 
 
-def _qwen3(out: Path, shape: dict, layers: int, seed: int = 0) -> Path:
+def build_qwen3_shape(out: Path, shape: dict, layers: int, seed: int = 0, dtype: str = "bfloat16") -> Path:
+    """Random-init ``Qwen3ForCausalLM`` of ``shape`` with ``layers`` layers, weights in ``dtype``, and SmolLM2's
+    byte-level BPE tokenizer (Qwen's chat markers are single tokens there too). Also builds harness.localmodels'
+    few-layer float32 shape."""
     import shutil
 
     import torch
@@ -150,10 +153,10 @@ def _qwen3(out: Path, shape: dict, layers: int, seed: int = 0) -> Path:
         bos_token_id=1,
         eos_token_id=2,
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-        torch_dtype="bfloat16",
+        **({} if dtype == "float32" else {"torch_dtype": dtype}),
     )
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # initialise in bfloat16: half the time and memory of the 4B build
+    torch.set_default_dtype(getattr(torch, dtype))  # initialise in dtype: bfloat16 halves the 4B build
     try:
         model = Qwen3ForCausalLM(config)
     finally:
