@@ -120,26 +120,12 @@ def build_smollm2_135m_instruct(out: Path) -> Path:
     return out
 
 
-#: Qwen3-Reranker-0.6B's per-layer shape (its config.json), for speed comparisons at the real width
-QWEN3_RERANKER_06B_SHAPE = dict(
-    hidden_size=1024,
-    intermediate_size=3072,
-    num_attention_heads=16,
-    num_key_value_heads=8,
-    head_dim=128,
-    vocab_size=151669,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-    max_position_embeddings=40960,
-)
-
-
 def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int = 0) -> Path:
     """Random-init ``Qwen3ForCausalLM`` with Qwen3-Reranker-0.6B's per-layer shape and full vocabulary (so the
     LM-head cost of the naive path is real), ``num_hidden_layers`` layers, SmolLM2's byte-level BPE tokenizer
     (Qwen's chat markers ``<|im_start|>``/``<|im_end|>`` are single tokens there too). Untrained: for parity and
     speed, not ranking quality."""
-    from .localshapes import build_qwen3_shape
+    from .localshapes import QWEN3_RERANKER_06B_SHAPE, build_qwen3_shape
 
     return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, num_hidden_layers, seed=seed, dtype="float32")
 

@@ -35,6 +35,20 @@ MODERNBERT_BASE = dict(
     global_attn_every_n_layers=3,
     local_attention=128,
 )
+#: Qwen3-Reranker-0.6B's per-layer shape (its config.json); also the few-layer shapes of harness.localmodels and tests
+QWEN3_RERANKER_06B_SHAPE = dict(
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151669,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    max_position_embeddings=40960,
+)
+
+
 QWEN3_RERANKER_4B_SHAPE = dict(
     hidden_size=2560,
     intermediate_size=9728,
@@ -121,8 +135,6 @@ def build_modernbert_base_shape(out: Path, seed: int = 0) -> Path:
 
 def build_qwen3_reranker_06b_shape(out: Path) -> Path:
     """Qwen3-Reranker-0.6B's full shape: 28 layers of its per-layer shape, bfloat16 weights."""
-    from .localmodels import QWEN3_RERANKER_06B_SHAPE
-
     return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, 28)
 
 

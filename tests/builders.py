@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.localshapes import QWEN3_RERANKER_06B_SHAPE
+
 TEXT = """
 the a an of to in and or is are was were be been for on with as by at from that this these those it its
 what how why when where who which query document passage answer relevant irrelevant search retrieve rank
@@ -253,16 +255,11 @@ QWEN2_SPLIT = (
 )
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN_ADDED = ["<think>", "</think>"]  # added, not special, as in Qwen3's tokenizer
-QWEN3_RERANKER_06B_LAYER = dict(
-    hidden_size=1024,
-    num_attention_heads=16,
-    num_key_value_heads=8,
-    head_dim=128,
-    intermediate_size=3072,
-    tie_word_embeddings=True,
-    rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6,
-)
+#: Qwen3-Reranker-0.6B's per-layer shape (harness.localshapes), without its vocabulary and position limit
+QWEN3_RERANKER_06B_LAYER = {
+    **{k: v for k, v in QWEN3_RERANKER_06B_SHAPE.items() if k not in ("vocab_size", "max_position_embeddings")},
+    "rope_theta": 1_000_000.0,
+}
 
 
 def qwen_tokenizer_object(yes_no: bool = True, vocab_size: int = 700):
