@@ -4,18 +4,31 @@ One concern per file, in the order of the work (as ranx's compare: scores -> tes
 
 - ``inputs``: read both files through the harness's loader (the one place that changes if the loader moves) and
   pair their runs; refuse runs that are not comparable (different protocol or dataset fingerprint, named).
-- ``gate``: the thresholds (``Gate``, pydantic), from a YAML ``gate:`` section or from flags.
+- ``errors``: ``CompareInputError`` (bad input) and ``NotComparable``, both exit 2.
+- ``gate``: the thresholds (``Gate``, a typed record): a suite's ``gate:`` section (recorded in results files),
+  a YAML file's, or flags.
 - ``stats``: the statistical tests (paired randomization test, Mann-Whitney U via scipy, Holm).
 - ``verdicts``: quality, speed and memory verdicts of one pair of runs.
 - ``records``: the report object (``Comparison``, pydantic) and its exit status.
 - ``render``: Markdown (PR comment / job summary) and JSON.
 - ``cli``: ``add_parser(subparsers)`` and ``run(args) -> int``.
 
-Exit statuses: 0 no regression, 1 regression, 2 bad input or not comparable.
+Exit statuses: 0 no regression, 1 regression, 2 bad input or not comparable. ``compare_files`` and ``Comparison``
+are imported on first use (scipy is not loaded by the suite loader, which imports ``Gate``).
 """
 
 from .gate import Gate
-from .records import Comparison
-from .verdicts import compare_files
 
 __all__ = ["Comparison", "Gate", "compare_files"]
+
+
+def __getattr__(name: str):
+    if name == "compare_files":
+        from .verdicts import compare_files
+
+        return compare_files
+    if name == "Comparison":
+        from .records import Comparison
+
+        return Comparison
+    raise AttributeError(name)

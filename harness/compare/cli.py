@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from .gate import Gate
-from .inputs import CompareInputError, NotComparable
+from .inputs import CompareInputError, NotComparable, read_file
 from .render import RENDERERS
-from .verdicts import compare_files
+from .verdicts import compare_results
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +27,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("head", metavar="HEAD.json")
     p.add_argument("--format", choices=sorted(RENDERERS), default="md", help="output format (default md)")
     p.add_argument("--output", metavar="FILE", help="also write the verdict to this file")
-    p.add_argument("--gate", metavar="YAML", help="thresholds from this YAML file's gate: section (flags override)")
+    p.add_argument(
+        "--gate",
+        "--suite",
+        metavar="YAML",
+        help="thresholds from this YAML file's gate: section, e.g. a suite (default: the gate recorded in HEAD.json "
+        "by harness run from its suite, else the defaults; flags override)",
+    )
     p.add_argument("--quality-tolerance", type=float, metavar="X")
     p.add_argument("--quality-alpha", type=float, metavar="P")
     p.add_argument(
@@ -54,8 +60,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def gate_of(args: argparse.Namespace) -> Gate:
-    gate = Gate.from_yaml(args.gate) if args.gate else Gate()
+def gate_of(args: argparse.Namespace, recorded: dict | None = None) -> Gate:
+    """Flags over ``--gate FILE``, else over the gate recorded in HEAD.json (its suite's), else the defaults."""
+    if args.gate:
+        gate = Gate.from_yaml(args.gate)
+    elif recorded is not None:
+        gate = Gate.checked(recorded, f"{args.head}: the gate recorded from its suite")
+    else:
+        gate = Gate()
     return gate.updated(
         quality_tolerance=args.quality_tolerance,
         quality_alpha=args.quality_alpha,
@@ -70,7 +82,8 @@ def gate_of(args: argparse.Namespace) -> Gate:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        comparison = compare_files(args.base, args.head, gate_of(args))
+        base, head = read_file(args.base), read_file(args.head)
+        comparison = compare_results(base, head, gate_of(args, getattr(head, "gate", None)), args.base, args.head)
     except (CompareInputError, NotComparable) as exc:
         print(f"harness compare: error: {exc}", file=sys.stderr)
         return 2

@@ -1,19 +1,20 @@
-"""The thresholds of a comparison (``Gate``): from a YAML file's ``gate:`` section, overridden by flags."""
+"""The thresholds of a comparison (``Gate``): a suite's ``gate:`` section (typed here, a field of
+``harness.suite.Suite``, recorded in each results file by ``harness run``), or any YAML file's ``gate:`` mapping,
+overridden by flags. This module imports nothing heavy: the suite loader imports it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from .inputs import CompareInputError
+from ..records import Record, message_of
+from .errors import CompareInputError
 
 
-class Gate(BaseModel):
+class Gate(Record):
     """When a difference is a regression. Defaults follow asv (factor 1.10, Mann-Whitney U) for speed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     quality_tolerance: float = Field(1e-4, ge=0, description="|mean difference| at or below this is within tolerance")
     quality_alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired test (Holm)")
@@ -48,9 +49,9 @@ class Gate(BaseModel):
     @classmethod
     def checked(cls, values: dict, where: str) -> Gate:
         try:
-            return cls.model_validate(values)
+            return cls.model_validate(values, context={"source": where})
         except ValidationError as exc:
-            wrong = "; ".join(f"gate.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            wrong = "; ".join(f"gate.{'.'.join(map(str, e['loc']))}: {message_of(e)}" for e in exc.errors())
             raise CompareInputError(f"{where}: {wrong}") from None
 
     def updated(self, **overrides) -> Gate:

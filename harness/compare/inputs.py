@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..results import ResultsError, read_results
 from ..results.models import FIRST_STAGE, ResultsFile, Run
+from .errors import CompareInputError, NotComparable
 
 # protocol fields that must be equal for two runs to be compared (same inputs, same truncation, same timing rule)
 PROTOCOL_KEYS = (
@@ -27,13 +28,7 @@ PROTOCOL_KEYS = (
     "warmup_queries",
 )
 
-
-class CompareInputError(ValueError):
-    """A results file or a gate cannot be read (exit 2)."""
-
-
-class NotComparable(ValueError):
-    """The two files measured different things (exit 2); the message names what differs."""
+__all__ = ["PROTOCOL_KEYS", "CompareInputError", "NotComparable", "check_comparable", "pair_runs", "read_file"]
 
 
 def read_file(path: str | Path) -> ResultsFile:

@@ -272,6 +272,7 @@ def _header(suite, selection: dict, fingerprint: str, environment: dict | None, 
         "baseline": suite.baseline,
         "metrics": list(suite.metrics),
         "measure": suite.measure.model_dump(mode="json"),
+        "gate": suite.gate.model_dump(mode="json"),  # harness compare reads it (verdict)
         "seed": suite.seed,
         "selection": selection,
         "fingerprint": fingerprint,

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from mlx_cross_encoder.training.settings import FAMILY_FINE_TUNE, FINE_TUNE_TYPES
 
 from ..backends.registry import BACKENDS
+from ..compare.gate import Gate  # the gate: section (thresholds of harness compare), typed there
 from ..metrics import validate_metric
 from ..records import Checked, Invalid, Record, got
 from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS
@@ -202,6 +203,7 @@ class Suite(Record):
     baseline: OptText = None
     metrics: Annotated[list[str], Checked(_metric_list)] = Field(default_factory=lambda: list(DEFAULT_METRICS))
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
+    gate: Gate = Field(default_factory=Gate, exclude=True)  # not in the fingerprint: it judges, never measures
     seed: NonNegInt = 0
     train: TrainSpec | None = None  # the train: section (models trained, then evaluated as rerankers)
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)  # the mapping as read
