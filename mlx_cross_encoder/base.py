@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,35 @@ def validate_pairs(pairs: Any) -> tuple[list[tuple[str, str]], bool]:
                 raise ValueError(f"pairs[{i}][{j}] is an empty string ({'query' if j == 0 else 'document'})")
         checked.append((pair[0], pair[1]))
     return checked, False
+
+
+#: ``encode_in_threads`` splits a call over threads only from this many inputs on (below it one call is as fast)
+PARALLEL_TOKENIZE_MIN = 512
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def tokenize_threads() -> int:
+    """Threads for :func:`encode_in_threads`: ``MLX_CROSS_ENCODER_TOKENIZE_THREADS``, else the cores, at most 8."""
+    value = os.environ.get("MLX_CROSS_ENCODER_TOKENIZE_THREADS")
+    return max(1, int(value)) if value else max(1, min(8, os.cpu_count() or 1))
+
+
+def encode_in_threads(tokenizer, inputs: Sequence, threads: int | None = None, **kwargs) -> list:
+    """``tokenizer.encode_batch(inputs, **kwargs)``, split into contiguous chunks tokenized on a thread pool.
+
+    Why: the harness (and most servers) set ``TOKENIZERS_PARALLELISM=false``, which makes ``encode_batch`` run on
+    one core; tokenizing DL19's 4,300 pairs then takes longer than MiniLM's forwards on a GPU (docs/benchmarks.md,
+    H200 section). ``encode_batch`` releases the GIL, so Python threads run the Rust tokenizer in parallel without
+    touching that setting. Same encodings, same order. Small inputs (< ``PARALLEL_TOKENIZE_MIN``) take one call.
+    """
+    n = threads if threads is not None else tokenize_threads()
+    if n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
+        return tokenizer.encode_batch(inputs, **kwargs)
+    pool = _POOL.get(n) or _POOL.setdefault(n, ThreadPoolExecutor(n, thread_name_prefix="tokenize"))
+    k = 4 * n  # several chunks per thread: documents differ in length
+    bounds = [len(inputs) * i // k for i in range(k + 1)]
+    parts = pool.map(lambda i: tokenizer.encode_batch(inputs[bounds[i] : bounds[i + 1]], **kwargs), range(k))
+    return [enc for part in parts for enc in part]
 
 
 def padded_width(length: int, multiple: int = 1, max_width: int | None = None) -> int:

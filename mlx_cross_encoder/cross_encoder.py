@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _blas
-from .base import RerankerBase, length_sorted_batches, validate_pairs
+from .base import RerankerBase, encode_in_threads, length_sorted_batches, validate_pairs
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .models import get_model_module
@@ -208,7 +208,7 @@ class MLXCrossEncoder(RerankerBase):
     def tokenize(self, pairs) -> list:
         """``tokenizers.Encoding`` per (query, document) pair, truncated exactly as ``predict`` does."""
         pairs, _ = validate_pairs(pairs)
-        return self.tokenizer.encode_batch(pairs)
+        return encode_in_threads(self.tokenizer, pairs)
 
     def token_counts(self, pairs) -> np.ndarray:
         """Input tokens per pair after truncation (special tokens included)."""
@@ -262,7 +262,7 @@ class MLXCrossEncoder(RerankerBase):
         """
         pairs, single = validate_pairs(pairs)
         act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
-        encodings = self.tokenizer.encode_batch(pairs)
+        encodings = encode_in_threads(self.tokenizer, pairs)
         budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
         batches = self.plan([len(e.ids) for e in encodings], batch_size, budget)
         if show_progress_bar is None:

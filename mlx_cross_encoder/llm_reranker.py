@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import _blas
 from . import llm_head as head
-from .base import RerankerBase, validate_pairs
+from .base import RerankerBase, encode_in_threads, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
 from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
@@ -178,7 +178,7 @@ class Qwen3Reranker(RerankerBase):
         instruction = instruction if instruction is not None else self.instruction
         bodies = [self.template.format_body(q, d, instruction) for q, d in pairs]
         budget = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
-        encodings = self.tokenizer.encode_batch(bodies, add_special_tokens=False)
+        encodings = encode_in_threads(self.tokenizer, bodies, add_special_tokens=False)
         return [self.prefix_ids + enc.ids[:budget] + self.suffix_ids for enc in encodings]
 
     # -- inference ---------------------------------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""Tokenizing on a thread pool (``base.encode_in_threads``, used by MLXCrossEncoder and Qwen3Reranker for large
+calls) gives exactly ``encode_batch``'s encodings, in input order, and the rerankers' scores do not change."""
+
+from __future__ import annotations
+
+import builders
+import numpy as np
+
+from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
+from mlx_cross_encoder import base
+
+
+def _many_pairs(n: int) -> list[tuple[str, str]]:
+    """n pairs with varied lengths (so that chunks differ and an order mix-up shows)."""
+    mix = builders.pairs()
+    return [(q, d + " river" * (i % 7)) for i, (q, d) in enumerate(mix * (n // len(mix) + 1))][:n]
+
+
+def test_threads_give_encode_batch_encodings_in_order(tmp_path, monkeypatch):
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"))
+    pairs = _many_pairs(97)
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    expected = model.tokenizer.encode_batch(pairs)
+    got = base.encode_in_threads(model.tokenizer, pairs, threads=3)
+    assert [e.ids for e in got] == [e.ids for e in expected]
+    assert [e.type_ids for e in got] == [e.type_ids for e in expected]
+
+
+def test_cross_encoder_and_llm_scores_unchanged_by_threaded_tokenization(tmp_path, monkeypatch):
+    pairs = _many_pairs(40)
+    encoder = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"))
+    llm = Qwen3Reranker(builders.qwen3_causal_lm(tmp_path / "qwen"))
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "1")
+    one = encoder.predict(pairs, batch_size=8), llm.predict(pairs, batch_size=8)
+    one_ids = llm.tokenize(pairs)
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "3")
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    assert llm.tokenize(pairs) == one_ids
+    np.testing.assert_array_equal(encoder.predict(pairs, batch_size=8), one[0])
+    np.testing.assert_array_equal(llm.predict(pairs, batch_size=8), one[1])
