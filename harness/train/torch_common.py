@@ -230,7 +230,9 @@ def mlx_schedule(optimizer, settings: TrainingSettings, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_at(k, 1.0, total, warmup, settings.lr_scheduler))
 
 
-def torch_loss(name: str, scores, labels, teacher, group_size: int | None, pos_weight=None, temperature=1.0):
+def torch_loss(
+    name: str, scores, labels, teacher, group_size: int | None, pos_weight=None, temperature=1.0, teacher_temperature=1.0
+):
     """The MLX trainer's losses in torch (mean over pairs or groups; see mlx_cross_encoder.training.losses)."""
     import torch
     import torch.nn.functional as F
@@ -247,4 +249,8 @@ def torch_loss(name: str, scores, labels, teacher, group_size: int | None, pos_w
     if name == "margin_mse":
         g, t = s.reshape(-1, group_size), teacher.float().reshape(-1, group_size)
         return F.mse_loss(g[:, :1] - g[:, 1:], t[:, :1] - t[:, 1:])
+    if name == "listwise_kl":
+        g = s.reshape(-1, group_size) / temperature
+        t = teacher.float().reshape(-1, group_size) / teacher_temperature
+        return F.kl_div(F.log_softmax(g, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean")
     raise ValueError(f"unknown loss {name!r}")

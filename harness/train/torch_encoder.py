@@ -48,9 +48,15 @@ from .torch_common import (
 DEFAULT_ENCODER_TARGETS = ("query", "key", "value", "dense")
 
 
-def group_softmax_cross_entropy_loss(model, temperature: float = 1.0):
-    """Listwise loss module for ``CrossEncoderTrainer``: columns (query, doc_0 .. doc_{G-1}), positive first; the
-    loss is ``-log softmax(scores / temperature)[0]`` per row (the MLX ``listwise`` loss, FlagEmbedding's)."""
+def group_softmax_cross_entropy_loss(
+    model, temperature: float = 1.0, loss: str = "listwise", teacher_temperature: float = 1.0
+):
+    """Listwise loss module for ``CrossEncoderTrainer``: columns (query, doc_0 .. doc_{G-1}).
+
+    ``listwise``: positive first, the loss is ``-log softmax(scores / temperature)[0]`` per row (the MLX
+    ``listwise`` loss, FlagEmbedding's). ``listwise_kl``: the row's label is the list of the G teacher scores, the
+    loss is ``KL(softmax(teacher / teacher_temperature) || softmax(scores / temperature))`` (the MLX
+    ``listwise_kl``)."""
     import torch
     from sentence_transformers.util import batch_to_device
 
@@ -64,10 +70,17 @@ def group_softmax_cross_entropy_loss(model, temperature: float = 1.0):
             pairs = [(q, col[i]) for i, q in enumerate(queries) for col in columns]  # group by group, positive first
             features = batch_to_device(self.model.preprocess(pairs), self.model.device)
             scores = self.model(features)["scores"].view(len(queries), len(columns))
-            return torch_loss("listwise", scores, None, None, len(columns), temperature=self.temperature)
+            teacher = None
+            if loss == "listwise_kl":
+                rows = labels if isinstance(labels, torch.Tensor) else torch.stack([torch.as_tensor(r) for r in labels])
+                teacher = rows.to(device=scores.device, dtype=torch.float32).view_as(scores)
+            return torch_loss(
+                loss, scores, None, teacher, len(columns), temperature=self.temperature,
+                teacher_temperature=teacher_temperature,
+            )  # fmt: skip
 
         def get_config_dict(self):
-            return {"temperature": self.temperature}
+            return {"temperature": self.temperature, "loss": loss, "teacher_temperature": teacher_temperature}
 
     return GroupSoftmaxCrossEntropyLoss()
 
@@ -156,6 +169,8 @@ def _row_label(loss: str, batch, g: int, k: int):
     if loss == "margin_mse":
         t = batch.teacher[g * k : (g + 1) * k]
         return [float(t[0] - t[j]) for j in range(1, k)]
+    if loss == "listwise_kl":
+        return [float(v) for v in batch.teacher[g * k : (g + 1) * k]]
     return 0.0  # listwise: the positive is the first document
 
 
@@ -170,7 +185,7 @@ def _encoder_loss(model, settings: TrainingSettings):
         return losses.MSELoss(model)
     if settings.loss == "margin_mse":
         return losses.MarginMSELoss(model)
-    return group_softmax_cross_entropy_loss(model, settings.temperature)
+    return group_softmax_cross_entropy_loss(model, settings.temperature, settings.loss, settings.teacher_temperature)
 
 
 def add_lora_with_head(model, settings: TrainingSettings, head: tuple[str, ...] = ("classifier",)) -> None:

@@ -128,7 +128,9 @@ class _Loop:
         scores, n_tokens = self.scorer.scores(batch.pairs)
         labels = torch.tensor(batch.labels, device=scores.device)
         teacher = torch.tensor(batch.teacher, device=scores.device) if batch.teacher is not None else None
-        loss = torch_loss(s.loss, scores, labels, teacher, batch.group_size, s.pos_weight, s.temperature)
+        loss = torch_loss(
+            s.loss, scores, labels, teacher, batch.group_size, s.pos_weight, s.temperature, s.teacher_temperature
+        )
         (loss * batch.n_examples).backward()  # example-weighted: the sum is divided by the update's examples
         self.tokens += n_tokens
         return float(loss.detach()) * batch.n_examples

@@ -249,6 +249,15 @@ class Batcher:
             self.group_size = group_size
             self.groups = []
             for g in merge_by_query(groups):
+                if loss == "listwise_kl":  # any documents of the query; the teacher says how they rank
+                    if g.teacher is None or len(g.documents) < 2:
+                        raise DataFormatError(
+                            f"{g.source}: loss 'listwise_kl' needs teacher scores and at least two documents per "
+                            f"query; query {g.query!r:.60} has {len(g.documents)}"
+                            + ("" if g.teacher is not None else " and no teacher scores")
+                        )
+                    self.groups.append(g)
+                    continue
                 if not g.positives or not g.negatives:
                     raise DataFormatError(
                         f"{g.source}: loss {loss!r} needs at least one positive and one negative document per "
@@ -288,15 +297,19 @@ class Batcher:
         k = self.group_size - 1
         for i in idx:
             g = self.groups[i]
-            pos = g.positives[int(rng.integers(len(g.positives)))]
-            negs = g.negatives
-            chosen = rng.choice(len(negs), size=k, replace=len(negs) < k)
-            members = [pos] + [negs[j] for j in chosen]
+            if self.loss == "listwise_kl":  # group_size documents of the query's list, any labels
+                n = len(g.documents)
+                members = [int(j) for j in rng.choice(n, size=self.group_size, replace=n < self.group_size)]
+            else:
+                pos = g.positives[int(rng.integers(len(g.positives)))]
+                negs = g.negatives
+                chosen = rng.choice(len(negs), size=k, replace=len(negs) < k)
+                members = [pos] + [negs[j] for j in chosen]
             pairs += [(g.query, g.documents[m]) for m in members]
             labels += [g.labels[m] for m in members]
             if g.teacher is not None:
                 teacher += [g.teacher[m] for m in members]
-        teacher_arr = np.array(teacher, dtype=np.float32) if self.loss == "margin_mse" else None
+        teacher_arr = np.array(teacher, dtype=np.float32) if self.loss in ("margin_mse", "listwise_kl") else None
         return Batch(pairs, np.array(labels, dtype=np.float32), teacher_arr, self.group_size, len(idx))
 
 

@@ -46,6 +46,23 @@ def margin_mse(scores: mx.array, teacher: mx.array, group_size: int) -> mx.array
     return mx.square(student_margin - teacher_margin).mean()
 
 
+def listwise_kl(
+    scores: mx.array, teacher: mx.array, group_size: int, temperature: float = 1.0, teacher_temperature: float = 1.0
+) -> mx.array:
+    """Listwise distillation: ``mean_g KL(softmax(t_g / teacher_temperature) || softmax(s_g / temperature))``.
+
+    ``scores``/``teacher`` hold ``n_groups * group_size`` values, group by group (a group is documents of one
+    query; their order does not matter). Equals ``torch.nn.functional.kl_div(log_softmax(s), log_softmax(t),
+    log_target=True, reduction="batchmean")``: the teacher's entropy is included, so a student that matches the
+    teacher's distribution has loss 0.
+    """
+    s = scores.astype(mx.float32).reshape(-1, group_size) / temperature
+    t = teacher.astype(mx.float32).reshape(-1, group_size) / teacher_temperature
+    log_q = s - mx.logsumexp(s, axis=1, keepdims=True)
+    log_p = t - mx.logsumexp(t, axis=1, keepdims=True)
+    return (mx.exp(log_p) * (log_p - log_q)).sum(axis=1).mean()
+
+
 def mse(scores: mx.array, targets: mx.array) -> mx.array:
     """Pointwise distillation: ``mean((s - t)^2)`` (sentence-transformers' ``MSELoss``)."""
     return mx.square(scores.astype(mx.float32).reshape(-1) - targets.astype(mx.float32).reshape(-1)).mean()
@@ -62,6 +79,7 @@ def compute_loss(
     group_size: int | None,
     pos_weight: float | None = None,
     temperature: float = 1.0,
+    teacher_temperature: float = 1.0,
 ) -> mx.array:
     """The named loss on one batch (see :class:`~mlx_cross_encoder.training.data.Batch`)."""
     if name == "bce":
@@ -72,4 +90,6 @@ def compute_loss(
         return listwise_cross_entropy(scores, group_size, temperature)
     if name == "margin_mse":
         return margin_mse(scores, teacher, group_size)
+    if name == "listwise_kl":
+        return listwise_kl(scores, teacher, group_size, temperature, teacher_temperature)
     raise ValueError(f"unknown loss {name!r}; use one of {LOSSES}")

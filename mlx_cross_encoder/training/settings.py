@@ -6,7 +6,8 @@ a model family: where the model comes from, its dtype, the LLM prompt), the PyTo
 torch, so the harness can validate a suite, and a measuring parent can build a job, without loading either.
 
 Steps are optimizer updates: one update per ``gradient_accumulation_steps`` micro-batches of ``batch_size``
-examples (pairs for ``bce``/``mse``, query groups of ``group_size`` documents for ``listwise``/``margin_mse``).
+examples (pairs for ``bce``/``mse``, query groups of ``group_size`` documents for ``listwise``/``margin_mse``/
+``listwise_kl``).
 The gradient of an update is the example-weighted mean over its micro-batches (micro-batches of unequal size
 count by their examples), so accumulating N micro-batches equals one batch of all their examples.
 
@@ -24,15 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: losses that score single pairs / query groups, and those that need teacher scores
 POINTWISE_LOSSES = ("bce", "mse")
-GROUPED_LOSSES = ("listwise", "margin_mse")
-LOSSES = ("bce", "listwise", "margin_mse", "mse")
-TEACHER_LOSSES = ("mse", "margin_mse")
+GROUPED_LOSSES = ("listwise", "margin_mse", "listwise_kl")
+LOSSES = ("bce", "listwise", "margin_mse", "mse", "listwise_kl")
+TEACHER_LOSSES = ("mse", "margin_mse", "listwise_kl")
 LR_SCHEDULERS = ("linear", "cosine", "constant")
 FINE_TUNE_TYPES = ("full", "lora")
 #: the fine-tuning type a model family gets when ``fine_tune_type`` is not set
 FAMILY_FINE_TUNE = {"cross_encoder": "full", "llm": "lora"}
 
-Loss = Literal["bce", "listwise", "margin_mse", "mse"]
+Loss = Literal["bce", "listwise", "margin_mse", "mse", "listwise_kl"]
 LRScheduler = Literal["linear", "cosine", "constant"]
 FineTuneType = Literal["full", "lora"]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -52,7 +53,8 @@ class TrainingSettings(BaseModel):
     loss: Loss = "bce"
     pos_weight: Annotated[float | None, Field(gt=0)] = None  # bce: weight of the positive term
     group_size: Annotated[int, Field(ge=2)] = 8  # listwise / margin_mse: 1 positive + group_size-1 negatives
-    temperature: PositiveFloat = 1.0  # listwise: softmax(scores / temperature)
+    temperature: PositiveFloat = 1.0  # listwise / listwise_kl: softmax(scores / temperature)
+    teacher_temperature: PositiveFloat = 1.0  # listwise_kl: the target is softmax(teacher / teacher_temperature)
     # optimisation
     learning_rate: PositiveFloat = 2e-5
     weight_decay: Annotated[float, Field(ge=0)] = 0.01  # not on biases and norm weights

@@ -138,7 +138,9 @@ class RerankerTrainerBase:
     def _loss(self, inputs, labels, teacher, group_size):
         cfg = self.config
         scores = self._scores(inputs)
-        return compute_loss(cfg.loss, scores, labels, teacher, group_size, cfg.pos_weight, cfg.temperature)
+        return compute_loss(
+            cfg.loss, scores, labels, teacher, group_size, cfg.pos_weight, cfg.temperature, cfg.teacher_temperature
+        )
 
     def _cpu_streams(self) -> list:
         """The MLX CPU streams a micro-batch is split over (``_blas.cpu_stream_count``: one per core, at most 8, or

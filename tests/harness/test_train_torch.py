@@ -37,14 +37,23 @@ def qwen_dir(tmp_path_factory):
     return qwen3_causal_lm(tmp_path_factory.mktemp("qwen3"), seed=0)
 
 
-@pytest.mark.parametrize("name", ["bce", "mse", "listwise", "margin_mse"])
+@pytest.mark.parametrize("name", ["bce", "mse", "listwise", "margin_mse", "listwise_kl"])
 def test_torch_losses_equal_the_mlx_losses(name):
+    """Values and gradients (w.r.t. the scores) of each loss, MLX against the torch trainers' ``torch_loss``."""
     rng = np.random.default_rng(1)
     s, t = rng.normal(0, 2, 12).astype(np.float32), rng.normal(0, 2, 12).astype(np.float32)
     y = (rng.uniform(size=12) > 0.5).astype(np.float32)
-    want = losses.compute_loss(name, mx.array(s), mx.array(y), mx.array(t), 4, pos_weight=2.5, temperature=0.7)
-    got = torch_loss(name, torch.tensor(s), torch.tensor(y), torch.tensor(t), 4, pos_weight=2.5, temperature=0.7)
+    kw = dict(pos_weight=2.5, temperature=0.7, teacher_temperature=0.3)
+
+    def mlx_loss(x):
+        return losses.compute_loss(name, x, mx.array(y), mx.array(t), 4, **kw)
+
+    want, want_grad = mx.value_and_grad(mlx_loss)(mx.array(s))
+    x = torch.tensor(s, requires_grad=True)
+    got = torch_loss(name, x, torch.tensor(y), torch.tensor(t), 4, **kw)
+    got.backward()
     assert float(got) == pytest.approx(want.item(), rel=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), np.array(want_grad), rtol=1e-4, atol=1e-7)
 
 
 def test_torch_settings_take_the_mlx_config():
@@ -256,6 +265,7 @@ def test_cross_encoder_trainer_uses_the_mlx_schedule_and_no_dropout(bert_dir, tm
             6,
         ),  # 16 pairs: micro-batches 3+3+3+3 and 3+1 per epoch (unequal, cut at the epoch end)
         ("listwise", "full", 2, 2, 2, 4),
+        ("listwise_kl", "full", 2, 2, 2, 4),
         ("bce", "lora", 4, 1, 2, 8),
     ],
 )
@@ -283,7 +293,9 @@ def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(
         lora_alpha=8,
         gradient_accumulation_steps=accum,
     )
-    data = toy_pairs(4, 3) if loss == "bce" else toy_groups(8, 3)
+    data = toy_pairs(4, 3) if loss == "bce" else toy_groups(8, 3, teacher=loss == "listwise_kl")
+    if loss == "listwise_kl":
+        settings["teacher_temperature"] = 0.5
     mlx_trainer = MLXCrossEncoderTrainer(
         MLXCrossEncoder(bert_dir),
         MLXCrossEncoderConfig(output_dir=str(tmp_path / "mlx"), show_progress_bar=False, logging_steps=1, **settings),
@@ -309,7 +321,7 @@ def test_cross_encoder_torch_trainer_follows_the_mlx_trainer_update_for_update(
         assert min(h["grad_norm"] for h in mlx_hist) < 0.5 < max(h["grad_norm"] for h in mlx_hist)
     trained = result["model"].predict(pairs(), activation_fn=torch.nn.Identity(), show_progress_bar=False)
     reference = mlx_trainer.predict_scores(pairs())
-    if loss == "listwise":
+    if loss in ("listwise", "listwise_kl"):
         # a shared offset does not change a softmax over a group: the head bias's gradient is zero up to rounding,
         # and Adam scales that noise into steps of ~0.1 * lr, differently in each framework. Compare up to it.
         trained, reference = trained - trained.mean(), reference - reference.mean()

@@ -57,6 +57,32 @@ def test_listwise_equals_sentence_transformers_listnet_with_one_hot_labels():
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("temperature, teacher_temperature", [(1.0, 1.0), (0.5, 0.05)])
+def test_listwise_kl_matches_torch_kl_div_value_and_gradient(temperature, teacher_temperature):
+    s = RNG.normal(0, 2, (6, 5)).astype(np.float32)
+    t = RNG.uniform(-1, 1, (6, 5)).astype(np.float32)  # cosines, as a bi-encoder teacher gives
+    x = torch.tensor(s, requires_grad=True)
+    want = F.kl_div(
+        F.log_softmax(x / temperature, dim=1),
+        F.log_softmax(torch.tensor(t) / teacher_temperature, dim=1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    want.backward()
+
+    def f(z):
+        return losses.listwise_kl(z, mx.array(t.reshape(-1)), 5, temperature, teacher_temperature)
+
+    got, grad = mx.value_and_grad(f)(mx.array(s.reshape(-1)))
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    np.testing.assert_allclose(np.array(grad).reshape(6, 5), x.grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_listwise_kl_is_zero_when_the_student_matches_the_teacher():
+    t = RNG.normal(0, 1, 8).astype(np.float32)
+    assert losses.listwise_kl(mx.array(t * 2 + 3.0), mx.array(t), 4, 1.0, 0.5).item() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_margin_mse_matches_torch():
     s = RNG.normal(0, 2, (6, 3)).astype(np.float32)
     t = RNG.normal(0, 2, (6, 3)).astype(np.float32)
