@@ -1,8 +1,8 @@
 """``TriBridMLXReranker``: the seed's Option 1 API over :class:`Qwen3Reranker` / :class:`MLXCrossEncoder`.
 
 ``rerank(query, documents, top_n=None)`` returns ``[{"index", "score", "document"}]``, best first (ties keep the
-input order). With ``reload_on_change`` the adapter is reloaded when its weights file changes (mtime_ns and size of
-``adapter.npz`` or ``adapters.safetensors``), as TriBridRAG's ``MLXQwen3Reranker`` does for ``adapter.npz``.
+input order). With ``reload_on_change`` the adapter is hot-reloaded when its weights file changes, as TriBridRAG's
+``MLXQwen3Reranker`` does (``reload.AdapterWatch``: a half-written adapter never replaces the loaded one).
 ``Qwen3Reranker`` loads an adapter folder in TriBridRAG's format too (converted by ``adapters.convert_tribrid_adapter``).
 """
 
@@ -10,25 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
+from .reload import AdapterWatch, adapter_fingerprint
 from .settings import RerankerSettings, settings_from_env
 
-WEIGHT_FILES = ("adapter.npz", "adapters.safetensors")
-
-
-def adapter_fingerprint(adapter_path: str | os.PathLike | None) -> tuple[str, int, int] | None:
-    """(file, mtime_ns, size) of the adapter's weights file; None when there is none."""
-    if adapter_path is None:
-        return None
-    for name in WEIGHT_FILES:
-        p = Path(adapter_path) / name
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            continue
-        return (name, int(st.st_mtime_ns), int(st.st_size))
-    return None
+__all__ = ["TriBridMLXReranker", "adapter_fingerprint"]
 
 
 class TriBridMLXReranker:
@@ -44,6 +30,7 @@ class TriBridMLXReranker:
         instruction: str | None = None,
         top_n: int | None = None,
         reload_on_change: bool = True,
+        reload_period_s: float = 0.0,
     ):
         self.settings = RerankerSettings(
             reranker_type=reranker_type,
@@ -54,43 +41,49 @@ class TriBridMLXReranker:
             top_n=top_n,
             instruction=instruction,
             reload_on_change=reload_on_change,
+            reload_period_s=reload_period_s,
         )
         if instruction is not None and reranker_type == "cross_encoder":
             raise ValueError("instruction applies to reranker_type='qwen3' only (a cross-encoder has no prompt)")
         self.reloads = 0
-        self._load()
+        path = self.settings.adapter_path
+        self.watch = None if path is None else AdapterWatch(path, self.settings.reload_period_s)
+        fingerprint = adapter_fingerprint(path)  # taken before reading: a change while loading shows
+        self.model = self._build()
+        if self.watch is not None:
+            self.watch.accept(fingerprint)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TriBridMLXReranker:
         """Build from ``RERANKER_MODE=mlx`` and the ``MLX_RERANKER_*`` variables (see ``settings``)."""
         return cls(**settings_from_env(environ).model_dump())
 
-    def _load(self) -> None:
+    def _build(self):
         from .. import llm_reranker
         from ..cross_encoder import MLXCrossEncoder
 
         s = self.settings
-        self._fingerprint = adapter_fingerprint(s.adapter_path)
         adapter = s.adapter_path  # Qwen3Reranker reads TriBridRAG's adapter.npz folders too (llm_loading)
         if s.reranker_type == "qwen3":
-            self.model = llm_reranker.Qwen3Reranker(
+            return llm_reranker.Qwen3Reranker(
                 s.model_name, max_length=s.max_length, instruction=s.instruction, adapter_path=adapter
             )
-        elif s.reranker_type == "cross_encoder":
-            self.model = MLXCrossEncoder(s.model_name, max_length=s.max_length, adapter_path=adapter)
-        else:
-            options = {"max_length": s.max_length, "adapter_path": adapter}
-            if s.instruction is not None:
-                options["instruction"] = s.instruction
-            self.model = llm_reranker.load_reranker(s.model_name, **options)
+        if s.reranker_type == "cross_encoder":
+            return MLXCrossEncoder(s.model_name, max_length=s.max_length, adapter_path=adapter)
+        options = {"max_length": s.max_length, "adapter_path": adapter}
+        if s.instruction is not None:
+            options["instruction"] = s.instruction
+        return llm_reranker.load_reranker(s.model_name, **options)
 
-    def maybe_reload(self) -> bool:
-        """Reload when the adapter's weights file changed since the last load; True if it reloaded."""
-        if not self.settings.reload_on_change or self.settings.adapter_path is None:
+    def maybe_reload(self, *, force: bool = False) -> bool:
+        """Swap in the adapter on disk when its weights file changed since the last load and it loads whole;
+        True if it did. ``force`` skips ``reload_period_s`` (TriBridRAG clears its cache on promotion)."""
+        if not self.settings.reload_on_change or self.watch is None:
             return False
-        if adapter_fingerprint(self.settings.adapter_path) == self._fingerprint:
+        model = self.watch.poll(self._build, force=force)
+        if model is None:
             return False
-        self._load()
+        self.model = model
         self.reloads += 1
         return True
 

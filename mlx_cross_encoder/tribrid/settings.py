@@ -3,7 +3,9 @@
 The seed names ``RERANKER_MODE``, ``MLX_RERANKER_TYPE``, ``MLX_RERANKER_MODEL``, ``MLX_RERANKER_ADAPTER`` and
 ``MLX_RERANKER_MAX_LENGTH``. It names no variable for the batch size, the top-n or the instruction; ours are
 ``MLX_RERANKER_BATCH_SIZE``, ``MLX_RERANKER_TOP_N``, ``MLX_RERANKER_INSTRUCTION`` and
-``MLX_RERANKER_RELOAD_ON_CHANGE`` (0/1, TriBridRAG's ``tribrid_reranker_reload_on_change``).
+``MLX_RERANKER_RELOAD_ON_CHANGE`` (0/1, TriBridRAG's ``tribrid_reranker_reload_on_change``) and
+``MLX_RERANKER_RELOAD_PERIOD_SEC`` (seconds >= 0 between checks, default 0 = every call; TriBridRAG's
+``tribrid_reranker_reload_period_sec``, default 60).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ENV_NAMES = {
     "top_n": "MLX_RERANKER_TOP_N",
     "instruction": "MLX_RERANKER_INSTRUCTION",
     "reload_on_change": "MLX_RERANKER_RELOAD_ON_CHANGE",
+    "reload_period_s": "MLX_RERANKER_RELOAD_PERIOD_SEC",
 }
 MODE_VAR = "RERANKER_MODE"
 
@@ -44,6 +47,7 @@ class RerankerSettings(BaseModel):
     top_n: int | None = Field(None, ge=1)
     instruction: str | None = None
     reload_on_change: bool = True
+    reload_period_s: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 def _int(value: str, var: str) -> int:
@@ -51,6 +55,13 @@ def _int(value: str, var: str) -> int:
         return int(value.strip())
     except ValueError:
         raise ValueError(f"{var}={value!r} is not an integer") from None
+
+
+def _float(value: str, var: str) -> float:
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ValueError(f"{var}={value!r} is not a number") from None
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> RerankerSettings:
@@ -67,6 +78,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> RerankerSetti
             continue
         if field in ("max_length", "batch_size", "top_n"):
             raw[field] = _int(value, var)
+        elif field == "reload_period_s":
+            raw[field] = _float(value, var)
         elif field == "reload_on_change":
             if value.strip() not in ("0", "1"):
                 raise ValueError(f"{var}={value!r} must be 0 or 1")
