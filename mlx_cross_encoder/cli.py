@@ -22,7 +22,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="[NAME=]PATH",
-        help="model folder/hub id/.gguf to serve (repeatable); requests pick it by NAME; the first is the default",
+        help="model folder/hub id/.gguf to serve (repeatable): cross-encoder, LLM reranker or embedding model "
+        "(bi-encoder, cosine); requests pick it by NAME; the first is the default",
     )
     p.add_argument(
         "--adapter",
@@ -40,6 +41,13 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-batch-pairs", type=int, default=d.max_batch_pairs, help="pairs per merged batch")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per forward pass")
     p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="seconds before a request gets 504")
+    p.add_argument(
+        "--no-auto-truncate",
+        dest="auto_truncate",
+        action="store_false",
+        help="TEI requests without 'truncate' get 413 for inputs over max_length (TEI's default) instead of "
+        "being truncated",
+    )
     p.add_argument(
         "--api-key-env",
         default=d.api_key_env,
@@ -64,23 +72,22 @@ def serve_main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         request_timeout_s=args.timeout,
         api_key_env=args.api_key_env,
+        auto_truncate=args.auto_truncate,
     )
     loaders = {}
     for i, spec in enumerate(args.model):
         name, path = parse_model(spec)
-        options = {"max_length": args.max_length}
-        if i < len(args.adapter):
-            options["adapter_path"] = args.adapter[i]
-        loaders[name] = _loader(path, options)
+        adapter = args.adapter[i] if i < len(args.adapter) else None
+        loaders[name] = _loader(path, adapter, args.max_length)
     uvicorn.run(create_app(loaders, settings), host=args.host, port=args.port, log_level="info")
     return 0
 
 
-def _loader(path: str, options: dict):
+def _loader(path: str, adapter: str | None, max_length: int | None):
     def load():
-        from .llm_reranker import load_reranker
+        from .serve.models import load_model
 
-        return load_reranker(path, **options)
+        return load_model(path, adapter_path=adapter, max_length=max_length)
 
     return load
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .batcher import ModelWorker, NonFiniteScores, QueueFull
 from .metrics import ServerMetrics
+from .models import NotApplicable, ServedModel
 from .schemas import (
     ApiVersion,
     Meta,
@@ -78,7 +79,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
     the thread that made them, so a model built on another thread cannot be used from the predict thread."""
     if not loaders:
         raise ValueError("create_app needs at least one model")
-    models: dict[str, object] = {}
+    models: dict[str, ServedModel] = {}
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-predict")
@@ -89,7 +90,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
     async def lifespan(_app: FastAPI):
         loop = asyncio.get_running_loop()
         for name, load in loaders.items():
-            models[name] = await loop.run_in_executor(executor, load)
+            models[name] = ServedModel(await loop.run_in_executor(executor, load))
         for name, model in models.items():
             workers[name] = ModelWorker(
                 name,
@@ -131,13 +132,40 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
             metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
 
-    async def score(model_name: str | None, query: str, texts: list[str]) -> np.ndarray:
+    async def score(
+        model_name: str | None,
+        query: str,
+        texts: list[str],
+        *,
+        raw: bool = False,
+        truncate: bool = True,
+        max_tokens_per_doc: int | None = None,
+    ) -> np.ndarray:
+        """Scores of ``texts`` for ``query`` in input order. ``max_tokens_per_doc`` cuts each document first;
+        ``truncate=False`` refuses (413, as TEI does) pairs longer than the model's ``max_length``."""
         name = model_name or default
         if name not in workers:
             raise ApiError(404, f"model {name!r} is not served; served: {sorted(workers)}")
         check_inputs(query, texts, settings)
+        served = models[name]
         try:
-            future = workers[name].submit([(query, t) for t in texts])
+            if raw:
+                served.check_raw()
+            if max_tokens_per_doc is not None:
+                texts = served.cut_documents(texts, max_tokens_per_doc)
+            pairs = [(query, t) for t in texts]
+            if not truncate:
+                over = served.overlong(pairs)
+                if over:
+                    raise ApiError(
+                        413,
+                        f"Input validation error: texts {over[:10]} are longer than the model's max_length "
+                        f"({served.max_length} tokens with the query) and truncate is false",
+                    )
+        except NotApplicable as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            future = workers[name].submit(pairs, raw)
         except QueueFull:
             raise ApiError(
                 429,
@@ -154,7 +182,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
     async def cohere_shape(request: Request, version: str) -> RerankResponse:
         req = await read_body(request, RerankRequest, settings)
         texts = req.texts()
-        scores = await score(req.model, req.query, texts)
+        scores = await score(req.model, req.query, texts, max_tokens_per_doc=req.max_tokens_per_doc)
         order = np.argsort(-scores, kind="stable")[: req.top_n or len(texts)]
         results = [
             RerankResult(
@@ -178,9 +206,11 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
 
     @app.post("/rerank", response_model=list[TEIResult], response_model_exclude_none=True)
     async def rerank_tei(request: Request):
-        """text-embeddings-inference shape; ``score`` is the model's activated score (raw_scores is not applied)."""
+        """text-embeddings-inference shape: ``score`` is the activated score, or the logit with ``raw_scores``;
+        ``truncate`` false (or unset while the server's ``auto_truncate`` is off) refuses overlong inputs (413)."""
         req = await read_body(request, TEIRequest, settings)
-        scores = await score(req.model, req.query, req.texts)
+        truncate = settings.auto_truncate if req.truncate is None else req.truncate
+        scores = await score(req.model, req.query, req.texts, raw=req.raw_scores, truncate=truncate)
         order = np.argsort(-scores, kind="stable")
         return [
             TEIResult(index=int(i), score=float(scores[i]), text=req.texts[i] if req.return_text else None)
@@ -193,7 +223,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models():
-        return ModelList(data=[ModelCard(id=n, kind=type(m).__name__) for n, m in models.items()])
+        return ModelList(data=[ModelCard(id=n, kind=m.class_name) for n, m in models.items()])
 
     @app.get("/metrics")
     async def prometheus():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .metrics import ServerMetrics
+from .models import ServedModel
 
 
 class QueueFull(Exception):
@@ -30,6 +31,7 @@ class NonFiniteScores(Exception):
 @dataclass
 class _Job:
     pairs: list[tuple[str, str]]
+    raw: bool
     future: asyncio.Future = field(repr=False)
 
 
@@ -39,7 +41,7 @@ class ModelWorker:
     def __init__(
         self,
         name: str,
-        model,
+        model: ServedModel,
         executor: ThreadPoolExecutor,
         metrics: ServerMetrics,
         *,
@@ -62,9 +64,10 @@ class ModelWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def submit(self, pairs: list[tuple[str, str]]) -> asyncio.Future:
-        """Queue ``pairs``; the future resolves to their float32 scores. Raises :class:`QueueFull`."""
-        job = _Job(pairs, asyncio.get_running_loop().create_future())
+    def submit(self, pairs: list[tuple[str, str]], raw: bool = False) -> asyncio.Future:
+        """Queue ``pairs``; the future resolves to their scores (``raw``: logits, see
+        :meth:`ServedModel.scores`). Raises :class:`QueueFull`."""
+        job = _Job(pairs, raw, asyncio.get_running_loop().create_future())
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull as exc:
@@ -86,8 +89,8 @@ class ModelWorker:
         self.metrics.queue_depth.labels(self.name).set(self.queue.qsize())
         return [job for job in batch if not job.future.done()]  # timed-out requests are dropped
 
-    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        scores = np.atleast_1d(np.asarray(self.model.predict(pairs, batch_size=self.batch_size), dtype=np.float64))
+    def _predict(self, pairs: list[tuple[str, str]], raw: bool) -> np.ndarray:
+        scores = np.atleast_1d(np.asarray(self.model.scores(pairs, self.batch_size, raw), dtype=np.float64))
         if scores.ndim != 1 or scores.shape[0] != len(pairs):
             raise ValueError(f"model {self.name} returned scores of shape {scores.shape} for {len(pairs)} pairs")
         if not np.isfinite(scores).all():
@@ -100,17 +103,23 @@ class ModelWorker:
             batch = await self._next_batch()
             if not batch:
                 continue
-            pairs = [p for job in batch for p in job.pairs]
-            self.metrics.observe_batch(self.name, len(batch), len(pairs))
-            try:
-                scores = await loop.run_in_executor(self.executor, self._predict, pairs)
-            except Exception as exc:  # handed to the waiting requests, the worker keeps serving
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            start = 0
-            for job in batch:
+            self.metrics.observe_batch(self.name, len(batch), sum(len(job.pairs) for job in batch))
+            for raw in (False, True):  # raw-score requests (rare) run in a predict call of their own
+                group = [job for job in batch if job.raw == raw]
+                if group:
+                    await self._score(loop, group, raw)
+
+    async def _score(self, loop, group: list[_Job], raw: bool) -> None:
+        pairs = [p for job in group for p in job.pairs]
+        try:
+            scores = await loop.run_in_executor(self.executor, self._predict, pairs, raw)
+        except Exception as exc:  # handed to the waiting requests, the worker keeps serving
+            for job in group:
                 if not job.future.done():
-                    job.future.set_result(scores[start : start + len(job.pairs)])
-                start += len(job.pairs)
+                    job.future.set_exception(exc)
+            return
+        start = 0
+        for job in group:
+            if not job.future.done():
+                job.future.set_result(scores[start : start + len(job.pairs)])
+            start += len(job.pairs)

@@ -17,4 +17,7 @@ class ServeSettings(BaseModel):
     batch_size: int = Field(32, ge=1, description="rows per forward pass inside a merged batch")
     request_timeout_s: float = Field(60.0, gt=0, description="a request still unanswered after this gets 504")
     retry_after_s: int = Field(1, ge=0, description="Retry-After header value of a 429")
+    auto_truncate: bool = Field(
+        True, description="TEI requests without 'truncate': truncate overlong inputs (True) or refuse them (413)"
+    )
     api_key_env: str = Field("MLX_RERANK_API_KEY", description="env var holding the Bearer key; unset = no auth")
