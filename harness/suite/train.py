@@ -10,6 +10,7 @@ model's own keys over it (``TrainSpec.prepare``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -21,7 +22,7 @@ from ..records import Checked, Record
 from . import checks as C
 from .models import FINE_TUNES, TRAIN_KINDS, File, ModelRef, Name, NonNegInt, OptPositiveInt, OptText, PositiveInt
 
-TRAIN_SOURCES = ("candidates", "jsonl")
+TRAIN_SOURCES = ("candidates", "jsonl", "tribrid_triplets")
 #: TrainingSettings keys a suite does not set: the harness or the model entry does (fine_tune, lora_*)
 HARNESS_SET = (
     "output_dir",
@@ -104,21 +105,28 @@ def _recipe_of(v: Any, info: ValidationInfo) -> TrainRecipe:
 
 
 class TrainSource(Record):
-    """One training source: judged pairs of a candidate list (``candidates`` + ``qrels``) or a JSONL file."""
+    """One training source: judged pairs of a candidate list (``candidates`` + ``qrels``), a JSONL file, or
+    TriBridRAG's triplet JSONL of corpus-relative paths (``tribrid_triplets`` + ``corpus_root``,
+    harness.train.tribrid_data)."""
 
     derived_fields = ("kind",)
-    kind: str = ""  # derived: "candidates" | "jsonl"
+    kind: str = ""  # derived: "candidates" | "jsonl" | "tribrid_triplets"
     candidates: File = None
     qrels: File = None
     jsonl: File = None
+    tribrid_triplets: File = None
+    corpus_root: Annotated[Path | None, Checked(C.optional(C.path("dir")))] = None
 
     @model_validator(mode="after")
     def _derive(self) -> TrainSource:
         if not self.kind:
-            self.kind = "candidates" if self.candidates is not None else "jsonl"
+            given = [k for k in TRAIN_SOURCES if getattr(self, k) is not None]
+            self.kind = given[0] if given else "jsonl"
         return self
 
     def describe(self) -> str:
+        if self.kind == "tribrid_triplets":
+            return f"{self.tribrid_triplets} (corpus {self.corpus_root})"
         return f"{self.candidates} + {self.qrels}" if self.kind == "candidates" else str(self.jsonl)
 
     @classmethod
@@ -128,12 +136,17 @@ class TrainSource(Record):
             yield (
                 (),
                 "needs exactly one source: candidates (with qrels) or jsonl"
+                + (" or tribrid_triplets (with corpus_root)" if "tribrid_triplets" in given else "")
                 + (f" (got {', '.join(given)})" if given else ""),
             )
         elif given[0] == "candidates" and data.get("qrels") is None:
             yield ("qrels",), "missing (required with candidates: the judgments give the labels)"
         elif given[0] == "jsonl" and data.get("qrels") is not None:
             yield ("qrels",), "not used with jsonl (its records carry their labels)"
+        if given == ["tribrid_triplets"] and data.get("corpus_root") is None:
+            yield ("corpus_root",), "missing (required with tribrid_triplets: the folder its paths are relative to)"
+        elif given and given != ["tribrid_triplets"] and data.get("corpus_root") is not None:
+            yield ("corpus_root",), "only used with tribrid_triplets"
 
 
 class TrainModelSpec(Record):

@@ -198,7 +198,11 @@ def build_training_data(train: TrainSpec) -> TrainingData:
     sources, queries = [], {}
     for i, src in enumerate(train.sources):
         try:
-            if src.kind == "candidates":
+            if src.kind == "tribrid_triplets":
+                from .tribrid_data import tribrid_pairs
+
+                read = tribrid_pairs(src.tribrid_triplets, src.corpus_root, train.label_threshold, i)
+            elif src.kind == "candidates":
                 read = judged_pairs(src.candidates, src.qrels, train.label_threshold, i)
             else:
                 read = jsonl_pairs(src.jsonl, train.label_threshold, i)
