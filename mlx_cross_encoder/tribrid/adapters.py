@@ -152,3 +152,23 @@ def convert_tribrid_adapter(src, dst) -> Path:
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     return write_dir_atomically(Path(dst), write)
+
+
+def fuse_tribrid_adapter(src, base, dst) -> Path:
+    """A plain checkpoint folder ``dst``: the Hugging Face folder ``base`` with the TriBridRAG artifact ``src``
+    merged in (mlx-lm's ``fuse``: ``W + scale * (lora_a @ lora_b).T`` = TriBridRAG's ``W + alpha/rank * B @ A``),
+    saved by mlx-lm (safetensors, config, tokenizer), written atomically. The harness measures a promoted adapter
+    this way, with either backend, like the LoRA models it trains itself (saved merged)."""
+    import tempfile
+
+    from mlx.utils import tree_unflatten
+    from mlx_lm.utils import load, save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = convert_tribrid_adapter(src, Path(tmp) / "mlx_lm")
+        model, tokenizer, config = load(str(base), adapter_path=str(adapter), return_config=True)
+        fused = [(name, m.fuse()) for name, m in model.named_modules() if hasattr(m, "fuse")]
+        if not fused:
+            raise ValueError(f"{src}: no LoRA layer was applied to {base}")
+        model.update_modules(tree_unflatten(fused))
+        return write_dir_atomically(Path(dst), lambda out: save(out, str(base), model, tokenizer, config, False))

@@ -173,3 +173,25 @@ def test_artifact_loads_into_tribrid_style_wrapping(tiny, tmp_path):
         yes, no = logits[cfg["yes_token_id"]], logits[cfg["no_token_id"]]
         scores.append(float(mx.sigmoid(yes - no)))
     np.testing.assert_allclose(scores, ours.predict(data), atol=1e-4)
+
+
+def test_fused_checkpoint_is_base_plus_tribrid_lora(tiny, tmp_path):
+    from safetensors.numpy import load_file
+
+    from mlx_cross_encoder.tribrid.adapters import fuse_tribrid_adapter
+
+    adapter = write_mlx_lm_adapter(tiny, tmp_path / "mlx_lm", seed=7)
+    art = export_tribrid_adapter(adapter, tmp_path / "tribrid", base_model=str(tiny), yes_token_id=1, no_token_id=2)
+    fused = fuse_tribrid_adapter(art, tiny, tmp_path / "fused")
+    reference = merged_tribrid(tiny, art, tmp_path / "merged")  # TriBridRAG's W + alpha/rank * B @ A, numpy
+    got = {k: v for f in fused.glob("*.safetensors") for k, v in load_file(str(f)).items()}
+    want = {k: v for f in reference.glob("*.safetensors") for k, v in load_file(str(f)).items()}
+    assert set(got) <= set(want) and "model.layers.0.self_attn.q_proj.weight" in got
+    for name, w in got.items():
+        np.testing.assert_allclose(w, want[name], atol=1e-6, err_msg=name)
+    data = pairs(6)
+    np.testing.assert_allclose(
+        Qwen3Reranker(fused, max_length=256).predict(data),
+        Qwen3Reranker(tiny, max_length=256, adapter_path=art).predict(data),
+        atol=SAME,
+    )
