@@ -54,6 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         dest="speed_gate",
         help="report speed, never fail on it (hosted runners)",
     )
+    p.add_argument(
+        "--gate-invalid-speed",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="speed_needs_valid_runs",
+        help="let speed fail even when a run's speed figures are INVALID (default: reported, not gated)",
+    )
     p.add_argument("--memory-factor", type=float, metavar="F", help="peak memory ratio that fails (1.05)")
     p.add_argument("--no-memory-gate", action="store_const", const=False, default=None, dest="memory_gate")
     p.set_defaults(func=run)
@@ -75,6 +83,7 @@ def gate_of(args: argparse.Namespace, recorded: dict | None = None) -> Gate:
         speed_factor=args.speed_factor,
         speed_alpha=args.speed_alpha,
         speed_gate=args.speed_gate,
+        speed_needs_valid_runs=args.speed_needs_valid_runs,
         memory_factor=args.memory_factor,
         memory_gate=args.memory_gate,
     )

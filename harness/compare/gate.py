@@ -26,6 +26,11 @@ class Gate(Record):
     speed_factor: float = Field(1.10, gt=1, description="head/base latency ratio (medians) that may be a regression")
     speed_alpha: float = Field(0.002, gt=0, lt=1, description="two-sided Mann-Whitney U p below this agrees")
     speed_gate: bool = Field(True, description="false: speed verdicts are reported, never fail (hosted runners)")
+    speed_needs_valid_runs: bool = Field(
+        True,
+        description="a speed verdict gates only when both runs are VALID (harness.run.verdict: enough samples, "
+        "steady passes, an unloaded machine); on an INVALID run it is reported, never fails",
+    )
     min_repeats_for_repeat_samples: int = Field(
         5, ge=2, description="with at least this many repeats, speed uses one sample per repeat (pass time)"
     )

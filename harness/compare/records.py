@@ -39,7 +39,13 @@ class SpeedVerdict(BaseModel):
     ratio: float | None = Field(description="head median / base median (above 1: slower)")
     p_value: float | None = Field(description="two-sided Mann-Whitney U")
     verdict: SpeedLabel
-    regression: bool = Field(description="slower past the factor, the test agrees, and the speed gate is on")
+    invalid: list[str] = Field(
+        default_factory=list, description="'base'/'head' when that run's speed figures are INVALID (its verdict)"
+    )
+    regression: bool = Field(
+        description="slower past the factor, the test agrees, the speed gate is on, and (speed_needs_valid_runs) "
+        "both runs are VALID"
+    )
 
 
 class MemoryVerdict(BaseModel):

@@ -19,6 +19,12 @@ def _mark(regression: bool) -> str:
     return "❌" if regression else ""
 
 
+def _invalid(sides: list[str], gate) -> str:
+    if not sides:
+        return ""
+    return f" (INVALID {' and '.join(sides)} run{': not gated' if gate.speed_needs_valid_runs else ''})"
+
+
 def render_json(comparison: Comparison) -> str:
     data = comparison.model_dump(mode="json")
     data["regressions"] = comparison.regressions
@@ -38,7 +44,8 @@ def _header(c: Comparison) -> list[str]:
         f"Gate: quality |Δ| ≤ {g.quality_tolerance:g} (paired randomization test, Holm, α={g.quality_alpha:g}"
         f"{', drop must be significant' if g.quality_requires_significance else ''}); speed ratio > "
         f"{g.speed_factor:g} and Mann-Whitney U p < {g.speed_alpha:g}{'' if g.speed_gate else ' (reported, not gated)'}; "
-        f"memory ratio > {g.memory_factor:g}{'' if g.memory_gate else ' (not gated)'}.",
+        f"memory ratio > {g.memory_factor:g}{'' if g.memory_gate else ' (not gated)'}."
+        + (" Speed gates only when both runs are VALID." if g.speed_needs_valid_runs else ""),
         "",
     ]
     for item in c.regressions:
@@ -76,7 +83,7 @@ def render_markdown(c: Comparison) -> str:
         lines.append(
             f"| {v.dataset} | {v.reranker} | {v.samples} ({v.base_n}/{v.head_n}) | "
             f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
-            f"{_p(v.p_value)} | {v.verdict} {_mark(v.regression)} |"
+            f"{_p(v.p_value)} | {v.verdict}{_invalid(v.invalid, c.gate)} {_mark(v.regression)} |"
         )
     lines += [
         "",

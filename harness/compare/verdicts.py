@@ -80,6 +80,7 @@ def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
     med_b = float(np.median(b)) if b else None
     ratio = med_b / med_a if med_a and med_b is not None else None
     p = mann_whitney_p(a, b)
+    invalid = [side for side, run in (("base", base), ("head", head)) if run.verdict and run.verdict.status == "INVALID"]
     agrees = p is not None and p < gate.speed_alpha
     if ratio is None or 1 / gate.speed_factor <= ratio <= gate.speed_factor:
         label = "no change"
@@ -98,7 +99,8 @@ def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
         ratio=ratio,
         p_value=p,
         verdict=label,
-        regression=label == "slower" and gate.speed_gate,
+        invalid=invalid,
+        regression=label == "slower" and gate.speed_gate and not (invalid and gate.speed_needs_valid_runs),
     )
 
 

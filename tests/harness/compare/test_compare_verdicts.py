@@ -38,8 +38,8 @@ def reranker_runs(data):
     return [r for r in data["runs"] if r["backend"] != "first_stage" and r["status"] == "ok"]
 
 
-def compare(*paths, fmt="json"):
-    return harness_main(["compare", *map(str, paths), "--format", fmt])
+def compare(*args, fmt="json"):
+    return harness_main(["compare", *map(str, args), "--format", fmt])
 
 
 def test_identical_file_is_no_regression(base, tmp_path, capsys):
@@ -205,3 +205,41 @@ def test_mann_whitney_and_holm_match_references():
     assert mann_whitney_p(a, b) == pytest.approx(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
     # Holm by hand: sorted p 0.01, 0.02, 0.04 -> 3*0.01, max(.03, 2*.02), max(.04, .04)
     assert holm([0.04, 0.01, None, 0.02]) == pytest.approx([0.04, 0.03, None, 0.04])
+
+
+def test_gate_recorded_in_head_is_used_and_flags_override(base, tmp_path, capsys):
+    data, path = base
+
+    def more(head):
+        head["gate"] = {"memory_factor": 2.0}  # what harness run records from the suite's gate: section
+        reranker_runs(head)[0]["perf"]["peak_memory_mb"] *= 1.5
+
+    head = write_head(tmp_path, data, more)
+    assert compare(path, head) == 0
+    assert json.loads(capsys.readouterr().out)["gate"]["memory_factor"] == 2.0
+    assert compare(path, head, "--memory-factor", "1.05") == 1  # a flag beats the recorded gate
+    capsys.readouterr()
+    bad = json.loads(head.read_text())
+    bad["gate"] = {"memory_factr": 2.0}
+    head.write_text(json.dumps(bad))
+    assert compare(path, head) == 2
+    assert "gate.memory_factr: unknown key (did you mean 'memory_factor'?)" in capsys.readouterr().err
+
+
+def test_speed_on_an_invalid_run_is_reported_not_gated(base, tmp_path, capsys):
+    data, _ = base
+    with_repeats(data, seed=1)
+    path = tmp_path / "base7.json"
+    path.write_text(json.dumps(data))
+
+    def slower_on_a_loaded_machine(head):
+        with_repeats(head, seed=2)
+        run = reranker_runs(head)[0]
+        run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
+        run["verdict"] = {"status": "INVALID", "reasons": ["machine loaded"], "cv": 0.01}
+
+    head = write_head(tmp_path, data, slower_on_a_loaded_machine)
+    assert compare(path, head) == 0
+    slow = [v for v in json.loads(capsys.readouterr().out)["speed"] if v["verdict"] == "slower"]
+    assert [(v["invalid"], v["regression"]) for v in slow] == [(["head"], False)]
+    assert compare(path, head, "--gate-invalid-speed") == 1
