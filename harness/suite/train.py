@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mlx_cross_encoder.training.settings import LOSSES, LR_SCHEDULERS, TEACHER_LOSSES, TrainingSettings
 
-from ..backends.registry import BACKENDS
+from ..backends.registry import trainable_backends
 from ..records import Checked, Record
 from . import checks as C
 from .models import FINE_TUNES, TRAIN_KINDS, File, ModelRef, Name, NonNegInt, OptPositiveInt, OptText, PositiveInt
@@ -39,11 +39,18 @@ HARNESS_SET = (
 OLD_NAMES = {"epochs": "num_epochs"}
 
 
+CANDIDATES = ("judged", "all")
+
+
 class TrainRecipe(TrainingSettings):
     """The recipe both backends train with: the shared training settings, and the data sampling."""
 
     max_pairs: OptPositiveInt = None  # training pairs sampled deterministically (seed) from the train split
     dev_max_docs: OptPositiveInt = None  # judged documents kept per dev query (stratified by label, seeded)
+    # which candidates of a candidates+qrels source become pairs, for training and dev: "judged" (those with a
+    # judgment) or "all" (every candidate of a judged query; unjudged ones are negatives, grade 0, as the test
+    # metric counts them, so dev ranks each dev query's full candidate list)
+    candidates: Literal["judged", "all"] = "judged"
 
 
 def _num(minimum: float, maximum: float | None, what: str, **kw) -> Checked:
@@ -79,6 +86,7 @@ class RecipeInput(Record):
     seed: NonNegInt | None = None
     max_pairs: OptPositiveInt = None
     dev_max_docs: OptPositiveInt = None
+    candidates: Annotated[str | None, Checked(C.choice(*CANDIDATES))] = None
 
     @classmethod
     def input_keys(cls) -> list[str]:
@@ -159,8 +167,8 @@ class TrainModelSpec(Record):
     lora_dropout: Annotated[
         float | None, Checked(C.optional(C.number(0.0, 1.0, "a number in [0, 1)", open_max=True)))
     ] = None
-    backends: Annotated[list[str], Checked(C.distinct_choices(*BACKENDS))] = Field(
-        default_factory=lambda: list(BACKENDS)
+    backends: Annotated[list[str], Checked(C.distinct_choices(*trainable_backends()))] = Field(
+        default_factory=lambda: list(trainable_backends())
     )
     recipe: TrainRecipe = Field(default_factory=TrainRecipe)  # the section's recipe with this model's keys over it
     datasets: Annotated[list[str] | None, Checked(C.optional(C.name_list))] = None  # evaluated on (None: all)
@@ -204,6 +212,9 @@ class TrainModelSpec(Record):
 class DevSplit(Record):
     fraction: Annotated[float, Field(ge=0, lt=1), _num(0.0, 1.0, "a number in [0, 1)", open_max=True)] = 0.2
     seed: NonNegInt = 0
+    # dev pairs come only from these train.data entries (indices; None: all): e.g. the BM25 lists, so that dev
+    # ranks what the test ranks (a BM25 top-100)
+    sources: Annotated[list[int] | None, Checked(C.optional(C.nonempty_list()))] = None
 
 
 class TrainSpec(Record):
@@ -211,6 +222,9 @@ class TrainSpec(Record):
     sources: Annotated[list[TrainSource], Checked(C.nonempty_list())] = Field(alias="data")
     label_threshold: PositiveInt = 1
     dev: DevSplit = Field(default_factory=DevSplit)
+    # teacher scores for distillation (margin_mse, listwise_kl, mse): a TREC run 'qid Q0 docid rank score tag'
+    # over the candidates of the candidates+qrels sources (harness.train.teacher writes one)
+    teacher: File = None
     recipe: TrainRecipe = Field(default_factory=TrainRecipe)
     models: Annotated[list[TrainModelSpec], Checked(C.nonempty_list())]
 
@@ -253,7 +267,13 @@ class TrainSpec(Record):
                     yield ("models", i, "name"), f"duplicate name {n!r} (also train.models[{seen[n]}])"
                 seen.setdefault(n, i)
         sources = data.get("data") if isinstance(data.get("data"), list) else []
-        judged = any(isinstance(s, dict) and s.get("candidates") is not None for s in sources)
+        dev = data.get("dev") if isinstance(data.get("dev"), dict) else {}
+        for j, index in enumerate(dev.get("sources") or []):
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(sources):
+                yield ("dev", "sources", j), f"{index!r} is not an index of train.data (0..{len(sources) - 1})"
+        judged = data.get("teacher") is None and any(
+            isinstance(s, dict) and s.get("candidates") is not None for s in sources
+        )
         section = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
         for i, m in enumerate(models):
             own = m.get("recipe") if isinstance(m, dict) and isinstance(m.get("recipe"), dict) else {}
@@ -264,6 +284,6 @@ class TrainSpec(Record):
                     where,
                     (
                         f"loss {loss!r} needs teacher scores, which judged pairs from candidates + qrels do "
-                        "not have; use bce or listwise"
+                        "not have; name a teacher run (train.teacher) or use bce or listwise"
                     ),
                 )

@@ -59,17 +59,22 @@ class Pair:
     qid: str | None = None
     docid: str | None = None
     teacher: float | None = None
+    judged: bool = True  # False: an unjudged candidate (label 0, grade 0: trec_eval's convention)
 
-    def record(self) -> dict[str, Any]:
+    def record(self, teacher: bool = True) -> dict[str, Any]:
         rec: dict[str, Any] = {"query": self.query, "document": self.document, "label": self.label, "grade": self.grade}
-        if self.teacher is not None:
+        if teacher and self.teacher is not None:
             rec["score"] = self.teacher
         return rec
 
 
-def judged_pairs(candidates: Path, qrels: Path, label_threshold: int, source: int = 0) -> list[Pair]:
+def judged_pairs(
+    candidates: Path, qrels: Path, label_threshold: int, source: int = 0, unjudged: bool = False
+) -> list[Pair]:
     """The judged pairs of a candidate-list JSON (``harness.datasets.read_candidates`` format) and TREC qrels, in
-    the file's order: candidates whose (qid, docid) has a grade; label = grade >= ``label_threshold``."""
+    the file's order: candidates whose (qid, docid) has a grade; label = grade >= ``label_threshold``. With
+    ``unjudged``, every candidate of a judged query: the unjudged ones as negatives (label 0, grade 0,
+    ``judged=False``), as the test's metric counts them."""
     from ..sources import read_candidates, read_trec_qrels
 
     queries, ranked, texts = read_candidates(candidates)
@@ -78,7 +83,9 @@ def judged_pairs(candidates: Path, qrels: Path, label_threshold: int, source: in
     for qid, query in queries.items():
         judged = judgments.get(qid, {})
         for docid, _ in ranked.get(qid, []):
-            if docid in judged:
+            if docid not in judged and unjudged and judged:
+                out.append(Pair(normalize_query(query), query, texts[docid], 0.0, 0, source, qid, docid, judged=False))
+            elif docid in judged:
                 grade = int(judged[docid])
                 out.append(
                     Pair(
@@ -179,6 +186,7 @@ class TrainingData:
     dev_keys: list[str]
     queries: dict[str, dict[str, Any]]  # query key -> {"text", "qids"}
     sources: list[dict[str, Any]]  # per source: path(s), pairs read, pairs kept after deduplication
+    teacher: dict[str, Any] | None = None  # the teacher run's coverage (add_teacher_scores)
 
     @property
     def train_pool(self) -> list[Pair]:
@@ -191,8 +199,23 @@ class TrainingData:
         return [p for p in self.pairs if p.query_key in keys]
 
 
-def build_training_data(train: TrainSpec) -> TrainingData:
-    """Read every source, deduplicate on (query, document), split by query (see the module docstring)."""
+def add_teacher_scores(pairs: list[Pair], run_file: Path) -> dict[str, Any]:
+    """Set ``Pair.teacher`` from a TREC run of teacher scores (``qid Q0 docid rank score tag``) by (qid, docid);
+    pairs without a qid/docid or without a line in the run keep ``teacher=None``. Returns the coverage."""
+    from ..sources import read_trec_run
+
+    run = read_trec_run(run_file)
+    covered = 0
+    for p in pairs:
+        score = run.get(p.qid or "", {}).get(p.docid or "")
+        if score is not None:
+            p.teacher, covered = score, covered + 1
+    return {"file": str(run_file), "pairs": len(pairs), "with_teacher": covered}
+
+
+def build_training_data(train: TrainSpec, unjudged: bool = False) -> TrainingData:
+    """Read every source, deduplicate on (query, document), split by query (see the module docstring). With
+    ``unjudged``, candidate lists give all their candidates (unjudged ones as negatives, ``Pair.judged`` False)."""
     pairs: list[Pair] = []
     seen: set[tuple[str, str]] = set()
     sources, queries = [], {}
@@ -203,7 +226,7 @@ def build_training_data(train: TrainSpec) -> TrainingData:
 
                 read = tribrid_pairs(src.tribrid_triplets, src.corpus_root, train.label_threshold, i)
             elif src.kind == "candidates":
-                read = judged_pairs(src.candidates, src.qrels, train.label_threshold, i)
+                read = judged_pairs(src.candidates, src.qrels, train.label_threshold, i, unjudged)
             else:
                 read = jsonl_pairs(src.jsonl, train.label_threshold, i)
         except TrainDataError:
@@ -239,7 +262,10 @@ def build_training_data(train: TrainSpec) -> TrainingData:
     for p in pairs:  # one text per query key (its first spelling), so the trainers group a query's pairs together
         p.query = queries[p.query_key]["text"]
     train_keys, dev_keys = split_queries(queries, train.dev.fraction, train.dev.seed)
-    return TrainingData(pairs, train_keys, dev_keys, queries, sources)
+    data = TrainingData(pairs, train_keys, dev_keys, queries, sources)
+    if train.teacher is not None:
+        data.teacher = add_teacher_scores(pairs, train.teacher)
+    return data
 
 
 # --- held-out check ------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlx_cross_encoder.training.settings import TrainingSettings
+from mlx_cross_encoder.training.settings import TEACHER_LOSSES, TrainingSettings
 
 from ..backends.registry import BACKENDS
 from ..suite import RerankerSpec, Suite, SuiteError, TrainModelSpec, TrainSpec
@@ -77,7 +77,7 @@ def selected_jobs(train: TrainSpec, names: set[str] | None) -> list[tuple[TrainM
 
 
 #: suite recipe keys that choose the data, not how to train
-SAMPLING_KEYS = ("max_pairs", "dev_max_docs")
+SAMPLING_KEYS = ("max_pairs", "dev_max_docs", "candidates")
 
 
 def suite_recipe(model: TrainModelSpec, max_pairs_cap: int | None) -> dict[str, Any]:
@@ -106,6 +106,20 @@ def trainer_of(kind: str, backend: str) -> str:
     return BACKENDS[backend].trainers[kind]
 
 
+def model_pools(data: TrainingData, train: TrainSpec, candidates: str, distill: bool) -> tuple[list, list]:
+    """(train, dev) pairs one model sees: judged pairs only unless ``candidates == "all"``; for a distillation
+    loss the training pairs that have a teacher score; dev pairs only from ``train.dev.sources`` when given."""
+    train_pool, dev_pool = data.train_pool, data.dev_pool
+    if candidates != "all":
+        train_pool, dev_pool = [p for p in train_pool if p.judged], [p for p in dev_pool if p.judged]
+    if distill:
+        train_pool = [p for p in train_pool if p.teacher is not None]
+    if train.dev.sources is not None:
+        keep = set(train.dev.sources)
+        dev_pool = [p for p in dev_pool if p.source in keep]
+    return train_pool, dev_pool
+
+
 def plan_training(
     suite: Suite,
     selected: list[tuple[TrainModelSpec, str]],
@@ -117,27 +131,38 @@ def plan_training(
     and make one job per (model, backend). Raises SuiteError / TrainDataError before anything is trained."""
     train = suite.train
     source = str(suite.path) if suite.path else "train"
+    unjudged = any(suite_recipe(m, None).get("candidates") == "all" for m, _ in selected)
     try:
-        data = build_training_data(train)
+        data = build_training_data(train, unjudged=unjudged)
     except TrainDataError as exc:
         raise SuiteError(f"{source}: train.data: {exc}") from None
     held_out = check_held_out(data, suite.datasets, source)
-    train_pool, dev_pool = data.train_pool, data.dev_pool
-    if not train_pool:
+    if not data.train_pool:
         raise SuiteError(f"{source}: train.data: no training pairs")
     jobs, files = [], {}
     for model, backend in selected:
         recipe = suite_recipe(model, train_max_pairs)
         max_pairs, dev_max_docs, seed = recipe.get("max_pairs"), recipe.get("dev_max_docs"), recipe["seed"]
+        candidates, distill = recipe.get("candidates", "judged"), recipe["loss"] in TEACHER_LOSSES
+        train_pool, dev_pool = model_pools(data, train, candidates, distill)
+        if not train_pool:
+            raise SuiteError(f"{source}: train.data: no training pairs for model {model.name} ({candidates=})")
         train_pairs = sample_pairs(train_pool, max_pairs, seed)
         dev_pairs = sample_dev_docs(dev_pool, dev_max_docs, seed)
-        key = (max_pairs, dev_max_docs, seed)
+        key = (max_pairs, dev_max_docs, seed, candidates, distill)
         if key not in files:
-            tag = f"pairs{max_pairs or 'all'}-dev{dev_max_docs or 'all'}-seed{seed}"
+            tag = f"{candidates}-pairs{max_pairs or 'all'}-dev{dev_max_docs or 'all'}-seed{seed}"
+            tag += "-teacher" if distill else ""
             train_file, dev_file = root / "data" / f"train-{tag}.jsonl", root / "data" / f"dev-{tag}.jsonl"
-            train_sha = _write_jsonl([p.record() for p in train_pairs], train_file)
-            dev_sha = _write_jsonl([p.record() for p in dev_pairs], dev_file) if dev_pairs else None
+            train_sha = _write_jsonl([p.record(teacher=distill) for p in train_pairs], train_file)
+            dev_sha = _write_jsonl([p.record(teacher=False) for p in dev_pairs], dev_file) if dev_pairs else None
             files[key] = {
+                "candidates": candidates,
+                "teacher": data.teacher if distill else None,
+                "n_train_without_teacher": sum(p.teacher is None for p in data.train_pool) if distill else None,
+                "n_train_unjudged": sum(not p.judged for p in train_pairs),
+                "n_dev_unjudged": sum(not p.judged for p in dev_pairs),
+                "dev_sources": train.dev.sources,
                 "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
                 "train_file": str(train_file),
                 "dev_file": str(dev_file) if dev_pairs else None,
@@ -198,6 +223,7 @@ def plan_training(
         "label_threshold": train.label_threshold,
         "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
         "held_out": held_out,
+        "teacher": data.teacher,
         "train_max_pairs": train_max_pairs,
         "models": [],
     }
