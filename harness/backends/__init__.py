@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .bi_encoder import declared_max_seq_length, model_kind
 from .registry import BACKENDS, BackendInfo  # noqa: F401  (the one registry of backends)
 
 DEFAULT_DTYPE = "float32"
@@ -116,13 +117,17 @@ def resolve_max_length(model_dir: Path, requested: int | None) -> tuple[int, str
     ``requested`` (the suite's value) wins; it may not exceed the position limit, since backends would then
     disagree (one clamps, another fails). Unset: the smaller of the tokenizer's ``model_max_length`` (when it is
     a real limit, not transformers' 1e30 placeholder) and the position limit. ``source`` says which applied:
-    "suite", "tokenizer" or "positions" ("llm-default": causal LMs are capped at 8192 unless the suite says).
+    "suite", "tokenizer" or "positions" ("llm-default": causal LMs are capped at 8192 unless the suite says;
+    "sentence-transformers": an embedding folder's ``sentence_bert_config.json`` max_seq_length, capped at the
+    positions, as ``SentenceTransformer`` truncates).
     """
     model_dir = Path(model_dir)
     config = read_json(model_dir / "config.json")
     if not config:
         raise BackendError(f"{model_dir} has no config.json")
     positions = position_limit(config)
+    if requested is None and (declared := declared_max_seq_length(model_dir)) is not None:
+        return (declared if positions is None else min(declared, positions)), "sentence-transformers"
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 2:
             raise BackendError(f"max_length must be an integer >= 2, got {requested!r}")
@@ -322,5 +327,9 @@ def load_backend(spec, max_length: int, model_dir: str | Path | None = None, mod
     """
     model_dir = Path(model_dir) if model_dir is not None else resolve_model_dir(spec.model)
     require_safetensors(model_dir)
-    module = importlib.import_module(module or backend_module(spec.backend))
+    module = module or backend_module(spec.backend)
+    info, kind = BACKENDS.get(spec.backend), model_kind(model_dir)  # an embedding folder: the kind's own module
+    if info is not None and module == info.module and kind in info.kinds:
+        module = info.kinds[kind]
+    module = importlib.import_module(module)
     return module.load(spec, max_length, model_dir)

@@ -2,8 +2,9 @@
 
 A backend is a module with ``load(spec, max_length, model_dir) -> harness.backends.Backend``; its declaration
 names that module, says what it runs, lists the suite ``options:`` it accepts, and the trainer of each model kind
-(``"module:function"`` run by the training worker). This module imports nothing heavy, so the measuring parent
-and the suite validator can read it without loading MLX or torch.
+(``"module:function"`` run by the training worker) and, in ``kinds``, the module that loads a model kind of its
+own (embedding folders: ``harness.backends.bi_encoder.model_kind``). This module imports nothing heavy, so the
+measuring parent and the suite validator can read it without loading MLX or torch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class BackendInfo:
     description: str
     options: frozenset[str] = frozenset()  # keys accepted in a reranker's ``options:``
     trainers: dict[str, str] = field(default_factory=dict)  # model kind -> "module:function"
+    kinds: dict[str, str] = field(default_factory=dict)  # model kind -> module loading it instead of ``module``
 
 
 BACKENDS: dict[str, BackendInfo] = {
@@ -30,6 +32,7 @@ BACKENDS: dict[str, BackendInfo] = {
             "cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
             "llm": "harness.train.worker:train_mlx_llm",
         },
+        kinds={"bi_encoder": "harness.backends.bi_encoder_mlx"},  # MLXBiEncoderReranker
     ),
     "torch": BackendInfo(
         name="torch",
@@ -41,6 +44,7 @@ BACKENDS: dict[str, BackendInfo] = {
             "cross_encoder": "harness.train.worker:train_torch_cross_encoder",
             "llm": "harness.train.worker:train_torch_llm",
         },
+        kinds={"bi_encoder": "harness.backends.bi_encoder_torch"},  # SentenceTransformer, cosine
     ),
 }
 
