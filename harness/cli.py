@@ -81,9 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import report_files
+    from .report.cli import report_text  # plots beside --output, --export-dir CSV/JSON (verdict)
 
-    _write(report_files(args.results), args.output)
+    _write(report_text(args), args.output)
     return 0
 
 
@@ -100,6 +100,7 @@ def find_suites() -> list[Path]:
 def cmd_list(args: argparse.Namespace) -> int:
     from .backends.registry import BACKENDS
     from .localmodels import LOCAL_MODELS, PREFIX
+    from .scenarios import SCENARIOS
     from .sources.registry import SOURCES
     from .suite import SuiteError, load_suite
 
@@ -128,6 +129,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"options: {', '.join(sorted(backend.options)) or 'none'}; trains: {', '.join(backend.trainers) or '-'}"
         )
         print(f"  {backend.name}: {backend.description} ({options})")
+    print("Scenarios (measure.scenarios):")
+    for scenario in SCENARIOS.values():
+        print(f"  {scenario.name}: {scenario.description}")
     print("Local models (model: local:<name>):")
     for name, (text, _) in LOCAL_MODELS.items():
         print(f"  {PREFIX}{name}: {text}")
@@ -202,12 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of `harness run`")
     report.add_argument("--output", metavar="FILE", help="write the report here too (e.g. report/NAME.md)")
+    from .report.cli import add_options as add_report_options
+
+    add_report_options(report)
     report.set_defaults(func=cmd_report)
 
     lister = sub.add_parser(
         "list",
-        help="suites, dataset sources, backends and local models",
-        description="List the suites in ./suites, the dataset sources, the backends and the local models.",
+        help="suites, dataset sources, backends, scenarios and local models",
+        description="List the suites in ./suites, the dataset sources, the backends, the measurement scenarios "
+        "(measure.scenarios) and the local models.",
     )
     lister.set_defaults(func=cmd_list)
 

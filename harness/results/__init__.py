@@ -1,12 +1,23 @@
-"""Results files: one JSON document per ``harness run`` (schema 2, see docs/results-schema.md).
+"""Results files: one JSON document per ``harness run`` (schema 3, see docs/results-schema.md).
 
 ``models`` holds the typed records (``ResultsFile``, ``Run``, ``Protocol``, ``Perf``, ``TrainBlock``,
 ``Environment``); ``store`` reads and writes them so that they cannot be lost (atomic writes, a lock per output
-file, unique default names, a fallback path when a save fails); ``schema`` gives their JSON Schema. Schema-1 files
-are still read (``store.upgrade``).
+file, unique default names, a fallback path when a save fails); ``schema`` gives their JSON Schema. Schema-1 and
+schema-2 files are still read (``store.upgrade``).
 """
 
-from .models import FIRST_STAGE, SCHEMA_VERSION, STATUSES, Environment, Perf, Protocol, ResultsFile, Run, TrainBlock
+from .models import (
+    FIRST_STAGE,
+    SCHEMA_VERSION,
+    STATUSES,
+    Environment,
+    Perf,
+    Protocol,
+    ResultsFile,
+    Run,
+    ScenarioRecord,
+    TrainBlock,
+)
 from .store import (
     OutputLock,
     ResultsError,
@@ -25,6 +36,6 @@ from .store import (
 
 __all__ = [
     "FIRST_STAGE", "SCHEMA_VERSION", "STATUSES", "Environment", "OutputLock", "Perf", "Protocol", "ResultsError",
-    "ResultsFile", "ResultsWriter", "Run", "TrainBlock", "check_writable", "claim_default_output", "default_output",
+    "ResultsFile", "ResultsWriter", "Run", "ScenarioRecord", "TrainBlock", "check_writable", "claim_default_output", "default_output",
     "finite_or_none", "load_results", "read_results", "save_results", "upgrade", "validate", "write_atomically",
 ]

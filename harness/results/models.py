@@ -1,8 +1,9 @@
-"""The results file's typed records (schema 2, pydantic): file, environment, run, protocol, perf, train block.
+"""The results file's typed records (schema 3, pydantic): file, environment, run, protocol, perf, scenarios,
+train block.
 
 Known keys are typed and checked; keys a later harness adds are kept (``extra="allow"``), so that readers ignore
-what they do not know. Schema-1 files are read by ``harness.results.store.upgrade`` (below schema 2 they only lack
-``complete``). Numbers are strict (``true`` or ``"0.5"`` is not a number); JSON has no NaN, so non-finite values
+what they do not know. Older files are read by ``harness.results.store.upgrade``: schema 1 only lacks
+``complete``, schema 2 only lacks ``scenarios`` (every run of it was the single-query protocol, in ``perf``). Numbers are strict (``true`` or ``"0.5"`` is not a number); JSON has no NaN, so non-finite values
 are stored as null.
 """
 
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FIRST_STAGE = "first_stage"  # the ``backend`` of a dataset's first-stage run
 STATUSES = ("ok", "error")
 TRAIN_NUMBERS = ("wall_time_s", "train_time_s", "tokens_per_s", "peak_memory_mb")  # ok train blocks: number or null
@@ -32,6 +33,7 @@ class Latency(Open):
     p50: Number
     p95: Number
     p99: Number
+    p90: Number = None  # schema 3
     mean: Number = None
     min: Number = None
     max: Number = None
@@ -40,10 +42,10 @@ class Latency(Open):
 class Perf(Open):
     """Throughput and memory of one measured run (docs/results-schema.md, ``perf``)."""
 
-    pairs_per_s: Number
+    pairs_per_s: Number  # single_query figures (null when the run did not measure single_query)
     tokens_per_s: Number
-    latency_ms: Latency
-    peak_memory_mb: Number
+    latency_ms: Latency | None
+    peak_memory_mb: Number  # the peak over every scenario's timed passes
     peak_rss_mb: Number = None
     load_s: Number = None
     timed_s: Number = None
@@ -69,6 +71,36 @@ class Verdict(Open):
     status: Literal["VALID", "INVALID"]
     reasons: list[str] = Field(default_factory=list)
     cv: Number = None  # coefficient of variation of ``perf.pass_s`` (None with one repeat)
+
+
+class ScenarioRecord(Open):
+    """One scenario's timed passes in a run (``harness.scenarios``): every pass's figures are kept."""
+
+    scenario: Name  # a name of harness.scenarios.SCENARIOS
+    repeats: Annotated[int, Field(strict=True, ge=1)]  # timed passes made
+    pass_s: list[Annotated[float, Field(strict=True)]]  # seconds of each timed pass, in order
+    pairs_per_s: list[Number]  # each pass's throughput
+    tokens_per_s: list[Number]
+    pairs: Count  # per pass
+    tokens: Count  # per pass (after truncation)
+    samples: Count  # timed calls over all passes: queries x passes (single_query), batches x passes (offline)
+    min_time_s: Number = None
+    min_time_reached: bool | None = None  # false: max_repeats passes were made before min_time_s was reached
+    latency_ms: Latency | None = None  # single_query: per-query latency over every pass
+    batches: Count = None  # offline: batches per pass
+    batch_size: Count = None
+    max_batch_tokens: Count = None
+    padded_tokens: Count = None  # offline: rows x widest row, summed over a pass's batches
+    peak_memory_mb: Number = None
+    load_avg_before: Number = None
+    load_avg_after: Number = None
+    cpu_count: Count = None
+    max_repeat_abs_diff: Number = None  # largest |score - this scenario's first pass| over its passes
+    repeats_agree: bool | None = None  # every pass within the dtype's tolerance of this scenario's first pass
+    max_abs_diff: Number = None  # largest |score - evaluated score| over every pass of this scenario
+    scores_agree: bool | None = None  # every pass within the dtype's tolerance of the evaluated scores
+    score_tolerance: dict[str, float] | None = None  # {atol, rtol} used (harness.run.verdict.SCORE_TOLERANCE)
+    verdict: Verdict | None = None
 
 
 class Protocol(Open):
@@ -139,6 +171,7 @@ class Run(Open):
     system: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
     verdict: Verdict | None = None  # ok reranker runs measured by this harness and later (absent in older files)
+    scenarios: dict[str, ScenarioRecord] | None = None  # schema 3: by scenario name, in the order measured
     train: TrainBlock | None = None
 
     @model_validator(mode="after")
@@ -173,7 +206,7 @@ class TrainSummary(Open):
 class ResultsFile(Open):
     """One ``harness run``: the suite, where it ran, every run; ``complete`` false when it was cut short."""
 
-    schema_version: Literal[2] = Field(alias="schema")
+    schema_version: Literal[3] = Field(alias="schema")
     suite: Name
     suite_path: str | None = None
     baseline: str | None = None

@@ -8,7 +8,8 @@
 * ``claim_default_output``: default names are created exclusively (``O_EXCL``), so two runs started in the same
   second get different files.
 * ``ResultsWriter``: a save that fails (disk full, folder gone) is retried once at a fallback path, and says where.
-* Schema 1 files are read as schema 2 (``upgrade``): they only lack ``complete`` (null: not recorded).
+* Older files are read as schema 3 (``upgrade``): schema 1 only lacks ``complete`` (null: not recorded), schema 2
+  only lacks ``scenarios`` (its runs are the single-query protocol, in ``perf``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from ..records import problems
 from .models import SCHEMA_VERSION, ResultsFile
 
-READABLE_SCHEMAS = (1, 2)
+READABLE_SCHEMAS = (1, 2, 3)
 
 
 class ResultsError(ValueError):
@@ -69,9 +70,13 @@ def finite_or_none(value):
 
 
 def upgrade(obj: Any) -> Any:
-    """A schema-1 document as schema 2 (``complete``: null, not recorded); others unchanged."""
+    """An older document as the current schema; others unchanged. Schema 1 -> 2: ``complete`` null (not
+    recorded). Schema 2 -> 3: nothing to change (``scenarios`` is optional; such runs measured single_query only,
+    figures in ``perf``)."""
     if isinstance(obj, dict) and obj.get("schema") == 1:
-        return {**obj, "schema": SCHEMA_VERSION, "complete": obj.get("complete")}
+        obj = {**obj, "schema": 2, "complete": obj.get("complete")}
+    if isinstance(obj, dict) and obj.get("schema") == 2:
+        obj = {**obj, "schema": SCHEMA_VERSION}
     return obj
 
 
@@ -87,13 +92,14 @@ def _label(obj: Any, path: str) -> str:
 
 
 def validate(obj: Any) -> ResultsFile:
-    """The typed results (schema 2; schema 1 upgraded); ResultsError listing every problem on one line."""
+    """The typed results (schema 3; older ones upgraded); ResultsError listing every problem on one line."""
     if not isinstance(obj, dict):
         raise ResultsError(f"expected a JSON object at the top level, got {type(obj).__name__}")
     if "schema" not in obj:
         raise ResultsError("no 'schema' key: not a harness results file")
     if obj["schema"] not in READABLE_SCHEMAS:
-        raise ResultsError(f"schema {obj['schema']!r} is not supported: this harness reads schemas 1 and 2")
+        readable = ", ".join(map(str, READABLE_SCHEMAS))
+        raise ResultsError(f"schema {obj['schema']!r} is not supported: this harness reads schemas {readable}")
     obj = upgrade(obj)
     try:
         return ResultsFile.model_validate(obj)
@@ -142,7 +148,7 @@ def save_results(obj: dict, path: str | Path) -> Path:
 
 
 def load_results(path: str | Path) -> dict:
-    """Read and validate a results file (schema 1 read as 2); ResultsError (one line, with the path) otherwise."""
+    """Read and validate a results file (older schemas read as the current one); ResultsError (one line, with the path) otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

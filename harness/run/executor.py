@@ -46,7 +46,7 @@ from .prepare import (
     write_dataset_file,
 )
 from .spawn import spawn_worker
-from .verdict import judge
+from .verdict import judge_run
 from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
@@ -244,6 +244,9 @@ class Execution:
             **prepared.protocol,
             "warmup_queries": measure.warmup_queries,
             "repeats": measure.repeats,
+            "scenarios": list(measure.scenarios),
+            "min_time_s": measure.min_time_s,
+            "max_repeats": measure.max_repeats,
         }
         if prepared.error:
             return error_run(ds.name, step.reranker, step.backend, protocol, prepared.error), False
@@ -255,12 +258,16 @@ class Execution:
             dataset_file=str(dataset_file),
             warmup_queries=measure.warmup_queries,
             repeats=measure.repeats,
+            min_time_s=measure.min_time_s,
+            max_repeats=measure.max_repeats,
+            scenarios=list(measure.scenarios),
+            scenario_options=measure.scenario_options,
             progress=self.progress,
         )
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"])
-        if run["status"] == "ok" and run.get("perf"):
-            run["verdict"] = judge(run["perf"], len(run.get("latency_samples_ms") or []), measure)
+        if run["status"] == "ok" and run.get("scenarios"):
+            run["verdict"] = judge_run(run["scenarios"], measure)
         return run, False
 
 

@@ -154,6 +154,7 @@ def scored_run(
         "status": "ok",
         "metrics": means,
         "perf": result["perf"],
+        "scenarios": result.get("scenarios"),
         "protocol": protocol,
         "per_query": per_query,
         "latency_samples_ms": result["latency_samples_ms"],

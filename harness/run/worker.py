@@ -6,10 +6,13 @@ see qrels). The worker:
 
 1. loads the backend (load time recorded apart);
 2. counts input tokens per query with the model's own tokenizer (untimed);
-3. warms up on the first ``warmup_queries`` queries (untimed);
-4. resets peak memory, then for ``repeats`` passes reranks every query's candidates as one ``predict`` call,
-   each call timed with ``time.perf_counter()``;
-5. writes scores (first pass), raw latency samples and throughput to RESULT.json.
+3. runs each of the suite's ``measure.scenarios`` in order (``harness.scenarios``: single_query, offline, ...),
+   each with its own untimed warm-up, peak-memory reset and timed passes (``repeats``, more until
+   ``min_time_s``, at most ``max_repeats``);
+4. checks every pass's scores against the first scenario's first pass (the evaluated scores) within the
+   dtype's tolerance (``harness.run.verdict.SCORE_TOLERANCE``);
+5. writes the evaluated scores, each scenario's record, the single_query latency samples and ``perf`` to
+   RESULT.json.
 
 A Python exception is written to RESULT.json as ``{"status": "error", ...}``; a crash or kill leaves no result and
 the parent reports the exit status instead. Progress goes to stderr.
@@ -17,7 +20,7 @@ the parent reports the exit status instead. Progress goes to stderr.
 
 from __future__ import annotations
 
-import gc
+import importlib
 import json
 import os
 import sys
@@ -29,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from .verdict import SCORE_TOLERANCE, score_check
 
 # Installs the import hook that loads the optimized BLAS right before mlx.core, whoever imports it later in this
 # worker (the import itself loads no MLX, so torch workers are unaffected).
@@ -48,6 +53,10 @@ class MeasureJob(BaseModel):
     dataset_file: str  # queries and candidate texts (no qrels), written by the parent
     warmup_queries: int = Field(ge=0)
     repeats: int = Field(ge=1)
+    min_time_s: float = Field(0.0, ge=0)
+    max_repeats: int = Field(100, ge=1)
+    scenarios: list[str] = Field(default_factory=lambda: ["single_query"], min_length=1)
+    scenario_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     progress: bool = True
 
 
@@ -68,60 +77,61 @@ def peak_rss_mb() -> float | None:
             return None
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    arr = np.asarray(samples, dtype=np.float64)
+def _measure_scenarios(job: MeasureJob, ctx_args: dict[str, Any]) -> dict[str, Any]:
+    """Each of ``job.scenarios`` in order (``harness.scenarios``): name -> ScenarioOutcome."""
+    from ..scenarios import scenario_module
+    from ..scenarios.base import ScenarioContext
+
+    outcomes = {}
+    for name in job.scenarios:
+        module = importlib.import_module(scenario_module(name))
+        ctx = ScenarioContext(**ctx_args, options=dict(job.scenario_options.get(name, {})))
+        outcomes[name] = module.measure(ctx)
+    return outcomes
+
+
+def _check_scores(outcomes: dict[str, Any], dtype: str) -> list[np.ndarray]:
+    """Every scenario's passes against its own first pass and against the evaluated scores (the first scenario's
+    first pass), within the dtype's tolerance; the figures go on each record. Returns the evaluated scores."""
+    reference = next(iter(outcomes.values())).passes[0]
+    for out in outcomes.values():
+        rec = out.record
+        rec.max_repeat_abs_diff, rec.repeats_agree = score_check(out.passes[1:], out.passes[0], dtype)
+        rec.max_abs_diff, rec.scores_agree = score_check(out.passes, reference, dtype)
+        rec.score_tolerance = dict(SCORE_TOLERANCE.get(dtype, SCORE_TOLERANCE["float32"]))
+        rec.cpu_count = os.cpu_count()
+    return reference
+
+
+def _perf(outcomes: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``perf``: what every scenario shares, and the single_query figures (null without it)."""
+    peaks = [o.record.peak_memory_mb for o in outcomes.values() if o.record.peak_memory_mb is not None]
+    perf = {**common, "peak_memory_mb": max(peaks) if peaks else None, "cpu_count": os.cpu_count()}
+    single = outcomes.get("single_query")
+    if single is None:
+        return {**perf, "pairs_per_s": None, "tokens_per_s": None, "latency_ms": None}
+    rec = single.record
+    timed_s = sum(rec.pass_s)
+    identical = all(np.array_equal(a, b) for other in single.passes[1:] for a, b in zip(single.passes[0], other))
     return {
-        "p50": float(np.percentile(arr, 50)),
-        "p95": float(np.percentile(arr, 95)),
-        "p99": float(np.percentile(arr, 99)),
-        "mean": float(arr.mean()),
-        "min": float(arr.min()),
-        "max": float(arr.max()),
+        **perf,
+        "pairs_per_s": rec.repeats * rec.pairs / timed_s,
+        "tokens_per_s": rec.repeats * rec.tokens / timed_s,
+        "latency_ms": rec.latency_ms.model_dump(),
+        "timed_s": timed_s,
+        "repeats": rec.repeats,
+        "repeats_identical": identical,
+        "max_repeat_abs_diff": rec.max_repeat_abs_diff,
+        "pass_s": list(rec.pass_s),
+        "load_avg_before": rec.load_avg_before,
+        "load_avg_after": rec.load_avg_after,
     }
-
-
-def timed_passes(backend, pairs: list, repeats: int, label: str, progress: bool) -> tuple[list[float], list]:
-    """``repeats`` passes over every query, one timed ``predict`` per query: (latency samples ms, scores per pass)."""
-    from tqdm.auto import tqdm
-
-    gc.collect()
-    backend.reset_peak_memory()
-    samples_ms: list[float] = []
-    passes: list[list[np.ndarray]] = []
-    bar = tqdm(total=repeats * len(pairs), desc=label, unit="q", file=sys.stderr, disable=not progress)
-    for _ in range(repeats):
-        scores = []
-        for p in pairs:
-            t0 = time.perf_counter()
-            s = backend.predict(p, backend.batch_size)
-            t1 = time.perf_counter()
-            samples_ms.append((t1 - t0) * 1000.0)
-            scores.append(s)
-            bar.update(1)
-        passes.append(scores)
-    bar.close()
-    return samples_ms, passes
-
-
-def repeat_check(passes: list) -> tuple[bool, float, list[str]]:
-    """Whether every pass gave bit-identical scores, the largest difference, and the warnings to record."""
-    first = passes[0]
-    diffs = [float(np.max(np.abs(a - b))) if len(a) else 0.0 for other in passes[1:] for a, b in zip(first, other)]
-    identical = all(np.array_equal(a, b) for other in passes[1:] for a, b in zip(first, other))
-    warnings = []
-    if not identical:
-        warnings.append(f"scores differ between repeats (max |diff| {max(diffs):.3g}); the first pass is evaluated")
-    nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in first))
-    if nonfinite:
-        warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
-    return identical, max(diffs) if diffs else 0.0, warnings
 
 
 def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     """Steps 1-5 of the module docstring for one job; the result the parent evaluates."""
-    from tqdm.auto import tqdm
-
     from .. import backends
+    from ..scenarios.base import QueryPairs
 
     job = MeasureJob.model_validate(raw_job)
     data = json.loads(Path(job.dataset_file).read_text())
@@ -129,59 +139,54 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     if not queries:
         raise ValueError(f"dataset {data['name']} has no queries with candidates")
     spec = SimpleNamespace(**job.reranker)
-    label = f"{spec.name} · {data['name']}"
 
     start = time.perf_counter()
     backend = backends.load_backend(spec, job.max_length, job.model_dir, job.backend_module)
     load_s = time.perf_counter() - start
 
-    pairs = [[(q["query"], text) for text in q["texts"]] for q in queries]
-    tokens = [backend.token_counts(p) for p in pairs]
-    n_pairs = sum(len(p) for p in pairs)
-    n_tokens = int(sum(int(t.sum()) for t in tokens))
-    truncated = int(sum(int((t >= backend.max_length).sum()) for t in tokens))
-
-    warmup = min(job.warmup_queries, len(pairs))
-    for p in tqdm(pairs[:warmup], desc=f"{label} warm-up", file=sys.stderr, disable=not job.progress, leave=False):
-        backend.predict(p, backend.batch_size)
-
-    load_before = os.getloadavg()[0]
-    samples_ms, passes = timed_passes(backend, pairs, job.repeats, label, job.progress)
-    load_after = os.getloadavg()[0]
-    timed_s = sum(samples_ms) / 1000.0
-    n_q = len(pairs)
-    pass_s = [sum(samples_ms[i * n_q : (i + 1) * n_q]) / 1000.0 for i in range(job.repeats)]
-    identical, max_diff, warnings = repeat_check(passes)
-    perf = {
-        "pairs_per_s": job.repeats * n_pairs / timed_s,
-        "tokens_per_s": job.repeats * n_tokens / timed_s,
-        "latency_ms": percentiles(samples_ms),
-        "peak_memory_mb": backend.peak_memory_mb(),
+    prepared = []
+    for q in queries:
+        pairs = [(q["query"], text) for text in q["texts"]]
+        prepared.append(QueryPairs(qid=q["qid"], pairs=pairs, tokens=np.asarray(backend.token_counts(pairs))))
+    n_pairs = sum(len(q.pairs) for q in prepared)
+    n_tokens = int(sum(int(q.tokens.sum()) for q in prepared))
+    warmup = min(job.warmup_queries, len(prepared))
+    ctx_args = {
+        "backend": backend, "queries": prepared, "repeats": job.repeats, "min_time_s": job.min_time_s,
+        "max_repeats": job.max_repeats, "warmup_queries": warmup, "job": job, "label": f"{spec.name} · {data['name']}",
+        "progress": job.progress,
+    }
+    outcomes = _measure_scenarios(job, ctx_args)
+    reference = _check_scores(outcomes, backend.dtype)
+    common = {
         "peak_rss_mb": peak_rss_mb(),
         "load_s": load_s,
-        "timed_s": timed_s,
-        "queries": len(pairs),
+        "queries": len(prepared),
         "pairs": n_pairs,
         "tokens": n_tokens,
         "mean_tokens_per_pair": n_tokens / n_pairs,
-        "pairs_truncated": truncated,
+        "pairs_truncated": int(sum(int((q.tokens >= backend.max_length).sum()) for q in prepared)),
         "warmup_queries": warmup,
-        "repeats": job.repeats,
-        "repeats_identical": identical,
-        "max_repeat_abs_diff": max_diff,
         "batch_size": backend.batch_size,
-        "pass_s": pass_s,
-        "load_avg_before": load_before,
-        "load_avg_after": load_after,
-        "cpu_count": os.cpu_count(),
     }
+    warnings = [
+        f"{name}: scores differ beyond the {backend.dtype} tolerance (max |diff| {o.record.max_abs_diff:.3g}); "
+        f"the first pass of {job.scenarios[0]} is evaluated"
+        for name, o in outcomes.items()
+        if o.record.scores_agree is False
+    ]
+    nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in reference))
+    if nonfinite:
+        warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
+    single = outcomes.get("single_query")
     return {
         "status": "ok",
         "device": backend.device,
         "system": backend.describe(),
-        "scores": {q["qid"]: [float(x) for x in s] for q, s in zip(queries, passes[0])},
-        "perf": perf,
-        "latency_samples_ms": samples_ms,
+        "scores": {q.qid: [float(x) for x in s] for q, s in zip(prepared, reference)},
+        "perf": _perf(outcomes, common),
+        "scenarios": {name: o.record.model_dump(mode="json", exclude_none=True) for name, o in outcomes.items()},
+        "latency_samples_ms": single.latency_samples_ms if single is not None else [],
         "warnings": warnings,
     }
 

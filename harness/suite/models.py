@@ -22,6 +22,7 @@ from ..backends.registry import BACKENDS
 from ..compare.gate import Gate  # the gate: section (thresholds of harness compare), typed there
 from ..metrics import validate_metric
 from ..records import Checked, Invalid, Record, got
+from ..scenarios import DEFAULT_SCENARIOS, SCENARIOS
 from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS
 from . import checks as C
 
@@ -39,6 +40,12 @@ def default_relevance_level(name: str, ir_datasets_id: str | None = None) -> int
     if ir_datasets_id:
         return 2 if ir_datasets_id.startswith(_TREC_DL_PASSAGE_IDS) else 1
     return 2 if _TREC_DL_NAME.search(name) and "doc" not in name.lower() else 1
+
+
+def _scenario(v: Any, _: Path) -> str:
+    if v not in SCENARIOS:
+        raise Invalid(f"must be one of {', '.join(SCENARIOS)}, {got(v)}")
+    return v
 
 
 def _backend(v: Any, _: Path) -> str:  # read at validation time: tests register backends of their own
@@ -167,14 +174,47 @@ class RerankerSpec(Record):
 PositiveNumber = Annotated[float, Field(gt=0), Checked(C.number(0, None, "a positive number", open_min=True))]
 
 
+NonNegNumber = Annotated[float, Field(ge=0), Checked(C.number(0, None, "a non-negative number"))]
+Scenario = Annotated[str, Field(json_schema_extra={"enum": list(SCENARIOS)}), Checked(_scenario)]
+
+
 class MeasureSpec(Record):
     """How speed is measured and when a run's speed figures are VALID (``harness.run.verdict``)."""
 
+    scenarios: Annotated[list[Scenario], Checked(C.nonempty_list())] = Field(
+        default_factory=lambda: list(DEFAULT_SCENARIOS)
+    )  # harness.scenarios, measured in this order; the first one's first pass is evaluated
+    scenario_options: Annotated[dict[str, dict[str, Any]], Checked(C.mapping)] = Field(default_factory=dict)
     warmup_queries: NonNegInt = 2
     repeats: PositiveInt = 1
+    min_time_s: NonNegNumber = 0.0  # more timed passes until their total reaches this (at most max_repeats)
+    max_repeats: PositiveInt = 100  # the bound on passes that min_time_s may add
     min_samples: PositiveInt = 5  # fewer latency samples (queries x repeats) -> INVALID
     max_cv: PositiveNumber = 0.1  # coefficient of variation of the repeats' pass times above it -> INVALID
     max_load_per_core: PositiveNumber = 2.0  # 1-min load average / CPU cores, before or after, above it -> INVALID
+
+    @classmethod
+    def cross_checks(cls, data: dict, info: ValidationInfo) -> Iterable[tuple[tuple, str]]:
+        names = data.get("scenarios", list(DEFAULT_SCENARIOS))
+        names = names if isinstance(names, list) else []
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                yield ("scenarios", i), f"duplicate scenario {n!r}"
+        options = data.get("scenario_options")
+        for name, opts in (options.items() if isinstance(options, dict) else ()):
+            if name not in SCENARIOS:
+                yield ("scenario_options", name), f"not a scenario (known: {', '.join(SCENARIOS)})"
+            elif name not in names:
+                yield ("scenario_options", name), f"scenario {name!r} is not in measure.scenarios"
+            elif not isinstance(opts, dict):
+                yield ("scenario_options", name), f"must be a mapping, {got(opts)}"
+            else:
+                for key in sorted(set(opts) - SCENARIOS[name].options, key=str):
+                    known = ", ".join(sorted(SCENARIOS[name].options)) or "none"
+                    yield ("scenario_options", name, key), f"unknown option for scenario {name} (known: {known})"
+        repeats, most = data.get("repeats", 1), data.get("max_repeats", 100)
+        if isinstance(repeats, int) and isinstance(most, int) and 1 <= most < repeats:
+            yield ("max_repeats",), f"must be >= repeats ({repeats}), got {most}"
 
 
 from .train import TrainSpec  # noqa: E402  (the train section's records use the field types above)

@@ -101,6 +101,7 @@ def test_list(capsys, monkeypatch, tmp_path):
 
 def test_list_reads_the_registries(capsys, monkeypatch):
     from harness.backends.registry import BACKENDS, BackendInfo
+    from harness.scenarios import SCENARIOS
     from harness.sources.registry import SOURCES
 
     monkeypatch.setitem(BACKENDS, "onnx", BackendInfo("onnx", "nowhere", "a backend declared once", frozenset({"x"})))
@@ -108,6 +109,7 @@ def test_list_reads_the_registries(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "  onnx: a backend declared once (options: x; trains: -)" in out
     assert all(f"  {s.key}: {s.description}" in out for s in SOURCES.values())
+    assert all(f"  {s.name}: {s.description}" in out for s in SCENARIOS.values())
 
 
 def test_list_reports_an_invalid_suite(capsys, monkeypatch, tmp_path):

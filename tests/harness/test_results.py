@@ -1,4 +1,4 @@
-"""Results files (schema 2, schema 1 still read): round trip, atomic writes, validation errors, locks, names."""
+"""Results files (schema 3; schemas 1 and 2 still read): round trip, atomic writes, validation errors, locks, names."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 def sample_results() -> dict:
     protocol = {"first_stage": "bm25", "top_k": 10, "add_judged_positives": False, "dataset_fingerprint": "ab" * 32}
     return {
-        "schema": 2,
+        "schema": 3,
         "suite": "toy",
         "baseline": "b",
         "metrics": ["ndcg@10"],
@@ -66,6 +66,31 @@ def sample_results() -> dict:
                 },
                 "protocol": {**protocol, "max_length": 512, "dtype": "float32"},
                 "latency_samples_ms": [10.0, 12.0],
+                "scenarios": {
+                    "single_query": {
+                        "scenario": "single_query",
+                        "repeats": 1,
+                        "pass_s": [0.02],
+                        "pairs_per_s": [100.0],
+                        "tokens_per_s": [4000.0],
+                        "pairs": 2,
+                        "tokens": 80,
+                        "samples": 2,
+                        "latency_ms": {"p50": 10.0, "p90": 11.5, "p95": 12.5, "p99": 13.0},
+                    },
+                    "offline": {
+                        "scenario": "offline",
+                        "repeats": 2,
+                        "pass_s": [0.01, 0.011],
+                        "pairs_per_s": [200.0, 181.8],
+                        "tokens_per_s": [8000.0, 7272.7],
+                        "pairs": 2,
+                        "tokens": 80,
+                        "samples": 2,
+                        "batches": 1,
+                        "scores_agree": True,
+                    },
+                },
             },
             {
                 "dataset": "d",
@@ -92,21 +117,45 @@ def test_round_trip(tmp_path):
     assert typed.runs[1].perf.latency_ms.p95 == 12.5 and typed.complete is True
 
 
-def test_schema_1_files_are_read_as_schema_2(tmp_path):
+def schema_2_results() -> dict:
     old = sample_results()
+    old["schema"] = 2
+    for run in old["runs"]:
+        run.pop("scenarios", None)
+    return old
+
+
+def test_schema_1_and_2_files_are_read_as_schema_3(tmp_path):
+    old = schema_2_results()
     old["schema"] = 1
     del old["complete"]
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     loaded = load_results(path)
-    assert loaded["schema"] == 2 and loaded["complete"] is None  # not recorded in schema 1
+    assert loaded["schema"] == 3 and loaded["complete"] is None  # not recorded in schema 1
     assert loaded["runs"] == old["runs"]
+    path.write_text(json.dumps(schema_2_results()))
+    typed = read_results(path)
+    assert typed.schema_version == 3 and typed.runs[1].scenarios is None  # schema 2: single_query, in perf
+
+
+def test_a_run_without_single_query_has_null_single_query_figures(tmp_path):
+    obj = sample_results()
+    run = obj["runs"][1]
+    run["perf"].update(pairs_per_s=None, tokens_per_s=None, latency_ms=None)
+    run["latency_samples_ms"] = []
+    del run["scenarios"]["single_query"]
+    typed = read_results(save_results(obj, tmp_path / "r.json"))
+    assert typed.runs[1].perf.pairs_per_s is None and typed.runs[1].scenarios["offline"].pairs_per_s[1] == 181.8
+    run["scenarios"]["offline"]["pairs_per_s"] = "fast"
+    with pytest.raises(ResultsError, match=r"runs\[1\] \(b on d\)\.scenarios\.offline\.pairs_per_s"):
+        validate(obj)
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "results").glob("*.json")), ids=lambda p: p.name)
 def test_every_committed_results_file_loads(path):
     results = load_results(path)
-    assert results["runs"] and results["schema"] == 2
+    assert results["runs"] and results["schema"] == 3
 
 
 def test_save_replaces_atomically_and_keeps_old_file_on_invalid_data(tmp_path):
@@ -174,7 +223,7 @@ def _broken(mutate):
     "mutate, message",
     [
         (lambda o: o.pop("schema"), "no 'schema' key"),
-        (lambda o: o.update(schema=3), "schema 3 is not supported"),
+        (lambda o: o.update(schema=4), "schema 4 is not supported"),
         (lambda o: o.update(runs={}), "runs: input should be a valid list"),
         (lambda o: o.pop("environment"), r"environment: missing \(required\)"),
         (lambda o: o["runs"][1].update(status="fine"), r"runs\[1\] \(b on d\)\.status: input should be 'ok' or"),

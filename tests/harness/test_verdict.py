@@ -1,20 +1,21 @@
-"""VALID / INVALID speed verdicts: every repeat's pass time is recorded, and a run is INVALID when its repeats'
-scores differ (a drifting backend), when its pass times vary too much, when the machine was loaded, or when it has
-too few samples. Thresholds come from the suite's ``measure:``."""
+"""VALID / INVALID speed verdicts: every repeat's pass time is recorded, and a scenario (and so its run) is INVALID
+when its repeats' scores differ (a drifting backend) or differ from the evaluated scores beyond the dtype's
+tolerance, when its pass times vary too much, when the machine was loaded, when it has too few samples, or when
+min_time_s was not reached within max_repeats. Thresholds come from the suite's ``measure:``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import builders
+import numpy as np
 import pytest
 
 from harness import backends
 from harness.report import build_report
-from harness.report.speed import median_interval, pass_rates, speed_cell
 from harness.results import load_results
 from harness.run.executor import run_suite
-from harness.run.verdict import coefficient_of_variation, judge
+from harness.run.verdict import coefficient_of_variation, judge_run, judge_scenario, score_check
 from harness.suite import RerankerSpec, suite_from_dict
 from harness.suite.models import MeasureSpec
 
@@ -24,37 +25,59 @@ LENIENT = {"min_samples": 1, "max_cv": 1e9, "max_load_per_core": 1e9}  # only th
 
 
 def steady(**overrides):
-    perf = {
+    record = {
+        "samples": 30,
         "pass_s": [1.0, 1.01, 0.99],
-        "repeats_identical": True,
+        "repeats_agree": True,
         "max_repeat_abs_diff": 0.0,
+        "scores_agree": True,
+        "max_abs_diff": 0.0,
+        "score_tolerance": {"atol": 1e-4, "rtol": 1e-4},
+        "min_time_reached": True,
         "load_avg_before": 0.5,
         "load_avg_after": 0.5,
         "cpu_count": 2,
     }
-    return {**perf, **overrides}
+    return {**record, **overrides}
 
 
 def test_steady_run_is_valid():
-    verdict = judge(steady(), 30, MeasureSpec())
+    verdict = judge_scenario(steady(), MeasureSpec())
     assert verdict["status"] == "VALID" and verdict["reasons"] == []
     assert verdict["cv"] == pytest.approx(0.01)  # sample sd of (1.0, 1.01, 0.99) / mean
 
 
 @pytest.mark.parametrize(
-    ("perf", "samples", "reason"),
+    ("record", "reason"),
     [
-        (steady(pass_s=[1.0, 2.0, 1.0]), 30, "coefficient of variation 0.433 > max_cv 0.1"),
-        (steady(repeats_identical=False, max_repeat_abs_diff=0.002), 30, "scores differ between repeats"),
-        (steady(load_avg_after=9.0), 30, "load average 9.00 on 2 cores"),
-        (steady(), 4, "too few samples: 4 latency samples < min_samples 5"),
+        (steady(pass_s=[1.0, 2.0, 1.0]), "coefficient of variation 0.433 > max_cv 0.1"),
+        (steady(repeats_agree=False, max_repeat_abs_diff=0.002), "scores differ between repeats (max |diff| 0.002"),
+        (steady(scores_agree=False, max_abs_diff=0.5), "scores differ from the evaluated scores (max |diff| 0.5"),
+        (steady(load_avg_after=9.0), "load average 9.00 on 2 cores"),
+        (steady(samples=4), "too few samples: 4 timed calls < min_samples 5"),
+        (steady(min_time_reached=False, min_time_s=5.0, repeats=3), "min_time_s 5.0 not reached"),
     ],
-    ids=["cv", "scores", "load", "samples"],
+    ids=["cv", "repeats", "scenarios", "load", "samples", "min_time"],
 )
-def test_each_reason_makes_the_run_invalid(perf, samples, reason):
-    verdict = judge(perf, samples, MeasureSpec())
+def test_each_reason_makes_the_scenario_and_the_run_invalid(record, reason):
+    verdict = judge_scenario(record, MeasureSpec())
     assert verdict["status"] == "INVALID"
     assert any(reason in r for r in verdict["reasons"]), verdict["reasons"]
+    run = judge_run({"single_query": steady(), "offline": record}, MeasureSpec())
+    assert run["status"] == "INVALID" and any(r.startswith("offline: ") and reason in r for r in run["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "diff", "agree"),
+    [("float32", 5e-5, True), ("float32", 1e-3, False), ("float16", 5e-3, True), ("float16", 5e-2, False),
+     ("bfloat16", 3e-2, True), ("bfloat16", 0.2, False)],
+)
+def test_score_check_uses_the_dtypes_tolerance(dtype, diff, agree):
+    reference = [np.array([0.25, 0.5], dtype=np.float32), np.array([], dtype=np.float32)]
+    moved = [[reference[0] + np.float32(diff), reference[1]]]
+    max_diff, ok = score_check(moved, reference, dtype)
+    assert ok is agree and max_diff == pytest.approx(diff, rel=1e-3)
+    assert score_check([[np.array([np.nan, 0.5]), reference[1]]], reference, dtype)[1] is False
 
 
 def test_coefficient_of_variation_is_sample_sd_over_mean():
@@ -104,20 +127,5 @@ def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty
     assert any("scores differ between repeats" in r for r in drifting["verdict"]["reasons"])
     assert drifting["metrics"] == steady_run["metrics"]  # quality from the first pass: the drift keeps the order
 
-    report = build_report([load_results(out)], [str(out)])
-    low_high = median_interval(pass_rates(steady_run["perf"]))
-    assert low_high is not None and speed_cell(steady_run) in report
-    assert speed_cell(steady_run).endswith(" VALID") and speed_cell(drifting).endswith(" INVALID")
-    assert "INVALID: scores differ between repeats" in report
-
-
-def test_speed_cell_is_the_median_with_a_bootstrap_interval():
-    run = {
-        "perf": {"pairs_per_s": 95.0, "pairs": 100, "pass_s": [1.0, 1.25, 0.8, 1.0, 1.1]},
-        "verdict": {"status": "VALID", "reasons": []},
-    }
-    rates = [100.0, 80.0, 125.0, 100.0, 100 / 1.1]
-    median, low, high = median_interval(rates)
-    assert median == pytest.approx(100.0) and min(rates) <= low <= median <= high <= max(rates)
-    assert speed_cell(run) == f"100.0 [{low:.1f}, {high:.1f}] VALID"
-    assert speed_cell({"perf": {"pairs_per_s": 95.0}}) == "95.0"  # a file from before repeats were recorded
+    assert any(r.startswith("single_query: scores differ between repeats") for r in drifting["verdict"]["reasons"])
+    assert "INVALID" in build_report([load_results(out)], [str(out)])  # the report's cells: tests/harness/test_report.py

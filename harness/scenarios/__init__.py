@@ -1,0 +1,51 @@
+"""Measurement scenarios, declared once: suite validation (``measure.scenarios``), ``harness list`` and the
+measuring worker read this registry.
+
+A scenario is a module with ``measure(ctx: harness.scenarios.base.ScenarioContext) ->
+harness.scenarios.base.ScenarioOutcome``. The worker loads the backend once, counts tokens, then runs each of
+the suite's ``measure.scenarios`` in order on that backend; each scenario does its own untimed warm-up and its
+timed passes (``base.repeat_passes``: ``repeats`` passes, more until ``min_time_s`` is reached, never more than
+``max_repeats``), and returns its stored record (``harness.results.models.ScenarioRecord``) and the scores of
+every pass. The worker compares every pass of every scenario with the first scenario's first pass (the scores
+that are evaluated: quality is computed once). Options of a scenario come from the suite's
+``measure.scenario_options: {NAME: {...}}``, checked against ``ScenarioInfo.options``, and reach it as
+``ctx.options``.
+
+This module imports nothing heavy (the parent and the suite validator read it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    name: str
+    module: str  # implements measure(ctx: ScenarioContext) -> ScenarioOutcome
+    description: str
+    options: frozenset[str] = frozenset()  # keys accepted in measure.scenario_options[name]
+
+
+SCENARIOS: dict[str, ScenarioInfo] = {
+    "single_query": ScenarioInfo(
+        name="single_query",
+        module="harness.scenarios.single_query",
+        description="one predict call per query's top-k candidates (latency p50/p90/p99 per query)",
+    ),
+    "offline": ScenarioInfo(
+        name="offline",
+        module="harness.scenarios.offline",
+        description="every pair of the dataset in length-sorted batches across queries "
+        "(mlx_cross_encoder.base.length_sorted_batches; throughput pairs/s, tokens/s)",
+    ),
+}
+
+DEFAULT_SCENARIOS = ("single_query",)
+
+
+def scenario_module(name: str) -> str:
+    """The module implementing scenario ``name``; ValueError naming the known ones otherwise."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return SCENARIOS[name].module

@@ -1,0 +1,82 @@
+"""``offline``: every pair of the dataset at once, in length-sorted batches across queries (MLPerf's Offline).
+
+The batches come from THE planner, ``mlx_cross_encoder.base.length_sorted_batches`` (numpy only), over the
+token counts of every pair, with the reranker's ``batch_size`` and its ``max_batch_tokens`` option: every backend
+gets the same batches of the same (truncated) pairs. Each batch is one ``predict`` call (inside it a backend may
+split further, e.g. MLX on a GPU rounds widths up to 32). A pass is the sum of its batches' times; throughput per
+pass is pairs (tokens) / that time. Warm-up, untimed, when ``warmup_queries`` > 0: the widest and the last
+(narrowest) batch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from mlx_cross_encoder.base import length_sorted_batches
+
+from ..backends import max_batch_tokens
+from ..results.models import ScenarioRecord
+from .base import ScenarioContext, ScenarioOutcome, TimedPass, load_average, now, repeat_passes
+
+
+def plan(ctx: ScenarioContext) -> tuple[list[tuple[str, str]], np.ndarray, list[list[int]]]:
+    """Every pair (queries in order), its token count, and the batches (indices into that list)."""
+    flat = [pair for q in ctx.queries for pair in q.pairs]
+    lengths = np.concatenate([q.tokens for q in ctx.queries]).astype(np.int64)
+    batches = length_sorted_batches(lengths, ctx.backend.batch_size, max_batch_tokens(ctx.backend.options))
+    return flat, lengths, batches
+
+
+def measure(ctx: ScenarioContext) -> ScenarioOutcome:
+    from tqdm.auto import tqdm
+
+    backend = ctx.backend
+    flat, lengths, batches = plan(ctx)
+    inputs = [[flat[i] for i in b] for b in batches]
+    index = [np.asarray(b, dtype=np.int64) for b in batches]
+    bounds = np.cumsum([0] + [len(q.pairs) for q in ctx.queries])
+    if ctx.warmup_queries > 0:
+        for b in {0, len(inputs) - 1}:
+            backend.predict(inputs[b], len(inputs[b]))
+    bar = tqdm(total=ctx.repeats * len(inputs), desc=f"{ctx.label} offline", unit="batch", file=sys.stderr,
+               disable=not ctx.progress)
+
+    def one_pass() -> TimedPass:
+        scores = np.empty(len(flat), dtype=np.float32)
+        samples = []
+        for rows, idx in zip(inputs, index):
+            t0 = now()
+            s = backend.predict(rows, len(rows))
+            samples.append((now() - t0) * 1000.0)
+            scores[idx] = s
+            bar.update(1)
+        per_query = [scores[bounds[i] : bounds[i + 1]] for i in range(len(ctx.queries))]
+        return TimedPass(seconds=sum(samples) / 1000.0, scores=per_query, samples_ms=samples)
+
+    backend.reset_peak_memory()
+    load_before = load_average()
+    passes, reached = repeat_passes(one_pass, ctx)
+    load_after = load_average()
+    bar.close()
+    record = ScenarioRecord(
+        scenario="offline",
+        repeats=len(passes),
+        pass_s=[p.seconds for p in passes],
+        pairs_per_s=[ctx.n_pairs / p.seconds for p in passes],
+        tokens_per_s=[ctx.n_tokens / p.seconds for p in passes],
+        pairs=ctx.n_pairs,
+        tokens=ctx.n_tokens,
+        samples=len(inputs) * len(passes),
+        min_time_s=ctx.min_time_s,
+        min_time_reached=reached,
+        batches=len(inputs),
+        batch_size=backend.batch_size,
+        max_batch_tokens=max_batch_tokens(backend.options),
+        padded_tokens=int(sum(len(b) * int(lengths[b].max()) for b in index)),
+        peak_memory_mb=backend.peak_memory_mb(),
+        load_avg_before=load_before,
+        load_avg_after=load_after,
+    )
+    return ScenarioOutcome(record=record, passes=[p.scores for p in passes])
