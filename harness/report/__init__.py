@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from ..results import FIRST_STAGE, load_results
-from .speed import speed_cell
+from .leaderboard import PRIMARY, Row, chip_of, dataset_rows, entries_of, primary_of
+from .speed import SINGLE_QUERY, speed_text
 
 MARK = "†"
-PRIMARY = "ndcg@10"
+__all__ = ["PRIMARY", "Leaderboard", "Section", "build_leaderboard", "build_report", "dataset_table", "markdown_rows",
+           "render_markdown", "report_files"]
 
 
 def _cell(text: Any, limit: int = 160) -> str:
@@ -40,13 +43,8 @@ def _num(value, digits: int) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _chip(env: dict[str, Any]) -> str:
-    return ((env.get("chip") or {}).get("name")) or "unknown chip"
-
-
-def _machine(env: dict[str, Any]) -> tuple[str, str]:
-    """Runs compare with a baseline only on the same machine: same chip, same (hashed) host."""
-    return _chip(env), env.get("hostname_hash") or ""
+_chip = chip_of
+_primary = primary_of
 
 
 def _commit(env: dict[str, Any]) -> str:
@@ -55,50 +53,6 @@ def _commit(env: dict[str, Any]) -> str:
     if not commit:
         return "unknown"
     return commit[:10] + (" (dirty)" if git.get("dirty") else "")
-
-
-def _primary(metrics: list[str]) -> str | None:
-    return PRIMARY if PRIMARY in metrics else (metrics[0] if metrics else None)
-
-
-def _entries(results: Sequence[dict], sources: Sequence[str]) -> list[dict[str, Any]]:
-    """Every run, with the file it came from and its machine."""
-    out = []
-    for index, (res, source) in enumerate(zip(results, sources)):
-        env = res.get("environment") or {}
-        for run in res["runs"]:
-            out.append({
-                "run": run, "file": index, "source": source, "env": env, "machine": _machine(env),
-                "baseline": res.get("baseline"), "date": env.get("date") or "",
-                "fingerprint": (run.get("protocol") or {}).get("dataset_fingerprint"),
-            })
-    return out
-
-
-def _significance(group: list[dict], base: dict, metrics: list[str]) -> dict[tuple[int, str], bool]:
-    """(id(entry), metric) -> significant, for the ok runs of one machine against its baseline."""
-    from ..metrics import significance
-
-    marks: dict[tuple[int, str], bool] = {}
-    for metric in metrics:
-        base_values = base["run"]["per_query"].get(metric)
-        if not base_values:
-            continue
-        systems = {}
-        for e in group:
-            values = e["run"]["per_query"].get(metric)
-            if e is not base and e["run"]["status"] == "ok" and values and set(values) == set(base_values):
-                systems[str(id(e))] = values
-        if systems:
-            for key, outcome in significance(base_values, systems).items():
-                marks[(int(key), metric)] = outcome["significant"]
-    return marks
-
-
-def _baseline_of(group: list[dict]) -> dict | None:
-    """The latest ok run of the suite's baseline among one machine's runs (None when absent or failed)."""
-    named = [e for e in group if e["baseline"] and e["run"]["reranker"] == e["baseline"] and e["run"]["status"] == "ok"]
-    return max(named, key=lambda e: e["date"]) if named else None
 
 
 def _protocol_line(protocol: dict[str, Any]) -> str:
@@ -116,65 +70,63 @@ def _protocol_line(protocol: dict[str, Any]) -> str:
     return "Candidates: " + ", ".join(parts) + "."
 
 
-def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """The leaderboard of one dataset and candidate set, and notes to print under it."""
+def _twin_cell(row: Row, primary: str | None) -> str:
+    """``vs torch twin``: ``name: 1.35× [1.20, 1.51]`` per scenario, then Δ of the primary metric."""
+    if row.twin is None:
+        return ""
+    parts = []
+    for t in row.twin_ratios:
+        label = "" if t.scenario == SINGLE_QUERY else f"{t.scenario} "
+        interval = "" if t.low is None else f" [{t.low:.2f}, {t.high:.2f}]"
+        parts.append(f"{label}{t.ratio:.2f}×{interval}")
+    if row.twin_delta_primary is not None:
+        parts.append(f"Δ {primary} {row.twin_delta_primary:+.4f}")
+    return _cell(f"`{row.twin}`: " + ", ".join(parts))
+
+
+def markdown_rows(rows: list[Row], metrics: list[str]) -> pd.DataFrame:
+    """The Markdown printer of a dataset's rows (formatted cells)."""
     primary = _primary(metrics)
-    groups: dict[tuple, list[dict]] = {}
-    for e in entries:
-        groups.setdefault(e["machine"] + (e["baseline"],), []).append(e)
-    rows, notes = [], []
-    for group in groups.values():
-        base = _baseline_of(group)
-        if base is None and group[0]["baseline"]:
-            notes.append(f"No successful baseline run (`{group[0]['baseline']}`) on {_chip(group[0]['env'])}: "
-                         "no ratios or significance there.")
-        marks = _significance(group, base, metrics) if base else {}
-
-        def order(e):
-            run = e["run"]
-            rank = 0 if run["backend"] == FIRST_STAGE else (1 if run["status"] == "ok" else 2)
-            value = run["metrics"].get(primary) if run["status"] == "ok" else None
-            return rank, -(value if value is not None else float("-inf"))
-
-        for e in sorted(group, key=order):
-            run = e["run"]
-            perf = run.get("perf") or {}
-            latency = perf.get("latency_ms") or {}
-            ok = run["status"] == "ok"
-            name = run["reranker"] + (" (baseline)" if e is base else "")
-            row = {"reranker": name, "backend": run["backend"], "device": run.get("device") or "—",
-                   "chip": _chip(e["env"])}
-            for m in metrics:
-                value = run["metrics"].get(m) if ok else None
-                row[m] = "" if value is None else f"{value:.4f}" + (MARK if marks.get((id(e), m)) else "")
-            row["pairs/s"] = speed_cell(run)
-            row["tokens/s"] = _num(perf.get("tokens_per_s"), 0) if perf else ""
-            row["p50 ms"] = _num(latency.get("p50"), 2) if perf else ""
-            row["p95 ms"] = _num(latency.get("p95"), 2) if perf else ""
-            row["peak MB"] = _num(perf.get("peak_memory_mb"), 0) if perf else ""
-            row["peak RSS MB"] = _num(perf.get("peak_rss_mb"), 0) if perf else ""
-            ratio, delta = "", ""
-            if ok and base is not None:
-                base_perf = base["run"].get("perf") or {}
-                if perf.get("pairs_per_s") and base_perf.get("pairs_per_s"):
-                    ratio = f"{perf['pairs_per_s'] / base_perf['pairs_per_s']:.2f}×"
-                value, base_value = run["metrics"].get(primary), base["run"]["metrics"].get(primary)
-                if e is not base and value is not None and base_value is not None:
-                    delta = f"{value - base_value:+.4f}" + (MARK if marks.get((id(e), primary)) else "")
-            row["× base pairs/s"] = ratio
-            row[f"Δ {primary}"] = delta
-            if ok:
-                status = "ok" + "".join(f"; ⚠ {w}" for w in run.get("warnings") or [])
-                verdict = run.get("verdict") or {}
-                status += "".join(f"; INVALID: {r}" for r in verdict.get("reasons") or [])
-            else:
-                status = "error: " + run["error"].splitlines()[0]
-            row["status"] = _cell(status)
-            rows.append(row)
-    return pd.DataFrame(rows), notes
+    scenarios = [s for s in dict.fromkeys(s for r in rows for s in r.speeds) if s != SINGLE_QUERY]
+    twins = any(r.twin for r in rows)
+    out = []
+    for r in rows:
+        ok, measured = r.status == "ok", r.backend != FIRST_STAGE and r.status == "ok"
+        cells = {"reranker": r.reranker + (" (baseline)" if r.baseline else ""), "backend": r.backend,
+                 "device": r.device or "—", "chip": r.chip}
+        for m in metrics:
+            value = r.metrics.get(m) if ok else None
+            cells[m] = "" if value is None else f"{value:.4f}" + (MARK if r.significant.get(m) else "")
+        cells["pairs/s"] = speed_text(r.speed())
+        for s in scenarios:
+            cells[f"{s} pairs/s"] = speed_text(r.speed(s))
+        cells["tokens/s"] = _num(r.tokens_per_s, 0) if measured else ""
+        cells["p50 ms"] = _num(r.p50_ms, 2) if measured else ""
+        cells["p95 ms"] = _num(r.p95_ms, 2) if measured else ""
+        cells["peak MB"] = _num(r.peak_memory_mb, 0) if measured else ""
+        cells["peak RSS MB"] = _num(r.peak_rss_mb, 0) if measured else ""
+        cells["× base pairs/s"] = "" if r.ratio_to_baseline is None else f"{r.ratio_to_baseline:.2f}×"
+        cells[f"Δ {primary}"] = "" if r.delta_primary is None else (
+            f"{r.delta_primary:+.4f}" + (MARK if r.significant.get(primary) else ""))
+        if twins:
+            cells["vs torch twin"] = _twin_cell(r, primary)
+        if ok:
+            status = "ok" + "".join(f"; ⚠ {w}" for w in r.warnings)
+            status += "".join(f"; INVALID: {reason}" for reason in r.invalid)
+        else:
+            status = "error: " + (r.error or "").splitlines()[0] if r.error else "error"
+        cells["status"] = _cell(status)
+        out.append(cells)
+    return pd.DataFrame(out)
 
 
-TEXT_COLUMNS = {"reranker", "backend", "device", "chip", "status", "model", "fine-tune"}
+def dataset_table(entries: list[dict], metrics: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The leaderboard of one dataset and candidate set (Markdown cells), and notes to print under it."""
+    rows, notes = dataset_rows(entries, metrics)
+    return markdown_rows(rows, metrics), notes
+
+
+TEXT_COLUMNS = {"reranker", "backend", "device", "chip", "status", "model", "fine-tune", "vs torch twin"}
 
 
 def _to_markdown(df: pd.DataFrame, numbers: bool = False) -> str:
@@ -294,63 +246,121 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
     return pd.DataFrame(rows, columns=columns).fillna(""), notes
 
 
-def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) -> str:
-    """The Markdown report for one or more loaded results files."""
+class Leaderboard(BaseModel):
+    """Everything a report shows, as records: the dataset tables' rows, then the other tables' frames."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    suites: list[str]
+    metrics: list[str]
+    baselines: list[str]
+    sections: list[Section]
+    environments: pd.DataFrame
+    systems: pd.DataFrame
+    training: pd.DataFrame | None = None
+    training_notes: list[str] = []
+    incomplete: list[str] = []
+
+
+class Section(BaseModel):
+    """One dataset and candidate set: its title, candidate protocol, rows and notes."""
+
+    title: str
+    dataset: str
+    candidate_set: int
+    candidate_sets: int
+    protocol: dict[str, Any]
+    rows: list[Row]
+    notes: list[str]
+    plot: str | None = None  # path of the quality-vs-throughput plot (SVG), relative to the Markdown
+
+
+Leaderboard.model_rebuild()
+
+
+def build_leaderboard(results: Sequence[dict], sources: Sequence[str] | None = None) -> Leaderboard:
+    """The records of the report of one or more loaded results files."""
     if not results:
         raise ValueError("no results to report")
     sources = list(sources) if sources is not None else [f"results #{i + 1}" for i in range(len(results))]
-    suites = list(dict.fromkeys(r["suite"] for r in results))
     metrics = list(dict.fromkeys(m for r in results for m in r.get("metrics") or []))
     if not metrics:  # older or hand-made files: the metrics the runs hold
         metrics = list(dict.fromkeys(m for r in results for run in r["runs"] for m in run.get("metrics") or {}))
-    baselines = sorted({r["baseline"] for r in results if r.get("baseline")})
-    lines = [f"# Reranker leaderboard: {', '.join(suites)}", ""]
-    lines += [_to_markdown(environments_table(results, sources)), ""]
+    incomplete = []
     for res, source in zip(results, sources):
         if res.get("complete") is False:  # cut short (signal, crash): what it holds is valid, the rest is missing
             reason = res.get("incomplete_reason") or "reason not recorded"
-            lines += [f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
-                      f"{len(res['runs'])} runs.", ""]
-    if baselines:
-        lines.append(
-            f"Baseline: {', '.join(f'`{b}`' for b in baselines)}. Ratios and Δ compare each run with the baseline run "
-            f"on the same machine; {MARK} = significantly different from it (paired randomization test on per-query "
-            "values, Holm-corrected across systems, α = 0.05)."
-        )
-    else:
-        lines.append("No baseline in the suite: no ratios or significance marks.")
-    lines.append("")
-
-    entries = _entries(results, sources)
+            incomplete.append(f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
+                              f"{len(res['runs'])} runs.")
+    entries = entries_of(results, sources)
     datasets: dict[str, dict[Any, list[dict]]] = {}
     for e in entries:
         datasets.setdefault(e["run"]["dataset"], {}).setdefault(e["fingerprint"], []).append(e)
+    sections = []
     for dataset, by_candidates in datasets.items():
         unloaded = by_candidates.pop(None, [])  # runs that failed before the dataset was loaded
         sets = list(by_candidates.values()) or [[]]
         sets[0] = sets[0] + unloaded
         for i, group in enumerate(sets):
             title = dataset if len(sets) == 1 else f"{dataset} — candidate set {i + 1} of {len(sets)}"
-            lines += [f"## {title}", ""]
-            if len(sets) > 1:
-                lines += ["Runs of these files used different candidates for this dataset: they are not compared.", ""]
             protocol = next((e["run"]["protocol"] for e in group if e["fingerprint"]), group[0]["run"]["protocol"])
-            lines += [_protocol_line(protocol), ""]
-            table, notes = dataset_table(group, metrics)
-            lines += [_to_markdown(table, numbers=True), ""]
-            lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+            rows, notes = dataset_rows(group, metrics, dataset, i + 1)
+            sections.append(Section(title=title, dataset=dataset, candidate_set=i + 1, candidate_sets=len(sets),
+                                    protocol=protocol, rows=rows, notes=notes))
+    training, training_notes = (None, [])
     if any(_train_blocks(r) for r in results):
-        table, notes = training_table(results, metrics)
+        training, training_notes = training_table(results, metrics)
+    return Leaderboard(
+        suites=list(dict.fromkeys(r["suite"] for r in results)), metrics=metrics,
+        baselines=sorted({r["baseline"] for r in results if r.get("baseline")}), sections=sections,
+        environments=environments_table(results, sources), systems=systems_table(entries), training=training,
+        training_notes=training_notes, incomplete=incomplete,
+    )
+
+
+def render_markdown(board: Leaderboard) -> str:
+    """The Markdown printer of a leaderboard."""
+    lines = [f"# Reranker leaderboard: {', '.join(board.suites)}", ""]
+    lines += [_to_markdown(board.environments), ""]
+    for text in board.incomplete:
+        lines += [text, ""]
+    if board.baselines:
+        lines.append(
+            f"Baseline: {', '.join(f'`{b}`' for b in board.baselines)}. Ratios and Δ compare each run with the "
+            f"baseline run on the same machine; {MARK} = significantly different from it (paired randomization test "
+            "on per-query values, Holm-corrected across systems, α = 0.05). pairs/s: median over the timed passes "
+            "[95% bootstrap interval] and the run's VALID/INVALID verdict. vs torch twin: an MLX run's median "
+            "pairs/s over its PyTorch twin's (same weights, dtype and truncation, same machine) [95% bootstrap "
+            "interval], and the difference of the primary metric."
+        )
+    else:
+        lines.append("No baseline in the suite: no ratios or significance marks.")
+    lines.append("")
+    for section in board.sections:
+        lines += [f"## {section.title}", ""]
+        if section.candidate_sets > 1:
+            lines += ["Runs of these files used different candidates for this dataset: they are not compared.", ""]
+        lines += [_protocol_line(section.protocol), ""]
+        lines += [_to_markdown(markdown_rows(section.rows, board.metrics), numbers=True), ""]
+        lines += [f"- {note}" for note in section.notes] + ([""] if section.notes else [])
+        if section.plot:
+            png = section.plot.removesuffix(".svg") + ".png"
+            lines += [f"![{section.title}: quality vs throughput]({section.plot}) ([PNG]({png}))", ""]
+    if board.training is not None:
         lines += ["## Training", "",
                   "Each model trained by the MLX trainer and by its PyTorch counterpart with the same recipe, data and "
                   "dev split; checkpoint chosen on the dev queries; then evaluated as a reranker above. Δ torch: "
                   "minus the PyTorch-trained model's value; Δ first stage: minus the dataset's first stage.", "",
-                  _to_markdown(table, numbers=True), ""]
-        lines += [f"- {note}" for note in notes] + [""]
-    systems = systems_table(entries)
-    if not systems.empty:
-        lines += ["## Systems", "", _to_markdown(systems.astype(str)), ""]
+                  _to_markdown(board.training, numbers=True), ""]
+        lines += [f"- {note}" for note in board.training_notes] + [""]
+    if not board.systems.empty:
+        lines += ["## Systems", "", _to_markdown(board.systems.astype(str)), ""]
     return "\n".join(lines)
+
+
+def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) -> str:
+    """The Markdown report for one or more loaded results files."""
+    return render_markdown(build_leaderboard(results, sources))
 
 
 def report_files(paths: Sequence[str | Path]) -> str:
