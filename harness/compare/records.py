@@ -31,6 +31,7 @@ class QualityVerdict(BaseModel):
 class SpeedVerdict(BaseModel):
     dataset: str
     reranker: str
+    scenario: str = Field("single_query", description="harness.scenarios name: single_query or offline")
     samples: Literal["per-query latency", "per-repeat pass time"]
     base_n: int
     head_n: int
@@ -76,7 +77,7 @@ class Comparison(BaseModel):
     @property
     def regressions(self) -> list[str]:
         out = [f"quality: {v.reranker} on {v.dataset} {v.metric} {v.verdict}" for v in self.quality if v.regression]
-        out += [f"speed: {v.reranker} on {v.dataset} x{v.ratio:.3f}" for v in self.speed if v.regression]
+        out += [f"speed: {v.reranker} on {v.dataset} ({v.scenario}) x{v.ratio:.3f}" for v in self.speed if v.regression]
         out += [f"memory: {v.reranker} on {v.dataset} x{v.ratio:.3f}" for v in self.memory if v.regression]
         out += [f"failed: {f}" for f in self.failures]
         return out

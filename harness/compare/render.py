@@ -75,13 +75,13 @@ def render_markdown(c: Comparison) -> str:
         "",
         "### Speed",
         "",
-        "| dataset | reranker | samples (base/head) | median ms base | median ms head | "
+        "| dataset | reranker | scenario | samples (base/head) | median ms base | median ms head | "
         "ratio | p (Mann-Whitney U) | verdict |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for v in c.speed:
         lines.append(
-            f"| {v.dataset} | {v.reranker} | {v.samples} ({v.base_n}/{v.head_n}) | "
+            f"| {v.dataset} | {v.reranker} | {v.scenario} | {v.samples} ({v.base_n}/{v.head_n}) | "
             f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
             f"{_p(v.p_value)} | {v.verdict}{_invalid(v.invalid, c.gate)} {_mark(v.regression)} |"
         )

@@ -56,11 +56,27 @@ def quality_verdicts(base: Run, head: Run, metrics: list[str], gate: Gate) -> li
     return out
 
 
-def speed_samples(run: Run, min_repeats: int) -> tuple[str, list[float]]:
-    """One sample per repeat (the pass's total time) when there are enough repeats, else each query's latency.
+SINGLE_QUERY = "single_query"
 
-    ``latency_samples_ms`` holds repeat 1's queries, then repeat 2's, ... (docs/results-schema.md).
+
+def scenarios_of(base: Run, head: Run) -> list[str]:
+    """The scenarios both runs measured (schema 3: ``run.scenarios``; older files: the single-query protocol)."""
+    def names(run: Run) -> list[str]:
+        return list(run.scenarios) if run.scenarios else [SINGLE_QUERY]
+
+    return [s for s in names(head) if s in names(base)]
+
+
+def speed_samples(run: Run, min_repeats: int, scenario: str = SINGLE_QUERY) -> tuple[str, list[float]]:
+    """One sample per timed pass (its time, ms) when there are enough passes, else each query's latency.
+
+    A schema-3 run's passes are ``run.scenarios[scenario].pass_s``; an older run's are rebuilt from
+    ``latency_samples_ms``, which holds repeat 1's queries, then repeat 2's, ... (docs/results-schema.md). The
+    offline scenario has no per-query latencies: its samples are its passes, however few.
     """
+    record = (run.scenarios or {}).get(scenario)
+    if record is not None and (len(record.pass_s) >= min_repeats or scenario != SINGLE_QUERY):
+        return "per-repeat pass time", [s * 1000 for s in record.pass_s]
     samples = list(run.latency_samples_ms or [])
     repeats = run.perf.repeats if run.perf and run.perf.repeats else 1
     if repeats >= min_repeats and samples and len(samples) % repeats == 0:
@@ -69,10 +85,16 @@ def speed_samples(run: Run, min_repeats: int) -> tuple[str, list[float]]:
     return "per-query latency", samples
 
 
-def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
+def _invalid(run: Run, scenario: str) -> bool:
+    record = (run.scenarios or {}).get(scenario)
+    verdict = record.verdict if record is not None and record.verdict is not None else run.verdict
+    return verdict is not None and verdict.status == "INVALID"
+
+
+def speed_verdict(base: Run, head: Run, gate: Gate, scenario: str = SINGLE_QUERY) -> SpeedVerdict:
     """asv's rule: slower only when the median ratio passes the factor AND Mann-Whitney U agrees (p < alpha)."""
-    kind_a, a = speed_samples(base, gate.min_repeats_for_repeat_samples)
-    kind_b, b = speed_samples(head, gate.min_repeats_for_repeat_samples)
+    kind_a, a = speed_samples(base, gate.min_repeats_for_repeat_samples, scenario)
+    kind_b, b = speed_samples(head, gate.min_repeats_for_repeat_samples, scenario)
     kind = kind_a if kind_a == kind_b else "per-query latency"
     if kind_a != kind_b:
         a, b = list(base.latency_samples_ms or []), list(head.latency_samples_ms or [])
@@ -80,7 +102,7 @@ def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
     med_b = float(np.median(b)) if b else None
     ratio = med_b / med_a if med_a and med_b is not None else None
     p = mann_whitney_p(a, b)
-    invalid = [side for side, run in (("base", base), ("head", head)) if run.verdict and run.verdict.status == "INVALID"]
+    invalid = [side for side, run in (("base", base), ("head", head)) if _invalid(run, scenario)]
     agrees = p is not None and p < gate.speed_alpha
     if ratio is None or 1 / gate.speed_factor <= ratio <= gate.speed_factor:
         label = "no change"
@@ -91,6 +113,7 @@ def speed_verdict(base: Run, head: Run, gate: Gate) -> SpeedVerdict:
     return SpeedVerdict(
         dataset=base.dataset,
         reranker=base.reranker,
+        scenario=scenario,
         samples=kind,
         base_n=len(a),
         head_n=len(b),
@@ -148,7 +171,7 @@ def compare_results(base: ResultsFile, head: ResultsFile, gate: Gate, base_name:
             out.failures.append(f"{run_b.reranker} on {run_b.dataset}: {run_b.error}")
             continue
         out.quality += quality_verdicts(run_a, run_b, metrics, gate)
-        out.speed.append(speed_verdict(run_a, run_b, gate))
+        out.speed += [speed_verdict(run_a, run_b, gate, scenario) for scenario in scenarios_of(run_a, run_b)]
         out.memory.append(memory_verdict(run_a, run_b, gate))
     for results, name in ((base, base_name), (head, head_name)):
         if results.complete is False:

@@ -243,3 +243,32 @@ def test_speed_on_an_invalid_run_is_reported_not_gated(base, tmp_path, capsys):
     slow = [v for v in json.loads(capsys.readouterr().out)["speed"] if v["verdict"] == "slower"]
     assert [(v["invalid"], v["regression"]) for v in slow] == [(["head"], False)]
     assert compare(path, head, "--gate-invalid-speed") == 1
+
+
+def test_offline_scenario_gets_its_own_speed_verdict(base, tmp_path, capsys):
+    """Schema-3 runs: one speed verdict per scenario both runs measured, on that scenario's pass times."""
+    data, _ = base
+    rng = np.random.default_rng(3)
+
+    def offline(run, factor):
+        passes = [factor * rng.lognormal(0, 0.02) for _ in range(7)]
+        run["scenarios"] = {"offline": {"scenario": "offline", "repeats": 7, "pass_s": passes,
+                                        "pairs_per_s": [100 / s for s in passes], "tokens_per_s": [1.0] * 7,
+                                        "pairs": 100, "tokens": 100, "samples": 7}}
+
+    for run in reranker_runs(data):
+        offline(run, 1.0)
+    path = tmp_path / "base-offline.json"
+    path.write_text(json.dumps(data))
+
+    def slower_offline(head):
+        offline(reranker_runs(head)[0], 1.25)
+        for run in reranker_runs(head)[1:]:
+            offline(run, 1.0)
+
+    assert compare(path, write_head(tmp_path, data, slower_offline)) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert {v["scenario"] for v in out["speed"]} == {"offline"}
+    slow = [v for v in out["speed"] if v["regression"]]
+    assert len(slow) == 1 and slow[0]["ratio"] == pytest.approx(1.25, rel=0.05)
+    assert slow[0]["reranker"] == reranker_runs(data)[0]["reranker"] and slow[0]["samples"] == "per-repeat pass time"
