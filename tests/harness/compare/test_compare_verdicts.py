@@ -20,7 +20,13 @@ RESULTS = Path(__file__).resolve().parents[3] / "results" / "trec-dl-local-cpu.j
 
 @pytest.fixture()
 def base(tmp_path):
+    """The committed file with every run's speed verdict VALID: the planted regressions are judged as measured on a
+    quiet machine (an INVALID run is reported, never gated: test_speed_on_an_invalid_run_is_reported_not_gated)."""
     data = json.loads(RESULTS.read_text())
+    for run in reranker_runs(data):
+        run["verdict"] = {"status": "VALID", "reasons": []}
+        for record in (run.get("scenarios") or {}).values():
+            record["verdict"] = {"status": "VALID", "reasons": []}
     path = tmp_path / "base.json"
     path.write_text(json.dumps(data))
     return data, path
