@@ -1,9 +1,10 @@
 """Bi-encoders in MLX: ``MLXEmbedder`` (sentence-transformers' ``encode``) and ``MLXBiEncoderReranker`` (cosine).
 
 An embedder is a BERT-family encoder folder (the encoders of ``models/*.py``, without their classification head)
-plus sentence-transformers' pooling: the folder's ``modules.json`` / ``1_Pooling/config.json`` say mean or CLS
+or a decoder folder that mlx-lm runs (Qwen3, Gemma-3 text, Llama/SmolLM2: ``embedding.decoder``), plus
+sentence-transformers' pooling: the folder's ``modules.json`` / ``1_Pooling/config.json`` say mean, CLS or last-token
 pooling and whether a ``Normalize`` module follows; ``sentence_bert_config.json``'s ``max_seq_length`` is the
-default truncation. Decoder (mlx-lm) embedders are not supported yet.
+default truncation.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 #: config.json ``model_type`` -> module under mlx_cross_encoder.models (encoders only)
 ENCODER_MODULES = {"bert": "bert", "xlm-roberta": "xlm_roberta", "modernbert": "modernbert"}
 #: pooling modes this embedder implements (sentence-transformers' names)
-POOLING_MODES = ("mean", "cls")
+POOLING_MODES = ("mean", "cls", "lasttoken")
 
 
 def _st_class(module: dict) -> str:
@@ -77,14 +78,14 @@ def folder_pooling(model_dir: Path) -> tuple[str, bool]:
 
 
 class MLXEmbedder:
-    """Sentence embeddings from a BERT-family encoder folder, as ``SentenceTransformer(path).encode`` gives.
+    """Sentence embeddings from an encoder or decoder folder, as ``SentenceTransformer(path).encode`` gives.
 
     Args:
         model_name_or_path: local folder (config.json, safetensors, tokenizer.json [, sentence-transformers files]).
         max_length: truncation in tokens (default: ``sentence_bert_config.json`` max_seq_length, else the
             tokenizer's model_max_length, capped at the model's positions).
         dtype: "float32" (default), "float16" or "bfloat16"; pooling and normalization run in float32.
-        pooling: "mean" or "cls" (default: the folder's Pooling module, else mean).
+        pooling: "mean", "cls" or "lasttoken" (default: the folder's Pooling module, else mean).
         normalize: L2-normalize embeddings (default: whether the folder has a Normalize module).
     """
 
@@ -98,11 +99,19 @@ class MLXEmbedder:
     ):
         self.model_dir: Path = resolve_model_dir(model_name_or_path)
         self.config = load_config(self.model_dir)
-        module = encoder_module(self.config)
-        self.model = module.Model(module.ModelArgs.from_dict(self.config))
         self.dtype = resolve_dtype(dtype)
-        self._load_weights()
-        self.model.eval()
+        self.is_decoder = str(self.config.get("model_type", "")).lower() not in ENCODER_MODULES
+        if self.is_decoder:
+            from .embedding.decoder import DecoderBackbone
+
+            self.model = DecoderBackbone(self.model_dir, self.config, self.dtype)
+            self._encode = self.model
+        else:
+            module = encoder_module(self.config)
+            self.model = module.Model(module.ModelArgs.from_dict(self.config))
+            self._load_weights()
+            self.model.eval()
+            self._encode = self.model.encode
         folder_mode, folder_normalize = folder_pooling(self.model_dir)
         self.pooling = folder_mode if pooling is None else pooling
         if self.pooling not in POOLING_MODES:
@@ -112,7 +121,7 @@ class MLXEmbedder:
         self.max_length = self._resolve_max_length(max_length)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
-        self.pad_token_id = int(self.config.get("pad_token_id") or 0)
+        self.pad_token_id = int(self.config.get("pad_token_id") or 0)  # right padding: never attended to
 
     def _load_weights(self) -> None:
         """The encoder's tensors, all of them; the classification head (absent from an embedding folder) and a
@@ -144,7 +153,7 @@ class MLXEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.args.hidden_size)
+        return int(self.config["hidden_size"])
 
     def _forward(self, encodings) -> mx.array:
         width = max(len(e.ids) for e in encodings)
@@ -153,9 +162,12 @@ class MLXEmbedder:
         for row, enc in enumerate(encodings):
             ids[row, : len(enc.ids)] = enc.ids
             mask[row, : len(enc.ids)] = 1
-        hidden = self.model.encode(mx.array(ids), mx.array(mask)).astype(mx.float32)
+        hidden = self._encode(mx.array(ids), mx.array(mask)).astype(mx.float32)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
+        elif self.pooling == "lasttoken":  # the last real token of each right-padded row
+            last = mx.array([len(e.ids) - 1 for e in encodings])
+            pooled = hidden[mx.arange(len(encodings)), last]
         else:
             m = mx.array(mask, dtype=mx.float32)[..., None]
             pooled = (hidden * m).sum(axis=1) / mx.maximum(m.sum(axis=1), 1e-9)
