@@ -46,8 +46,20 @@ BACKENDS: dict[str, BackendInfo] = {
         },
         kinds={"bi_encoder": "harness.backends.bi_encoder_torch"},  # SentenceTransformer, cosine
     ),
+    "http": BackendInfo(
+        name="http",
+        module="harness.backends.http_backend",
+        description="any Cohere-, Jina- or TEI-shaped rerank endpoint over HTTP (our server, TEI, a hosted API); "
+        "the remote truncates by its own rule",
+        options=frozenset({"url", "shape", "remote_model", "api_key_env", "timeout_s"}),
+    ),
 }
 
 
 def backend_names() -> tuple[str, ...]:
     return tuple(BACKENDS)
+
+
+def trainable_backends() -> tuple[str, ...]:
+    """Backends that can train (a train section's default ``backends``); ``http`` cannot."""
+    return tuple(name for name, info in BACKENDS.items() if info.trainers)

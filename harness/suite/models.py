@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from mlx_cross_encoder.training.settings import FAMILY_FINE_TUNE, FINE_TUNE_TYPES
 
-from ..backends.registry import BACKENDS
+from ..backends.registry import BACKENDS, trainable_backends
 from ..compare.gate import Gate  # the gate: section (thresholds of harness compare), typed there
 from ..metrics import validate_metric
 from ..records import Checked, Invalid, Record, got
@@ -316,7 +316,7 @@ def _trained_names(train: Any) -> list[tuple[int, str]]:
     out = []
     for i, m in enumerate(train["models"]):
         if isinstance(m, dict) and isinstance(m.get("name"), str):
-            backends = m.get("backends") if isinstance(m.get("backends"), list) else list(BACKENDS)
+            backends = m.get("backends") if isinstance(m.get("backends"), list) else list(trainable_backends())
             out += [(i, f"{m['name']}-{b}") for b in backends if isinstance(b, str)]
     return out
 
