@@ -288,7 +288,10 @@ def main(args) -> None:
         if k != "float32"
     }
     report["mlx"] = {}
+    chosen = os.environ.get("GPU_PROBE_CONFIGS")  # comma-separated MLX_CONFIGS names (default: all)
     for name, (dtype, env) in MLX_CONFIGS.items():
+        if chosen and name not in chosen.split(","):
+            continue
         res = child(
             "mlx-scores",
             model_dir,

