@@ -1,0 +1,79 @@
+"""The PyTorch twin of ``mlx_cross_encoder.training.infonce``: sentence-transformers' ``MultipleNegativesRankingLoss``
+on a ``SentenceTransformer``, with the MLX trainer's recipe update for update.
+
+Same batches (``infonce.batch_order``: seeded shuffle, no two examples of one query in a batch, full batches only),
+same document layout (positives, then each hard-negative column), the loss computed by
+``MultipleNegativesRankingLoss.compute_loss_from_embeddings`` itself, AdamW with the MLX groups (no decay on biases
+and norms) and the MLX schedule (``training.schedule.lr_at``: warmup, then linear decay). Dropout is off (the model
+stays in eval mode), as MLX encoders have none. A plain loop rather than ``SentenceTransformerTrainer``: the
+trainer's sampler and schedule would give each stack different batches and learning rates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlx_cross_encoder.training.infonce import InfoNCEExample, InfoNCESettings, batch_order, batch_texts
+from mlx_cross_encoder.training.schedule import lr_at, no_decay
+
+
+def _features(model, texts: list[str]):
+    features = model.preprocess(texts)
+    return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+
+
+def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: InfoNCESettings) -> dict[str, Any]:
+    """Full fine-tuning of ``model`` (a ``SentenceTransformer``) in place; returns losses, wall time, tokens/s and
+    peak memory (CUDA only; None on CPU, where PyTorch keeps no peak)."""
+    import torch
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    if settings.fine_tune != "full":
+        raise ValueError("the PyTorch twin trains fine_tune='full' only (LoRA: MLX side only)")
+    torch.manual_seed(settings.seed)
+    loss_fn = MultipleNegativesRankingLoss(model, scale=settings.scale)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if not no_decay(n)], "weight_decay": settings.weight_decay},
+            {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
+        ],
+        lr=settings.learning_rate,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+    )
+    epochs = [batch_order(examples, settings.batch_size, settings.seed, e) for e in range(settings.epochs)]
+    total = sum(len(b) for b in epochs)
+    warmup = settings.warmup_steps(total)
+    model.eval()  # dropout off: the MLX encoders have none
+    cuda = str(model.device).startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(model.device)
+    losses, tokens, step, start = [], 0, 0, time.perf_counter()
+    for epoch in epochs:
+        for batch in epoch:
+            queries, docs = batch_texts(examples, batch)
+            q_features, d_features = _features(model, queries), _features(model, docs)
+            q = model(q_features)["sentence_embedding"]
+            d = model(d_features)["sentence_embedding"]
+            n = len(queries)
+            columns = [q] + [d[i : i + n] for i in range(0, d.shape[0], n)]
+            loss = loss_fn.compute_loss_from_embeddings(columns, None)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, settings.learning_rate, total, warmup, "linear")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            tokens += int(q_features["attention_mask"].sum()) + int(d_features["attention_mask"].sum())
+            step += 1
+    wall = time.perf_counter() - start
+    return {
+        "steps": total,
+        "losses": losses,
+        "wall_s": wall,
+        "tokens": tokens,
+        "tokens_per_s": tokens / wall if wall else None,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None,
+    }

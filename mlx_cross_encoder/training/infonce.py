@@ -1,0 +1,184 @@
+"""InfoNCE training of embedders (``MLXEmbedder``): in-batch and hard negatives, temperature, full or LoRA.
+
+The loss is sentence-transformers' ``MultipleNegativesRankingLoss`` in its default form (``query_to_doc``, one
+joint softmax): for a batch of ``B`` examples ``(query, positive, k hard negatives)`` every query is scored against
+all ``B * (1 + k)`` documents of the batch, ``scale * cos(q_i, d_j)`` (``scale = 1 / temperature``, 20 by
+default), and the loss is the mean cross-entropy of the own positive:
+``mean_i [logsumexp_j(s_ij) - s_ii]``. Documents are laid out as sentence-transformers does: the ``B`` positives,
+then the first hard negative of every example, then the second, ...
+
+Batches are formed by :func:`batch_order` (numpy only, seeded, the same order for the PyTorch twin): examples are
+shuffled per epoch and a batch never holds two examples of the same query, since that query's other positive
+would then be an in-batch "negative" (sentence-transformers' ``NO_DUPLICATES`` idea, keyed by query).
+
+Fine-tuning: ``full`` (every encoder weight; an encoder folder's classification head, unused, stays frozen) or
+``lora`` (mlx-lm ``LoRALinear`` on the attention projections: the model file's ``lora_targets`` for encoders,
+``q_proj``/``k_proj``/``v_proj``/``o_proj`` for decoders, ``scale = alpha / rank``). Decoders train LoRA only.
+AdamW and the warmup + linear decay schedule are the cross-encoder trainers' (``training.schedule``). MLX is
+imported by the functions that need it, so the PyTorch twin can import :func:`batch_order` without it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class InfoNCEExample:
+    """One training example: a query, its positive document and ``k`` hard negatives (``k`` equal in a batch)."""
+
+    query: str
+    positive: str
+    negatives: tuple[str, ...] = field(default_factory=tuple)
+    qid: str = ""  # batches never hold two examples of one qid (defaults to the query text)
+
+
+class InfoNCESettings(BaseModel):
+    """The recipe; both stacks read the same record. Unknown names are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    scale: Annotated[float, Field(gt=0)] = 20.0  # 1 / temperature (sentence-transformers' default 20)
+    batch_size: Annotated[int, Field(ge=2)] = 16
+    epochs: Annotated[int, Field(ge=1)] = 1
+    learning_rate: Annotated[float, Field(gt=0)] = 2e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    fine_tune: Literal["full", "lora"] = "full"
+    lora_rank: Annotated[int, Field(ge=1)] = 8
+    lora_alpha: Annotated[float, Field(gt=0)] = 16.0
+    lora_targets: tuple[str, ...] | None = None  # None: the model's attention projections
+    seed: int = 0
+
+    def warmup_steps(self, total: int) -> int:
+        return int(np.ceil(self.warmup_ratio * total))
+
+
+def batch_order(examples: list[InfoNCEExample], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches (example indices) of one epoch: a seeded shuffle, then greedy filling that skips an example whose
+    query is already in the open batch (it goes to a later batch). Only full batches are used (a short last batch
+    would change the number of in-batch negatives), so up to ``batch_size - 1`` examples sit an epoch out."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(examples)).tolist()
+    batches: list[list[int]] = []
+    open_batches: list[tuple[list[int], set[str]]] = []
+    for i in order:
+        key = examples[i].qid or examples[i].query
+        for members, keys in open_batches:
+            if key not in keys:
+                members.append(i)
+                keys.add(key)
+                break
+        else:
+            open_batches.append(([i], {key}))
+        full = [b for b in open_batches if len(b[0]) == batch_size]
+        batches += [members for members, _ in full]
+        open_batches = [b for b in open_batches if len(b[0]) < batch_size]
+    return batches
+
+
+def batch_texts(examples: list[InfoNCEExample], batch: list[int]) -> tuple[list[str], list[str]]:
+    """Queries and documents of a batch in the loss's layout (positives, then each hard-negative column)."""
+    chosen = [examples[i] for i in batch]
+    k = {len(e.negatives) for e in chosen}
+    if len(k) != 1:
+        raise ValueError(f"every example of a batch needs the same number of hard negatives, got {sorted(k)}")
+    docs = [e.positive for e in chosen] + [e.negatives[j] for j in range(k.pop()) for e in chosen]
+    return [e.query for e in chosen], docs
+
+
+def infonce_loss(queries, docs, scale: float = 20.0):
+    """``mean_i [logsumexp_j(scale * cos(q_i, d_j)) - scale * cos(q_i, d_i)]`` (MLX arrays; ``docs[:B]`` are the
+    positives). sentence-transformers' ``MultipleNegativesRankingLoss`` with its defaults."""
+    import mlx.core as mx
+
+    q = queries / mx.maximum(mx.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
+    d = docs / mx.maximum(mx.linalg.norm(docs, axis=-1, keepdims=True), 1e-12)
+    scores = scale * (q @ d.T)
+    n = q.shape[0]
+    positive = scores[mx.arange(n), mx.arange(n)]
+    return mx.mean(mx.logsumexp(scores, axis=1) - positive)
+
+
+class InfoNCETrainer:
+    """Trains an ``MLXEmbedder`` in place with :func:`infonce_loss`; ``train(examples)`` returns a summary."""
+
+    def __init__(self, embedder, settings: InfoNCESettings | None = None):
+        self.embedder = embedder
+        self.settings = settings or InfoNCESettings()
+        self.module = embedder.model.model if embedder.is_decoder else embedder.model  # the nn.Module trained
+        self.adapter_config = self._setup()
+
+    def _setup(self) -> dict:
+        from .lora import apply_lora, lora_target_paths
+
+        s, module = self.settings, self.module
+        head = () if self.embedder.is_decoder else tuple(getattr(module, "head_prefixes", ()))
+        if s.fine_tune == "full":
+            if self.embedder.is_decoder:
+                raise ValueError("decoder embedders train LoRA adapters (fine_tune='lora'), not every weight")
+            module.unfreeze()
+            modules = dict(module.named_modules())
+            for prefix in head:
+                if prefix in modules:
+                    modules[prefix].freeze()  # the head of an encoder file: not part of the embedding
+            return {"fine_tune_type": "full"}
+        default = DECODER_LORA_TARGETS if self.embedder.is_decoder else getattr(module, "lora_targets", None)
+        targets = s.lora_targets or default
+        module.freeze()
+        paths = lora_target_paths(module, targets, exclude=head)
+        apply_lora(module, paths, s.lora_rank, s.lora_alpha / s.lora_rank)
+        return {"fine_tune_type": "lora", "rank": s.lora_rank, "alpha": s.lora_alpha, "keys": paths}
+
+    def _embed(self, texts: list[str]):
+        return self.embedder._forward(self.embedder.tokenizer.encode_batch(texts))
+
+    def loss(self, queries: list[str], docs: list[str]):
+        """The loss of one batch with the current weights (MLX scalar)."""
+        return infonce_loss(self._embed(queries), self._embed(docs), self.settings.scale)
+
+    def train(self, examples: list[InfoNCEExample], log_every: int = 0) -> dict:
+        """Every epoch's full batches; returns losses, wall time, tokens/s and MLX peak memory."""
+        import mlx.core as mx
+        import mlx.nn as nn
+
+        from .schedule import make_optimizer, make_schedule
+
+        s = self.settings
+        epochs = [batch_order(examples, s.batch_size, s.seed, e) for e in range(s.epochs)]
+        total = sum(len(b) for b in epochs)
+        if total == 0:
+            raise ValueError(f"{len(examples)} examples make no full batch of {s.batch_size} distinct queries")
+        optimizer = make_optimizer(
+            make_schedule(s.learning_rate, total, s.warmup_steps(total), "linear"), s.weight_decay
+        )
+        step_fn = nn.value_and_grad(self.module, self.loss)
+        self.module.train()
+        mx.reset_peak_memory()
+        losses, tokens, start = [], 0, time.perf_counter()
+        for epoch in epochs:
+            for batch in epoch:
+                queries, docs = batch_texts(examples, batch)
+                loss, grads = step_fn(queries, docs)
+                optimizer.update(self.module, grads)
+                mx.eval(self.module.parameters(), optimizer.state, loss)
+                losses.append(float(loss))
+                tokens += sum(len(e.ids) for e in self.embedder.tokenizer.encode_batch(queries + docs))
+                if log_every and len(losses) % log_every == 0:
+                    print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+        wall = time.perf_counter() - start
+        self.module.eval()
+        return {
+            "steps": total,
+            "losses": losses,
+            "wall_s": wall,
+            "tokens": tokens,
+            "tokens_per_s": tokens / wall,
+            "peak_memory_mb": mx.get_peak_memory() / 2**20,
+            "adapter": self.adapter_config,
+        }

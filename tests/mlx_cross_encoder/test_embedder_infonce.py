@@ -1,0 +1,119 @@
+"""InfoNCE (mlx_cross_encoder.training.infonce) against sentence-transformers' MultipleNegativesRankingLoss: the loss
+and its gradients on identical embeddings, and full fine-tuning update for update against the PyTorch twin
+(harness.train.bi_encoder_torch: a SentenceTransformer trained with MNRL on the same batches)."""
+
+from __future__ import annotations
+
+import builders
+import numpy as np
+import pytest
+
+from mlx_cross_encoder.training.infonce import (
+    InfoNCEExample,
+    InfoNCESettings,
+    InfoNCETrainer,
+    batch_order,
+    infonce_loss,
+)
+
+
+@pytest.mark.parametrize(("scale", "negatives"), [(20.0, 2), (7.0, 0)])
+def test_infonce_loss_and_gradients_equal_multiple_negatives_ranking_loss(scale, negatives):
+    import mlx.core as mx
+    import torch
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    rng = np.random.default_rng(1)
+    n, dim = 5, 8
+    q = rng.normal(size=(n, dim)).astype(np.float32)
+    d = rng.normal(size=(n * (1 + negatives), dim)).astype(np.float32)
+
+    tq, td = torch.tensor(q, requires_grad=True), torch.tensor(d, requires_grad=True)
+    columns = [tq] + [td[i : i + n] for i in range(0, len(d), n)]
+    want = MultipleNegativesRankingLoss(None, scale=scale).compute_loss_from_embeddings(columns, None)
+    want.backward()
+
+    loss, (gq, gd) = mx.value_and_grad(lambda a, b: infonce_loss(a, b, scale), argnums=(0, 1))(mx.array(q), mx.array(d))
+    np.testing.assert_allclose(float(loss), float(want), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.array(gq), tq.grad.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.array(gd), td.grad.numpy(), atol=1e-5, rtol=0)
+
+
+def test_batch_order_is_seeded_full_and_never_repeats_a_query_in_a_batch():
+    examples = [InfoNCEExample(f"q{i % 5}", f"d{i}", qid=f"q{i % 5}") for i in range(23)]
+    batches = batch_order(examples, 4, seed=3, epoch=0)
+    assert batches == batch_order(examples, 4, seed=3, epoch=0)
+    assert batches != batch_order(examples, 4, seed=3, epoch=1)
+    assert all(len(b) == 4 and len({examples[i].qid for i in b}) == 4 for b in batches)
+    flat = [i for b in batches for i in b]
+    assert len(flat) == len(set(flat)) and len(flat) >= len(examples) - 3 * 4
+
+
+def _examples() -> list[InfoNCEExample]:
+    docs = builders.DOCUMENTS
+    return [
+        InfoNCEExample(q, docs[(2 * i + j) % len(docs)], (docs[(2 * i + j + 3) % len(docs)],), qid=str(i))
+        for i, q in enumerate(builders.QUERIES)
+        for j in range(2)
+    ]
+
+
+@pytest.fixture()
+def st_folder(tmp_path):
+    from sentence_transformers import SentenceTransformer, models
+
+    bert = builders.bert_cross_encoder(tmp_path / "bert", seed=2)
+    encoder = models.Transformer(str(bert), max_seq_length=32)
+    pooling = models.Pooling(encoder.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[encoder, pooling], device="cpu").save(str(tmp_path / "st"))
+    return tmp_path / "st"
+
+
+def test_full_fine_tuning_matches_sentence_transformers_mnrl_update_for_update(st_folder):
+    from sentence_transformers import SentenceTransformer
+
+    from harness.train.bi_encoder_torch import train_sentence_transformer
+    from mlx_cross_encoder import MLXEmbedder
+
+    examples = _examples()
+    settings = InfoNCESettings(batch_size=3, epochs=2, learning_rate=5e-3, warmup_ratio=0.25, scale=10.0, seed=1)
+    mlx = MLXEmbedder(st_folder)
+    before = mlx.encode(builders.DOCUMENTS)
+    mine = InfoNCETrainer(mlx, settings).train(examples)
+    st = SentenceTransformer(str(st_folder), device="cpu")
+    theirs = train_sentence_transformer(st, examples, settings)
+    assert mine["steps"] == theirs["steps"] >= 4 and mine["tokens"] == theirs["tokens"]
+    np.testing.assert_allclose(mine["losses"], theirs["losses"], atol=1e-4, rtol=0)
+    after = mlx.encode(builders.DOCUMENTS)
+    assert np.abs(after - before).max() > 1e-2  # the weights moved
+    np.testing.assert_allclose(after, st.encode(builders.DOCUMENTS, convert_to_numpy=True), atol=1e-4, rtol=0)
+
+
+def test_lora_on_a_decoder_trains_only_the_adapters(tmp_path):
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from mlx_cross_encoder import MLXEmbedder
+
+    folder = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=1)
+    mlx = MLXEmbedder(folder, pooling="lasttoken", max_length=32)
+    base = {k: np.array(v) for k, v in tree_flatten(mlx.model.model.parameters())}
+    examples = _examples()
+    trainer = InfoNCETrainer(mlx, InfoNCESettings(fine_tune="lora", batch_size=3, epochs=3, learning_rate=2e-2))
+    assert trainer.adapter_config["keys"] and all(k.endswith("_proj") for k in trainer.adapter_config["keys"])
+    with pytest.raises(ValueError, match="LoRA"):
+        InfoNCETrainer(MLXEmbedder(folder), InfoNCESettings(fine_tune="full"))
+    first = float(trainer.loss(*_batch(examples)))
+    summary = trainer.train(examples)
+    assert float(trainer.loss(*_batch(examples))) < first and summary["steps"] >= 6
+    after = dict(tree_flatten(mlx.model.model.parameters()))
+    frozen = {k: v for k, v in after.items() if "lora_" not in k}
+    assert {k.replace(".linear.", ".") for k in frozen} == set(base)  # LoRALinear wraps the base as .linear
+    assert all(np.array_equal(np.array(v), base[k.replace(".linear.", ".")]) for k, v in frozen.items())
+    assert any(float(mx.abs(v).max()) > 0 for k, v in after.items() if k.endswith("lora_b"))
+
+
+def _batch(examples):
+    from mlx_cross_encoder.training.infonce import batch_texts
+
+    return batch_texts(examples, [0, 2, 4])
