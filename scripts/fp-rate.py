@@ -8,7 +8,8 @@ Every run's results file and every pair's verdict stay in ``--out`` (default ``.
 nothing untracked). The summary (Markdown) gives per pair: the compare exit status, the speed verdicts with their
 ratio and Mann-Whitney p, each run's VALID/INVALID verdict, and the 1-minute load average before and after each
 run (``os.getloadavg``, and the worker's own ``perf.load_avg_before/after``). A pair counts as a false alarm when
-``harness compare`` exits 1; speed false alarms (a ``slower`` verdict) are counted separately.
+``harness compare`` exits 1. Also counted: pairs with a speed ``slower`` verdict at all, i.e. the alarms a gate
+without the VALID rule (``speed_needs_valid_runs``) would raise, and pairs whose four runs were all VALID.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.compare import Gate, compare_files  # noqa: E402
+from harness.compare import compare_files  # noqa: E402
 from harness.results import read_results  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
 
@@ -33,12 +34,13 @@ def default_out() -> Path:
     return Path(git_dir.stdout.strip() or ROOT / ".fp-rate") / "fp-rate"
 
 
-def run_suite(suite: Path, output: Path) -> tuple[float, float, float]:
+def run_suite(suite: Path, output: Path, only: list[str]) -> tuple[float, float, float]:
     """One ``harness run`` (its own process, as in CI); (load before, load after, seconds)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     before, start = os.getloadavg()[0], time.monotonic()
     cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--no-progress", "--overwrite", "--output"]
-    done = subprocess.run([*cmd, str(output)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd += [str(output)] + (["--only", *only] if only else [])
+    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if done.returncode not in (0, 1):
         sys.exit(f"fp-rate: harness run failed (exit {done.returncode}): {done.stderr.decode()[-2000:]}")
     return before, os.getloadavg()[0], time.monotonic() - start
@@ -60,38 +62,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", type=Path, default=ROOT / "suites" / "regression.yaml")
     parser.add_argument("--out", type=Path, default=None, help="folder of the results files (default .git/fp-rate)")
     parser.add_argument("--md", type=Path, help="also write the Markdown summary here")
+    parser.add_argument("--only", nargs="+", default=[], help="run only these rerankers (harness run --only)")
     args = parser.parse_args(argv)
     out = args.out or default_out()
     out.mkdir(parents=True, exist_ok=True)
     gate = load_suite(args.suite).gate
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    rows, alarms, speed_alarms, loads, valid_pairs = [], 0, 0, [], 0
+    rows, alarms, speed_alarms, gated_speed, loads, valid_pairs = [], 0, 0, 0, [], 0
     for k in range(1, args.pairs + 1):
         paths, cells = [out / f"pair{k}-a.json", out / f"pair{k}-b.json"], []
         for path in paths:
-            before, after, seconds = run_suite(args.suite, path)
+            before, after, seconds = run_suite(args.suite, path, args.only)
             loads += [before, after]
             cells.append(f"{before:.1f} → {after:.1f} ({seconds:.0f} s)")
         comparison = compare_files(paths[0], paths[1], gate)
         status = comparison.exit_status
         alarms += status == 1
-        slower = [s for s in comparison.speed if s.verdict == "slower"]
-        speed_alarms += bool(slower)
+        speed_alarms += any(s.verdict == "slower" for s in comparison.speed)
+        gated_speed += any(s.regression for s in comparison.speed)
         verdicts = [run_verdicts(p) for p in paths]
         valid_pairs += all("INVALID" not in v for v in verdicts)
         speed = "<br>".join(
-            f"{s.reranker}: {s.ratio:.3f}, p={s.p_value:.3g} {s.verdict}" for s in comparison.speed if s.ratio
+            f"{s.reranker}: {s.ratio:.3f}, p={s.p_value:.3g} {s.verdict}{' (INVALID)' if s.invalid else ''}"
+            for s in comparison.speed
+            if s.ratio
         )
         rows.append(f"| {k} | {status} | {speed} | {verdicts[0]} | {verdicts[1]} | {cells[0]} | {cells[1]} |")
         print(rows[-1], file=sys.stderr, flush=True)
     n = args.pairs
     lines = [
         f"Same-commit pairs on `{commit.stdout.strip()}`, suite `{args.suite.name}`, gate: speed ratio > "
-        f"{gate.speed_factor} and Mann-Whitney U p < {gate.speed_alpha}; memory ratio > {gate.memory_factor}; "
-        f"quality |Δ| > {gate.quality_tolerance}.",
+        f"{gate.speed_factor} and Mann-Whitney U p < {gate.speed_alpha}"
+        f"{' (only when both runs are VALID)' if gate.speed_needs_valid_runs else ''}; memory ratio > "
+        f"{gate.memory_factor}; quality |Δ| > {gate.quality_tolerance}.",
         "",
-        f"- false alarms (`harness compare` exit 1): **{alarms} of {n}** ({alarms / n:.0%}); speed `slower` in "
-        f"{speed_alarms} of {n}",
+        f"- false alarms (`harness compare` exit 1): **{alarms} of {n}** ({alarms / n:.0%}); of them speed: "
+        f"{gated_speed}",
+        f"- pairs with a speed `slower` verdict at all (what a gate without the VALID rule would fail): "
+        f"{speed_alarms} of {n} ({speed_alarms / n:.0%})",
         f"- pairs where all four runs were VALID: {valid_pairs} of {n}",
         f"- 1-minute load average around the runs: min {min(loads):.1f}, median {sorted(loads)[len(loads) // 2]:.1f}, "
         f"max {max(loads):.1f} ({os.cpu_count()} CPUs)",

@@ -61,6 +61,7 @@ SINGLE_QUERY = "single_query"
 
 def scenarios_of(base: Run, head: Run) -> list[str]:
     """The scenarios both runs measured (schema 3: ``run.scenarios``; older files: the single-query protocol)."""
+
     def names(run: Run) -> list[str]:
         return list(run.scenarios) if run.scenarios else [SINGLE_QUERY]
 

@@ -27,8 +27,17 @@ from .leaderboard import PRIMARY, Row, chip_of, dataset_rows, entries_of, primar
 from .speed import SINGLE_QUERY, speed_text
 
 MARK = "†"
-__all__ = ["PRIMARY", "Leaderboard", "Section", "build_leaderboard", "build_report", "dataset_table", "markdown_rows",
-           "render_markdown", "report_files"]
+__all__ = [
+    "PRIMARY",
+    "Leaderboard",
+    "Section",
+    "build_leaderboard",
+    "build_report",
+    "dataset_table",
+    "markdown_rows",
+    "render_markdown",
+    "report_files",
+]
 
 
 def _cell(text: Any, limit: int = 160) -> str:
@@ -92,8 +101,12 @@ def markdown_rows(rows: list[Row], metrics: list[str]) -> pd.DataFrame:
     out = []
     for r in rows:
         ok, measured = r.status == "ok", r.backend != FIRST_STAGE and r.status == "ok"
-        cells = {"reranker": r.reranker + (" (baseline)" if r.baseline else ""), "backend": r.backend,
-                 "device": r.device or "—", "chip": r.chip}
+        cells = {
+            "reranker": r.reranker + (" (baseline)" if r.baseline else ""),
+            "backend": r.backend,
+            "device": r.device or "—",
+            "chip": r.chip,
+        }
         for m in metrics:
             value = r.metrics.get(m) if ok else None
             cells[m] = "" if value is None else f"{value:.4f}" + (MARK if r.significant.get(m) else "")
@@ -106,8 +119,11 @@ def markdown_rows(rows: list[Row], metrics: list[str]) -> pd.DataFrame:
         cells["peak MB"] = _num(r.peak_memory_mb, 0) if measured else ""
         cells["peak RSS MB"] = _num(r.peak_rss_mb, 0) if measured else ""
         cells["× base pairs/s"] = "" if r.ratio_to_baseline is None else f"{r.ratio_to_baseline:.2f}×"
-        cells[f"Δ {primary}"] = "" if r.delta_primary is None else (
-            f"{r.delta_primary:+.4f}" + (MARK if r.significant.get(primary) else ""))
+        cells[f"Δ {primary}"] = (
+            ""
+            if r.delta_primary is None
+            else (f"{r.delta_primary:+.4f}" + (MARK if r.significant.get(primary) else ""))
+        )
         if twins:
             cells["vs torch twin"] = _twin_cell(r, primary)
         if ok:
@@ -149,15 +165,20 @@ def systems_table(entries: list[dict]) -> pd.DataFrame:
         p = run.get("protocol") or {}
         system = run.get("system") or {}
         max_length = p.get("max_length")
-        rows.append({
-            "reranker": run["reranker"], "backend": run["backend"], "chip": _chip(e["env"]),
-            "model": _cell(p.get("model"), 60),
-            "weights sha256": (p.get("model_fingerprint") or "—")[:12],
-            "max_length": "—" if max_length is None else f"{max_length} ({p.get('max_length_source', '?')})",
-            "dtype": p.get("dtype") or "—", "batch": p.get("batch_size", "—"),
-            "options": _cell(", ".join(f"{k}={v}" for k, v in (p.get("options") or {}).items()) or "—"),
-            "library": _cell(", ".join(f"{k} {v}" for k, v in (system.get("versions") or {}).items() if v) or "—"),
-        })
+        rows.append(
+            {
+                "reranker": run["reranker"],
+                "backend": run["backend"],
+                "chip": _chip(e["env"]),
+                "model": _cell(p.get("model"), 60),
+                "weights sha256": (p.get("model_fingerprint") or "—")[:12],
+                "max_length": "—" if max_length is None else f"{max_length} ({p.get('max_length_source', '?')})",
+                "dtype": p.get("dtype") or "—",
+                "batch": p.get("batch_size", "—"),
+                "options": _cell(", ".join(f"{k}={v}" for k, v in (p.get("options") or {}).items()) or "—"),
+                "library": _cell(", ".join(f"{k} {v}" for k, v in (system.get("versions") or {}).items() if v) or "—"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -167,13 +188,19 @@ def environments_table(results: Sequence[dict], sources: Sequence[str]) -> pd.Da
         env = res.get("environment") or {}
         packages = env.get("packages") or {}
         ok = sum(r["status"] == "ok" for r in res["runs"])
-        rows.append({
-            "results": _cell(source, 80), "suite": res["suite"], "date (UTC)": env.get("date") or "?",
-            "commit": _commit(env), "chip": _cell(_chip(env)),
-            "os": _cell(((env.get("os") or {}).get("platform")) or "?", 60),
-            "mlx": packages.get("mlx") or "—", "torch": packages.get("torch") or "—",
-            "runs": f"{ok} ok / {len(res['runs']) - ok} error",
-        })
+        rows.append(
+            {
+                "results": _cell(source, 80),
+                "suite": res["suite"],
+                "date (UTC)": env.get("date") or "?",
+                "commit": _commit(env),
+                "chip": _cell(_chip(env)),
+                "os": _cell(((env.get("os") or {}).get("platform")) or "?", 60),
+                "mlx": packages.get("mlx") or "—",
+                "torch": packages.get("torch") or "—",
+                "runs": f"{ok} ok / {len(res['runs']) - ok} error",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -211,10 +238,12 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
                 measures.setdefault(f"{block['backend']} on {block.get('device') or '?'}", block["peak_memory_measure"])
             dev = block.get("best_dev") if ok else None
             if dev is None and ok:
-                dev = ((block.get("final_dev") or {}).get("ndcg@10"))
+                dev = (block.get("final_dev") or {}).get("ndcg@10")
             lora = block.get("lora") or {}
             row = {
-                "model": block["model"], "backend": block["backend"], "chip": _chip(env),
+                "model": block["model"],
+                "backend": block["backend"],
+                "chip": _chip(env),
                 "fine-tune": block.get("fine_tune", "?") + (f" r{lora.get('rank')}" if lora else ""),
                 "pairs": _num((block.get("data") or {}).get("n_train_pairs"), 0),
                 "steps": str(block.get("steps", "")) if ok else "",
@@ -223,8 +252,9 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
                 "tokens/s": _num(block.get("tokens_per_s"), 0) if ok else "",
                 "peak MB": _num(block.get("peak_memory_mb"), 0) if ok else "",
                 "peak RSS MB": _num(block.get("peak_rss_mb"), 0) if ok else "",
-                "dev nDCG@10 (step)": "" if dev is None else f"{dev:.4f}"
-                + (f" ({block['best_step']})" if block.get("best_step") is not None else ""),
+                "dev nDCG@10 (step)": ""
+                if dev is None
+                else f"{dev:.4f}" + (f" ({block['best_step']})" if block.get("best_step") is not None else ""),
             }
             for dataset in datasets:
                 if (dataset, name) not in runs:
@@ -241,8 +271,10 @@ def training_table(results: Sequence[dict], metrics: list[str]) -> tuple[pd.Data
             rows.append(row)
     columns = list(dict.fromkeys(c for row in rows for c in row if c != "status")) + ["status"]  # datasets in order
     notes = [f"peak MB, {where}: {_cell(text, 300)}" for where, text in measures.items()]
-    notes.append("peak RSS MB: the training worker process's peak resident set size (ru_maxrss), the same "
-                 "measure for both backends.")
+    notes.append(
+        "peak RSS MB: the training worker process's peak resident set size (ru_maxrss), the same "
+        "measure for both backends."
+    )
     return pd.DataFrame(rows, columns=columns).fillna(""), notes
 
 
@@ -290,8 +322,10 @@ def build_leaderboard(results: Sequence[dict], sources: Sequence[str] | None = N
     for res, source in zip(results, sources):
         if res.get("complete") is False:  # cut short (signal, crash): what it holds is valid, the rest is missing
             reason = res.get("incomplete_reason") or "reason not recorded"
-            incomplete.append(f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
-                              f"{len(res['runs'])} runs.")
+            incomplete.append(
+                f"**Incomplete results:** `{source}` stopped before the end ({reason}); it holds "
+                f"{len(res['runs'])} runs."
+            )
     entries = entries_of(results, sources)
     datasets: dict[str, dict[Any, list[dict]]] = {}
     for e in entries:
@@ -305,16 +339,30 @@ def build_leaderboard(results: Sequence[dict], sources: Sequence[str] | None = N
             title = dataset if len(sets) == 1 else f"{dataset} — candidate set {i + 1} of {len(sets)}"
             protocol = next((e["run"]["protocol"] for e in group if e["fingerprint"]), group[0]["run"]["protocol"])
             rows, notes = dataset_rows(group, metrics, dataset, i + 1)
-            sections.append(Section(title=title, dataset=dataset, candidate_set=i + 1, candidate_sets=len(sets),
-                                    protocol=protocol, rows=rows, notes=notes))
+            sections.append(
+                Section(
+                    title=title,
+                    dataset=dataset,
+                    candidate_set=i + 1,
+                    candidate_sets=len(sets),
+                    protocol=protocol,
+                    rows=rows,
+                    notes=notes,
+                )
+            )
     training, training_notes = (None, [])
     if any(_train_blocks(r) for r in results):
         training, training_notes = training_table(results, metrics)
     return Leaderboard(
-        suites=list(dict.fromkeys(r["suite"] for r in results)), metrics=metrics,
-        baselines=sorted({r["baseline"] for r in results if r.get("baseline")}), sections=sections,
-        environments=environments_table(results, sources), systems=systems_table(entries), training=training,
-        training_notes=training_notes, incomplete=incomplete,
+        suites=list(dict.fromkeys(r["suite"] for r in results)),
+        metrics=metrics,
+        baselines=sorted({r["baseline"] for r in results if r.get("baseline")}),
+        sections=sections,
+        environments=environments_table(results, sources),
+        systems=systems_table(entries),
+        training=training,
+        training_notes=training_notes,
+        incomplete=incomplete,
     )
 
 
@@ -347,11 +395,16 @@ def render_markdown(board: Leaderboard) -> str:
             png = section.plot.removesuffix(".svg") + ".png"
             lines += [f"![{section.title}: quality vs throughput]({section.plot}) ([PNG]({png}))", ""]
     if board.training is not None:
-        lines += ["## Training", "",
-                  "Each model trained by the MLX trainer and by its PyTorch counterpart with the same recipe, data and "
-                  "dev split; checkpoint chosen on the dev queries; then evaluated as a reranker above. Δ torch: "
-                  "minus the PyTorch-trained model's value; Δ first stage: minus the dataset's first stage.", "",
-                  _to_markdown(board.training, numbers=True), ""]
+        lines += [
+            "## Training",
+            "",
+            "Each model trained by the MLX trainer and by its PyTorch counterpart with the same recipe, data and "
+            "dev split; checkpoint chosen on the dev queries; then evaluated as a reranker above. Δ torch: "
+            "minus the PyTorch-trained model's value; Δ first stage: minus the dataset's first stage.",
+            "",
+            _to_markdown(board.training, numbers=True),
+            "",
+        ]
         lines += [f"- {note}" for note in board.training_notes] + [""]
     if not board.systems.empty:
         lines += ["## Systems", "", _to_markdown(board.systems.astype(str)), ""]

@@ -17,10 +17,12 @@ from .leaderboard import primary_of
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-plots", action="store_true",
-                        help="do not write the quality-vs-throughput plots beside --output")
-    parser.add_argument("--export-dir", metavar="DIR",
-                        help="also write every table as CSV and JSON into DIR (NAME-<table>.csv|json)")
+    parser.add_argument(
+        "--no-plots", action="store_true", help="do not write the quality-vs-throughput plots beside --output"
+    )
+    parser.add_argument(
+        "--export-dir", metavar="DIR", help="also write every table as CSV and JSON into DIR (NAME-<table>.csv|json)"
+    )
 
 
 def report_text(args: argparse.Namespace) -> str:

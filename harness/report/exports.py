@@ -21,9 +21,17 @@ from .leaderboard import Row
 def row_record(row: Row, metrics: list[str]) -> dict[str, Any]:
     """One leaderboard row as a flat record (the CSV/JSON printer of ``Row``)."""
     rec: dict[str, Any] = {
-        "dataset": row.dataset, "candidate_set": row.candidate_set, "chip": row.chip, "reranker": row.reranker,
-        "baseline": row.baseline, "backend": row.backend, "device": row.device, "model": row.model,
-        "dtype": row.dtype, "status": row.status, "error": row.error,
+        "dataset": row.dataset,
+        "candidate_set": row.candidate_set,
+        "chip": row.chip,
+        "reranker": row.reranker,
+        "baseline": row.baseline,
+        "backend": row.backend,
+        "device": row.device,
+        "model": row.model,
+        "dtype": row.dtype,
+        "status": row.status,
+        "error": row.error,
     }
     for m in metrics:
         rec[m] = row.metrics.get(m)
@@ -34,11 +42,18 @@ def row_record(row: Row, metrics: list[str]) -> dict[str, Any]:
         rec[f"{scenario}_pairs_per_s_high"] = speed.high
         rec[f"{scenario}_passes"] = len(speed.passes)
         rec[f"{scenario}_verdict"] = speed.verdict
-    rec.update({
-        "tokens_per_s": row.tokens_per_s, "p50_ms": row.p50_ms, "p95_ms": row.p95_ms,
-        "peak_memory_mb": row.peak_memory_mb, "peak_rss_mb": row.peak_rss_mb,
-        "ratio_to_baseline": row.ratio_to_baseline, "delta_primary": row.delta_primary, "twin": row.twin,
-    })
+    rec.update(
+        {
+            "tokens_per_s": row.tokens_per_s,
+            "p50_ms": row.p50_ms,
+            "p95_ms": row.p95_ms,
+            "peak_memory_mb": row.peak_memory_mb,
+            "peak_rss_mb": row.peak_rss_mb,
+            "ratio_to_baseline": row.ratio_to_baseline,
+            "delta_primary": row.delta_primary,
+            "twin": row.twin,
+        }
+    )
     for t in row.twin_ratios:
         rec[f"{t.scenario}_twin_ratio"] = t.ratio
         rec[f"{t.scenario}_twin_ratio_low"] = t.low

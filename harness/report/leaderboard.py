@@ -81,12 +81,18 @@ def entries_of(results: Sequence[dict], sources: Sequence[str]) -> list[dict[str
     for index, (res, source) in enumerate(zip(results, sources)):
         env = res.get("environment") or {}
         for run in res["runs"]:
-            out.append({
-                "run": run, "file": index, "source": source, "env": env,
-                "machine": (chip_of(env), env.get("hostname_hash") or ""),
-                "baseline": res.get("baseline"), "date": env.get("date") or "",
-                "fingerprint": (run.get("protocol") or {}).get("dataset_fingerprint"),
-            })
+            out.append(
+                {
+                    "run": run,
+                    "file": index,
+                    "source": source,
+                    "env": env,
+                    "machine": (chip_of(env), env.get("hostname_hash") or ""),
+                    "baseline": res.get("baseline"),
+                    "date": env.get("date") or "",
+                    "fingerprint": (run.get("protocol") or {}).get("dataset_fingerprint"),
+                }
+            )
     return out
 
 
@@ -127,10 +133,14 @@ def twin_of(e: dict, group: list[dict]) -> dict | None:
     other = TWIN_BACKENDS.get(run["backend"])
     if other is None or run["status"] != "ok" or _twin_key(run)[0] is None:
         return None
-    twins = [t for t in group if t["run"]["backend"] == other and t["run"]["status"] == "ok"
-             and _twin_key(t["run"]) == _twin_key(run)]
-    same_options = [t for t in twins if (t["run"]["protocol"].get("options") or {})
-                    == (run["protocol"].get("options") or {})]
+    twins = [
+        t
+        for t in group
+        if t["run"]["backend"] == other and t["run"]["status"] == "ok" and _twin_key(t["run"]) == _twin_key(run)
+    ]
+    same_options = [
+        t for t in twins if (t["run"]["protocol"].get("options") or {}) == (run["protocol"].get("options") or {})
+    ]
     return (same_options or twins or [None])[0]
 
 
@@ -158,8 +168,9 @@ def _order(primary: str | None):
     return key
 
 
-def dataset_rows(entries: list[dict], metrics: list[str], dataset: str = "", candidate_set: int = 1
-                 ) -> tuple[list[Row], list[str]]:
+def dataset_rows(
+    entries: list[dict], metrics: list[str], dataset: str = "", candidate_set: int = 1
+) -> tuple[list[Row], list[str]]:
     """The rows of one dataset and candidate set (machines in order of appearance), and notes to print under it."""
     primary = primary_of(metrics)
     groups: dict[tuple, list[dict]] = {}
@@ -169,8 +180,10 @@ def dataset_rows(entries: list[dict], metrics: list[str], dataset: str = "", can
     for group in groups.values():
         base = baseline_of(group)
         if base is None and group[0]["baseline"]:
-            notes.append(f"No successful baseline run (`{group[0]['baseline']}`) on {chip_of(group[0]['env'])}: "
-                         "no ratios or significance there.")
+            notes.append(
+                f"No successful baseline run (`{group[0]['baseline']}`) on {chip_of(group[0]['env'])}: "
+                "no ratios or significance there."
+            )
         marks = _significance(group, base, metrics) if base else {}
         for e in sorted(group, key=_order(primary)):
             rows.append(_row(e, group, base, marks, metrics, primary, dataset, candidate_set))
@@ -193,15 +206,27 @@ def _row(e, group, base, marks, metrics, primary, dataset, candidate_set) -> Row
     latency = perf.get("latency_ms") or {}
     protocol = run.get("protocol") or {}
     row = Row(
-        dataset=dataset or run["dataset"], candidate_set=candidate_set, chip=chip_of(e["env"]),
-        reranker=run["reranker"], baseline=e is base, backend=run["backend"], device=run.get("device"),
-        model=protocol.get("model"), dtype=protocol.get("dtype"), status=run["status"],
-        error=None if ok else run.get("error"), warnings=list(run.get("warnings") or []),
+        dataset=dataset or run["dataset"],
+        candidate_set=candidate_set,
+        chip=chip_of(e["env"]),
+        reranker=run["reranker"],
+        baseline=e is base,
+        backend=run["backend"],
+        device=run.get("device"),
+        model=protocol.get("model"),
+        dtype=protocol.get("dtype"),
+        status=run["status"],
+        error=None if ok else run.get("error"),
+        warnings=list(run.get("warnings") or []),
         invalid=_invalid_reasons(run),
         metrics={m: run["metrics"].get(m) for m in metrics} if ok else {},
         significant={m: bool(marks.get((id(e), m))) for m in metrics},
-        speeds=run_speeds(run), tokens_per_s=perf.get("tokens_per_s"), p50_ms=latency.get("p50"),
-        p95_ms=latency.get("p95"), peak_memory_mb=perf.get("peak_memory_mb"), peak_rss_mb=perf.get("peak_rss_mb"),
+        speeds=run_speeds(run),
+        tokens_per_s=perf.get("tokens_per_s"),
+        p50_ms=latency.get("p50"),
+        p95_ms=latency.get("p95"),
+        peak_memory_mb=perf.get("peak_memory_mb"),
+        peak_rss_mb=perf.get("peak_rss_mb"),
         results=e["source"],
     )
     if ok and base is not None:

@@ -31,15 +31,28 @@ def points(rows: list[Row], metric: str, scenario: str) -> list[dict]:
         value = r.metrics.get(metric)
         if r.status != "ok" or r.backend == FIRST_STAGE or speed is None or not speed.pairs_per_s or value is None:
             continue
-        out.append({"reranker": r.reranker, "chip": r.chip, "backend": r.backend, "x": speed.pairs_per_s,
-                    "low": speed.low, "high": speed.high, "y": value, "verdict": speed.verdict})
+        out.append(
+            {
+                "reranker": r.reranker,
+                "chip": r.chip,
+                "backend": r.backend,
+                "x": speed.pairs_per_s,
+                "low": speed.low,
+                "high": speed.high,
+                "y": value,
+                "verdict": speed.verdict,
+            }
+        )
     return out
 
 
 def pareto_front(pts: list[dict]) -> list[dict]:
     """The points no other point dominates (at least as fast and as good, better in one), sorted by speed."""
-    front = [p for p in pts if not any(q["x"] >= p["x"] and q["y"] >= p["y"] and (q["x"] > p["x"] or q["y"] > p["y"])
-                                       for q in pts)]
+    front = [
+        p
+        for p in pts
+        if not any(q["x"] >= p["x"] and q["y"] >= p["y"] and (q["x"] > p["x"] or q["y"] > p["y"]) for q in pts)
+    ]
     return sorted(front, key=lambda p: p["x"])
 
 
@@ -65,21 +78,50 @@ def write_pareto(rows: list[Row], metric: str, title: str, stem: Path) -> Path |
         sns.scatterplot(data=frame, x="x", y="y", hue="chip", style="backend", s=80, ax=ax, zorder=3)
         for i, p in enumerate(sorted(pts, key=lambda p: (p["y"], p["x"]))):
             if p["low"] is not None:
-                ax.errorbar(p["x"], p["y"], xerr=[[p["x"] - p["low"]], [p["high"] - p["x"]]], fmt="none",
-                            ecolor="grey", elinewidth=1, capsize=3, zorder=2)
+                ax.errorbar(
+                    p["x"],
+                    p["y"],
+                    xerr=[[p["x"] - p["low"]], [p["high"] - p["x"]]],
+                    fmt="none",
+                    ecolor="grey",
+                    elinewidth=1,
+                    capsize=3,
+                    zorder=2,
+                )
             label = p["reranker"] + (" (INVALID)" if p["verdict"] == "INVALID" else "")
             dy = LABEL_OFFSETS[i % len(LABEL_OFFSETS)]  # staggered: systems of equal quality sit side by side
-            ax.annotate(label, (p["x"], p["y"]), textcoords="offset points", xytext=(4, dy), fontsize=7,
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if abs(dy) > 8 else None)
+            ax.annotate(
+                label,
+                (p["x"], p["y"]),
+                textcoords="offset points",
+                xytext=(4, dy),
+                fontsize=7,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if abs(dy) > 8 else None,
+            )
         for chip in frame["chip"].unique():
             front = pareto_front([p for p in pts if p["chip"] == chip])
             if len(front) > 1:
-                ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", ls="--", lw=1, c="black",
-                        alpha=0.5, zorder=1)
+                ax.step(
+                    [p["x"] for p in front],
+                    [p["y"] for p in front],
+                    where="post",
+                    ls="--",
+                    lw=1,
+                    c="black",
+                    alpha=0.5,
+                    zorder=1,
+                )
         for r in firsts:
             ax.axhline(r.metrics[metric], ls=":", c="grey", lw=1)
-            ax.annotate(f"{r.reranker} (first stage)", (0.01, r.metrics[metric]), xycoords=("axes fraction", "data"),
-                        textcoords="offset points", xytext=(0, 3), fontsize=8, color="grey")
+            ax.annotate(
+                f"{r.reranker} (first stage)",
+                (0.01, r.metrics[metric]),
+                xycoords=("axes fraction", "data"),
+                textcoords="offset points",
+                xytext=(0, 3),
+                fontsize=8,
+                color="grey",
+            )
         if frame["x"].max() / frame["x"].min() > 20:
             ax.set_xscale("log")
         ax.set_xlabel("pairs/s: median over timed passes [95% bootstrap interval]")

@@ -39,8 +39,16 @@ def pass_rates(perf: dict[str, Any]) -> list[float]:
 
 
 def _bootstrap(samples: tuple, statistic) -> tuple[float, float]:
-    res = bootstrap(samples, statistic, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile",
-                    vectorized=True, axis=-1, random_state=np.random.default_rng(0))
+    res = bootstrap(
+        samples,
+        statistic,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        vectorized=True,
+        axis=-1,
+        random_state=np.random.default_rng(0),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -71,8 +79,12 @@ def _speed(scenario: str, passes: list[float], pooled: float | None, verdict: di
     interval = median_interval(passes)
     figure = interval[0] if interval else pooled
     return Speed(
-        scenario=scenario, pairs_per_s=figure, low=interval[1] if interval else None,
-        high=interval[2] if interval else None, passes=passes, verdict=(verdict or {}).get("status"),
+        scenario=scenario,
+        pairs_per_s=figure,
+        low=interval[1] if interval else None,
+        high=interval[2] if interval else None,
+        passes=passes,
+        verdict=(verdict or {}).get("status"),
         reasons=list((verdict or {}).get("reasons") or []),
     )
 

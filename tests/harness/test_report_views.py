@@ -22,15 +22,36 @@ QIDS = [str(i) for i in range(10)]
 def run(name, backend, quality, passes_s, dtype="float32", weights="9" * 64, pairs=100, scenarios=None):
     per_query = {q: quality for q in QIDS}
     out = {
-        "dataset": "toy", "reranker": name, "backend": backend, "device": "cpu", "status": "ok",
-        "metrics": {"ndcg@10": quality}, "per_query": {"ndcg@10": per_query},
-        "protocol": {"first_stage": "bm25", "top_k": 10, "n_queries": 10, "n_pairs": pairs, "relevance_level": 1,
-                     "dataset_fingerprint": "f" * 64, "model": "org/m", "model_fingerprint": weights,
-                     "dtype": dtype, "max_length": 512, "batch_size": 32},
+        "dataset": "toy",
+        "reranker": name,
+        "backend": backend,
+        "device": "cpu",
+        "status": "ok",
+        "metrics": {"ndcg@10": quality},
+        "per_query": {"ndcg@10": per_query},
+        "protocol": {
+            "first_stage": "bm25",
+            "top_k": 10,
+            "n_queries": 10,
+            "n_pairs": pairs,
+            "relevance_level": 1,
+            "dataset_fingerprint": "f" * 64,
+            "model": "org/m",
+            "model_fingerprint": weights,
+            "dtype": dtype,
+            "max_length": 512,
+            "batch_size": 32,
+        },
     }
     if backend != "first_stage":
-        out["perf"] = {"pairs_per_s": pairs / float(np.median(passes_s)), "tokens_per_s": 1.0, "pairs": pairs,
-                       "pass_s": passes_s, "peak_memory_mb": 10.0, "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 3.0}}
+        out["perf"] = {
+            "pairs_per_s": pairs / float(np.median(passes_s)),
+            "tokens_per_s": 1.0,
+            "pairs": pairs,
+            "pass_s": passes_s,
+            "peak_memory_mb": 10.0,
+            "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 3.0},
+        }
         out["latency_samples_ms"] = [1.0] * 10
         out["verdict"] = {"status": "VALID", "reasons": []}
     if scenarios:
@@ -43,11 +64,22 @@ TORCH_PASSES = [1.00, 1.10, 0.95, 1.05, 0.98]
 
 
 def results():
-    offline = {"scenario": "offline", "repeats": 3, "pass_s": [0.1, 0.1, 0.1], "pairs_per_s": [900.0, 1000.0, 950.0],
-               "tokens_per_s": [1.0, 1.0, 1.0], "pairs": 100, "tokens": 100, "samples": 3,
-               "verdict": {"status": "INVALID", "reasons": ["machine loaded"]}}
+    offline = {
+        "scenario": "offline",
+        "repeats": 3,
+        "pass_s": [0.1, 0.1, 0.1],
+        "pairs_per_s": [900.0, 1000.0, 950.0],
+        "tokens_per_s": [1.0, 1.0, 1.0],
+        "pairs": 100,
+        "tokens": 100,
+        "samples": 3,
+        "verdict": {"status": "INVALID", "reasons": ["machine loaded"]},
+    }
     return {
-        "schema": 2, "suite": "views", "baseline": "base-torch", "metrics": ["ndcg@10"],
+        "schema": 2,
+        "suite": "views",
+        "baseline": "base-torch",
+        "metrics": ["ndcg@10"],
         "environment": {"chip": {"name": "Chip A"}, "hostname_hash": "a", "date": "2026-01-01T00:00:00+00:00"},
         "runs": [
             run("bm25", "first_stage", 0.30, None),
@@ -81,8 +113,14 @@ def test_mlx_row_is_compared_with_its_torch_twin_with_an_interval():
     single = next(t for t in mlx.twin_ratios if t.scenario == "single_query")
     a, b = np.array([100 / s for s in MLX_PASSES]), np.array([100 / s for s in TORCH_PASSES])
     assert single.ratio == pytest.approx(np.median(a) / np.median(b))
-    ref = bootstrap((a, b), lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis), vectorized=True,
-                    n_resamples=2000, method="percentile", random_state=np.random.default_rng(0))
+    ref = bootstrap(
+        (a, b),
+        lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis),
+        vectorized=True,
+        n_resamples=2000,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    )
     assert (single.low, single.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
     assert rows["other-mlx"].twin is None and rows["m-fp16-torch"].twin is None
     cell = rows_of(build_report([results()]))["m-mlx"]["vs torch twin"]
@@ -125,8 +163,11 @@ def test_report_writes_plots_beside_the_markdown_and_exports(tmp_path, capsys):
         assert f"[{by.loc[name, 'single_query_pairs_per_s_low']:.1f}, " in cell
     assert by.loc["m-mlx", "twin"] == "base-torch" and by.loc["m-mlx", "offline_verdict"] == "INVALID"
     assert records[[r["reranker"] for r in records].index("m-mlx")]["single_query_twin_ratio"] == pytest.approx(
-        by.loc["m-mlx", "single_query_twin_ratio"])
+        by.loc["m-mlx", "single_query_twin_ratio"]
+    )
     for name in ("systems", "environments"):
         assert (exports / f"views-{name}.csv").is_file() and (exports / f"views-{name}.json").is_file()
     assert main(["report", str(path), "--output", str(tmp_path / "quiet.md"), "--no-plots"]) == 0
-    assert not (tmp_path / "quiet-toy.svg").exists() and "quality vs throughput" not in (tmp_path / "quiet.md").read_text()
+    assert (
+        not (tmp_path / "quiet-toy.svg").exists() and "quality vs throughput" not in (tmp_path / "quiet.md").read_text()
+    )

@@ -23,8 +23,9 @@ class PlantedBackend(Backend):
     memory_measure = "planted: a fixed figure plus options.extra_mb"
 
     def predict(self, pairs, batch_size):
-        time.sleep(len(pairs) * float(self.options.get("ms_per_pair", 2.0)) * float(self.options.get("slowdown", 1.0))
-                   / 1000)
+        time.sleep(
+            len(pairs) * float(self.options.get("ms_per_pair", 2.0)) * float(self.options.get("slowdown", 1.0)) / 1000
+        )
         scores = np.array([-float(doc.split()[0][1:]) for _, doc in pairs], dtype=np.float32)
         if self.options.get("degrade"):
             flip = np.array([int(query.split()[0][1:]) % 10 == 0 for query, _ in pairs])

@@ -27,8 +27,13 @@ def planted(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", str(HERE))  # the worker imports planted_backend
     monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
     candidates = [
-        {"query": f"q{i} topic", "hits": [{"content": f"d{j} text", "qid": i, "docid": f"d{j}", "rank": j + 1,
-                                           "score": float(DOCS - j)} for j in range(DOCS)]}
+        {
+            "query": f"q{i} topic",
+            "hits": [
+                {"content": f"d{j} text", "qid": i, "docid": f"d{j}", "rank": j + 1, "score": float(DOCS - j)}
+                for j in range(DOCS)
+            ],
+        }
         for i in range(QUERIES)
     ]
     (tmp_path / "candidates.json").write_text(json.dumps(candidates))

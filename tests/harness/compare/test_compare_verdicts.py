@@ -258,9 +258,18 @@ def test_offline_scenario_gets_its_own_speed_verdict(base, tmp_path, capsys):
 
     def offline(run, factor):
         passes = [factor * rng.lognormal(0, 0.02) for _ in range(7)]
-        run["scenarios"] = {"offline": {"scenario": "offline", "repeats": 7, "pass_s": passes,
-                                        "pairs_per_s": [100 / s for s in passes], "tokens_per_s": [1.0] * 7,
-                                        "pairs": 100, "tokens": 100, "samples": 7}}
+        run["scenarios"] = {
+            "offline": {
+                "scenario": "offline",
+                "repeats": 7,
+                "pass_s": passes,
+                "pairs_per_s": [100 / s for s in passes],
+                "tokens_per_s": [1.0] * 7,
+                "pairs": 100,
+                "tokens": 100,
+                "samples": 7,
+            }
+        }
 
     for run in reranker_runs(data):
         offline(run, 1.0)
