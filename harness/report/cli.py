@@ -23,12 +23,19 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-dir", metavar="DIR", help="also write every table as CSV and JSON into DIR (NAME-<table>.csv|json)"
     )
+    parser.add_argument(
+        "--quality",
+        metavar="DATA_DIR",
+        help="append published reference lines, the first stages of DATA_DIR's candidate lists and paired "
+        "significance vs first stage and vs torch twin (harness.report.references)",
+    )
 
 
 def report_text(args: argparse.Namespace) -> str:
     """The Markdown report of ``args.results``; plots and exports written as the options say."""
     paths = list(args.results)
-    board = build_leaderboard([load_results(p) for p in paths], [str(p) for p in paths])
+    loaded = [load_results(p) for p in paths]
+    board = build_leaderboard(loaded, [str(p) for p in paths])
     output = Path(args.output) if args.output else None
     stem = output.stem if output else Path(paths[0]).stem
     if output and not args.no_plots:
@@ -44,4 +51,8 @@ def report_text(args: argparse.Namespace) -> str:
 
         for path in write_exports(board, args.export_dir, stem):
             print(f"table written to {path}", file=sys.stderr)
+    if getattr(args, "quality", None):
+        from .references import quality_appendix
+
+        return render_markdown(board) + "\n" + quality_appendix(loaded, args.quality)
     return render_markdown(board)

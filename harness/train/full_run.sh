@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 13: suites/train-full.yaml in one command (docs/training.md, "Full-list training on the H200").
+#   bash harness/train/full_run.sh          on the lent H200 after ../shared/gpu/pack.py's staging: the teacher run,
+#                                           then the MLX and the PyTorch trainings side by side (two harness runs on
+#                                           the one GPU), results and logs copied to $OUT
+#   DRY=1 bash harness/train/full_run.sh    the same steps at toy scale on a CPU (3 training queries, 1 epoch,
+#                                           2 pairs per dev query, 1 test query), one stack after the other
+# Env: PY (python, default python3), OUT (default /tmp/train-full-out), ONLY (model names, default all three),
+# STEP_TIMEOUT (seconds per harness run, default 540).
+set -u
+PY=${PY:-python3}
+OUT=${OUT:-/tmp/train-full-out}
+ONLY=${ONLY:-minilm-full minilm-lora smollm2-lora}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+if [ -d /root/gpu-stage/files ]; then  # the lent GPU: staged weights, data and wheels (docs/training.md)
+  S=/root/gpu-stage/files
+  [ -d $S/xwheels ] && { python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site \
+    $S/xwheels/*.whl || exit 1; }
+  export PYTHONPATH=.:$S:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  mkdir -p ../shared/data && for d in trec-dl noveleval; do cp -rn $S/$d ../shared/data/ 2>/dev/null; done
+  python3 -c 'import mlx.core as mx, torch, datasets, pydantic; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__, torch.cuda.is_available(), "datasets", datasets.__version__)' || exit 1
+fi
+mkdir -p "$OUT"
+SUITE=suites/train-full.yaml
+TEACHER=results/quality-teacher-minilm-bi.run
+TAG=h200
+if [ "${DRY:-0}" = 1 ]; then
+  TAG=dry; TEACHER=/tmp/train-full-dry-teacher.run
+  $PY -m harness.train.teacher $SUITE $TEACHER --max-queries 3 || exit 1
+  SUITE=suites/.train-full-dry.yaml   # git-ignored? no: removed at the end; paths stay relative to suites/
+  $PY - "$TEACHER" <<'PYEOF' || exit 1
+import sys, yaml
+s = yaml.safe_load(open("suites/train-full.yaml"))
+t = s["train"]
+t["teacher"] = sys.argv[1]
+t["recipe"].update(epochs=1, group_size=4, batch_size=2, eval_steps=1, dev_max_docs=2)
+for m in t["models"]:
+    m.get("recipe", {}).update(epochs=1, group_size=4, eval_steps=1)
+open("suites/.train-full-dry.yaml", "w").write(yaml.safe_dump(s, sort_keys=False))
+PYEOF
+  EXTRA="--max-queries 1"
+else
+  $PY -m harness.train.teacher $SUITE $TEACHER --batch-size 256 > "$OUT/teacher.log" 2>&1; echo "teacher rc $?"; tail -2 "$OUT/teacher.log"
+  EXTRA=""
+fi
+cp $TEACHER "$OUT/quality-teacher-minilm-bi.run" 2>/dev/null
+run_stack() {  # $1 = mlx | torch
+  names=""; for m in $ONLY; do names="$names $m-$1"; done
+  timeout "${STEP_TIMEOUT:-540}" $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run $SUITE \
+    --only $names dl20 noveleval --output results/train-full-$TAG-$1.json --overwrite --no-progress $EXTRA \
+    > "$OUT/train-full-$TAG-$1.log" 2>&1
+  echo "$1 rc $?"
+}
+if [ "${DRY:-0}" = 1 ]; then run_stack mlx; run_stack torch; else run_stack mlx & run_stack torch & wait; fi
+for b in mlx torch; do
+  cp results/train-full-$TAG-$b.json "$OUT/" 2>/dev/null
+  grep -E "Error|error|Traceback" "$OUT/train-full-$TAG-$b.log" | head -5
+  tail -12 "$OUT/train-full-$TAG-$b.log" | cut -c1-220
+done
+[ "${DRY:-0}" = 1 ] && rm -f suites/.train-full-dry.yaml
+exit 0
