@@ -35,6 +35,7 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-length", type=int, default=None, help="token limit per pair (default: the model's)")
+    p.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
     p.add_argument("--max-documents", type=int, default=d.max_documents)
     p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="queued requests per model before 429")
@@ -78,16 +79,16 @@ def serve_main(args: argparse.Namespace) -> int:
     for i, spec in enumerate(args.model):
         name, path = parse_model(spec)
         adapter = args.adapter[i] if i < len(args.adapter) else None
-        loaders[name] = _loader(path, adapter, args.max_length)
+        loaders[name] = _loader(path, adapter, args.max_length, args.dtype)
     uvicorn.run(create_app(loaders, settings), host=args.host, port=args.port, log_level="info")
     return 0
 
 
-def _loader(path: str, adapter: str | None, max_length: int | None):
+def _loader(path: str, adapter: str | None, max_length: int | None, dtype: str | None):
     def load():
         from .serve.models import load_model
 
-        return load_model(path, adapter_path=adapter, max_length=max_length)
+        return load_model(path, adapter_path=adapter, max_length=max_length, dtype=dtype)
 
     return load
 

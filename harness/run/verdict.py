@@ -71,6 +71,7 @@ def judge_scenario(record: dict[str, Any], measure) -> dict[str, Any]:
     if record.get("min_time_reached") is False:
         reasons.append(f"min_time_s {record.get('min_time_s')} not reached in max_repeats {record.get('repeats')} "
                        f"passes ({sum(record.get('pass_s') or []):.3g} s)")
+    reasons += list(record.get("invalid_reasons") or [])  # the scenario's own rules (server: p99 bound, rate)
     cores = record.get("cpu_count") or 1
     for when in ("before", "after"):
         load = record.get(f"load_avg_{when}")

@@ -22,7 +22,9 @@ class NotApplicable(ValueError):
     """A request option this model cannot honour (answered 400)."""
 
 
-def load_model(path: str | os.PathLike, adapter_path: str | None = None, max_length: int | None = None):
+def load_model(
+    path: str | os.PathLike, adapter_path: str | None = None, max_length: int | None = None, dtype: str | None = None
+):
     """The reranker a checkpoint calls for: ``*ForSequenceClassification`` -> MLXCrossEncoder, ``*ForCausalLM`` /
     ``.gguf`` -> Qwen3Reranker (``mlx_cross_encoder.load_reranker``), an encoder without a head (a
     sentence-transformers embedding folder, ``BertModel`` & co.) -> MLXBiEncoderReranker."""
@@ -31,6 +33,8 @@ def load_model(path: str | os.PathLike, adapter_path: str | None = None, max_len
     from ..llm_reranker import load_reranker
 
     options = {"max_length": max_length} if max_length is not None else {}
+    if dtype is not None:
+        options["dtype"] = dtype
     if not str(path).lower().endswith(".gguf"):
         config = load_config(resolve_model_dir(path))
         archs = config.get("architectures") or []
