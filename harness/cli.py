@@ -1,4 +1,4 @@
-"""``harness``: run suites, report results, list what is available.
+"""``harness``: run suites, report results, merge shards, compare results, list what is available.
 
 Exit codes: 0 success; 1 a suite ran but some of its runs failed (they are in the results as errors);
 2 bad input (suite, file, argument), reported on one line without a traceback; 128 + N when stopped by signal N
@@ -60,6 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     if args.report:
         check_writable(args.report, "--report")  # found now, not after hours of measuring
+    shard = None
+    if args.shard is not None:
+        from .run.shard import Shard
+
+        try:
+            shard = Shard.parse(args.shard)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     results, path = run_suite(
         suite,
         output=args.output,
@@ -70,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         train_max_pairs=args.train_max_pairs,
         overwrite=args.overwrite,
         resume=args.resume,
+        shard=shard,
     )
     print(f"results written to {path}", file=sys.stderr)
     _write(build_report([results], [str(path)]), args.report)
@@ -77,6 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(results['runs'])} runs failed (see the status column)", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .results.merge import merge_to
+
+    path = merge_to(args.results, args.output, overwrite=args.overwrite)
+    print(f"{len(args.results)} shards merged into {path}", file=sys.stderr)
     return 0
 
 
@@ -194,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train each model of the suite's train: section on at most N pairs (a reduced trial; "
         "caps the recipe's max_pairs)",
     )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I of N of every dataset's queries (1 <= I <= N; a query's shard is sha256 of its "
+        "id mod N, the same on every machine); recorded in the results; `harness merge` joins the N files",
+    )
     run.add_argument("--report", metavar="FILE", help="also write the leaderboard to this Markdown file")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
@@ -210,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_options(report)
     report.set_defaults(func=cmd_report)
+
+    merge = sub.add_parser(
+        "merge",
+        help="merge the shards of one suite run into one results file",
+        description="Merge the results files of `harness run --shard I/N` (all N shards of one suite, same "
+        "settings, commit and candidates) into one file: per-query quality values joined (metrics equal to an "
+        "unsharded run's), speed pooled pass by pass. Non-comparable, overlapping or missing shards are refused "
+        "with the file and field named (exit 2).",
+    )
+    merge.add_argument("results", nargs="+", metavar="SHARD.json", help="results files of `harness run --shard`")
+    merge.add_argument("--output", required=True, metavar="FILE", help="the merged results file")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    merge.set_defaults(func=cmd_merge)
 
     lister = sub.add_parser(
         "list",

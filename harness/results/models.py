@@ -103,6 +103,19 @@ class ScenarioRecord(Open):
     verdict: Verdict | None = None
 
 
+class ShardRef(Open):
+    index: Annotated[int, Field(strict=True, ge=1)]
+    count: Annotated[int, Field(strict=True, ge=1)]
+
+
+class MergedShard(Open):
+    """One shard file merged by ``harness merge`` (``harness.results.merge``)."""
+
+    file: str
+    shard: str  # "i/n"
+    environment: Environment | None = None
+
+
 class Protocol(Open):
     """How the figures were made: the dataset loader's record, then the reranker's resolved settings."""
 
@@ -125,6 +138,8 @@ class Protocol(Open):
     batch_size: Count = None
     warmup_queries: Count = None
     repeats: Count = None
+    shard: ShardRef | None = None  # harness run --shard: this run's queries are that shard's
+    full_dataset_fingerprint: str | None = None  # sharded runs: the whole dataset's (dataset_fingerprint: the shard's)
 
 
 class TrainBlock(Open):
@@ -220,3 +235,4 @@ class ResultsFile(Open):
     environment: Environment
     runs: list[Run]
     train: TrainSummary | None = None
+    merged_shards: list[MergedShard] | None = None  # harness merge: the shard files, in shard order

@@ -36,6 +36,7 @@ from ..results import (
 )
 from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
+from .shard import Shard, shard_dataset
 from .prepare import (
     PreparedReranker,
     dataset_protocol,
@@ -58,7 +59,12 @@ def _stderr(message: str) -> None:
 
 
 def open_output(
-    suite_name: str, output: str | Path | None, fingerprint: str, overwrite: bool = False, resume: bool = False
+    suite_name: str,
+    output: str | Path | None,
+    fingerprint: str,
+    overwrite: bool = False,
+    resume: bool = False,
+    shard: str | None = None,
 ) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:
     """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)): an ok one is kept
     instead of measuring its step again; one outside this selection (``--only``) is carried over as it is.
@@ -85,6 +91,11 @@ def open_output(
             raise ResultsError(
                 f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
                 "settings or selection; use --overwrite or another --output"
+            )
+        if (old.get("selection") or {}).get("shard") != shard:
+            raise ResultsError(
+                f"{path}: cannot --resume it: selection.shard is {(old.get('selection') or {}).get('shard')!r}, "
+                f"this run's is {shard!r}"
             )
         return path, lock, {(r["dataset"], r["reranker"]): r for r in old["runs"]}
     except BaseException:
@@ -128,6 +139,7 @@ class Execution:
         progress,
         log,
         total: int,
+        shard=None,
     ):
         self.suite, self.results, self.writer, self.workdir, self.kept = suite, results, writer, workdir, kept
         self.max_queries, self.timeout_s, self.progress, self.log, self.total = (
@@ -138,6 +150,7 @@ class Execution:
             total,
         )
         self.prepared: dict[str, PreparedReranker] = {}
+        self.shard = shard  # harness.run.shard.Shard or None
 
     def record(self, run: dict[str, Any], kept: bool = False) -> None:
         self.results["runs"].append(run)
@@ -180,7 +193,18 @@ class Execution:
         try:
             ds = load_dataset(spec, max_queries=self.max_queries, seed=self.suite.seed)
             fingerprint = ds.fingerprint()
+            if self.shard is not None:  # the shard's queries of the loaded, cut dataset
+                full = fingerprint
+                ds = shard_dataset(ds, self.shard)
+                fingerprint = ds.fingerprint()
             protocol = dataset_protocol(ds, spec, self.suite.seed, fingerprint)
+            if self.shard is not None:
+                protocol.update(
+                    shard=self.shard.model_dump(),
+                    full_dataset_fingerprint=full,
+                    n_queries=len(ds.candidates),
+                    n_pairs=sum(len(c) for c in ds.candidates.values()),
+                )
         except Exception as exc:  # every run on this dataset is an error; other datasets go on
             message = f"dataset {spec.name} could not be loaded: {type(exc).__name__}: {exc}"
             base = {
@@ -306,10 +330,13 @@ def run_suite(
     train_max_pairs: int | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    shard: Shard | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run ``suite`` (a ``harness.suite.Suite``); returns the results and where they were written.
 
-    ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite). On an
+    ``train_max_pairs`` caps every model's training pairs (a reduced trial of a training suite). ``shard`` runs
+    only that shard's queries of every dataset (``harness.run.shard``; recorded in ``selection.shard`` and each
+    run's protocol; not for suites with a ``train:`` section). On an
     interruption or a harness error the file is saved with ``complete: false`` and the exception is re-raised
     with ``results_path`` set on it.
     """
@@ -318,11 +345,17 @@ def run_suite(
         raise ValueError(f"--max-queries must be >= 1, got {max_queries}")
     if train_max_pairs is not None and train_max_pairs < 1:
         raise ValueError(f"--train-max-pairs must be >= 1, got {train_max_pairs}")
+    if shard is not None and train_selected:
+        from ..suite import SuiteError
+
+        raise SuiteError(f"--shard: suite {suite.name!r} has a train: section (each shard would train its own models)")
     selection = {"only": list(only) if only else None, "max_queries": max_queries}
     if suite.train is not None:
         selection["train_max_pairs"] = train_max_pairs
-    fingerprint = suite_fingerprint(suite, selection)
-    path, lock, kept = open_output(suite.name, output, fingerprint, overwrite, resume)
+    if shard is not None:
+        selection["shard"] = str(shard)
+    fingerprint = suite_fingerprint(suite, selection)  # the shard is not part of it: shards of one suite merge
+    path, lock, kept = open_output(suite.name, output, fingerprint, overwrite, resume, selection.get("shard"))
     writer = ResultsWriter(path, log)
     results: dict[str, Any] | None = None
     try:
@@ -349,6 +382,7 @@ def run_suite(
                     progress=progress,
                     log=log,
                     total=len(carried) + len(steps),
+                    shard=shard,
                 )
                 for old in carried:
                     run.record(old, kept=True)
