@@ -60,7 +60,9 @@ def _shards(docs: list[tuple[str, dict]]) -> list[tuple[str, dict, Any]]:
     seen: dict[int, str] = {}
     for path, _, shard in out:
         if shard.count != count:
-            raise MergeError(f"{path}: selection.shard: {shard} is not of {count} shards like {out[0][0]} ({out[0][2]})")
+            raise MergeError(
+                f"{path}: selection.shard: {shard} is not of {count} shards like {out[0][0]} ({out[0][2]})"
+            )
         if shard.index in seen:
             raise MergeError(f"{path}: selection.shard: {shard} overlaps {seen[shard.index]} (also {shard})")
         seen[shard.index] = path
@@ -92,7 +94,9 @@ def _check_comparable(shards: list[tuple[str, dict, Any]]) -> None:
         b = {k: v for k, v in (doc.get("selection") or {}).items() if k != "shard"}
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
-                raise MergeError(f"{path}: selection.{key}: {_short(b.get(key))} differs from {first_path}'s {_short(a.get(key))}")
+                raise MergeError(
+                    f"{path}: selection.{key}: {_short(b.get(key))} differs from {first_path}'s {_short(a.get(key))}"
+                )
         other = ((doc.get("environment") or {}).get("git") or {}).get("commit")
         if other != commit:
             raise MergeError(f"{path}: environment.git.commit: {other} differs from {first_path}'s {commit}")
@@ -111,7 +115,9 @@ def _check_comparable(shards: list[tuple[str, dict, Any]]) -> None:
                         f"from {first_path}'s {_short(base['protocol'].get(name))}"
                     )
             if run["status"] == base["status"] == "ok" and run.get("device") != base.get("device"):
-                raise MergeError(f"{path}: {_label(i, run)}.device: {run.get('device')} differs from {first_path}'s {base.get('device')}")
+                raise MergeError(
+                    f"{path}: {_label(i, run)}.device: {run.get('device')} differs from {first_path}'s {base.get('device')}"
+                )
 
 
 def merge_files(paths: list[str | Path]) -> dict[str, Any]:
@@ -124,7 +130,10 @@ def merge_files(paths: list[str | Path]) -> dict[str, Any]:
     _check_comparable(shards)
     first = shards[0][1]
     machines = {
-        ((doc.get("environment") or {}).get("chip", {}).get("name"), (doc.get("environment") or {}).get("hostname_hash"))
+        (
+            (doc.get("environment") or {}).get("chip", {}).get("name"),
+            (doc.get("environment") or {}).get("hostname_hash"),
+        )
         for _, doc, _ in shards
     }
     measure = first.get("measure") or {}

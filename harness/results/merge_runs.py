@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 SHARD_ONLY = ("shard", "full_dataset_fingerprint")
 
 
@@ -88,7 +86,9 @@ def _speed(parts: list[tuple[str, dict]]) -> tuple[dict, dict | None, list[float
         records = [run["scenarios"][name] for run in runs]
         passes = min(r["repeats"] for r in records)
         if any(r["repeats"] != passes for r in records):
-            warnings.append(f"{name}: shards made {sorted({r['repeats'] for r in records})} passes; pooled over {passes}")
+            warnings.append(
+                f"{name}: shards made {sorted({r['repeats'] for r in records})} passes; pooled over {passes}"
+            )
         pooled = None
         if name == "single_query":
             split = [_split_passes(run["latency_samples_ms"], run["perf"]["queries"], passes) for run in runs]

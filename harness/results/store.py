@@ -87,7 +87,7 @@ def _label(obj: Any, path: str) -> str:
     if m and isinstance(runs, list) and int(m.group(1)) < len(runs) and isinstance(runs[int(m.group(1))], dict):
         run = runs[int(m.group(1))]
         if isinstance(run.get("reranker"), str) and isinstance(run.get("dataset"), str):
-            return f"{m.group(0)} ({run['reranker']} on {run['dataset']}){path[m.end():]}"
+            return f"{m.group(0)} ({run['reranker']} on {run['dataset']}){path[m.end() :]}"
     return path
 
 

@@ -36,7 +36,6 @@ from ..results import (
 )
 from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
-from .shard import Shard, shard_dataset
 from .prepare import (
     PreparedReranker,
     dataset_protocol,
@@ -46,6 +45,7 @@ from .prepare import (
     scored_run,
     write_dataset_file,
 )
+from .shard import Shard, shard_dataset
 from .spawn import spawn_worker
 from .verdict import judge_run
 from .worker import MeasureJob

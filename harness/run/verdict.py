@@ -63,14 +63,20 @@ def judge_scenario(record: dict[str, Any], measure) -> dict[str, Any]:
     tol = record.get("score_tolerance") or {}
     bound = f"atol {tol.get('atol')} + rtol {tol.get('rtol')} x |score|"
     if record.get("repeats_agree") is False:
-        reasons.append(f"scores differ between repeats (max |diff| {record.get('max_repeat_abs_diff', 0.0):.3g}; "
-                       f"tolerance {bound})")
+        reasons.append(
+            f"scores differ between repeats (max |diff| {record.get('max_repeat_abs_diff', 0.0):.3g}; "
+            f"tolerance {bound})"
+        )
     elif record.get("scores_agree") is False:
-        reasons.append(f"scores differ from the evaluated scores (max |diff| {record.get('max_abs_diff', 0.0):.3g}; "
-                       f"tolerance {bound})")
+        reasons.append(
+            f"scores differ from the evaluated scores (max |diff| {record.get('max_abs_diff', 0.0):.3g}; "
+            f"tolerance {bound})"
+        )
     if record.get("min_time_reached") is False:
-        reasons.append(f"min_time_s {record.get('min_time_s')} not reached in max_repeats {record.get('repeats')} "
-                       f"passes ({sum(record.get('pass_s') or []):.3g} s)")
+        reasons.append(
+            f"min_time_s {record.get('min_time_s')} not reached in max_repeats {record.get('repeats')} "
+            f"passes ({sum(record.get('pass_s') or []):.3g} s)"
+        )
     reasons += list(record.get("invalid_reasons") or [])  # the scenario's own rules (server: p99 bound, rate)
     cores = record.get("cpu_count") or 1
     for when in ("before", "after"):

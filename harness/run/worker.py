@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .verdict import SCORE_TOLERANCE, score_check
-
 # Installs the import hook that loads the optimized BLAS right before mlx.core, whoever imports it later in this
 # worker (the import itself loads no MLX, so torch workers are unaffected).
 import mlx_cross_encoder  # noqa: F401
+
+from .verdict import SCORE_TOLERANCE, score_check
 
 TRACEBACK_LINES = 20
 
@@ -152,8 +152,14 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     n_tokens = int(sum(int(q.tokens.sum()) for q in prepared))
     warmup = min(job.warmup_queries, len(prepared))
     ctx_args = {
-        "backend": backend, "queries": prepared, "repeats": job.repeats, "min_time_s": job.min_time_s,
-        "max_repeats": job.max_repeats, "warmup_queries": warmup, "job": job, "label": f"{spec.name} · {data['name']}",
+        "backend": backend,
+        "queries": prepared,
+        "repeats": job.repeats,
+        "min_time_s": job.min_time_s,
+        "max_repeats": job.max_repeats,
+        "warmup_queries": warmup,
+        "job": job,
+        "label": f"{spec.name} · {data['name']}",
         "progress": job.progress,
     }
     outcomes = _measure_scenarios(job, ctx_args)

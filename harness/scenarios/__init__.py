@@ -45,8 +45,19 @@ SCENARIOS: dict[str, ScenarioInfo] = {
         description="MLPerf Server: requests at a target rate or from N clients over HTTP (backend http, or mlx: "
         "the harness starts mlx-cross-encoder serve); queries/s, p50/p90/p99; VALID when p99 and rate hold",
         options=frozenset(
-            {"concurrency", "target_qps", "duration_s", "warmup_s", "p99_ms", "rate_tolerance", "timeout_s", "seed",
-             "startup_timeout_s", "max_batch_pairs", "max_queue"}
+            {
+                "concurrency",
+                "target_qps",
+                "duration_s",
+                "warmup_s",
+                "p99_ms",
+                "rate_tolerance",
+                "timeout_s",
+                "seed",
+                "startup_timeout_s",
+                "max_batch_pairs",
+                "max_queue",
+            }
         ),
     ),
 }

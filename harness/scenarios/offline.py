@@ -40,8 +40,13 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     if ctx.warmup_queries > 0:
         for b in {0, len(inputs) - 1}:
             backend.predict(inputs[b], len(inputs[b]))
-    bar = tqdm(total=ctx.repeats * len(inputs), desc=f"{ctx.label} offline", unit="batch", file=sys.stderr,
-               disable=not ctx.progress)
+    bar = tqdm(
+        total=ctx.repeats * len(inputs),
+        desc=f"{ctx.label} offline",
+        unit="batch",
+        file=sys.stderr,
+        disable=not ctx.progress,
+    )
 
     def one_pass() -> TimedPass:
         scores = np.empty(len(flat), dtype=np.float32)

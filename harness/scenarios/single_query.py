@@ -15,8 +15,9 @@ from .base import ScenarioContext, ScenarioOutcome, TimedPass, load_average, now
 def latency(samples_ms: list[float]) -> Latency:
     arr = np.asarray(samples_ms, dtype=np.float64)
     p50, p90, p95, p99 = (float(np.percentile(arr, q)) for q in (50, 90, 95, 99))
-    return Latency(p50=p50, p90=p90, p95=p95, p99=p99, mean=float(arr.mean()), min=float(arr.min()),
-                   max=float(arr.max()))
+    return Latency(
+        p50=p50, p90=p90, p95=p95, p99=p99, mean=float(arr.mean()), min=float(arr.min()), max=float(arr.max())
+    )
 
 
 def measure(ctx: ScenarioContext) -> ScenarioOutcome:
@@ -26,8 +27,13 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     pairs = [q.pairs for q in ctx.queries]
     for p in pairs[: min(ctx.warmup_queries, len(pairs))]:
         backend.predict(p, backend.batch_size)
-    bar = tqdm(total=ctx.repeats * len(pairs), desc=f"{ctx.label} single_query", unit="q", file=sys.stderr,
-               disable=not ctx.progress)
+    bar = tqdm(
+        total=ctx.repeats * len(pairs),
+        desc=f"{ctx.label} single_query",
+        unit="q",
+        file=sys.stderr,
+        disable=not ctx.progress,
+    )
 
     def one_pass() -> TimedPass:
         samples, scores = [], []

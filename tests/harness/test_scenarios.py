@@ -107,7 +107,9 @@ def test_min_time_s_adds_passes_until_reached_and_max_repeats_bounds_them():
 def test_measure_keys_are_checked_with_their_field_paths():
     data = {
         "name": "x",
-        "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}],
+        "datasets": [
+            {"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}
+        ],
         "rerankers": [{"name": "a", "backend": "mlx", "model": "local:x"}],
         "measure": {
             "scenarios": ["offline", "offline", "bogus"],

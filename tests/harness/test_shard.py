@@ -35,8 +35,9 @@ def test_a_query_has_one_shard_whatever_the_process_hash_seed():
     code = "import json,sys; from harness.run.shard import shard_of; print(json.dumps([shard_of(q, 3) for q in json.load(sys.stdin)]))"
     for seed in ("1", "2"):  # Python's hash() would differ between these processes
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(qids), capture_output=True, text=True,
-                             env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], input=json.dumps(qids), capture_output=True, text=True, env=env, check=True
+        )
         assert json.loads(out.stdout) == shards
 
 
@@ -54,7 +55,9 @@ def shard_files(tmp_path_factory):
     data = {
         "name": "shard-test",
         "metrics": ["ndcg@10", "mrr@10"],
-        "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}],
+        "datasets": [
+            {"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}
+        ],
         "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
         "measure": {"warmup_queries": 1, "repeats": 2, "scenarios": ["single_query", "offline"], **LENIENT},
     }
@@ -109,12 +112,21 @@ def write(doc, path):
     [
         (lambda s1, s2: [s1], r"missing shards: 2/2 \(given: 1/2\)"),
         (lambda s1, s2: [s1, s1], r"selection.shard: 1/2 overlaps"),
-        (lambda s1, s2: [s1, {**s2, "selection": {**s2["selection"], "shard": "2/3"}}], r"selection.shard: 2/3 is not of 2 shards"),
+        (
+            lambda s1, s2: [s1, {**s2, "selection": {**s2["selection"], "shard": "2/3"}}],
+            r"selection.shard: 2/3 is not of 2 shards",
+        ),
         (lambda s1, s2: [s1, {**s2, "selection": {**s2["selection"], "shard": None}}], r"selection.shard: not a shard"),
         (lambda s1, s2: [s1, {**s2, "measure": {**s2["measure"], "repeats": 5}}], r"b\.json: measure: "),
         (lambda s1, s2: [s1, {**s2, "fingerprint": "0" * 64}], r"b\.json: fingerprint: "),
-        (lambda s1, s2: [s1, {**s2, "complete": False, "incomplete_reason": "interrupted by SIGTERM"}], r"b\.json: complete: False \(interrupted by SIGTERM\)"),
-        (lambda s1, s2: [s1, {**s2, "selection": {**s2["selection"], "max_queries": 3}}], r"b\.json: selection\.max_queries: 3"),
+        (
+            lambda s1, s2: [s1, {**s2, "complete": False, "incomplete_reason": "interrupted by SIGTERM"}],
+            r"b\.json: complete: False \(interrupted by SIGTERM\)",
+        ),
+        (
+            lambda s1, s2: [s1, {**s2, "selection": {**s2["selection"], "max_queries": 3}}],
+            r"b\.json: selection\.max_queries: 3",
+        ),
     ],
     ids=["missing", "overlap", "count", "unsharded", "measure", "suite-fingerprint", "incomplete", "selection"],
 )
@@ -143,6 +155,12 @@ def test_resume_keeps_its_own_shard_and_refuses_another(shard_files, tmp_path):
     path = write(load_results(shard_files["s1"]), tmp_path / "s1.json")
     with pytest.raises(ResultsError, match=r"selection\.shard is '1/2', this run's is '2/2'"):
         run_suite(shard_files["suite"], output=path, resume=True, progress=False, shard=Shard(index=2, count=2))
-    results, _ = run_suite(shard_files["suite"], output=path, resume=True, progress=False,
-                           environment={"chip": {"name": "test"}}, shard=Shard(index=1, count=2))
+    results, _ = run_suite(
+        shard_files["suite"],
+        output=path,
+        resume=True,
+        progress=False,
+        environment={"chip": {"name": "test"}},
+        shard=Shard(index=1, count=2),
+    )
     assert runs_of(results)["mlx"]["per_query"] == runs_of(load_results(shard_files["s1"]))["mlx"]["per_query"]

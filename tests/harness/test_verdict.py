@@ -69,8 +69,14 @@ def test_each_reason_makes_the_scenario_and_the_run_invalid(record, reason):
 
 @pytest.mark.parametrize(
     ("dtype", "diff", "agree"),
-    [("float32", 5e-5, True), ("float32", 1e-3, False), ("float16", 5e-3, True), ("float16", 5e-2, False),
-     ("bfloat16", 3e-2, True), ("bfloat16", 0.2, False)],
+    [
+        ("float32", 5e-5, True),
+        ("float32", 1e-3, False),
+        ("float16", 5e-3, True),
+        ("float16", 5e-2, False),
+        ("bfloat16", 3e-2, True),
+        ("bfloat16", 0.2, False),
+    ],
 )
 def test_score_check_uses_the_dtypes_tolerance(dtype, diff, agree):
     reference = [np.array([0.25, 0.5], dtype=np.float32), np.array([], dtype=np.float32)]
@@ -128,4 +134,5 @@ def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty
     assert drifting["metrics"] == steady_run["metrics"]  # quality from the first pass: the drift keeps the order
 
     assert any(r.startswith("single_query: scores differ between repeats") for r in drifting["verdict"]["reasons"])
-    assert "INVALID" in build_report([load_results(out)], [str(out)])  # the report's cells: tests/harness/test_report.py
+    # the report's cells are tested in tests/harness/test_report.py
+    assert "INVALID" in build_report([load_results(out)], [str(out)])
