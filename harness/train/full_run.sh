@@ -6,7 +6,8 @@
 #   DRY=1 bash harness/train/full_run.sh    the same steps at toy scale on a CPU (3 training queries, 1 epoch,
 #                                           2 pairs per dev query, 1 test query), one stack after the other
 # Env: PY (python, default python3), OUT (default /tmp/train-full-out), ONLY (model names, default all three),
-# STEP_TIMEOUT (seconds per harness run, default 540).
+# BUDGET_S (seconds all harness runs must end within, default 560). Each (model, backend) is its own harness run
+# and results file: results/train-full-<h200|dry>-<model>-<mlx|torch>.json.
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/train-full-out}
@@ -24,8 +25,10 @@ mkdir -p "$OUT"
 SUITE=suites/train-full.yaml
 TEACHER=results/quality-teacher-minilm-bi.run
 TAG=h200
+[ "${DRY:-0}" = 1 ] && TAG=dry
+LOGS=/tmp/train-full-logs-$TAG; rm -rf $LOGS; mkdir -p $LOGS
 if [ "${DRY:-0}" = 1 ]; then
-  TAG=dry; TEACHER=/tmp/train-full-dry-teacher.run
+  TEACHER=/tmp/train-full-dry-teacher.run
   $PY -m harness.train.teacher $SUITE $TEACHER --max-queries 3 || exit 1
   SUITE=suites/.train-full-dry.yaml   # git-ignored? no: removed at the end; paths stay relative to suites/
   $PY - "$TEACHER" <<'PYEOF' || exit 1
@@ -40,22 +43,22 @@ open("suites/.train-full-dry.yaml", "w").write(yaml.safe_dump(s, sort_keys=False
 PYEOF
   EXTRA="--max-queries 1"
 else
-  $PY -m harness.train.teacher $SUITE $TEACHER --batch-size 256 > "$OUT/teacher.log" 2>&1; echo "teacher rc $?"; tail -2 "$OUT/teacher.log"
+  $PY -m harness.train.teacher $SUITE $TEACHER --batch-size 256 > $LOGS/teacher.log 2>&1; echo "teacher rc $?"; tail -2 $LOGS/teacher.log
   EXTRA=""
 fi
 cp $TEACHER "$OUT/quality-teacher-minilm-bi.run" 2>/dev/null
-run_stack() {  # $1 = mlx | torch
-  names=""; for m in $ONLY; do names="$names $m-$1"; done
-  timeout "${STEP_TIMEOUT:-540}" $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run $SUITE \
-    --only $names dl20 noveleval --output results/train-full-$TAG-$1.json --overwrite --no-progress $EXTRA \
-    > "$OUT/train-full-$TAG-$1.log" 2>&1
-  echo "$1 rc $?"
+END=$(( $(date +%s) + ${BUDGET_S:-560} ))  # every harness run ends by then (one device command is at most 600 s)
+run_model() {  # $1 = model, $2 = mlx | torch: one harness run, its own results file (a kill loses only this one)
+  left=$(( END - $(date +%s) )); [ $left -gt 20 ] || { echo "$1-$2 skipped: no time left"; return; }
+  timeout $left $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run $SUITE \
+    --only $1-$2 dl20 noveleval --output results/train-full-$TAG-$1-$2.json --overwrite --no-progress $EXTRA \
+    > "$LOGS/$1-$2.log" 2>&1
+  echo "$1-$2 rc $? at $(( $(date +%s) - END + ${BUDGET_S:-560} )) s"
 }
-if [ "${DRY:-0}" = 1 ]; then run_stack mlx; run_stack torch; else run_stack mlx & run_stack torch & wait; fi
-for b in mlx torch; do
-  cp results/train-full-$TAG-$b.json "$OUT/" 2>/dev/null
-  grep -E "Error|error|Traceback" "$OUT/train-full-$TAG-$b.log" | head -5
-  tail -12 "$OUT/train-full-$TAG-$b.log" | cut -c1-220
-done
+lane() { for m in $ONLY; do run_model $m $1; done; }
+if [ "${DRY:-0}" = 1 ]; then lane mlx; lane torch; else lane mlx & lane torch & wait; fi
+for f in results/train-full-$TAG-*.json; do cp "$f" "$OUT/"; done
+tar -czf "$OUT/logs-$TAG.tgz" -C $LOGS . 2>/dev/null
+for f in $LOGS/*-mlx.log $LOGS/*-torch.log; do echo "== $f"; grep -E "Error|Traceback" "$f" | head -3; grep -E "^\[train|ok:|error" "$f" | head -4 | cut -c1-250; done
 [ "${DRY:-0}" = 1 ] && rm -f suites/.train-full-dry.yaml
 exit 0

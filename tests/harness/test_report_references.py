@@ -1,0 +1,65 @@
+"""harness.report.references: first stages scored against ranx, significance against the first stage and between an
+MLX run and its PyTorch twin (paired randomization test, Holm), reference lines printed as references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ranx import Qrels, Run, evaluate
+from test_train_suite import write_candidates
+
+from harness.metrics import randomization_p_value
+from harness.report.references import first_stage_metrics, quality_appendix, significance_rows
+from harness.sources import read_candidates, read_trec_qrels
+
+
+def test_first_stage_metrics_equal_ranx_on_the_file_order(tmp_path):
+    write_candidates(tmp_path, "c", 6, seed=3, qid_base=10)
+    means, n = first_stage_metrics(tmp_path / "c.json", tmp_path / "c.qrels", relevance_level=2)
+    queries, ranked, _ = read_candidates(tmp_path / "c.json")
+    qrels = read_trec_qrels(tmp_path / "c.qrels")
+    run = {q: {d: float(100 - i) for i, (d, _) in enumerate(ranked[q])} for q in queries}
+    want = evaluate(Qrels(qrels), Run(run), ["ndcg@10"])
+    assert n == 6 and means["ndcg@10"] == pytest.approx(want, abs=1e-9)
+    binary = {q: {d: int(g >= 2) for d, g in docs.items()} for q, docs in qrels.items()}
+    assert means["mrr@10"] == pytest.approx(evaluate(Qrels(binary), Run(run), ["mrr@10"]), abs=1e-9)
+
+
+def _run(name, backend, fp, values, dataset="dl20"):
+    return {
+        "reranker": name,
+        "backend": backend,
+        "dataset": dataset,
+        "status": "ok",
+        "protocol": {"dataset_fingerprint": fp},
+        "metrics": {"ndcg@10": float(np.mean(list(values.values())))},
+        "per_query": {"ndcg@10": values},
+    }
+
+
+def test_significance_against_the_first_stage_and_the_twin_on_the_same_candidates():
+    rng = np.random.default_rng(0)
+    qids = [f"q{i}" for i in range(30)]
+    bm25 = {q: float(v) for q, v in zip(qids, rng.uniform(0.2, 0.6, 30))}
+    mlx = {q: bm25[q] + 0.2 + float(rng.normal(0, 0.05)) for q in qids}
+    torch_same = {q: mlx[q] + float(rng.normal(0, 0.01)) for q in qids}
+    torch_other = {q: 0.0 for q in qids}  # other candidates: never the twin
+    results = [
+        {"runs": [_run("bm25", "first_stage", "B", bm25), _run("m-torch", "torch", "B", torch_other)]},
+        {"runs": [_run("bm25", "first_stage", "A", bm25), _run("m-mlx", "mlx", "A", mlx)]},
+        {"runs": [_run("bm25", "first_stage", "A", bm25), _run("m-torch", "torch", "A", torch_same)]},
+    ]
+    tables = significance_rows(results)
+    rows = {r["reranker"]: r for r in tables[("dl20", "A")]}
+    x, y = np.array([bm25[q] for q in qids]), np.array([mlx[q] for q in qids])
+    delta, p, n = rows["m-mlx"]["vs_first"]
+    assert (n, delta, p) == (30, pytest.approx(float(np.mean(y - x))), pytest.approx(randomization_p_value(x, y)))
+    assert rows["m-mlx"]["vs_first_holm"] == pytest.approx(min(1.0, 2 * p))  # Holm over the table's two rows
+    assert rows["m-mlx"]["vs_first_holm"] < 0.05
+    t = np.array([torch_same[q] for q in qids])
+    assert rows["m-mlx"]["twin"] == "m-torch"
+    assert rows["m-mlx"]["vs_twin"][0] == pytest.approx(float(np.mean(y - t)))
+    assert "twin" not in rows["m-torch"]
+    text = quality_appendix(results, "no-such-dir")
+    assert "| dl19 | cross-encoder/ms-marco-MiniLM-L-6-v2" in text and "0.7430" in text
+    assert "References (published figures, not runs)" in text
