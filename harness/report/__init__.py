@@ -128,7 +128,7 @@ def markdown_rows(rows: list[Row], metrics: list[str]) -> pd.DataFrame:
             cells["vs torch twin"] = _twin_cell(r, primary)
         if ok:
             status = "ok" + "".join(f"; ⚠ {w}" for w in r.warnings)
-            status += "".join(f"; INVALID: {reason}" for reason in r.invalid)
+            status += f"; INVALID: {'; '.join(r.invalid)}" if r.invalid else ""
         else:
             status = "error: " + (r.error or "").splitlines()[0] if r.error else "error"
         cells["status"] = _cell(status)

@@ -191,11 +191,11 @@ def dataset_rows(
 
 
 def _invalid_reasons(run: dict) -> list[str]:
+    """The run's verdict reasons (schema 3: already prefixed by scenario), else its scenarios' reasons."""
     reasons = list((run.get("verdict") or {}).get("reasons") or [])
-    for name, rec in (run.get("scenarios") or {}).items():
-        for reason in (rec.get("verdict") or {}).get("reasons") or []:
-            if reason not in reasons:
-                reasons.append(reason if name == SINGLE_QUERY else f"{name}: {reason}")
+    if not reasons:
+        for name, rec in (run.get("scenarios") or {}).items():
+            reasons += [f"{name}: {reason}" for reason in (rec.get("verdict") or {}).get("reasons") or []]
     return reasons
 
 

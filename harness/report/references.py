@@ -149,23 +149,69 @@ def _test_cell(row: dict, name: str) -> str:
     return f"{delta:+.4f} (p={p:.3g}{', significant' if p < ALPHA else ''}; {n} q)"
 
 
+def learning_curves(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Dev ``PRIMARY`` at each evaluation of every training in the results (``train.models[i].evaluations``), one
+    column per trained model, one row per update at which any was evaluated; ``*`` marks each one's chosen
+    checkpoint (its best dev value)."""
+    curves: dict[str, dict[int, float]] = {}
+    best: dict[str, int | None] = {}
+    for res in results:
+        for block in (res.get("train") or {}).get("models") or []:
+            name = f"{block.get('model')}-{block.get('backend')}"
+            points = {e["step"]: e["metrics"].get(PRIMARY) for e in block.get("evaluations") or []}
+            if points:
+                curves[name], best[name] = points, block.get("best_step")
+    if not curves:
+        return []
+    names = sorted(curves)
+    steps = sorted({s for c in curves.values() for s in c})
+    lines = ["| update | " + " | ".join(names) + " |", "|--:|" + "--:|" * len(names)]
+    for step in steps:
+        cells = []
+        for n in names:
+            v = curves[n].get(step)
+            cells.append("" if v is None else f"{v:.4f}" + ("*" if best[n] == step else ""))
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def quality_appendix(results: Sequence[dict[str, Any]], data_dir: str | Path) -> str:
     """The Markdown appendix: references, first stages, significance tables (see the module docstring)."""
     lines = ["## References (published figures, not runs)", ""]
     lines += ["| dataset | system | metric | value | protocol | source |", "|:--|:--|:--|--:|:--|:--|"]
-    lines += [f"| {r.dataset} | {r.system} | {r.metric} | {r.value:.4f} | {r.protocol} | {r.source} |" for r in REFERENCES]
+    lines += [
+        f"| {r.dataset} | {r.system} | {r.metric} | {r.value:.4f} | {r.protocol} | {r.source} |" for r in REFERENCES
+    ]
     lines += ["", "## First stages of the shared candidate lists (file order, no reranking)", ""]
-    lines += [f"Computed from `{data_dir}` with `harness.metrics.evaluate` (trec_eval semantics, relevant = grade ≥ 2)"
-              " over each list's judged queries.", ""]
+    lines += [
+        f"Computed from `{data_dir}` with `harness.metrics.evaluate` (trec_eval semantics, relevant = grade ≥ 2)"
+        " over each list's judged queries.",
+        "",
+    ]
     lines += first_stage_table(Path(data_dir))
-    lines += ["", f"## Significance of {PRIMARY}", "",
-              "Paired randomization test on per-query values (10,000 sign flips, seed 0), Holm-corrected over the "
-              f"rows of each table; significant at α = {ALPHA}. Δ vs first stage: the run minus the first stage it "
-              "reranks (same results file); Δ vs twin: an MLX-trained model minus its PyTorch-trained twin.", ""]
+    lines += [
+        "",
+        f"## Significance of {PRIMARY}",
+        "",
+        "Paired randomization test on per-query values (10,000 sign flips, seed 0), Holm-corrected over the "
+        f"rows of each table; significant at α = {ALPHA}. Δ vs first stage: the run minus the first stage it "
+        "reranks (same results file); Δ vs twin: an MLX-trained model minus its PyTorch-trained twin.",
+        "",
+    ]
+    curves = learning_curves(results)
+    if curves:
+        lines += ["", f"## Learning curves: dev {PRIMARY} per evaluation", "",
+                  "Each dev query's full candidate list ranked, as the test ranks its lists; * = the checkpoint kept.",
+                  ""] + curves + [""]
     for (dataset, fp), rows in significance_rows(results).items():
         first = rows[0]["first_stage"]
-        lines += [f"### {dataset} (first stage `{first['reranker']}` {first['metrics'][PRIMARY]:.4f}, candidates "
-                  f"`{fp[:12]}`)", "", f"| reranker | {PRIMARY} | Δ vs first stage | Δ vs twin |", "|:--|--:|:--|:--|"]
+        lines += [
+            f"### {dataset} (first stage `{first['reranker']}` {first['metrics'][PRIMARY]:.4f}, candidates "
+            f"`{fp[:12]}`)",
+            "",
+            f"| reranker | {PRIMARY} | Δ vs first stage | Δ vs twin |",
+            "|:--|--:|:--|:--|",
+        ]
         for r in sorted(rows, key=lambda r: -r["value"]):
             twin = f"`{r['twin']}` " + _test_cell(r, "vs_twin") if "twin" in r else ""
             lines.append(f"| {r['reranker']} | {r['value']:.4f} | {_test_cell(r, 'vs_first')} | {twin} |")
