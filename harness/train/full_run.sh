@@ -6,7 +6,7 @@
 #   DRY=1 bash harness/train/full_run.sh    the same steps at toy scale on a CPU (3 training queries, 1 epoch,
 #                                           2 pairs per dev query, 1 test query), one stack after the other
 # Env: PY (python, default python3), OUT (default /tmp/train-full-out), ONLY (model names, default all three),
-# BUDGET_S (seconds all harness runs must end within, default 560). Each (model, backend) is its own harness run
+# DEADLINE (epoch seconds all harness runs end by; default BUDGET_S=560 s from the training start). Each (model, backend) is its own harness run
 # and results file: results/train-full-<h200|dry>-<model>-<mlx|torch>.json.
 set -u
 PY=${PY:-python3}
@@ -47,13 +47,13 @@ else
   EXTRA=""
 fi
 cp $TEACHER "$OUT/quality-teacher-minilm-bi.run" 2>/dev/null
-END=$(( $(date +%s) + ${BUDGET_S:-560} ))  # every harness run ends by then (one device command is at most 600 s)
+END=${DEADLINE:-$(( $(date +%s) + ${BUDGET_S:-560} ))}  # every harness run ends by then (a device command: <= 600 s)
 run_model() {  # $1 = model, $2 = mlx | torch: one harness run, its own results file (a kill loses only this one)
   left=$(( END - $(date +%s) )); [ $left -gt 20 ] || { echo "$1-$2 skipped: no time left"; return; }
   timeout $left $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run $SUITE \
     --only $1-$2 dl20 noveleval --output results/train-full-$TAG-$1-$2.json --overwrite --no-progress $EXTRA \
     > "$LOGS/$1-$2.log" 2>&1
-  echo "$1-$2 rc $? at $(( $(date +%s) - END + ${BUDGET_S:-560} )) s"
+  echo "$1-$2 rc $? ($(( END - $(date +%s) )) s left)"
 }
 lane() { for m in $ONLY; do run_model $m $1; done; }
 if [ "${DRY:-0}" = 1 ]; then lane mlx; lane torch; else lane mlx & lane torch & wait; fi
