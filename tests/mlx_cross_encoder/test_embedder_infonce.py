@@ -89,24 +89,30 @@ def test_full_fine_tuning_matches_sentence_transformers_mnrl_update_for_update(s
     np.testing.assert_allclose(after, st.encode(builders.DOCUMENTS, convert_to_numpy=True), atol=1e-4, rtol=0)
 
 
-def test_lora_on_a_decoder_trains_only_the_adapters(tmp_path):
+@pytest.mark.parametrize("family", ["decoder", "encoder"])
+def test_lora_trains_only_the_adapters(tmp_path, family):
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
     from mlx_cross_encoder import MLXEmbedder
 
-    folder = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=1)
-    mlx = MLXEmbedder(folder, pooling="lasttoken", max_length=32)
-    base = {k: np.array(v) for k, v in tree_flatten(mlx.model.model.parameters())}
+    if family == "decoder":
+        folder = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=1)
+        mlx = MLXEmbedder(folder, pooling="lasttoken", max_length=32)
+        with pytest.raises(ValueError, match="LoRA"):
+            InfoNCETrainer(MLXEmbedder(folder), InfoNCESettings(fine_tune="full"))
+    else:
+        mlx = MLXEmbedder(builders.bert_cross_encoder(tmp_path / "bert", seed=1), max_length=32)
+    module = mlx.model.model if mlx.is_decoder else mlx.model
+    base = {k: np.array(v) for k, v in tree_flatten(module.parameters())}
     examples = _examples()
     trainer = InfoNCETrainer(mlx, InfoNCESettings(fine_tune="lora", batch_size=3, epochs=3, learning_rate=2e-2))
-    assert trainer.adapter_config["keys"] and all(k.endswith("_proj") for k in trainer.adapter_config["keys"])
-    with pytest.raises(ValueError, match="LoRA"):
-        InfoNCETrainer(MLXEmbedder(folder), InfoNCESettings(fine_tune="full"))
+    keys = trainer.adapter_config["keys"]
+    assert keys and all(k.endswith("_proj") if mlx.is_decoder else "classifier" not in k for k in keys)
     first = float(trainer.loss(*_batch(examples)))
     summary = trainer.train(examples)
     assert float(trainer.loss(*_batch(examples))) < first and summary["steps"] >= 6
-    after = dict(tree_flatten(mlx.model.model.parameters()))
+    after = dict(tree_flatten(module.parameters()))
     frozen = {k: v for k, v in after.items() if "lora_" not in k}
     assert {k.replace(".linear.", ".") for k in frozen} == set(base)  # LoRALinear wraps the base as .linear
     assert all(np.array_equal(np.array(v), base[k.replace(".linear.", ".")]) for k, v in frozen.items())
