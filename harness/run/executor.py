@@ -23,17 +23,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..environment import capture_environment
 from ..results import (
     FIRST_STAGE,
     SCHEMA_VERSION,
     OutputLock,
     ResultsError,
+    ResultsFile,
     ResultsWriter,
+    Run,
+    ScenarioRecord,
+    TrainBlock,
     check_writable,
     claim_default_output,
     load_results,
 )
+from ..results.models import Verdict
 from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
 from .prepare import (
@@ -97,18 +104,22 @@ def open_output(
                 f"{path}: cannot --resume it: selection.shard is {(old.get('selection') or {}).get('shard')!r}, "
                 f"this run's is {shard!r}"
             )
-        return path, lock, {(r["dataset"], r["reranker"]): r for r in old["runs"]}
+        return path, lock, {(r["dataset"], r["reranker"]): Run.model_validate(r) for r in old["runs"]}
     except BaseException:
         lock.release()
         raise
 
 
-def _describe(run: dict[str, Any]) -> str:
-    if run["status"] != "ok":
-        return f"error: {run['error'].splitlines()[0]}"
-    parts = [f"{m} {v:.4f}" for m, v in list(run["metrics"].items())[:2] if v is not None]
-    if run.get("perf"):
-        parts.append(f"{run['perf']['pairs_per_s']:.1f} pairs/s on {run['device']}")
+def _describe(run: Run) -> str:
+    if run.status != "ok":
+        return f"error: {(run.error or '').splitlines()[0]}"
+    parts = [f"{m} {v:.4f}" for m, v in list(run.metrics.items())[:2] if v is not None]
+    speeds = {name: rec.pairs_per_s for name, rec in (run.scenarios or {}).items()}
+    for name, rates in speeds.items():
+        median = float(np.median([r for r in rates if r is not None] or [np.nan]))
+        parts.append(f"{name} {median:.1f} pairs/s")
+    if speeds:
+        parts[-1] += f" on {run.device}"
     return "ok: " + ", ".join(parts)
 
 
@@ -129,7 +140,7 @@ class Execution:
     def __init__(
         self,
         suite,
-        results: dict,
+        results: ResultsFile,
         writer: ResultsWriter,
         workdir: Path,
         kept: dict,
@@ -152,13 +163,14 @@ class Execution:
         self.prepared: dict[str, PreparedReranker] = {}
         self.shard = shard  # harness.run.shard.Shard or None
 
-    def record(self, run: dict[str, Any], kept: bool = False) -> None:
-        self.results["runs"].append(run)
-        self.writer.save(self.results)
+    def save(self) -> None:
+        self.writer.save(document(self.results))
+
+    def record(self, run: Run, kept: bool = False) -> None:
+        self.results.runs.append(run)
+        self.save()
         note = " (kept from the resumed file)" if kept else ""
-        self.log(
-            f"[{len(self.results['runs'])}/{self.total}] {run['reranker']} on {run['dataset']}: {_describe(run)}{note}"
-        )
+        self.log(f"[{len(self.results.runs)}/{self.total}] {run.reranker} on {run.dataset}: {_describe(run)}{note}")
 
     def train(self, plan) -> None:
         """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
@@ -180,11 +192,9 @@ class Execution:
             if job.block["status"] == "ok":
                 job.spec = trained_reranker(job)
                 self.prepared[job.reranker] = prepare_reranker(job.spec)
-            self.results["train"]["models"].append(job.block)
-            self.writer.save(self.results)
-            self.log(
-                f"[train {len(self.results['train']['models'])}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}"
-            )
+            self.results.train.models.append(TrainBlock.model_validate(job.block))
+            self.save()
+            self.log(f"[train {len(self.results.train.models)}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}")
 
     def dataset(self, spec, steps: list[Step], index: int) -> None:
         """Load one dataset, then run its steps; a dataset that cannot be loaded makes each step an error run."""
@@ -230,29 +240,29 @@ class Execution:
                 message = f"{type(exc).__name__}: {exc}"
                 run, kept = error_run(ds.name, step.reranker, step.backend, protocol, message), False
             if step.kind == "trained":
-                run["train"] = step.job.block
+                run.train = TrainBlock.model_validate(step.job.block)
             self.record(run, kept)
 
-    def _kept(self, step: Step, protocol: dict[str, Any]) -> dict[str, Any] | None:
+    def _kept(self, step: Step, protocol: dict[str, Any]) -> Run | None:
         """The resumed file's ok run of this step, when it saw the same candidates and the same weights."""
         old = self.kept.get((step.dataset.name, step.reranker))
-        if old is None or old["status"] != "ok" or "train" in old:
+        if old is None or old.status != "ok" or old.train is not None:
             return None
-        if old["protocol"].get("dataset_fingerprint") != protocol["dataset_fingerprint"]:
+        if old.protocol.dataset_fingerprint != protocol["dataset_fingerprint"]:
             return None
         if step.kind == "first_stage":
             return old
         now = self.prepared[step.reranker].protocol
-        same = all(old["protocol"].get(k) == now.get(k) for k in ("model_fingerprint", "max_length", "dtype"))
+        same = all(getattr(old.protocol, k) == now.get(k) for k in ("model_fingerprint", "max_length", "dtype"))
         return old if same else None
 
-    def step(self, step: Step, ds, protocol: dict[str, Any], dataset_file: Path) -> tuple[dict[str, Any], bool]:
+    def step(self, step: Step, ds, protocol: dict[str, Any], dataset_file: Path) -> tuple[Run, bool]:
         """One step's run, and whether it was kept from the resumed file."""
         if step.kind != "trained" and (old := self._kept(step, protocol)) is not None:
             return old, True
         if step.kind == "first_stage":
             try:
-                return first_stage_run(ds, self.results["metrics"], protocol), False
+                return first_stage_run(ds, self.results.metrics, protocol), False
             except Exception as exc:
                 message = f"first-stage evaluation failed: {type(exc).__name__}: {exc}"
                 return error_run(ds.name, ds.first_stage, FIRST_STAGE, protocol, message), False
@@ -289,13 +299,20 @@ class Execution:
             progress=self.progress,
         )
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
-        run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results["metrics"])
-        if run["status"] == "ok" and run.get("scenarios"):
-            run["verdict"] = judge_run(run["scenarios"], measure)
+        run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results.metrics)
+        if run.status == "ok" and run.scenarios:
+            records = {name: rec.model_dump(mode="json", exclude_unset=True) for name, rec in run.scenarios.items()}
+            run.verdict = Verdict.model_validate(judge_run(records, measure))  # sets each record's verdict too
+            run.scenarios = {name: ScenarioRecord.model_validate(rec) for name, rec in records.items()}
         return run, False
 
 
-def _header(suite, selection: dict, fingerprint: str, environment: dict | None, plan) -> dict[str, Any]:
+def document(results: ResultsFile) -> dict[str, Any]:
+    """The results file as JSON data: the keys each record was given (``exclude_unset``), ``schema`` by name."""
+    return results.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _header(suite, selection: dict, fingerprint: str, environment: dict | None, plan) -> ResultsFile:
     results: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "suite": suite.name,
@@ -314,7 +331,7 @@ def _header(suite, selection: dict, fingerprint: str, environment: dict | None, 
     }
     if plan is not None:
         results["train"] = plan.summary
-    return results
+    return ResultsFile.model_validate(results)
 
 
 def run_suite(
@@ -357,7 +374,7 @@ def run_suite(
     fingerprint = suite_fingerprint(suite, selection)  # the shard is not part of it: shards of one suite merge
     path, lock, kept = open_output(suite.name, output, fingerprint, overwrite, resume, selection.get("shard"))
     writer = ResultsWriter(path, log)
-    results: dict[str, Any] | None = None
+    results: ResultsFile | None = None
     try:
         with signals_interrupt():
             plan = None
@@ -367,7 +384,7 @@ def run_suite(
                 plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
             results = _header(suite, selection, fingerprint, environment, plan)
             steps = plan_steps(datasets, rerankers, plan.jobs if plan is not None else [])
-            writer.save(results)
+            writer.save(document(results))
             selected = {(s.dataset.name, s.reranker) for s in steps}  # --resume --only X: other runs kept as is
             carried = [old for key, old in kept.items() if key not in selected]
             with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
@@ -392,9 +409,9 @@ def run_suite(
                 for index, (_, group) in enumerate(itertools.groupby(steps, key=lambda s: s.dataset.name)):
                     group = list(group)
                     run.dataset(group[0].dataset, group, index)
-        results["complete"], results["incomplete_reason"] = True, None
-        writer.save(results)
-        return results, writer.path
+        results.complete, results.incomplete_reason = True, None
+        writer.save(document(results))
+        return document(results), writer.path
     except BaseException as exc:
         _stopped(exc, results, writer, path)
         raise
@@ -402,15 +419,15 @@ def run_suite(
         lock.release()
 
 
-def _stopped(exc: BaseException, results: dict | None, writer: ResultsWriter, path: Path) -> None:
+def _stopped(exc: BaseException, results: ResultsFile | None, writer: ResultsWriter, path: Path) -> None:
     """Save what was measured, marked incomplete with the reason; tell the caller where it is."""
     if results is None:  # stopped before anything was written: leave no empty claimed file behind
         if path.is_file() and path.stat().st_size == 0:
             path.unlink()
         return
-    results["complete"], results["incomplete_reason"] = False, stop_reason(exc)
+    results.complete, results.incomplete_reason = False, stop_reason(exc)
     try:
-        writer.save(results)
+        writer.save(document(results))
     except Exception as save_exc:  # already on the fallback and it failed too: say so, keep the first error
         print(f"harness: could not save the results ({save_exc})", file=sys.stderr)
     try:

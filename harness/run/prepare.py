@@ -5,6 +5,9 @@
 * ``first_stage_run``: the first stage evaluated in its stored order.
 * ``scored_run``: a worker's scores evaluated here (``harness.metrics.evaluate``) into an ok run.
 * ``error_run``: every failed run, whatever failed, is made here.
+
+Runs are typed records (``harness.results.Run``); the executor writes them with ``exclude_unset`` so a file holds
+the keys each run was given.
 """
 
 from __future__ import annotations
@@ -15,25 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from .. import backends
-from ..results import FIRST_STAGE
+from ..results import FIRST_STAGE, Protocol, Run
 
 
-def error_run(
-    dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str, **extra
-) -> dict[str, Any]:
+def error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str, **extra) -> Run:
     """A run with ``status: "error"`` (``extra``: traceback, signal, log_tail, warnings, train)."""
-    return {
-        "dataset": dataset,
-        "reranker": reranker,
-        "backend": backend,
-        "device": None,
-        "status": "error",
-        "error": message,
-        "metrics": {},
-        "per_query": {},
-        "protocol": protocol,
+    return Run(
+        dataset=dataset,
+        reranker=reranker,
+        backend=backend,
+        device=None,
+        status="error",
+        error=message,
+        metrics={},
+        per_query={},
+        protocol=Protocol.model_validate(protocol),
         **extra,
-    }
+    )
 
 
 @dataclass
@@ -106,36 +107,39 @@ def write_dataset_file(ds, fingerprint: str, path: Path) -> Path:
     return path
 
 
-def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> dict[str, Any]:
+def first_stage_run(ds, metrics: list[str], protocol: dict[str, Any]) -> Run:
     """The first stage evaluated in its stored order (score = candidates - position, so ties cannot reorder it)."""
     from ..metrics import evaluate
 
     run = {qid: {c.docid: float(len(cands) - i) for i, c in enumerate(cands)} for qid, cands in ds.candidates.items()}
     means, per_query = evaluate(ds.qrels, run, metrics, ds.relevance_level)
-    return {
-        "dataset": ds.name,
-        "reranker": ds.first_stage,
-        "backend": FIRST_STAGE,
-        "device": None,
-        "status": "ok",
-        "metrics": means,
-        "per_query": per_query,
-        "protocol": {**protocol, "scoring": "first-stage order"},
-    }
+    return Run(
+        dataset=ds.name,
+        reranker=ds.first_stage,
+        backend=FIRST_STAGE,
+        device=None,
+        status="ok",
+        metrics=means,
+        per_query=per_query,
+        protocol=Protocol.model_validate({**protocol, "scoring": "first-stage order"}),
+    )
 
 
 def scored_run(
     ds, name: str, backend: str, protocol: dict[str, Any], result: dict[str, Any], metrics: list[str]
-) -> dict[str, Any]:
-    """A worker's result -> a run: its first pass's scores evaluated here against the qrels."""
+) -> Run:
+    """A worker's result (``harness.run.worker.MeasureResult`` when ok) -> a run: its evaluated scores checked
+    against the candidates and evaluated here against the qrels."""
     from ..metrics import evaluate
+    from .worker import MeasureResult
 
     if result.get("status") != "ok":
         extra = {k: result[k] for k in ("traceback", "signal", "log_tail") if result.get(k)}
         return error_run(ds.name, name, backend, protocol, result.get("error") or "unknown worker failure", **extra)
+    measured = MeasureResult.model_validate(result)
     scored = {}
     for qid, cands in ds.candidates.items():
-        scores = result["scores"].get(qid, [])
+        scores = measured.scores.get(qid, [])
         if len(scores) != len(cands):
             message = f"worker returned {len(scores)} scores for query {qid}, which has {len(cands)} candidates"
             return error_run(ds.name, name, backend, protocol, message)
@@ -143,21 +147,19 @@ def scored_run(
     try:
         means, per_query = evaluate(ds.qrels, scored, metrics, ds.relevance_level)
     except ValueError as exc:  # e.g. NaN scores
-        return error_run(
-            ds.name, name, backend, protocol, f"evaluation failed: {exc}", warnings=result.get("warnings", [])
-        )
-    return {
-        "dataset": ds.name,
-        "reranker": name,
-        "backend": backend,
-        "device": result["device"],
-        "status": "ok",
-        "metrics": means,
-        "perf": result["perf"],
-        "scenarios": result.get("scenarios"),
-        "protocol": protocol,
-        "per_query": per_query,
-        "latency_samples_ms": result["latency_samples_ms"],
-        "system": result["system"],
-        "warnings": result.get("warnings", []),
-    }
+        return error_run(ds.name, name, backend, protocol, f"evaluation failed: {exc}", warnings=measured.warnings)
+    return Run(
+        dataset=ds.name,
+        reranker=name,
+        backend=backend,
+        device=measured.device,
+        status="ok",
+        metrics=means,
+        perf=measured.perf,
+        scenarios=measured.scenarios,
+        protocol=Protocol.model_validate(protocol),
+        per_query=per_query,
+        latency_samples_ms=measured.latency_samples_ms,
+        system=measured.system,
+        warnings=measured.warnings,
+    )

@@ -28,7 +28,7 @@ import time
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,9 +37,24 @@ from pydantic import BaseModel, ConfigDict, Field
 # worker (the import itself loads no MLX, so torch workers are unaffected).
 import mlx_cross_encoder  # noqa: F401
 
+from ..results.models import Perf, ScenarioRecord
 from .verdict import SCORE_TOLERANCE, score_check
 
 TRACEBACK_LINES = 20
+
+
+class MeasureResult(BaseModel):
+    """What a measuring worker returns when it measured (failures are ``error_result`` / ``spawn`` dicts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok"] = "ok"
+    device: str
+    system: dict[str, Any]  # the backend's describe(): each backend adds its own provenance keys
+    scores: dict[str, list[float]]  # qid -> the evaluated scores (the first scenario's first pass), NaN kept
+    perf: Perf
+    scenarios: dict[str, ScenarioRecord]
+    latency_samples_ms: list[float]  # single_query's timed calls ([] without it)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class MeasureJob(BaseModel):
@@ -103,29 +118,29 @@ def _check_scores(outcomes: dict[str, Any], dtype: str) -> list[np.ndarray]:
     return reference
 
 
-def _perf(outcomes: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+def _perf(outcomes: dict[str, Any], common: dict[str, Any]) -> Perf:
     """The run's ``perf``: what every scenario shares, and the single_query figures (null without it)."""
     peaks = [o.record.peak_memory_mb for o in outcomes.values() if o.record.peak_memory_mb is not None]
-    perf = {**common, "peak_memory_mb": max(peaks) if peaks else None, "cpu_count": os.cpu_count()}
+    shared = {**common, "peak_memory_mb": max(peaks) if peaks else None, "cpu_count": os.cpu_count()}
     single = outcomes.get("single_query")
     if single is None:
-        return {**perf, "pairs_per_s": None, "tokens_per_s": None, "latency_ms": None}
+        return Perf(**shared, pairs_per_s=None, tokens_per_s=None, latency_ms=None)
     rec = single.record
     timed_s = sum(rec.pass_s)
     identical = all(np.array_equal(a, b) for other in single.passes[1:] for a, b in zip(single.passes[0], other))
-    return {
-        **perf,
-        "pairs_per_s": rec.repeats * rec.pairs / timed_s,
-        "tokens_per_s": rec.repeats * rec.tokens / timed_s,
-        "latency_ms": rec.latency_ms.model_dump(),
-        "timed_s": timed_s,
-        "repeats": rec.repeats,
-        "repeats_identical": identical,
-        "max_repeat_abs_diff": rec.max_repeat_abs_diff,
-        "pass_s": list(rec.pass_s),
-        "load_avg_before": rec.load_avg_before,
-        "load_avg_after": rec.load_avg_after,
-    }
+    return Perf(
+        **shared,
+        pairs_per_s=rec.repeats * rec.pairs / timed_s,
+        tokens_per_s=rec.repeats * rec.tokens / timed_s,
+        latency_ms=rec.latency_ms,
+        timed_s=timed_s,
+        repeats=rec.repeats,
+        repeats_identical=identical,
+        max_repeat_abs_diff=rec.max_repeat_abs_diff,
+        pass_s=list(rec.pass_s),
+        load_avg_before=rec.load_avg_before,
+        load_avg_after=rec.load_avg_after,
+    )
 
 
 def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
@@ -185,16 +200,17 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     if nonfinite:
         warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
     single = outcomes.get("single_query")
-    return {
-        "status": "ok",
-        "device": backend.device,
-        "system": backend.describe(),
-        "scores": {q.qid: [float(x) for x in s] for q, s in zip(prepared, reference)},
-        "perf": _perf(outcomes, common),
-        "scenarios": {name: o.record.model_dump(mode="json", exclude_none=True) for name, o in outcomes.items()},
-        "latency_samples_ms": single.latency_samples_ms if single is not None else [],
-        "warnings": warnings,
-    }
+    result = MeasureResult(
+        status="ok",
+        device=backend.device,
+        system=backend.describe(),
+        scores={q.qid: [float(x) for x in s] for q, s in zip(prepared, reference)},
+        perf=_perf(outcomes, common),
+        scenarios={name: o.record for name, o in outcomes.items()},
+        latency_samples_ms=single.latency_samples_ms if single is not None else [],
+        warnings=warnings,
+    )
+    return result.model_dump(exclude_unset=True)  # python floats: NaN scores reach the parent as NaN
 
 
 def die_with_parent() -> None:
