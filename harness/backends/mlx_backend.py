@@ -7,6 +7,7 @@ backend forms the same batches). ``device``: "auto" (MLX's default device), "gpu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ class MLXBackend(Backend):
             "blas": self.blas,
             "quantize": self.options.get("quantize"),
             "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
+            "mlx_max_ops_per_buffer": os.environ.get(_blas.CUDA_GRAPH_OPS_ENV_VAR),  # CUDA graph size (_blas)
         }
 
 
