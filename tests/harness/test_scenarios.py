@@ -180,3 +180,32 @@ def test_both_scenarios_in_one_run_agree_and_are_kept_per_repeat(tmp_path, fault
     assert any(r.startswith("offline: scores differ from the evaluated scores") for r in faulty["verdict"]["reasons"])
     assert faulty["metrics"]["ndcg@10"] == runs["bm25"]["metrics"]["ndcg@10"]  # single_query's -rank: bm25 order
     assert "batch-dependent" in build_report([results], [str(out)])
+
+
+def test_min_time_s_reaches_the_worker_and_an_offline_only_run_has_no_single_query_figures(tmp_path, faulty_backend):
+    """min_time_s out of reach: max_repeats passes are made (whatever the machine's speed) and the run is INVALID;
+    without single_query, perf's single-query figures are null and the file still loads and renders."""
+    model = builders.bert_cross_encoder(tmp_path / "bert", seed=2, initializer_range=0.2)
+    data = {
+        "name": "min-time-test",
+        "metrics": ["ndcg@10"],
+        "datasets": [
+            {"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}
+        ],
+        "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
+        "measure": {"repeats": 1, "min_time_s": 1e6, "max_repeats": 3, "scenarios": ["offline"], **LENIENT},
+    }
+    suite = suite_from_dict(data, tmp_path, source="test")
+    suite.rerankers = [RerankerSpec(name="steady", backend="faulty", model=str(model), options={"fault": "none"})]
+    out = tmp_path / "r.json"
+    run_suite(suite, output=out, progress=False, environment={"chip": {"name": "test"}})
+    results = load_results(out)
+    run = next(r for r in results["runs"] if r["reranker"] == "steady")
+    offline = run["scenarios"]["offline"]
+    assert offline["repeats"] == len(offline["pass_s"]) == 3 and offline["min_time_reached"] is False
+    assert run["protocol"]["min_time_s"] == 1e6 and run["protocol"]["scenarios"] == ["offline"]
+    assert run["verdict"]["status"] == "INVALID"
+    assert any(r.startswith("offline: min_time_s 1000000.0 not reached") for r in run["verdict"]["reasons"])
+    assert run["perf"]["pairs_per_s"] is None and run["perf"]["latency_ms"] is None
+    assert run["latency_samples_ms"] == [] and run["metrics"]["ndcg@10"] is not None
+    assert "steady" in build_report([results], [str(out)])
