@@ -43,6 +43,14 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per forward pass")
     p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="seconds before a request gets 504")
     p.add_argument(
+        "--reload-period",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="hot reload: check each --adapter for a changed weights file at most this often (0: before every "
+        "batch) and swap the rebuilt model in; a half-written adapter never serves (default: off)",
+    )
+    p.add_argument(
         "--no-auto-truncate",
         dest="auto_truncate",
         action="store_false",
@@ -74,13 +82,15 @@ def serve_main(args: argparse.Namespace) -> int:
         request_timeout_s=args.timeout,
         api_key_env=args.api_key_env,
         auto_truncate=args.auto_truncate,
+        reload_period_s=args.reload_period,
     )
-    loaders = {}
+    loaders, adapters = {}, {}
     for i, spec in enumerate(args.model):
         name, path = parse_model(spec)
         adapter = args.adapter[i] if i < len(args.adapter) else None
         loaders[name] = _loader(path, adapter, args.max_length, args.dtype)
-    uvicorn.run(create_app(loaders, settings), host=args.host, port=args.port, log_level="info")
+        adapters[name] = adapter
+    uvicorn.run(create_app(loaders, settings, adapters), host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -71,9 +71,16 @@ def check_inputs(query: str, texts: list[str], settings: ServeSettings) -> None:
         raise ApiError(400, f"documents {empty[:10]} are empty strings")
 
 
-def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    loaders: dict[str, Callable[[], object]],
+    settings: ServeSettings | None = None,
+    adapters: dict[str, str] | None = None,
+) -> FastAPI:
     """An app serving one model per ``loaders`` entry (name -> zero-argument function returning a reranker with
-    ``predict(pairs, batch_size)``); the first is the default for requests without ``model``.
+    ``predict(pairs, batch_size)``); the first is the default for requests without ``model``. ``adapters`` (name
+    -> adapter folder the loader reads): with ``settings.reload_period_s`` set, a changed adapter is rebuilt
+    (``loaders[name]`` again) and swapped in between batches (``mlx_cross_encoder.tribrid.reload.AdapterWatch``:
+    a half-written adapter never serves).
 
     The loaders run at startup on the single MLX thread that later runs every ``predict``: MLX streams belong to
     the thread that made them, so a model built on another thread cannot be used from the predict thread."""
@@ -89,8 +96,11 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         loop = asyncio.get_running_loop()
+        reloads = {}
         for name, load in loaders.items():
+            watch = _watch(name, adapters, settings)
             models[name] = ServedModel(await loop.run_in_executor(executor, load))
+            reloads[name] = None if watch is None else _reloader(watch, load)
         for name, model in models.items():
             workers[name] = ModelWorker(
                 name,
@@ -100,6 +110,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
                 max_queue=settings.max_queue,
                 max_batch_pairs=settings.max_batch_pairs,
                 batch_size=settings.batch_size,
+                reload=reloads[name],
             )
             workers[name].start()
         yield
@@ -132,6 +143,9 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
             metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
 
+    def current(name: str) -> ServedModel:
+        return workers[name].model  # a reload swaps the worker's model
+
     async def score(
         model_name: str | None,
         query: str,
@@ -147,7 +161,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         if name not in workers:
             raise ApiError(404, f"model {name!r} is not served; served: {sorted(workers)}")
         check_inputs(query, texts, settings)
-        served = models[name]
+        served = current(name)
         try:
             if raw:
                 served.check_raw()
@@ -223,7 +237,7 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models():
-        return ModelList(data=[ModelCard(id=n, kind=m.class_name) for n, m in models.items()])
+        return ModelList(data=[ModelCard(id=n, kind=current(n).class_name) for n in models])
 
     @app.get("/metrics")
     async def prometheus():
@@ -232,3 +246,22 @@ def create_app(loaders: dict[str, Callable[[], object]], settings: ServeSettings
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _watch(name: str, adapters: dict[str, str] | None, settings: ServeSettings):
+    """An AdapterWatch of ``name``'s adapter, its fingerprint taken before the first build (None: no reload)."""
+    if settings.reload_period_s is None or not adapters or adapters.get(name) is None:
+        return None
+    from ..tribrid.reload import AdapterWatch, adapter_fingerprint
+
+    watch = AdapterWatch(adapters[name], settings.reload_period_s)
+    watch.accept(adapter_fingerprint(adapters[name]))
+    return watch
+
+
+def _reloader(watch, load: Callable[[], object]) -> Callable[[], ServedModel | None]:
+    def reload() -> ServedModel | None:
+        built = watch.poll(load)
+        return None if built is None else ServedModel(built)
+
+    return reload

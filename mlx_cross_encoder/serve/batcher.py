@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -48,9 +49,11 @@ class ModelWorker:
         max_queue: int,
         max_batch_pairs: int,
         batch_size: int,
+        reload: Callable[[], ServedModel | None] | None = None,
     ):
         self.name, self.model, self.executor, self.metrics = name, model, executor, metrics
         self.max_batch_pairs, self.batch_size = max_batch_pairs, batch_size
+        self.reload = reload  # run on the model thread before each batch: a new model to swap in, or None
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._carry: _Job | None = None
         self._task: asyncio.Task | None = None
@@ -103,11 +106,23 @@ class ModelWorker:
             batch = await self._next_batch()
             if not batch:
                 continue
+            if self.reload is not None:
+                await self._maybe_reload(loop)
             self.metrics.observe_batch(self.name, len(batch), sum(len(job.pairs) for job in batch))
             for raw in (False, True):  # raw-score requests (rare) run in a predict call of their own
                 group = [job for job in batch if job.raw == raw]
                 if group:
                     await self._score(loop, group, raw)
+
+    async def _maybe_reload(self, loop) -> None:
+        """Swap in the model ``reload`` built (a changed adapter); a failure keeps the current model serving."""
+        try:
+            new = await loop.run_in_executor(self.executor, self.reload)
+        except Exception:  # AdapterWatch already keeps build errors; anything else must not stop the worker
+            new = None
+        if new is not None:
+            self.model = new
+            self.metrics.reloads.labels(self.name).inc()
 
     async def _score(self, loop, group: list[_Job], raw: bool) -> None:
         pairs = [p for job in group for p in job.pairs]

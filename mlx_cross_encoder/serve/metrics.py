@@ -23,6 +23,7 @@ class ServerMetrics:
         self.batch_pairs = Histogram(
             "rerank_batch_pairs", "pairs per merged batch", ["model"], buckets=SIZE_BUCKETS, registry=r
         )
+        self.reloads = Counter("rerank_adapter_reloads", "changed adapters swapped in", ["model"], registry=r)
         self.queue_depth = Gauge("rerank_queue_depth", "requests waiting in the model's queue", ["model"], registry=r)
 
     def observe_batch(self, model: str, requests: int, pairs: int) -> None:

@@ -20,4 +20,7 @@ class ServeSettings(BaseModel):
     auto_truncate: bool = Field(
         True, description="TEI requests without 'truncate': truncate overlong inputs (True) or refuse them (413)"
     )
+    reload_period_s: float | None = Field(
+        None, ge=0, description="check adapters for changes at most this often (None: never); 0 = every batch"
+    )
     api_key_env: str = Field("MLX_RERANK_API_KEY", description="env var holding the Bearer key; unset = no auth")

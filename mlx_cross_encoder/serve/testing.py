@@ -26,13 +26,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    loaders: dict, settings: ServeSettings | None = None, startup_timeout_s: float = 30.0
+    loaders: dict,
+    settings: ServeSettings | None = None,
+    startup_timeout_s: float = 30.0,
+    adapters: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    """Yield ``http://127.0.0.1:PORT`` of a running server of ``loaders`` (see :func:`create_app`); stop it (and
-    join its thread) on exit."""
+    """Yield ``http://127.0.0.1:PORT`` of a running server of ``loaders`` (and ``adapters`` to hot-reload; see
+    :func:`create_app`); stop it (and join its thread) on exit."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(loaders, settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(loaders, settings, adapters), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"rerank-server:{port}", daemon=True)

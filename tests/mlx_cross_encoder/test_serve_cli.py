@@ -15,6 +15,9 @@ def test_model_specs_and_defaults():
     args = build_parser().parse_args(["serve", "--model", "a=/x", "--model", "/y", "--adapter", "/ad"])
     assert args.model == ["a=/x", "/y"] and args.adapter == ["/ad"]
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+    assert (args.dtype, args.reload_period, args.auto_truncate) == (None, None, True)
+    more = build_parser().parse_args(["serve", "--model", "/x", "--reload-period", "5", "--no-auto-truncate"])
+    assert (more.reload_period, more.auto_truncate) == (5.0, False)
 
 
 def test_server_modules_import_no_torch_and_no_mlx():
