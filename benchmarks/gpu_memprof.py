@@ -43,7 +43,9 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--docs", type=int, default=100)
-    ap.add_argument("--candidates", default=str(Path(__file__).resolve().parents[2] / "shared/data/trec-dl/bm25_top100_dl19.json"))
+    ap.add_argument(
+        "--candidates", default=str(Path(__file__).resolve().parents[2] / "shared/data/trec-dl/bm25_top100_dl19.json")
+    )
     a = ap.parse_args()
 
     import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook before mlx.core)

@@ -46,14 +46,28 @@ JOBS = {
     "minilm-lora": (
         "cross_encoder",
         "local:minilm-l6-seeded-head",
-        dict(fine_tune_type="lora", lora_rank=8, lora_alpha=16, batch_size=32, max_length=256, learning_rate=1e-4,
-             dtype="float32"),
+        dict(
+            fine_tune_type="lora",
+            lora_rank=8,
+            lora_alpha=16,
+            batch_size=32,
+            max_length=256,
+            learning_rate=1e-4,
+            dtype="float32",
+        ),
     ),
     "qwen3-0.6b-lora": (
         "llm",
         "local:qwen3-reranker-0.6b-shape",
-        dict(fine_tune_type="lora", lora_rank=16, lora_alpha=32, batch_size=8, max_length=256, learning_rate=1e-4,
-             dtype="bfloat16"),
+        dict(
+            fine_tune_type="lora",
+            lora_rank=16,
+            lora_alpha=32,
+            batch_size=8,
+            max_length=256,
+            learning_rate=1e-4,
+            dtype="bfloat16",
+        ),
     ),
 }
 DEFAULT_STEPS = {"cross_encoder": 150, "llm": 40}
@@ -72,8 +86,9 @@ def judged_pairs(data_dir: Path, n: int) -> list[dict]:
         for hit in entry["hits"]:
             grade = qrels.get(str(hit["qid"]), {}).get(str(hit["docid"]))
             if grade is not None:
-                (pos if grade >= 2 else neg).append({"query": entry["query"], "document": hit["content"],
-                                                      "label": int(grade >= 2)})
+                (pos if grade >= 2 else neg).append(
+                    {"query": entry["query"], "document": hit["content"], "label": int(grade >= 2)}
+                )
     mixed = [x for pair in zip(pos, neg) for x in pair]
     return (mixed * (n // len(mixed) + 1))[:n]
 
@@ -106,14 +121,16 @@ def child(backend: str, job: str, steps: int, data_dir: Path) -> dict:
         if kind == "cross_encoder":
             from mlx_cross_encoder import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
 
-            cfg = MLXCrossEncoderConfig(pretrained_path=path, dtype=dtype, show_progress_bar=False,
-                                        save_steps=10**9, **settings)
+            cfg = MLXCrossEncoderConfig(
+                pretrained_path=path, dtype=dtype, show_progress_bar=False, save_steps=10**9, **settings
+            )
             trainer = MLXCrossEncoderTrainer(config=cfg)
         else:
             from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
 
-            cfg = Qwen3RerankerConfig(model_name=path, dtype=dtype, show_progress_bar=False, save_steps=10**9,
-                                      **settings)
+            cfg = Qwen3RerankerConfig(
+                model_name=path, dtype=dtype, show_progress_bar=False, save_steps=10**9, **settings
+            )
             trainer = Qwen3RerankerTrainer(cfg)
         trainer.prepare_model()
         res = trainer.train(data)
@@ -190,8 +207,10 @@ def main() -> None:
         if "error" in r:
             print(f"| {r['job']} | {r['backend']} | error | | | | | |")
             continue
-        print(f"| {r['job']} | {r['backend']} | {r['device']} | {r['steps']} | {r['train_time_s']:.2f} | "
-              f"{r['process_wall_s']:.1f} | {r['tokens_per_s'] or 0:,.0f} | {r['peak_memory_mb']:,.0f} |")
+        print(
+            f"| {r['job']} | {r['backend']} | {r['device']} | {r['steps']} | {r['train_time_s']:.2f} | "
+            f"{r['process_wall_s']:.1f} | {r['tokens_per_s'] or 0:,.0f} | {r['peak_memory_mb']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from __future__ import annotations
 import builders
 import numpy as np
 
-from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
-from mlx_cross_encoder import base
+from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, base
 
 
 def _many_pairs(n: int) -> list[tuple[str, str]]:
