@@ -108,7 +108,8 @@ def test_quality_degraded_on_ten_percent_of_queries_is_a_regression(base, tmp_pa
     def degrade(head):
         run = reranker_runs(head)[0]
         values = run["per_query"]["ndcg@10"]
-        for qid in sorted(values)[: max(1, len(values) // 10)]:
+        judged = [q for q in sorted(values) if values[q]]  # halving a zero changes nothing
+        for qid in judged[: max(1, len(values) // 10)]:
             values[qid] = values[qid] * 0.5
 
     assert compare(path, write_head(tmp_path, data, degrade)) == 1
