@@ -5,7 +5,9 @@
 #   setup                     DL19 -> ../shared/data; .h200/head.tgz (git archive of the commit to measure), if
 #                             present, is unpacked over the tree; .h200/smollm2-tok (SmolLM2's tokenizer files +
 #                             config.json, no weights) becomes the harness's smollm2-135m-instruct, which the Qwen3
-#                             shapes take their tokenizer from (its weights are not needed by these steps)
+#                             shapes take their tokenizer from (its weights are not needed by these steps);
+#                             wheels in .whl (pydantic) and .whl-train (datasets, dill, multiprocess: the torch
+#                             cross-encoder trainer needs datasets, which the GPU image lacks) are installed
 #   minilm | encoders | llm | memory   harness run suites/h200-STEP.yaml -> results/STEP-h200.json (+ MFU table)
 #   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), to completion
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
@@ -30,6 +32,7 @@ for step in "$@"; do
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
       cache=${RERANKER_HARNESS_CACHE:-$HOME/.cache/reranker-harness}/models
       mkdir -p "$cache" && [ -d .h200/smollm2-tok ] && cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"
+      for w in .whl .whl-train; do [ -d $w ] && python3 -m pip install -q --no-index --no-deps $w/*.whl; done
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)' ;;
     minilm | encoders | llm | memory)
