@@ -24,8 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .models import MergedShard, ResultsFile
 from .store import ResultsError, load_results, save_results
 
 SHARD_PROTOCOL = ("shard", "dataset_fingerprint", "full_dataset_fingerprint", "n_queries", "n_pairs")
@@ -120,37 +119,33 @@ def _check_comparable(shards: list[tuple[str, dict, Any]]) -> None:
                 )
 
 
-def merge_files(paths: list[str | Path]) -> dict[str, Any]:
-    """The merged results document of the shard files ``paths`` (any order); MergeError when they cannot be."""
+def merge_files(paths: list[str | Path]) -> ResultsFile:
+    """The merged results of the shard files ``paths`` (any order); MergeError when they cannot be merged."""
+    from ..suite.models import MeasureSpec
     from .merge_runs import merge_run
 
     if not paths:
         raise MergeError("no results files to merge")
     shards = _shards([(str(p), load_results(p)) for p in paths])
     _check_comparable(shards)
-    first = shards[0][1]
-    machines = {
-        (
-            (doc.get("environment") or {}).get("chip", {}).get("name"),
-            (doc.get("environment") or {}).get("hostname_hash"),
-        )
-        for _, doc, _ in shards
-    }
-    measure = first.get("measure") or {}
+    typed = [(path, ResultsFile.model_validate(doc), shard) for path, doc, shard in shards]
+    first = typed[0][1]
+    machines = len({(doc.environment.chip.get("name"), doc.environment.hostname_hash) for _, doc, _ in typed})
+    measure = MeasureSpec.model_validate(first.measure)
     runs = []
-    for run in first["runs"]:
-        parts = [(str(shard), next(r for r in doc["runs"] if _key(r) == _key(run))) for _, doc, shard in shards]
-        runs.append(merge_run(parts, measure, len(machines)))
-    merged = {
-        **first,
-        "selection": {**(first.get("selection") or {}), "shard": None},
-        "complete": True,
-        "incomplete_reason": None,
-        "runs": runs,
-        "merged_shards": [
-            {"file": path, "shard": str(shard), "environment": doc.get("environment")} for path, doc, shard in shards
-        ],
-    }
+    for run in first.runs:
+        parts = [
+            (str(shard), next(r for r in doc.runs if (r.dataset, r.reranker) == (run.dataset, run.reranker)))
+            for _, doc, shard in typed
+        ]
+        runs.append(merge_run(parts, measure, machines))
+    merged = first.model_copy(deep=True)
+    merged.selection = {**first.selection, "shard": None}
+    merged.complete, merged.incomplete_reason = True, None
+    merged.runs = runs
+    merged.merged_shards = [
+        MergedShard(file=path, shard=str(shard), environment=doc.environment) for path, doc, shard in typed
+    ]
     return merged
 
 
@@ -161,12 +156,5 @@ def merge_to(paths: list[str | Path], output: str | Path, overwrite: bool = Fals
         raise MergeError(f"{output} already exists; use --overwrite to replace it")
     if any(Path(p).resolve() == output.resolve() for p in paths):
         raise MergeError(f"--output {output} is one of the files to merge")
-    return save_results(merge_files(paths), output)
-
-
-def mean_over_queries(values: dict[str, float | None]) -> float | None:
-    """A metric's mean as ``harness.metrics.evaluate`` takes it: over the judged queries in qid order."""
-    ordered = [values[q] for q in sorted(values)]
-    if any(v is None for v in ordered):
-        return None
-    return float(np.mean(ordered))
+    merged = merge_files(paths)
+    return save_results(merged.model_dump(mode="json", by_alias=True, exclude_unset=True), output)

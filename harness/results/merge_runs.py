@@ -1,150 +1,173 @@
-"""One run merged from its shards (``harness.results.merge``): quality exactly, speed pooled pass by pass."""
+"""One run merged from its shards (``harness.results.merge``): quality exactly, speed pooled pass by pass.
+
+Typed records in, typed records out (``Run``, ``Perf``, ``ScenarioRecord``, ``Protocol``); a merged record keeps
+the keys its shards' records were given (``exclude_unset``), so a merged file reads like a measured one."""
 
 from __future__ import annotations
 
-from typing import Any
+import numpy as np
+
+from .models import Latency, Perf, Protocol, Run, ScenarioRecord
 
 SHARD_ONLY = ("shard", "full_dataset_fingerprint")
+POOLED_MAX = ("peak_memory_mb", "load_avg_before", "load_avg_after", "max_repeat_abs_diff", "max_abs_diff")
 
 
-def _protocol(parts: list[tuple[str, dict]]) -> dict[str, Any]:
-    first = parts[0][1]["protocol"]
-    protocol = {k: v for k, v in first.items() if k not in SHARD_ONLY}
-    protocol["dataset_fingerprint"] = first.get("full_dataset_fingerprint")
+def _given(record) -> dict:
+    return record.model_dump(exclude_unset=True)
+
+
+def _protocol(runs: list[Run]) -> Protocol:
+    first = runs[0].protocol
+    data = {k: v for k, v in _given(first).items() if k not in SHARD_ONLY}
+    data["dataset_fingerprint"] = first.full_dataset_fingerprint
     for key in ("n_queries", "n_pairs"):
-        values = [run["protocol"].get(key) for _, run in parts]
-        protocol[key] = sum(values) if all(isinstance(v, int) for v in values) else None
-    return protocol
+        values = [getattr(run.protocol, key) for run in runs]
+        data[key] = sum(values) if all(isinstance(v, int) for v in values) else None
+    return Protocol.model_validate(data)
 
 
-def _quality(parts: list[tuple[str, dict]]) -> tuple[dict, dict]:
-    from .merge import mean_over_queries
+def mean_over_queries(values: dict[str, float | None]) -> float | None:
+    """A metric's mean as ``harness.metrics.evaluate`` takes it: over the judged queries in qid order."""
+    ordered = [values[q] for q in sorted(values)]
+    if any(v is None for v in ordered):
+        return None
+    return float(np.mean(ordered))
 
-    per_query: dict[str, dict[str, Any]] = {}
-    for _, run in parts:
-        for metric, values in run["per_query"].items():
+
+def _quality(runs: list[Run]) -> tuple[dict[str, float | None], dict[str, dict[str, float | None]]]:
+    per_query: dict[str, dict[str, float | None]] = {}
+    for run in runs:
+        for metric, values in run.per_query.items():
             per_query.setdefault(metric, {}).update(values)
     per_query = {m: dict(sorted(v.items())) for m, v in per_query.items()}
-    metrics = {m: mean_over_queries(per_query[m]) if m in per_query else None for m in parts[0][1]["metrics"]}
+    metrics = {m: mean_over_queries(per_query[m]) if m in per_query else None for m in runs[0].metrics}
     return metrics, per_query
 
 
-def _pooled_latency(samples: list[float]) -> dict[str, float] | None:
+def _latency(samples: list[float]) -> Latency | None:
     if not samples:
         return None
     from ..scenarios.single_query import latency
 
-    return latency(samples).model_dump()
+    return latency(samples)
 
 
-def _split_passes(samples: list[float], per_pass: int, passes: int) -> list[list[float]]:
-    return [samples[k * per_pass : (k + 1) * per_pass] for k in range(passes)]
-
-
-def _max(values: list) -> Any:
+def _max(values: list):
     present = [v for v in values if v is not None]
     return max(present) if present else None
 
 
-def _scenario(records: list[dict], passes: int, samples: list[float] | None) -> dict[str, Any]:
+def _scenario(records: list[ScenarioRecord], passes: int, samples: list[float] | None) -> ScenarioRecord:
     first = records[0]
-    pass_s = [sum(r["pass_s"][k] for r in records) for k in range(passes)]
-    pairs, tokens = sum(r["pairs"] for r in records), sum(r["tokens"] for r in records)
-    out = {
-        **{k: v for k, v in first.items() if k != "verdict"},
-        "repeats": passes,
-        "pass_s": pass_s,
-        "pairs_per_s": [pairs / s for s in pass_s],
-        "tokens_per_s": [tokens / s for s in pass_s],
-        "pairs": pairs,
-        "tokens": tokens,
-        "min_time_reached": all(r.get("min_time_reached") is not False for r in records),
-        "repeats_agree": all(r.get("repeats_agree") is not False for r in records),
-        "scores_agree": all(r.get("scores_agree") is not False for r in records),
-    }
-    for key in ("peak_memory_mb", "load_avg_before", "load_avg_after", "max_repeat_abs_diff", "max_abs_diff"):
-        out[key] = _max([r.get(key) for r in records])
-    for key in ("batches", "padded_tokens"):
-        if first.get(key) is not None:
-            out[key] = sum(r[key] for r in records)
-    if first.get("batches") is not None:
-        out["samples"] = out["batches"] * passes
+    pass_s = [sum(r.pass_s[k] for r in records) for k in range(passes)]
+    pairs, tokens = sum(r.pairs for r in records), sum(r.tokens for r in records)
+    data = {k: v for k, v in _given(first).items() if k != "verdict"}
+    data.update(
+        repeats=passes,
+        pass_s=pass_s,
+        pairs_per_s=[pairs / s for s in pass_s],
+        tokens_per_s=[tokens / s for s in pass_s],
+        pairs=pairs,
+        tokens=tokens,
+        min_time_reached=all(r.min_time_reached is not False for r in records),
+        repeats_agree=all(r.repeats_agree is not False for r in records),
+        scores_agree=all(r.scores_agree is not False for r in records),
+    )
+    data.update({key: _max([getattr(r, key) for r in records]) for key in POOLED_MAX})
+    if first.batches is not None:
+        data.update(batches=sum(r.batches for r in records), padded_tokens=sum(r.padded_tokens or 0 for r in records))
+        data["samples"] = data["batches"] * passes
     if samples is not None:
-        out["samples"] = len(samples)
-        out["latency_ms"] = _pooled_latency(samples)
-    return {k: v for k, v in out.items() if v is not None}
+        data.update(samples=len(samples), latency_ms=_latency(samples))
+    return ScenarioRecord.model_validate({k: v for k, v in data.items() if v is not None})
 
 
-def _speed(parts: list[tuple[str, dict]]) -> tuple[dict, dict | None, list[float], list[str]]:
-    """(perf, scenarios, latency samples, warnings) pooled over the shards, pass by pass."""
-    runs = [run for _, run in parts]
-    names = list(runs[0].get("scenarios") or {})
-    warnings = []
-    scenarios: dict[str, Any] = {}
+def _pooled_scenarios(runs: list[Run]) -> tuple[dict[str, ScenarioRecord], list[float], list[str]]:
+    """Each scenario pooled pass by pass over the passes every shard made; single_query's samples interleaved
+    as a measured run keeps them (pass 1 of every shard, then pass 2, ...)."""
+    scenarios: dict[str, ScenarioRecord] = {}
     samples: list[float] = []
-    for name in names:
-        records = [run["scenarios"][name] for run in runs]
-        passes = min(r["repeats"] for r in records)
-        if any(r["repeats"] != passes for r in records):
-            warnings.append(
-                f"{name}: shards made {sorted({r['repeats'] for r in records})} passes; pooled over {passes}"
-            )
+    warnings = []
+    for name in runs[0].scenarios or {}:
+        records = [run.scenarios[name] for run in runs]
+        passes = min(r.repeats for r in records)
+        if any(r.repeats != passes for r in records):
+            made = sorted({r.repeats for r in records})
+            warnings.append(f"{name}: shards made {made} passes; pooled over {passes}")
         pooled = None
         if name == "single_query":
-            split = [_split_passes(run["latency_samples_ms"], run["perf"]["queries"], passes) for run in runs]
-            pooled = [x for k in range(passes) for shard in split for x in shard[k]]
+            per_pass = [run.perf.queries for run in runs]
+            pooled = [
+                x
+                for k in range(passes)
+                for run, n in zip(runs, per_pass)
+                for x in run.latency_samples_ms[k * n : (k + 1) * n]
+            ]
             samples = pooled
         scenarios[name] = _scenario(records, passes, pooled)
-    perfs = [run["perf"] for run in runs]
-    perf = dict(perfs[0])
+    return scenarios, samples, warnings
+
+
+def _perf(runs: list[Run], scenarios: dict[str, ScenarioRecord]) -> Perf:
+    perfs = [run.perf for run in runs]
+    data = _given(perfs[0])
     for key in ("queries", "pairs", "tokens", "pairs_truncated"):
-        if all(isinstance(p.get(key), int) for p in perfs):
-            perf[key] = sum(p[key] for p in perfs)
-    perf["mean_tokens_per_pair"] = perf["tokens"] / perf["pairs"] if perf.get("pairs") else None
+        values = [getattr(p, key) for p in perfs]
+        if all(isinstance(v, int) for v in values):
+            data[key] = sum(values)
+    data["mean_tokens_per_pair"] = data["tokens"] / data["pairs"] if data.get("pairs") else None
     for key in ("peak_memory_mb", "peak_rss_mb", "load_s", "load_avg_before", "load_avg_after", "max_repeat_abs_diff"):
-        perf[key] = _max([p.get(key) for p in perfs])
+        data[key] = _max([getattr(p, key) for p in perfs])
     single = scenarios.get("single_query")
     if single is not None:
-        timed = sum(single["pass_s"])
-        perf.update(
-            pairs_per_s=single["repeats"] * single["pairs"] / timed,
-            tokens_per_s=single["repeats"] * single["tokens"] / timed,
-            latency_ms=single.get("latency_ms"),
+        timed = sum(single.pass_s)
+        data.update(
+            pairs_per_s=single.repeats * single.pairs / timed,
+            tokens_per_s=single.repeats * single.tokens / timed,
+            latency_ms=single.latency_ms,
             timed_s=timed,
-            repeats=single["repeats"],
-            pass_s=list(single["pass_s"]),
-            repeats_identical=all(p.get("repeats_identical") is not False for p in perfs),
+            repeats=single.repeats,
+            pass_s=list(single.pass_s),
+            repeats_identical=all(p.repeats_identical is not False for p in perfs),
         )
-    return perf, scenarios or None, samples, warnings
+    return Perf.model_validate(data)
 
 
-def merge_run(parts: list[tuple[str, dict]], measure: dict[str, Any], machines: int) -> dict[str, Any]:
-    """The run of one (dataset, reranker) from each shard's (``"i/n"``, run), in shard order."""
-    first = parts[0][1]
-    run = {k: v for k, v in first.items() if k not in ("verdict",)}
-    run["protocol"] = _protocol(parts)
-    failed = [(shard, r) for shard, r in parts if r["status"] != "ok"]
+def merge_run(parts: list[tuple[str, Run]], measure, machines: int) -> Run:
+    """The run of one (dataset, reranker) from each shard's (``"i/n"``, run), in shard order; ``measure`` is the
+    suite's ``harness.suite.MeasureSpec`` (the verdict is judged again on the pooled figures)."""
+    from ..run.verdict import judge_records
+
+    runs = [run for _, run in parts]
+    first = runs[0]
+    base = {k: v for k, v in _given(first).items() if k not in ("verdict", "protocol")}
+    failed = [(shard, run) for shard, run in parts if run.status != "ok"]
     if failed:
-        message = "; ".join(f"shard {shard}: {r.get('error')}" for shard, r in failed)
-        return {
-            **{k: v for k, v in run.items() if k not in ("perf", "scenarios", "latency_samples_ms", "system")},
-            "status": "error",
-            "error": message,
-            "metrics": {},
-            "per_query": {},
-        }
-    run["metrics"], run["per_query"] = _quality(parts)
-    run["warnings"] = [f"shard {shard}: {w}" for shard, r in parts for w in r.get("warnings") or []]
-    if first.get("perf") is None:  # the first stage
-        return run
-    run["perf"], run["scenarios"], run["latency_samples_ms"], notes = _speed(parts)
-    run["warnings"] += notes
-    if run["scenarios"]:
-        from ..run.verdict import judge_run
-        from ..suite.models import MeasureSpec
-
-        run["verdict"] = judge_run(run["scenarios"], MeasureSpec(**measure))
+        keep = {k: v for k, v in base.items() if k not in ("perf", "scenarios", "latency_samples_ms", "system")}
+        return Run.model_validate(
+            {
+                **keep,
+                "protocol": _protocol(runs),
+                "status": "error",
+                "error": "; ".join(f"shard {shard}: {run.error}" for shard, run in failed),
+                "metrics": {},
+                "per_query": {},
+            }
+        )
+    metrics, per_query = _quality(runs)
+    warnings = [f"shard {shard}: {w}" for shard, run in parts for w in run.warnings]
+    merged = Run.model_validate(
+        {**base, "protocol": _protocol(runs), "metrics": metrics, "per_query": per_query, "warnings": warnings}
+    )
+    if first.perf is None:  # the first stage
+        return merged
+    scenarios, samples, notes = _pooled_scenarios(runs)
+    merged.perf, merged.latency_samples_ms = _perf(runs, scenarios), samples
+    merged.warnings = warnings + notes
+    if scenarios:
+        merged.verdict, merged.scenarios = judge_records(scenarios, measure)
         if machines > 1:
-            run["verdict"]["status"] = "INVALID"
-            run["verdict"]["reasons"].append(f"shards measured on {machines} machines: their times are pooled")
-    return run
+            merged.verdict.status = "INVALID"
+            merged.verdict.reasons.append(f"shards measured on {machines} machines: their times are pooled")
+    return merged

@@ -34,13 +34,11 @@ from ..results import (
     ResultsFile,
     ResultsWriter,
     Run,
-    ScenarioRecord,
     TrainBlock,
     check_writable,
     claim_default_output,
     load_results,
 )
-from ..results.models import Verdict
 from .interrupt import signals_interrupt, stop_reason
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
 from .prepare import (
@@ -54,7 +52,7 @@ from .prepare import (
 )
 from .shard import Shard, shard_dataset
 from .spawn import spawn_worker
-from .verdict import judge_run
+from .verdict import judge_records
 from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
@@ -301,9 +299,7 @@ class Execution:
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results.metrics)
         if run.status == "ok" and run.scenarios:
-            records = {name: rec.model_dump(mode="json", exclude_unset=True) for name, rec in run.scenarios.items()}
-            run.verdict = Verdict.model_validate(judge_run(records, measure))  # sets each record's verdict too
-            run.scenarios = {name: ScenarioRecord.model_validate(rec) for name, rec in records.items()}
+            run.verdict, run.scenarios = judge_records(run.scenarios, measure)  # each record gets its verdict too
         return run, False
 
 

@@ -98,3 +98,12 @@ def judge_run(scenarios: dict[str, dict[str, Any]], measure) -> dict[str, Any]:
         reasons += [f"{name}: {r}" for r in record["verdict"]["reasons"]]
         cvs.append(record["verdict"]["cv"])
     return {"status": "INVALID" if reasons else "VALID", "reasons": reasons, "cv": cvs[0] if cvs else None}
+
+
+def judge_records(scenarios: dict, measure) -> tuple:
+    """``judge_run`` on typed ``ScenarioRecord``s: (the run's ``Verdict``, the records with their verdicts)."""
+    from ..results.models import ScenarioRecord, Verdict
+
+    records = {name: rec.model_dump(mode="json", exclude_unset=True) for name, rec in scenarios.items()}
+    verdict = judge_run(records, measure)
+    return Verdict.model_validate(verdict), {name: ScenarioRecord.model_validate(r) for name, r in records.items()}
