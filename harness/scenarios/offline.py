@@ -4,8 +4,9 @@ The batches come from THE planner, ``mlx_cross_encoder.base.length_sorted_batche
 token counts of every pair, with the reranker's ``batch_size`` and its ``max_batch_tokens`` option: every backend
 gets the same batches of the same (truncated) pairs. Each batch is one ``predict`` call (inside it a backend may
 split further, e.g. MLX on a GPU rounds widths up to 32). A pass is the sum of its batches' times; throughput per
-pass is pairs (tokens) / that time. Warm-up, untimed, when ``warmup_queries`` > 0: the widest and the last
-(narrowest) batch.
+pass is pairs (tokens) / that time. Warm-up, untimed, when ``warmup_queries`` > 0: one pass over every batch, so
+that each batch shape has been run once before timing (on a GPU a new shape costs a kernel or graph build: the
+H200 profile in docs/benchmarks.md saw ~60 ms per new width, more than a whole MiniLM pass of DL19).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     index = [np.asarray(b, dtype=np.int64) for b in batches]
     bounds = np.cumsum([0] + [len(q.pairs) for q in ctx.queries])
     if ctx.warmup_queries > 0:
-        for b in {0, len(inputs) - 1}:
-            backend.predict(inputs[b], len(inputs[b]))
+        for rows in inputs:
+            backend.predict(rows, len(rows))
     bar = tqdm(
         total=ctx.repeats * len(inputs),
         desc=f"{ctx.label} offline",

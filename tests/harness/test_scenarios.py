@@ -77,6 +77,9 @@ def test_offline_runs_the_planners_batches_across_queries_and_maps_scores_back(b
     assert (rec.batches, rec.pairs, rec.tokens) == (len(planned), len(flat), int(lengths.sum()))
     assert rec.padded_tokens == sum(len(b) * int(lengths[b].max()) for b in planned)
     assert rec.max_batch_tokens == budget and len(rec.pairs_per_s) == rec.repeats == 1
+    warmed = RecordingBackend(options)
+    offline.measure(context(warmed, repeats=1, warmup_queries=1))  # warm-up: one untimed pass over every batch
+    assert warmed.calls == backend.calls * 2
 
 
 def test_single_query_is_one_call_per_query_with_p90():
