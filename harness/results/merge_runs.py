@@ -137,8 +137,12 @@ def _perf(runs: list[Run], scenarios: dict[str, ScenarioRecord]) -> Perf:
 def merge_run(parts: list[tuple[str, Run]], measure, machines: int) -> Run:
     """The run of one (dataset, reranker) from each shard's (``"i/n"``, run), in shard order; ``measure`` is the
     suite's ``harness.suite.MeasureSpec`` (the verdict is judged again on the pooled figures)."""
+    from ..run.shard import EMPTY_SHARD
     from ..run.verdict import judge_records
 
+    everyone = [run for _, run in parts]  # the protocol counts every shard (an empty one adds 0 queries)
+    kept = [(shard, run) for shard, run in parts if not (run.error or "").startswith(EMPTY_SHARD)]
+    parts = kept or parts[:1]
     runs = [run for _, run in parts]
     first = runs[0]
     base = {k: v for k, v in _given(first).items() if k not in ("verdict", "protocol")}
@@ -148,7 +152,7 @@ def merge_run(parts: list[tuple[str, Run]], measure, machines: int) -> Run:
         return Run.model_validate(
             {
                 **keep,
-                "protocol": _protocol(runs),
+                "protocol": _protocol(everyone),
                 "status": "error",
                 "error": "; ".join(f"shard {shard}: {run.error}" for shard, run in failed),
                 "metrics": {},
@@ -158,7 +162,7 @@ def merge_run(parts: list[tuple[str, Run]], measure, machines: int) -> Run:
     metrics, per_query = _quality(runs)
     warnings = [f"shard {shard}: {w}" for shard, run in parts for w in run.warnings]
     merged = Run.model_validate(
-        {**base, "protocol": _protocol(runs), "metrics": metrics, "per_query": per_query, "warnings": warnings}
+        {**base, "protocol": _protocol(everyone), "metrics": metrics, "per_query": per_query, "warnings": warnings}
     )
     if first.perf is None:  # the first stage
         return merged

@@ -50,7 +50,7 @@ from .prepare import (
     scored_run,
     write_dataset_file,
 )
-from .shard import Shard, shard_dataset
+from .shard import EMPTY_SHARD, Shard, shard_dataset
 from .spawn import spawn_worker
 from .verdict import judge_records
 from .worker import MeasureJob
@@ -160,6 +160,7 @@ class Execution:
         )
         self.prepared: dict[str, PreparedReranker] = {}
         self.shard = shard  # harness.run.shard.Shard or None
+        self.empty: str | None = None  # why the current dataset has nothing to measure in this shard
 
     def save(self) -> None:
         self.writer.save(document(self.results))
@@ -230,6 +231,9 @@ class Execution:
                     error_run(spec.name, step.reranker, step.backend, {**base, **reranker_protocol}, message, **extra)
                 )
             return
+        self.empty = None  # a shard without any query of this dataset: nothing to measure (harness merge skips it)
+        if self.shard is not None and not ds.candidates and not any(ds.qrels.values()):
+            self.empty = f"{EMPTY_SHARD}: shard {self.shard} holds no query of dataset {ds.name}"
         dataset_file = write_dataset_file(ds, fingerprint, self.workdir / f"dataset-{index}.json")
         for step in steps:
             try:
@@ -259,6 +263,10 @@ class Execution:
         if step.kind != "trained" and (old := self._kept(step, protocol)) is not None:
             return old, True
         if step.kind == "first_stage":
+            if self.empty:
+                return error_run(
+                    ds.name, ds.first_stage, FIRST_STAGE, {**protocol, "scoring": "first-stage order"}, self.empty
+                ), False
             try:
                 return first_stage_run(ds, self.results.metrics, protocol), False
             except Exception as exc:
@@ -280,8 +288,8 @@ class Execution:
             "min_time_s": measure.min_time_s,
             "max_repeats": measure.max_repeats,
         }
-        if prepared.error:
-            return error_run(ds.name, step.reranker, step.backend, protocol, prepared.error), False
+        if prepared.error or self.empty:
+            return error_run(ds.name, step.reranker, step.backend, protocol, prepared.error or self.empty), False
         job = MeasureJob(
             reranker=prepared.spec,
             backend_module=prepared.module,

@@ -7,7 +7,9 @@ same way and the n shards cover every query exactly once. The shard is taken aft
 ``harness merge`` (``harness.results.merge``) puts their results back together.
 
 The run's protocol records ``shard: {index, count}``, the shard's own ``dataset_fingerprint`` (so ``--resume``
-keeps only runs of the same shard) and the whole dataset's as ``full_dataset_fingerprint``.
+keeps only runs of the same shard) and the whole dataset's as ``full_dataset_fingerprint``. A dataset with no query
+(and no judgment) in the shard gets runs with status error and ``EMPTY_SHARD`` as their message (nothing to
+measure); ``harness merge`` leaves those shards out of the merged run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: the error of every run of a dataset that has no query in this shard (``harness merge`` skips such runs)
+EMPTY_SHARD = "empty shard"
 _FORM = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 

@@ -164,3 +164,42 @@ def test_resume_keeps_its_own_shard_and_refuses_another(shard_files, tmp_path):
         shard=Shard(index=1, count=2),
     )
     assert runs_of(results)["mlx"]["per_query"] == runs_of(load_results(shard_files["s1"]))["mlx"]["per_query"]
+
+
+def test_a_shard_without_queries_of_a_dataset_is_empty_not_a_failure(tmp_path, monkeypatch):
+    """6 smoke queries in 6 shards: shard 3/6 gets none. Its runs say 'empty shard' (nothing measured, no worker)
+    and harness merge leaves it out: the merged metrics still equal the unsharded run's."""
+    from harness import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    model = builders.bert_cross_encoder(tmp_path / "bert", seed=2, initializer_range=0.2)
+    data = {
+        "name": "empty-shard-test",
+        "metrics": ["ndcg@10"],
+        "datasets": [
+            {"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}
+        ],
+        "rerankers": [{"name": "placeholder", "backend": "mlx", "model": "local:none"}],
+        "measure": {"warmup_queries": 0, "repeats": 1, **LENIENT},
+    }
+    suite = suite_from_dict(data, tmp_path, source="test")
+    suite.rerankers = [RerankerSpec(name="steady", backend="faulty", model=str(model), options={"fault": "none"})]
+    env = {"chip": {"name": "test"}}
+    full = tmp_path / "full.json"
+    run_suite(suite, output=full, progress=False, environment=env)
+    shards = []
+    for i in range(1, 7):
+        shards.append(tmp_path / f"s{i}.json")
+        run_suite(suite, output=shards[-1], progress=False, environment=env, shard=Shard(index=i, count=6))
+    empty = runs_of(load_results(shards[2]))
+    assert {r["error"] for r in empty.values()} == {"empty shard: shard 3/6 holds no query of dataset smoke"}
+    assert empty["steady"]["protocol"]["n_queries"] == 0
+    out = tmp_path / "merged.json"
+    assert main(["merge", *map(str, shards), "--output", str(out)]) == 0
+    merged, reference = runs_of(load_results(out)), runs_of(load_results(full))
+    for name in ("bm25", "steady"):
+        assert merged[name]["status"] == "ok" and merged[name]["metrics"] == reference[name]["metrics"]
+        assert merged[name]["per_query"] == reference[name]["per_query"]
+        assert merged[name]["protocol"]["n_queries"] == 6
