@@ -203,3 +203,24 @@ def test_a_shard_without_queries_of_a_dataset_is_empty_not_a_failure(tmp_path, m
         assert merged[name]["status"] == "ok" and merged[name]["metrics"] == reference[name]["metrics"]
         assert merged[name]["per_query"] == reference[name]["per_query"]
         assert merged[name]["protocol"]["n_queries"] == 6
+
+
+def test_harness_run_of_an_empty_shard_exits_0(tmp_path, monkeypatch, capsys):
+    """A CI matrix job whose shard holds no query of the suite's datasets measured nothing and failed nothing."""
+    model = builders.bert_cross_encoder(tmp_path / "bert", seed=2, initializer_range=0.2)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "empty",
+                "datasets": [
+                    {"name": "smoke", "candidates": str(SMOKE / "candidates.json"), "qrels": str(SMOKE / "qrels.txt")}
+                ],
+                "rerankers": [{"name": "m", "backend": "mlx", "model": str(model)}],
+            }
+        )
+    )
+    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "r.json"
+    assert main(["run", str(suite), "--shard", "3/6", "--output", str(out), "--no-progress"]) == 0
+    assert {r["status"] for r in load_results(out)["runs"]} == {"error"}  # recorded, not measured
