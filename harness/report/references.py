@@ -144,9 +144,9 @@ def significance_rows(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str]
 def _test_cell(row: dict, name: str) -> str:
     if name not in row:
         return ""
-    delta, _, n = row[name]
+    delta, raw, n = row[name]
     p = row[name + "_holm"]
-    return f"{delta:+.4f} (p={p:.3g}{', significant' if p < ALPHA else ''}; {n} q)"
+    return f"{delta:+.4f} (p={raw:.3g}, Holm {p:.3g}{', significant' if p < ALPHA else ''}; {n} q)"
 
 
 def learning_curves(results: Sequence[dict[str, Any]]) -> list[str]:
