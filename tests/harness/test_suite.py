@@ -101,7 +101,7 @@ def test_train_section_is_validated_not_opaque(folder):
     data = base_suite()
     data["train"] = {"anything": [1, 2, {"goes": True}]}
     text = errors_of(folder, data)
-    assert "train.anything: unknown key; valid keys: data, label_threshold, dev, recipe, models" in text
+    assert "train.anything: unknown key; valid keys: data, label_threshold, dev, teacher, recipe, models" in text
     assert "train.data: missing (required)" in text and "train.models: missing (required)" in text
 
 
@@ -149,7 +149,11 @@ POSITIVE = "must be a positive integer"
         (f"{DS0}.topk", 5, f"{DS0}.topk: unknown key (did you mean 'top_k'?)"),
         ("rerankerz", [], "rerankerz: unknown key (did you mean 'rerankers'?)"),
         (f"{R0}.batchsize", 4, f"{R0}.batchsize: unknown key (did you mean 'batch_size'?)"),
-        ("measure.zzz", 1, "measure.zzz: unknown key; valid keys: warmup_queries, repeats"),
+        (
+            "measure.zzz",
+            1,
+            "measure.zzz: unknown key; valid keys: scenarios, scenario_options, warmup_queries, repeats",
+        ),
         ("name", DEL, "name: missing (required)"),
         (f"{R1}.model", DEL, f"{R1}.model: missing (required)"),
         (f"{DS0}.qrels", DEL, f"{DS0}.qrels: missing (required with candidates)"),
@@ -183,7 +187,7 @@ POSITIVE = "must be a positive integer"
         (f"{DS2}.name", "has space", f"{DS2}.name: must be a name of letters"),
         (f"{R2}.name", "m-mlx", f"{R2}.name: duplicate name 'm-mlx' (also rerankers[0])"),
         (f"{R2}.name", "bm25", f"{R2}.name: 'bm25' is also a dataset's first_stage"),
-        (f"{R0}.backend", "onnx", f"{R0}.backend: must be one of mlx, torch, got 'onnx'"),
+        (f"{R0}.backend", "onnx", f"{R0}.backend: must be one of mlx, torch, http, got 'onnx'"),
         (f"{R0}.dtype", "int3", f"{R0}.dtype: must be one of float32, float16, bfloat16, got 'int3'"),
         (f"{R0}.batch_size", 0, f"{R0}.batch_size: {POSITIVE}, got 0"),
         (f"{R0}.options", [1], f"{R0}.options: must be a mapping, got a list"),
