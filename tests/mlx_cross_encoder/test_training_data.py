@@ -123,3 +123,26 @@ def test_training_package_imports_neither_torch_nor_the_harness():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
             assert not {n.split(".")[0] for n in names} & banned, f"{file.name} imports {names}"
+
+
+def test_listwise_kl_groups_are_documents_of_one_query_with_their_teacher_scores():
+    from training_helpers import toy_groups
+
+    records = toy_groups(4, 5, teacher=True)
+    score = {(r["query"], d): s for r in records for d, s in zip(r["pos"] + r["neg"], r["pos_scores"] + r["neg_scores"])}
+    b = Batcher(load_groups(records), "listwise_kl", batch_size=2, group_size=4, seed=0)
+    epoch0 = list(b.batches(0))
+    assert len(epoch0) == 2 and sum(x.n_examples for x in epoch0) == 4
+    for batch in epoch0:
+        for g in range(batch.n_examples):
+            pairs = batch.pairs[g * 4 : (g + 1) * 4]
+            assert len({q for q, _ in pairs}) == 1 and len({d for _, d in pairs}) == 4  # one query, no repeats
+            assert batch.teacher[g * 4 : (g + 1) * 4].tolist() == pytest.approx([score[p] for p in pairs])
+    assert [x.pairs for x in b.batches(0)] == [x.pairs for x in epoch0]  # a function of (seed, epoch)
+    assert [x.pairs for x in b.batches(1)] != [x.pairs for x in epoch0]
+    negatives_only = [{"query": "q", "document": f"doc {i}", "label": 0, "score": float(i)} for i in range(3)]
+    assert Batcher(load_groups(negatives_only), "listwise_kl", 1, group_size=3).n_examples == 1  # no positive needed
+    with pytest.raises(DataFormatError, match="needs at least one positive"):
+        Batcher(load_groups(negatives_only), "listwise", 1, group_size=3)
+    with pytest.raises(DataFormatError, match="needs teacher scores"):
+        Batcher(load_groups(toy_groups(2, 3)), "listwise_kl", 1, group_size=3)
