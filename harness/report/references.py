@@ -200,9 +200,17 @@ def quality_appendix(results: Sequence[dict[str, Any]], data_dir: str | Path) ->
     ]
     curves = learning_curves(results)
     if curves:
-        lines += ["", f"## Learning curves: dev {PRIMARY} per evaluation", "",
-                  "Each dev query's full candidate list ranked, as the test ranks its lists; * = the checkpoint kept.",
-                  ""] + curves + [""]
+        lines += (
+            [
+                "",
+                f"## Learning curves: dev {PRIMARY} per evaluation",
+                "",
+                "Each dev query's full candidate list ranked, as the test ranks its lists; * = the checkpoint kept.",
+                "",
+            ]
+            + curves
+            + [""]
+        )
     for (dataset, fp), rows in significance_rows(results).items():
         first = rows[0]["first_stage"]
         lines += [

@@ -19,13 +19,15 @@ import mlx_cross_encoder  # noqa: F401  (the optimized BLAS before mlx.core)
 DEFAULT_TEACHER = "local:all-minilm-l6-v2"
 
 
-def teacher_run(suite_path: str | Path, model: str = DEFAULT_TEACHER, batch_size: int = 64, max_queries: int | None = None):
+def teacher_run(
+    suite_path: str | Path, model: str = DEFAULT_TEACHER, batch_size: int = 64, max_queries: int | None = None
+):
     """``(run, info)``: qid -> docid -> teacher score for the suite's training candidates, and what was scored."""
+    import yaml
+
     from mlx_cross_encoder.embedder import MLXBiEncoderReranker
 
     from ..backends import resolve_model_dir
-    import yaml
-
     from ..suite import suite_from_dict
     from .data import build_training_data, check_held_out
 
@@ -73,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     run, info = teacher_run(a.suite, a.model, a.batch_size, a.max_queries)
     write_run(run, a.output, tag=a.model.replace(":", "_").replace("/", "_"))
-    print(f"teacher {info['model']}: {info['pairs']} pairs of {info['queries']} queries in {info['seconds']} s -> {a.output}")
+    print(
+        f"teacher {info['model']}: {info['pairs']} pairs of {info['queries']} queries in {info['seconds']} s -> {a.output}"
+    )
     return 0
 
 

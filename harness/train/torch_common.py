@@ -231,7 +231,14 @@ def mlx_schedule(optimizer, settings: TrainingSettings, total: int):
 
 
 def torch_loss(
-    name: str, scores, labels, teacher, group_size: int | None, pos_weight=None, temperature=1.0, teacher_temperature=1.0
+    name: str,
+    scores,
+    labels,
+    teacher,
+    group_size: int | None,
+    pos_weight=None,
+    temperature=1.0,
+    teacher_temperature=1.0,
 ):
     """The MLX trainer's losses in torch (mean over pairs or groups; see mlx_cross_encoder.training.losses)."""
     import torch

@@ -129,7 +129,9 @@ def test_listwise_kl_groups_are_documents_of_one_query_with_their_teacher_scores
     from training_helpers import toy_groups
 
     records = toy_groups(4, 5, teacher=True)
-    score = {(r["query"], d): s for r in records for d, s in zip(r["pos"] + r["neg"], r["pos_scores"] + r["neg_scores"])}
+    score = {
+        (r["query"], d): s for r in records for d, s in zip(r["pos"] + r["neg"], r["pos_scores"] + r["neg_scores"])
+    }
     b = Batcher(load_groups(records), "listwise_kl", batch_size=2, group_size=4, seed=0)
     epoch0 = list(b.batches(0))
     assert len(epoch0) == 2 and sum(x.n_examples for x in epoch0) == 4
