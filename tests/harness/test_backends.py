@@ -209,5 +209,5 @@ def test_refusals(backend, tiny_bert, tmp_path):
 
 
 def test_unknown_backend(tiny_bert):
-    with pytest.raises(BackendError, match="unknown backend 'onnx'; known: mlx, torch"):
+    with pytest.raises(BackendError, match="unknown backend 'onnx'; known: http, mlx, torch"):
         load_backend(spec("onnx"), 12, tiny_bert)
