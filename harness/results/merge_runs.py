@@ -10,6 +10,7 @@ import numpy as np
 from .models import Latency, Perf, Protocol, Run, ScenarioRecord
 
 SHARD_ONLY = ("shard", "full_dataset_fingerprint")
+POOLED_SCENARIOS = ("single_query", "offline")  # whose passes add up across shards
 POOLED_MAX = ("peak_memory_mb", "load_avg_before", "load_avg_after", "max_repeat_abs_diff", "max_abs_diff")
 
 
@@ -90,6 +91,9 @@ def _pooled_scenarios(runs: list[Run]) -> tuple[dict[str, ScenarioRecord], list[
     samples: list[float] = []
     warnings = []
     for name in runs[0].scenarios or {}:
+        if name not in POOLED_SCENARIOS:  # e.g. server: a load level per shard is not one of the whole dataset
+            warnings.append(f"{name}: not pooled across shards (its figures are in the shard files)")
+            continue
         records = [run.scenarios[name] for run in runs]
         passes = min(r.repeats for r in records)
         if any(r.repeats != passes for r in records):

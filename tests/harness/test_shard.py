@@ -224,3 +224,15 @@ def test_harness_run_of_an_empty_shard_exits_0(tmp_path, monkeypatch, capsys):
     out = tmp_path / "r.json"
     assert main(["run", str(suite), "--shard", "3/6", "--output", str(out), "--no-progress"]) == 0
     assert {r["status"] for r in load_results(out)["runs"]} == {"error"}  # recorded, not measured
+
+
+def test_only_single_query_and_offline_are_pooled(shard_files, tmp_path):
+    """A server scenario's load levels are per shard: merge leaves them out of the merged run and says so."""
+    docs = [copy.deepcopy(load_results(shard_files[k])) for k in ("s1", "s2")]
+    for doc in docs:
+        run = next(r for r in doc["runs"] if r["reranker"] == "mlx")
+        run["scenarios"]["server"] = {**run["scenarios"]["offline"], "scenario": "server", "pairs": None}
+    merged = merge_files([write(doc, tmp_path / f"{i}.json") for i, doc in enumerate(docs)])
+    run = next(r for r in merged.runs if r.reranker == "mlx")
+    assert list(run.scenarios) == ["single_query", "offline"]
+    assert "server: not pooled across shards (its figures are in the shard files)" in run.warnings
