@@ -9,7 +9,8 @@ Which server:
 * ``backend: http``: the reranker's endpoint (``url``, ``shape``, key as the backend reads them).
 * ``backend: mlx``: the harness starts ``mlx-cross-encoder serve`` itself on a free 127.0.0.1 port, as a child in
   its own process group (killed with the worker if that dies), with the run's model folder, ``max_length``,
-  dtype and batch size; waits for ``/health``; stops it after. A server that dies is an error run carrying its
+  dtype and batch size, and the scenario's ``timeout_s`` as its request timeout; waits for ``/health``; stops it
+  after. A server that dies is an error run carrying its
   exit status and the tail of its log.
 
 Options (``measure.scenario_options.server``): ``concurrency`` (an int or a list of levels) or ``target_qps``
@@ -101,6 +102,8 @@ def started_server(ctx: ScenarioContext) -> Iterator[Endpoint]:
     cmd = [sys.executable, "-m", "mlx_cross_encoder.cli", "serve", "--model", f"{name}={ctx.job.model_dir}",
            "--max-length", str(ctx.job.max_length), "--dtype", ctx.backend.dtype,
            "--batch-size", str(ctx.backend.batch_size), "--host", "127.0.0.1", "--port", str(port)]
+    # the server's own request timeout (504) is the client's: a level measures the server, not its default limit
+    cmd += ["--timeout", str(float(opts.get("timeout_s", 60)))]
     for key in ("max_batch_pairs", "max_queue"):
         if key in opts:
             cmd += [f"--{key.replace('_', '-')}", str(int(opts[key]))]

@@ -160,5 +160,7 @@ def test_harness_run_with_backend_mlx_starts_the_server_and_records_levels(tmp_p
     run = next(r for r in load_results(tmp_path / "r.json")["runs"] if r["reranker"] == "tiny")
     assert run["status"] == "ok", run.get("error")
     rec = run["scenarios"]["server"]
-    assert rec["endpoint"]["started"]["command"][3:5] == ["serve", "--model"]
+    command = rec["endpoint"]["started"]["command"]
+    assert command[3:5] == ["serve", "--model"]
+    assert command[command.index("--timeout") + 1] == "60.0"  # the server's 504 limit is the client's timeout_s
     assert rec["levels"][0]["ok"] > 0 and rec["scores_agree"] and rec["verdict"]["status"] == "VALID"
