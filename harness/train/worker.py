@@ -243,6 +243,39 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def mlx_lora_init(job: dict[str, Any], base: Path, out: Path) -> Path | None:
+    """The MLX trainer's initial LoRA matrices for this job (same settings, seed and targets as
+    :func:`train_mlx_cross_encoder` / :func:`train_mlx_llm` draw them), as the torch trainers' ``lora_init``: the
+    PyTorch twin of a LoRA job starts where the MLX one does (else each framework draws its own LoRA ``A``
+    matrices and the twins differ by that alone). None for full fine-tuning."""
+    if job["fine_tune"] != "lora":
+        return None
+    import mlx.core as mx
+
+    folder, scratch = out / "lora-init", out / "lora-init-mlx"
+    if job["kind"] == "llm":
+        from mlx_cross_encoder.training import Qwen3RerankerConfig, Qwen3RerankerTrainer
+
+        config = settings_of_job(
+            job, config=Qwen3RerankerConfig, model_name=str(base), output_dir=str(scratch),
+            instruction=job.get("instruction"), lora_num_layers=-1, dtype="float32", show_progress_bar=False,
+        )  # fmt: skip
+        return Qwen3RerankerTrainer(config).prepare_model().save_adapter(folder)  # mlx-lm names = transformers'
+    from mlx_cross_encoder import MLXCrossEncoder
+    from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
+
+    config = settings_of_job(
+        job, config=MLXCrossEncoderConfig, pretrained_path=str(base), output_dir=str(scratch), dtype="float32",
+        show_progress_bar=False,
+    )  # fmt: skip
+    trainer = MLXCrossEncoderTrainer(MLXCrossEncoder(base, max_length=config.max_length, dtype="float32"), config)
+    initial = mx.load(str(trainer.prepare_model().save_adapter(scratch) / "adapters.safetensors"))
+    renamed = trainer.encoder.model.hf_weights(dict(initial))  # transformers module names, as peft's
+    folder.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(folder / "adapters.safetensors"), {k: v for k, v in renamed.items() if "lora" in k})
+    return folder
+
+
 def _trainable_count(model) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
@@ -254,8 +287,9 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
     base = _base_dir(job)
     settings = settings_of_job(job, output_dir=str(out / "torch-trainer"))
     dev_file, metric_fn = _dev(job)
+    lora_init = mlx_lora_init(job, base, out)
     result = train_cross_encoder_torch(
-        base, job["train_file"], dev_file, settings, metric_fn=metric_fn, device=_torch_device()
+        base, job["train_file"], dev_file, settings, metric_fn=metric_fn, device=_torch_device(), lora_init=lora_init
     )
     model = result["model"]
     trainable = _trainable_count(model)
@@ -270,6 +304,7 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
         "adapter_dir": adapter,
         "trainer": "sentence_transformers.CrossEncoderTrainer (harness.train.torch_encoder)",
         "base_path": str(base),
+        "lora_init": "the MLX trainer's initial LoRA matrices" if lora_init else None,
     }
 
 
@@ -288,6 +323,7 @@ def train_torch_llm(job: dict[str, Any]) -> dict[str, Any]:
         metric_fn=metric_fn,
         device=_torch_device(),
         instruction=job.get("instruction"),
+        lora_init=mlx_lora_init(job, base, out),
     )
     model = result["model"]
     trainable = _trainable_count(model)
