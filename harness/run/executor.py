@@ -10,12 +10,18 @@ A worker that raises, crashes, is killed or times out becomes a run with ``statu
 other runs go on. The results file is rewritten atomically after every step; a save that fails goes to a fallback
 path once. Ctrl-C, SIGTERM and SIGHUP stop the run: the worker's process group is killed, the temporary folder
 removed, and the file saved with ``"complete": false`` and the reason. ``--resume`` keeps the ok runs of a file
-written with the same suite fingerprint (same settings, same selection) and the same candidates and weights.
+written with the same suite fingerprint (same settings, same selection) and the same candidates and weights; they
+are in the file from its first save (``Execution.hold``), so no interruption can drop them. A training kept from
+the resumed file (ok, same plan, its weights unchanged) is not redone; any other trains in ``.<name>.partial/``,
+which replaces the model folder only when it succeeded (``Execution.train_job``; MLX trainers resume a partial
+training of the same job from its checkpoint).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import shutil
 import sys
 import tempfile
@@ -57,6 +63,10 @@ from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
 TRAIN_WORKER = "harness.train.worker"
+#: trainers that continue an interrupted training from the latest checkpoint in their folder
+#: (``resume_from_checkpoint``; MLX: ``mlx_cross_encoder.training.checkpoint``)
+RESUMABLE_TRAINERS = {"harness.train.worker:train_mlx_cross_encoder", "harness.train.worker:train_mlx_llm"}
+JOB_RECORD = "job.json"  # in a training's folder: the job it was started with (what a resumed training must equal)
 
 
 def _stderr(message: str) -> None:
@@ -70,9 +80,10 @@ def open_output(
     overwrite: bool = False,
     resume: bool = False,
     shard: str | None = None,
-) -> tuple[Path, OutputLock, dict[tuple[str, str], dict]]:
-    """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)): an ok one is kept
-    instead of measuring its step again; one outside this selection (``--only``) is carried over as it is.
+) -> tuple[Path, OutputLock, dict[tuple[str, str], Run], dict[tuple[str, str], dict]]:
+    """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)) and training blocks
+    (by (model, backend)): an ok run is kept instead of measuring its step again; one outside this selection
+    (``--only``) is carried over as it is; an ok training whose folder is unchanged is not trained again.
 
     An existing file is refused unless ``overwrite`` (replace it) or ``resume`` (keep its ok runs: only for a
     file of the same suite fingerprint). Without ``output`` the default name is claimed exclusively."""
@@ -82,13 +93,13 @@ def open_output(
         if resume:
             raise ResultsError("--resume needs --output (the results file to complete)")
         path = claim_default_output(suite_name)
-        return path, OutputLock(path).acquire(), {}
+        return path, OutputLock(path).acquire(), {}, {}
     path = Path(output)
     check_writable(path, "--output")
     lock = OutputLock(path).acquire()
     try:
         if not path.exists() or path.stat().st_size == 0 or overwrite:
-            return path, lock, {}
+            return path, lock, {}, {}
         if not resume:
             raise ResultsError(f"{path} already exists; use --overwrite to replace it or --resume to complete it")
         old = load_results(path)
@@ -102,7 +113,9 @@ def open_output(
                 f"{path}: cannot --resume it: selection.shard is {(old.get('selection') or {}).get('shard')!r}, "
                 f"this run's is {shard!r}"
             )
-        return path, lock, {(r["dataset"], r["reranker"]): Run.model_validate(r) for r in old["runs"]}
+        runs = {(r["dataset"], r["reranker"]): Run.model_validate(r) for r in old["runs"]}
+        trained = {(b["model"], b["backend"]): b for b in (old.get("train") or {}).get("models") or []}
+        return path, lock, runs, trained
     except BaseException:
         lock.release()
         raise
@@ -149,6 +162,8 @@ class Execution:
         log,
         total: int,
         shard=None,
+        trained_before: dict | None = None,
+        resume: bool = False,
     ):
         self.suite, self.results, self.writer, self.workdir, self.kept = suite, results, writer, workdir, kept
         self.max_queries, self.timeout_s, self.progress, self.log, self.total = (
@@ -161,15 +176,47 @@ class Execution:
         self.prepared: dict[str, PreparedReranker] = {}
         self.shard = shard  # harness.run.shard.Shard or None
         self.empty: str | None = None  # why the current dataset has nothing to measure in this shard
+        self.trained_before = trained_before or {}  # the resumed file's train blocks by (model, backend)
+        self.resume = resume
+        self.reused: set[str] = set()  # trained rerankers whose training was kept from the resumed file
+        self.held: dict[tuple[str, str], int] = {}  # (dataset, reranker) -> index in runs, until its step's run
+        self.held_train: dict[tuple[str, str], int] = {}  # (model, backend) -> index in train.models
+        self.done = 0
 
     def save(self) -> None:
         self.writer.save(document(self.results))
 
-    def record(self, run: Run, kept: bool = False) -> None:
-        self.results.runs.append(run)
+    def hold(self, runs: list[Run]) -> None:
+        """Put the resumed file's runs and training blocks in the file before anything else runs: each stays
+        there until its step gives a run in its place, so an interruption at any point loses none of them."""
+        for run in runs:
+            self.held[(run.dataset, run.reranker)] = len(self.results.runs)
+            self.results.runs.append(run)
+        if self.results.train is not None:
+            for key, block in self.trained_before.items():
+                self.held_train[key] = len(self.results.train.models)
+                self.results.train.models.append(TrainBlock.model_validate(block))
         self.save()
+
+    def record(self, run: Run, kept: bool = False) -> None:
+        index = self.held.pop((run.dataset, run.reranker), None)
+        if index is None:
+            self.results.runs.append(run)
+        else:
+            self.results.runs[index] = run
+        self.save()
+        self.done += 1
         note = " (kept from the resumed file)" if kept else ""
-        self.log(f"[{len(self.results.runs)}/{self.total}] {run.reranker} on {run.dataset}: {_describe(run)}{note}")
+        self.log(f"[{self.done}/{self.total}] {run.reranker} on {run.dataset}: {_describe(run)}{note}")
+
+    def record_train(self, job) -> None:
+        block = TrainBlock.model_validate(job.block)
+        index = self.held_train.pop((job.model.name, job.backend), None)
+        if index is None:
+            self.results.train.models.append(block)
+        else:
+            self.results.train.models[index] = block
+        self.save()
 
     def train(self, plan) -> None:
         """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
@@ -181,19 +228,58 @@ class Execution:
             f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into "
             f"{plan.root}"
         )
-        for job in plan.jobs:
-            shutil.rmtree(job.out_dir, ignore_errors=True)  # a rerun with the same --output trains afresh
-            try:
-                result = spawn_worker(job.job, self.workdir, self.timeout_s, self.progress, module=TRAIN_WORKER)
-            except Exception as exc:  # a harness bug must not lose the other trainings
-                result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-            job.block = train_block(job, result)
+        for number, job in enumerate(plan.jobs, 1):
+            job.block["base_fingerprint"] = _base_fingerprint(job.model.base)
+            old = self.trained_before.get((job.model.name, job.backend)) if self.resume else None
+            note = ""
+            if old is not None and _same_training(job, old):
+                job.block, note = old, " (kept from the resumed file: not trained again)"
+                self.reused.add(job.reranker)
+            else:
+                try:
+                    result = self.train_job(job)
+                except Exception as exc:  # a harness bug must not lose the other trainings
+                    result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                job.block = train_block(job, result)
             if job.block["status"] == "ok":
                 job.spec = trained_reranker(job)
                 self.prepared[job.reranker] = prepare_reranker(job.spec)
-            self.results.train.models.append(TrainBlock.model_validate(job.block))
-            self.save()
-            self.log(f"[train {len(self.results.train.models)}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}")
+            self.record_train(job)
+            self.log(f"[train {number}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}{note}")
+
+    def train_job(self, job) -> dict[str, Any]:
+        """Train ``job`` in ``.<name>.partial/`` beside its folder, which replaces the folder only once the
+        training succeeded: a good trained model is never deleted before its replacement exists. With --resume, a
+        partial training of the same job continues from its checkpoint when its trainer can."""
+        final, partial = Path(job.out_dir), Path(job.out_dir).parent / f".{Path(job.out_dir).name}.partial"
+        spec = {**job.job, "output_dir": str(partial)}
+        record = {k: v for k, v in spec.items() if k != "progress"}
+        resumable = (
+            self.resume
+            and spec["trainer"] in RESUMABLE_TRAINERS
+            and _read_json(partial / JOB_RECORD) == record
+            and any((partial / "mlx-trainer" / "checkpoints").glob("step-*/state.json"))
+        )
+        if resumable:
+            spec["settings"] = {**spec["settings"], "resume_from_checkpoint": True}
+            self.log(f"{job.reranker}: resuming the interrupted training from its checkpoint in {partial}")
+        else:
+            shutil.rmtree(partial, ignore_errors=True)  # a partial training: never a model anyone evaluated
+            partial.mkdir(parents=True)
+            (partial / JOB_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
+        result = spawn_worker(spec, self.workdir, self.timeout_s, self.progress, module=TRAIN_WORKER)
+        if result.get("status") != "ok":
+            return result  # the partial folder stays (a later --resume continues it); the old folder too
+        if resumable:
+            result["resumed_from_checkpoint"] = True
+        old = final.parent / f".{final.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.rename(final, old)  # the good old model is set aside only now that its replacement is complete
+        os.rename(partial, final)
+        shutil.rmtree(old, ignore_errors=True)
+        result = _moved(result, str(partial), str(final))
+        return _moved(result, str(partial.absolute()), str(final.absolute()))
 
     def dataset(self, spec, steps: list[Step], index: int) -> None:
         """Load one dataset, then run its steps; a dataset that cannot be loaded makes each step an error run."""
@@ -241,15 +327,20 @@ class Execution:
             except Exception as exc:  # a harness bug must not lose the other runs either
                 message = f"{type(exc).__name__}: {exc}"
                 run, kept = error_run(ds.name, step.reranker, step.backend, protocol, message), False
-            if step.kind == "trained":
+            if step.kind == "trained" and not kept:
                 run.train = TrainBlock.model_validate(step.job.block)
             self.record(run, kept)
 
     def _kept(self, step: Step, protocol: dict[str, Any]) -> Run | None:
         """The resumed file's ok run of this step, when it saw the same candidates and the same weights."""
         old = self.kept.get((step.dataset.name, step.reranker))
-        if old is None or old.status != "ok" or old.train is not None:
+        if old is None or old.status != "ok":
             return None
+        if (old.train is not None) != (step.kind == "trained"):
+            return None
+        if step.kind == "trained":  # only a run of the very training kept from the resumed file
+            if step.reranker not in self.reused or document_of(old.train) != document_of(step.job.block):
+                return None
         if old.protocol.dataset_fingerprint != protocol["dataset_fingerprint"]:
             return None
         if step.kind == "first_stage":
@@ -260,7 +351,7 @@ class Execution:
 
     def step(self, step: Step, ds, protocol: dict[str, Any], dataset_file: Path) -> tuple[Run, bool]:
         """One step's run, and whether it was kept from the resumed file."""
-        if step.kind != "trained" and (old := self._kept(step, protocol)) is not None:
+        if (step.kind != "trained" or step.job.spec is not None) and (old := self._kept(step, protocol)) is not None:
             return old, True
         if step.kind == "first_stage":
             if self.empty:
@@ -309,6 +400,66 @@ class Execution:
         if run.status == "ok" and run.scenarios:
             run.verdict, run.scenarios = judge_records(run.scenarios, measure)  # each record gets its verdict too
         return run, False
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def document_of(value: Any) -> Any:
+    """A record or a plain mapping as the JSON data a results file holds (for comparing the two)."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return json.loads(json.dumps(value))
+
+
+def _base_fingerprint(base: str) -> str | None:
+    """The base model's weights fingerprint (None when it cannot be resolved here: the training will say why)."""
+    from .. import backends
+
+    try:
+        return backends.weights_fingerprint(backends.resolve_model_dir(base))
+    except Exception:
+        return None
+
+
+def _same_training(job, old: dict[str, Any]) -> bool:
+    """Whether the resumed file's training block ``old`` is this job's, complete and unchanged: ok, the same
+    planned settings, data and base (every key the plan sets; the base weights' fingerprint when the old file
+    recorded one), and its model folder still holding the weights it recorded."""
+    from .. import backends
+
+    if old.get("status") != "ok" or not old.get("model_dir") or not old.get("model_fingerprint"):
+        return False
+    planned = document_of(job.block)
+    for key, value in planned.items():
+        if key == "status" or (key == "base_fingerprint" and "base_fingerprint" not in old):
+            continue
+        if old.get(key) != value:
+            return False
+    model_dir = Path(old["model_dir"])
+    if not model_dir.is_relative_to(job.out_dir) or not model_dir.is_dir():
+        return False
+    if old.get("adapter_dir") and not Path(old["adapter_dir"]).exists():
+        return False
+    try:
+        return backends.weights_fingerprint(model_dir) == old["model_fingerprint"]
+    except Exception:
+        return False
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """``value`` with the paths under ``old`` renamed to under ``new`` (a worker result after its folder moved)."""
+    if isinstance(value, str):
+        return new + value[len(old) :] if value == old or value.startswith(old + os.sep) else value
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    return value
 
 
 def document(results: ResultsFile) -> dict[str, Any]:
@@ -376,7 +527,9 @@ def run_suite(
     if shard is not None:
         selection["shard"] = str(shard)
     fingerprint = suite_fingerprint(suite, selection)  # the shard is not part of it: shards of one suite merge
-    path, lock, kept = open_output(suite.name, output, fingerprint, overwrite, resume, selection.get("shard"))
+    path, lock, kept, trained_before = open_output(
+        suite.name, output, fingerprint, overwrite, resume, selection.get("shard")
+    )
     writer = ResultsWriter(path, log)
     results: ResultsFile | None = None
     try:
@@ -386,12 +539,11 @@ def run_suite(
                 from ..train.plan import plan_training
 
                 plan = plan_training(suite, train_selected, train_root(path), train_max_pairs, progress)
-            results = _header(suite, selection, fingerprint, environment, plan)
             steps = plan_steps(datasets, rerankers, plan.jobs if plan is not None else [])
-            writer.save(document(results))
             selected = {(s.dataset.name, s.reranker) for s in steps}  # --resume --only X: other runs kept as is
             carried = [old for key, old in kept.items() if key not in selected]
             with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
+                results = _header(suite, selection, fingerprint, environment, plan)
                 run = Execution(
                     suite,
                     results,
@@ -404,7 +556,10 @@ def run_suite(
                     log=log,
                     total=len(carried) + len(steps),
                     shard=shard,
+                    trained_before=trained_before,
+                    resume=resume,
                 )
+                run.hold(list(kept.values()))  # the first save already holds every run of the resumed file
                 for old in carried:
                     run.record(old, kept=True)
                 run.prepared.update({spec.name: prepare_reranker(spec) for spec in rerankers})

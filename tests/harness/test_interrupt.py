@@ -67,16 +67,17 @@ def write_suite(tmp_path: Path, tiny_bert: Path) -> Path:
     return path
 
 
-def harness(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
+def harness(args: list[str], tmp_path: Path, code: str = HARNESS, extra_env: dict | None = None, **kwargs):
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
         "TMPDIR": str(tmp_path / "tmp"),
         "RERANKER_HARNESS_CACHE": str(tmp_path / "cache"),
     }
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-c", HARNESS, *args],
+        [sys.executable, "-c", code, *args],
         cwd=tmp_path,
         env=env,
         text=True,
@@ -221,3 +222,173 @@ def test_resume_with_another_only_keeps_the_runs_measured_before(tmp_path, tiny_
     runs = load_results(out)["runs"]
     assert [r for r in runs if r["reranker"] == "echo"] == [r for r in before if r["reranker"] == "echo"]
     assert ("gated", "ok") in [(r["reranker"], r["status"]) for r in runs]
+
+
+# --- suites with a train: section, resumed (tests/faulty_trainer.py:train_copy "trains" by copying the base) ----------
+HARNESS_TRAIN = """
+import sys
+from harness.backends.registry import BACKENDS, BackendInfo
+BACKENDS["faulty"] = BackendInfo(
+    "faulty", "faulty_backend", "test faults", trainers={"cross_encoder": "faulty_trainer:train_copy"}
+)
+import harness.run.executor as executor
+executor.RESUMABLE_TRAINERS = set(getattr(executor, "RESUMABLE_TRAINERS", ())) | {"faulty_trainer:train_copy"}
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def write_train_suite(tmp_path: Path, tiny_bert: Path) -> Path:
+    """The interrupt suite with one reranker (echo) and a train: section of one model trained by train_copy."""
+    suite = yaml.safe_load(write_suite(tmp_path, tiny_bert).read_text())
+    suite["rerankers"] = suite["rerankers"][:1]
+    entries, qrels = [], []
+    for i in range(6):
+        hits = [
+            {
+                "content": f"trainingdoc {i} {j} zebra",
+                "qid": f"t{i}",
+                "docid": f"t{i}-{j}",
+                "rank": j + 1,
+                "score": 5.0 - j,
+            }
+            for j in range(4)
+        ]
+        entries.append({"query": f"trainingquery {i} walrus", "hits": hits})
+        qrels += [f"t{i} 0 t{i}-{j} {int(j == 0)}" for j in range(4)]
+    (tmp_path / "train.json").write_text(json.dumps(entries))
+    (tmp_path / "train.qrels").write_text("\n".join(qrels) + "\n")
+    suite["train"] = {
+        "data": [{"candidates": str(tmp_path / "train.json"), "qrels": str(tmp_path / "train.qrels")}],
+        "label_threshold": 1,
+        "dev": {"fraction": 0.34, "seed": 0},
+        "recipe": {"epochs": 1, "batch_size": 4, "max_length": 32},
+        "models": [{"name": "tb", "base": str(tiny_bert), "backends": ["faulty"]}],
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def train_run(tmp_path: Path, suite: Path, out: Path, *flags: str, **env: str) -> subprocess.Popen:
+    extra = {"FAKE_TRAIN_LOG": str(tmp_path / "trainings.jsonl"), "FAKE_TRAIN_PIDFILE": str(tmp_path / "train.pid")}
+    extra.update(FAKE_TRAIN_GATE=str(tmp_path / "train-gate"), **env)
+    args = ["run", str(suite), "--output", str(out), "--no-progress", *flags]
+    return harness(args, tmp_path, code=HARNESS_TRAIN, extra_env=extra)
+
+
+def trainings(tmp_path: Path) -> list[dict]:
+    log = tmp_path / "trainings.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+def stop_the_gated_training(tmp_path: Path, proc: subprocess.Popen) -> str:
+    pidfile = tmp_path / "train.pid"
+    wait_for(lambda: pidfile.is_file() and pidfile.read_text(), "the gated training to start")
+    trainer = int(pidfile.read_text())
+    pidfile.unlink()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    wait_for(lambda: not alive(trainer), "the training worker to be killed", limit_s=10)
+    return err
+
+
+def test_resume_keeps_the_kept_runs_in_the_file_while_a_training_is_interrupted(tmp_path, tiny_bert):
+    suite, out = write_train_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    first = train_run(tmp_path, suite, out, FAKE_TRAIN_FAULT="raise")
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1, err[-3000:]  # the training failed; the other runs are ok
+    before = load_results(out)
+    assert [(r["reranker"], r["status"]) for r in before["runs"]] == [
+        ("bm25", "ok"), ("echo", "ok"), ("tb-faulty", "error")
+    ]  # fmt: skip
+
+    (tmp_path / "train-gate").write_text("closed")  # --resume trains tb again (it failed) and is stopped doing so
+    resumed = train_run(tmp_path, suite, out, "--resume")
+    stop_the_gated_training(tmp_path, resumed)
+    stopped = load_results(out)
+    assert stopped["complete"] is False and stopped["incomplete_reason"] == "interrupted by SIGTERM"
+    assert stopped["runs"] == before["runs"]  # nothing lost: the kept runs are in the file from the start
+    assert stopped["train"]["models"] == before["train"]["models"]
+
+    (tmp_path / "train-gate").unlink()
+    again = train_run(tmp_path, suite, out, "--resume")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-3000:]
+    final = load_results(out)
+    assert final["complete"] is True
+    assert final["runs"][:2] == before["runs"][:2]  # kept as measured
+    assert [(r["reranker"], r["status"]) for r in final["runs"]][2:] == [("tb-faulty", "ok")]
+    assert [b["status"] for b in final["train"]["models"]] == ["ok"]
+
+
+def test_resume_keeps_a_complete_training_and_replaces_another_only_once_retrained(tmp_path, tiny_bert):
+    suite, out = write_train_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    first = train_run(tmp_path, suite, out)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err[-3000:]
+    before = load_results(out)
+    block = before["train"]["models"][0]
+    model_dir = Path(block["model_dir"])
+    assert model_dir.parent == tmp_path / "results.train" / "tb-faulty" and len(trainings(tmp_path)) == 1
+    inode = model_dir.stat().st_ino
+
+    resumed = train_run(tmp_path, suite, out, "--resume")  # everything done and unchanged: nothing is redone
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err[-3000:]
+    assert len(trainings(tmp_path)) == 1  # not trained again
+    assert model_dir.stat().st_ino == inode  # the trained folder was not deleted and rewritten
+    after = load_results(out)
+    assert after["runs"] == before["runs"] and after["train"]["models"] == before["train"]["models"]
+    assert "tb-faulty on smoke: ok" in err and "kept" in err.split("tb-faulty on smoke: ok", 1)[1].splitlines()[0]
+
+    # the trained weights are not the ones recorded any more: trained again, into another folder; the old folder
+    # stays whole until the new one is complete
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")
+    tampered = weights.read_bytes()
+    (tmp_path / "train-gate").write_text("closed")
+    retrain = train_run(tmp_path, suite, out, "--resume")
+    pidfile = tmp_path / "train.pid"
+    wait_for(lambda: pidfile.is_file() and pidfile.read_text(), "the gated training to start")
+    assert weights.read_bytes() == tampered  # not deleted before the new model exists
+    stop_the_gated_training(tmp_path, retrain)
+    assert weights.read_bytes() == tampered
+    assert load_results(out)["runs"] == before["runs"]
+
+    (tmp_path / "train-gate").unlink()
+    again = train_run(tmp_path, suite, out, "--resume")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-3000:]
+    assert len(trainings(tmp_path)) == 3
+    final = load_results(out)
+    new_block = final["train"]["models"][0]
+    assert new_block["status"] == "ok" and new_block["model_dir"] == str(model_dir)
+    assert weights.read_bytes() != tampered  # replaced by the new training
+    tb = next(r for r in final["runs"] if r["reranker"] == "tb-faulty")
+    assert tb["status"] == "ok" and tb["protocol"]["model_fingerprint"] == new_block["model_fingerprint"]
+    assert sorted(p.name for p in (tmp_path / "results.train").iterdir()) == ["data", "tb-faulty"]  # no leftovers
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert):
+    suite, out = write_train_suite(tmp_path, tiny_bert), tmp_path / "results.json"
+    (tmp_path / "train-gate").write_text("closed")
+    first = train_run(tmp_path, suite, out, FAKE_TRAIN_CHECKPOINT="1")  # writes a checkpoint, then is stopped
+    stop_the_gated_training(tmp_path, first)
+
+    (tmp_path / "train-gate").unlink()
+    resumed = train_run(tmp_path, suite, out, "--resume")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err[-3000:]
+    calls = trainings(tmp_path)
+    assert [c["resume_from_checkpoint"] for c in calls] == [False, True]
+    assert calls[0]["output_dir"] == calls[1]["output_dir"]  # the same folder, where the checkpoint is
+    final = load_results(out)
+    assert final["train"]["models"][0]["status"] == "ok"
+    assert final["train"]["models"][0]["model_dir"] == str(tmp_path / "results.train" / "tb-faulty" / "model")
+    assert [(r["reranker"], r["status"]) for r in final["runs"]] == [
+        ("bm25", "ok"),
+        ("echo", "ok"),
+        ("tb-faulty", "ok"),
+    ]
