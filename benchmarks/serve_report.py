@@ -83,6 +83,9 @@ READING = [
     "2 cores (other engineers' tests and trainings ran throughout), far above the suite's max_load_per_core 2.0. "
     "The MLX and sentence-transformers rows were measured minutes apart under different loads (see the last "
     "column), so their ratio is not a measurement of the two stacks; re-run on a quiet machine before comparing.",
+    "- Do not read a winner from these rows. Where the server rows differ (e.g. 32 clients), the cause was not "
+    "investigated: contention by other processes, the load generator sharing the 2 cores, or the cost of merged "
+    "250-pair predicts on contended cores are all candidates.",
     "- A level's own verdict (MLPerf rule: every request answered, p99 <= 60 s) is shown first; `run INVALID` "
     "marks the run-wide reasons (load average) listed below.",
     "- Closed loop: with N clients each request waits behind the others', so latency grows about N-fold once the "
