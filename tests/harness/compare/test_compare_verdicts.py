@@ -244,6 +244,8 @@ def test_speed_on_an_invalid_run_is_reported_not_gated(base, tmp_path, capsys):
         run = reranker_runs(head)[0]
         run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
         run["verdict"] = {"status": "INVALID", "reasons": ["machine loaded"], "cv": 0.01}
+        for record in (run.get("scenarios") or {}).values():  # schema 3: each scenario's verdict, as judge_run sets
+            record["verdict"] = {"status": "INVALID", "reasons": ["machine loaded"]}
 
     head = write_head(tmp_path, data, slower_on_a_loaded_machine)
     assert compare(path, head) == 0
