@@ -28,8 +28,18 @@ ST_PORT = 8791
 
 
 def start_baseline(model_dir: Path, max_length: int) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO / "benchmarks" / "serve_st.py"), "--model", str(model_dir), "--port",
-           str(ST_PORT), "--batch-size", "32", "--max-length", str(max_length)]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "serve_st.py"),
+        "--model",
+        str(model_dir),
+        "--port",
+        str(ST_PORT),
+        "--batch-size",
+        "32",
+        "--max-length",
+        str(max_length),
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True)
     for _ in range(600):
         if proc.poll() is not None:
@@ -154,8 +164,17 @@ def main() -> int:
         model_dir = Path(resolve_model("local:minilm-l6-seeded-head"))
         baseline = start_baseline(model_dir, max_length=512)
         try:
-            cmd = [sys.executable, "-m", "harness.cli", "run", str(SUITE), "--output", str(RESULTS), "--overwrite",
-                   "--no-progress"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                str(SUITE),
+                "--output",
+                str(RESULTS),
+                "--overwrite",
+                "--no-progress",
+            ]
             subprocess.run(cmd, cwd=REPO, check=False)
         finally:
             stop(baseline)

@@ -57,8 +57,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None)
     args = p.parse_args()
-    uvicorn.run(create_app(args.model, args.batch_size, args.max_length), host="127.0.0.1", port=args.port,
-                log_level="warning")
+    uvicorn.run(
+        create_app(args.model, args.batch_size, args.max_length), host="127.0.0.1", port=args.port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

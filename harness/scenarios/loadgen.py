@@ -167,8 +167,15 @@ class LoadGenerator:
         return result
 
 
-def run_load(generator: LoadGenerator, *, target_qps: float | None, concurrency: int | None, warmup_s: float,
-             duration_s: float, seed: int = 0) -> LoadResult:
+def run_load(
+    generator: LoadGenerator,
+    *,
+    target_qps: float | None,
+    concurrency: int | None,
+    warmup_s: float,
+    duration_s: float,
+    seed: int = 0,
+) -> LoadResult:
     """One load level, open loop when ``target_qps`` is given, else closed loop with ``concurrency`` clients."""
     if (target_qps is None) == (concurrency is None):
         raise ValueError("give exactly one of target_qps (open loop) and concurrency (closed loop)")

@@ -96,12 +96,29 @@ def started_server(ctx: ScenarioContext) -> Iterator[Endpoint]:
 
     spec, opts = ctx.job.reranker, ctx.options
     if spec.get("instruction") or spec.get("options"):
-        raise ValueError("scenario server with backend mlx starts mlx-cross-encoder serve, which takes no instruction "
-                         "and no backend options; remove them (or measure a server you start, with backend http)")
+        raise ValueError(
+            "scenario server with backend mlx starts mlx-cross-encoder serve, which takes no instruction "
+            "and no backend options; remove them (or measure a server you start, with backend http)"
+        )
     name, port = spec["name"], free_port()
-    cmd = [sys.executable, "-m", "mlx_cross_encoder.cli", "serve", "--model", f"{name}={ctx.job.model_dir}",
-           "--max-length", str(ctx.job.max_length), "--dtype", ctx.backend.dtype,
-           "--batch-size", str(ctx.backend.batch_size), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_cross_encoder.cli",
+        "serve",
+        "--model",
+        f"{name}={ctx.job.model_dir}",
+        "--max-length",
+        str(ctx.job.max_length),
+        "--dtype",
+        ctx.backend.dtype,
+        "--batch-size",
+        str(ctx.backend.batch_size),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     # the server's own request timeout (504) is the client's: a level measures the server, not its default limit
     cmd += ["--timeout", str(float(opts.get("timeout_s", 60)))]
     for key in ("max_batch_pairs", "max_queue"):
@@ -116,19 +133,22 @@ def started_server(ctx: ScenarioContext) -> Iterator[Endpoint]:
         deadline = time.monotonic() + float(opts.get("startup_timeout_s", 300))
         while True:
             if proc.poll() is not None:
-                raise ServerCrash(f"the server exited with status {proc.returncode} before answering /health "
-                                  f"({' '.join(cmd)}); log tail:\n{_tail(log)}")
+                raise ServerCrash(
+                    f"the server exited with status {proc.returncode} before answering /health "
+                    f"({' '.join(cmd)}); log tail:\n{_tail(log)}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise ServerCrash(f"the server did not answer /health within {opts.get('startup_timeout_s', 300)} s; "
-                                  f"log tail:\n{_tail(log)}")
+                raise ServerCrash(
+                    f"the server did not answer /health within {opts.get('startup_timeout_s', 300)} s; "
+                    f"log tail:\n{_tail(log)}"
+                )
             time.sleep(0.2)
         yield Endpoint(f"{base}/v2/rerank", "cohere", name, {}, started={"command": cmd, "pid": proc.pid})
         if proc.poll() is not None:
-            raise ServerCrash(f"the server died during the load with status {proc.returncode}; log tail:\n"
-                              f"{_tail(log)}")
+            raise ServerCrash(f"the server died during the load with status {proc.returncode}; log tail:\n{_tail(log)}")
     finally:
         _stop(proc)
         log.unlink(missing_ok=True)
@@ -143,8 +163,10 @@ def endpoint(ctx: ScenarioContext) -> Iterator[Endpoint]:
         with started_server(ctx) as ep:
             yield ep
     else:
-        raise ValueError(f"scenario server needs backend http (any server) or mlx (the harness starts "
-                         f"mlx-cross-encoder serve), not {backend.name!r}")
+        raise ValueError(
+            f"scenario server needs backend http (any server) or mlx (the harness starts "
+            f"mlx-cross-encoder serve), not {backend.name!r}"
+        )
 
 
 def _levels(opts: dict[str, Any]) -> list[tuple[str, float]]:
@@ -186,43 +208,80 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     tol = SCORE_TOLERANCE.get(ctx.backend.dtype, SCORE_TOLERANCE["float32"])
     with endpoint(ctx) as ep:
         bodies = [request_body(ep.shape, q.pairs[0][0], [t for _, t in q.pairs], ep.model) for q in ctx.queries]
-        gen = LoadGenerator(ep.url, bodies, lambda payload, i: parse_scores(ep.shape, payload, len(ctx.queries[i].pairs)),
-                            ep.headers, float(opts.get("timeout_s", 60)))
+        gen = LoadGenerator(
+            ep.url,
+            bodies,
+            lambda payload, i: parse_scores(ep.shape, payload, len(ctx.queries[i].pairs)),
+            ep.headers,
+            float(opts.get("timeout_s", 60)),
+        )
         reference = _score_once(gen)
         load_before = load_average()
-        results = [run_load(gen, target_qps=v if k == "target_qps" else None,
-                            concurrency=int(v) if k == "concurrency" else None, warmup_s=warmup,
-                            duration_s=duration, seed=int(opts.get("seed", 0))) for k, v in levels]
+        results = [
+            run_load(
+                gen,
+                target_qps=v if k == "target_qps" else None,
+                concurrency=int(v) if k == "concurrency" else None,
+                warmup_s=warmup,
+                duration_s=duration,
+                seed=int(opts.get("seed", 0)),
+            )
+            for k, v in levels
+        ]
         load_after = load_average()
     level_records, reasons, max_diff = [], [], 0.0
     for (mode, value), res in zip(levels, results):
         diffs = [float(np.max(np.abs(s.scores - reference[s.query]))) for s in res.ok]
         agree = all(np.allclose(s.scores, reference[s.query], **tol) for s in res.ok)
         max_diff = max([max_diff, *diffs])
-        why = judge_level(res, mode, value, opts) + ([] if agree else ["answers under load differ from the "
-                                                                        "sequential answers beyond tolerance"])
+        why = judge_level(res, mode, value, opts) + (
+            [] if agree else ["answers under load differ from the sequential answers beyond tolerance"]
+        )
         reasons += [f"{mode} {value}: {r}" for r in why]
         lat = res.latencies_ms()
-        level_records.append({
-            mode: value, "requests": len(res.samples), "ok": len(res.ok), "errors": res.errors(),
-            "achieved_qps": res.achieved_qps, "offered_qps": res.offered_qps, "span_s": res.span_s,
-            "latency_ms": latency(lat).model_dump() if lat else None, "issue_lag_max_ms": res.issue_lag_ms(),
-            "max_abs_diff_vs_sequential": max(diffs, default=0.0), "status": "INVALID" if why else "VALID",
-            "reasons": why,
-        })
+        level_records.append(
+            {
+                mode: value,
+                "requests": len(res.samples),
+                "ok": len(res.ok),
+                "errors": res.errors(),
+                "achieved_qps": res.achieved_qps,
+                "offered_qps": res.offered_qps,
+                "span_s": res.span_s,
+                "latency_ms": latency(lat).model_dump() if lat else None,
+                "issue_lag_max_ms": res.issue_lag_ms(),
+                "max_abs_diff_vs_sequential": max(diffs, default=0.0),
+                "status": "INVALID" if why else "VALID",
+                "reasons": why,
+            }
+        )
     n_pairs_per_query = [len(q.pairs) for q in ctx.queries]
     pairs_per_s = [sum(n_pairs_per_query[s.query] for s in r.ok) / r.span_s for r in results]
     tokens = [int(q.tokens.sum()) for q in ctx.queries]
     all_lat = results[0].latencies_ms() if len(results) == 1 else []
     record = ScenarioRecord(
-        scenario="server", repeats=len(results), pass_s=[duration for _ in results], pairs_per_s=pairs_per_s,
-        tokens_per_s=[sum(tokens[s.query] for s in r.ok) / r.span_s for r in results], pairs=ctx.n_pairs,
-        tokens=ctx.n_tokens, samples=sum(len(r.ok) for r in results), min_time_s=duration, min_time_reached=True,
-        latency_ms=latency(all_lat) if all_lat else None, batch_size=ctx.backend.batch_size,
-        load_avg_before=load_before, load_avg_after=load_after, cpu_count=os.cpu_count(),
-        levels=level_records, invalid_reasons=reasons, max_abs_diff_under_load=max_diff,
+        scenario="server",
+        repeats=len(results),
+        pass_s=[duration for _ in results],
+        pairs_per_s=pairs_per_s,
+        tokens_per_s=[sum(tokens[s.query] for s in r.ok) / r.span_s for r in results],
+        pairs=ctx.n_pairs,
+        tokens=ctx.n_tokens,
+        samples=sum(len(r.ok) for r in results),
+        min_time_s=duration,
+        min_time_reached=True,
+        latency_ms=latency(all_lat) if all_lat else None,
+        batch_size=ctx.backend.batch_size,
+        load_avg_before=load_before,
+        load_avg_after=load_after,
+        cpu_count=os.cpu_count(),
+        levels=level_records,
+        invalid_reasons=reasons,
+        max_abs_diff_under_load=max_diff,
         endpoint={"url": _public(ep.url), "shape": ep.shape, "model": ep.model, "started": ep.started},
-        duration_s=duration, warmup_s=warmup, p99_ms=opts.get("p99_ms"),
+        duration_s=duration,
+        warmup_s=warmup,
+        p99_ms=opts.get("p99_ms"),
         load_generator="asyncio + httpx (harness.scenarios.loadgen)",
     )
     return ScenarioOutcome(record=record, passes=[reference], latency_samples_ms=None)

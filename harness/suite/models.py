@@ -201,7 +201,7 @@ class MeasureSpec(Record):
             if n in names[:i]:
                 yield ("scenarios", i), f"duplicate scenario {n!r}"
         options = data.get("scenario_options")
-        for name, opts in (options.items() if isinstance(options, dict) else ()):
+        for name, opts in options.items() if isinstance(options, dict) else ():
             if name not in SCENARIOS:
                 yield ("scenario_options", name), f"not a scenario (known: {', '.join(SCENARIOS)})"
             elif name not in names:

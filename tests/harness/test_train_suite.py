@@ -189,7 +189,11 @@ M0, M1 = "train.models[0]", "train.models[1]"
         ("train.label_threshold", 0, "train.label_threshold: must be a positive integer, got 0"),
         ("train.dev.fraction", 1.0, "train.dev.fraction: must be a number in [0, 1), got 1.0"),
         ("train.dev.fractoin", 0.1, "train.dev.fractoin: unknown key (did you mean 'fraction'?)"),
-        ("train.recipe.loss", "hinge", "train.recipe.loss: must be one of bce, listwise, margin_mse, mse, listwise_kl, got 'hinge'"),
+        (
+            "train.recipe.loss",
+            "hinge",
+            "train.recipe.loss: must be one of bce, listwise, margin_mse, mse, listwise_kl, got 'hinge'",
+        ),
         ("train.recipe.learning_rate", "fast", "train.recipe.learning_rate: must be a positive number, got 'fast'"),
         ("train.recipe.learning_rate", 0, "train.recipe.learning_rate: must be a positive number, got 0"),
         ("train.recipe.epochs", 0, "train.recipe.epochs: must be a positive integer, got 0"),

@@ -34,8 +34,15 @@ def server(bert_dir):
 
 def spec(bert_dir, **options):
     return SimpleNamespace(
-        name="tiny", backend="http", model=str(bert_dir), dtype=None, batch_size=8, max_length=MAX_LENGTH,
-        device="auto", instruction=None, options=options,
+        name="tiny",
+        backend="http",
+        model=str(bert_dir),
+        dtype=None,
+        batch_size=8,
+        max_length=MAX_LENGTH,
+        device="auto",
+        instruction=None,
+        options=options,
     )
 
 

@@ -46,7 +46,10 @@ def served_scores(url: str) -> np.ndarray:
 
 @pytest.mark.parametrize("period", [0.0, None])
 def test_changed_adapter_is_swapped_in_and_a_broken_one_never_serves(tmp_path, base, period):
-    first, second = write_mlx_lm_adapter(base, tmp_path / "a1", seed=3), write_mlx_lm_adapter(base, tmp_path / "a2", seed=7)
+    first, second = (
+        write_mlx_lm_adapter(base, tmp_path / "a1", seed=3),
+        write_mlx_lm_adapter(base, tmp_path / "a2", seed=7),
+    )
     active = tmp_path / "active"
     shutil.copytree(first, active)
     want_first = Qwen3Reranker(base, adapter_path=first).predict(PAIRS)

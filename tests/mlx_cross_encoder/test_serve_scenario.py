@@ -42,11 +42,21 @@ def queries(n: int = 4) -> list[QueryPairs]:
 
 
 def http_ctx(url: str, bert_dir, **options) -> ScenarioContext:
-    spec = SimpleNamespace(name="tiny", backend="http", model=str(bert_dir), dtype=None, batch_size=8,
-                           max_length=128, device="auto", instruction=None, options={"url": url, "shape": "cohere"})
+    spec = SimpleNamespace(
+        name="tiny",
+        backend="http",
+        model=str(bert_dir),
+        dtype=None,
+        batch_size=8,
+        max_length=128,
+        device="auto",
+        instruction=None,
+        options={"url": url, "shape": "cohere"},
+    )
     backend = load_backend(spec, 128, bert_dir)
-    return ScenarioContext(backend=backend, queries=queries(), repeats=1, min_time_s=0, max_repeats=1,
-                           warmup_queries=0, options=options)
+    return ScenarioContext(
+        backend=backend, queries=queries(), repeats=1, min_time_s=0, max_repeats=1, warmup_queries=0, options=options
+    )
 
 
 def counter(url: str, route: str = "/v2/rerank") -> float:
@@ -92,11 +102,15 @@ def test_open_loop_issues_the_scheduled_count_and_the_mlperf_rule_judges_it(bert
     settings = ServeSettings(max_queue=256, max_batch_pairs=len(DOCUMENTS))  # no merging: <= 4 requests/s
     with running_server({"tiny": lambda: MLXCrossEncoder(bert_dir), "slow": lambda: slow}, settings) as url:
         before = counter(url)
-        easy = scenario.measure(http_ctx(f"{url}/v2/rerank", bert_dir, target_qps=4, duration_s=2.0, warmup_s=0.5,
-                                         p99_ms=1e7, rate_tolerance=0.5))
+        easy = scenario.measure(
+            http_ctx(
+                f"{url}/v2/rerank", bert_dir, target_qps=4, duration_s=2.0, warmup_s=0.5, p99_ms=1e7, rate_tolerance=0.5
+            )
+        )
         windows = counter(url) - before - 4  # less the sequential pass
-        tight = scenario.measure(http_ctx(f"{url}/v2/rerank", bert_dir, target_qps=4, duration_s=1.0, warmup_s=0,
-                                          p99_ms=1e-3))
+        tight = scenario.measure(
+            http_ctx(f"{url}/v2/rerank", bert_dir, target_qps=4, duration_s=1.0, warmup_s=0, p99_ms=1e-3)
+        )
         ctx = http_ctx(f"{url}/v2/rerank", bert_dir, target_qps=40, duration_s=1.0, warmup_s=0, p99_ms=1e7)
         ctx.backend.remote_model = "slow"
         overloaded = scenario.measure(ctx)
@@ -115,11 +129,20 @@ def test_no_latency_bound_is_never_valid(bert_dir):
 
 
 def mlx_ctx(model_dir, **options) -> ScenarioContext:
-    job = SimpleNamespace(reranker={"name": "tiny", "instruction": None, "options": {}}, model_dir=str(model_dir),
-                          max_length=64)
+    job = SimpleNamespace(
+        reranker={"name": "tiny", "instruction": None, "options": {}}, model_dir=str(model_dir), max_length=64
+    )
     backend = SimpleNamespace(name="mlx", dtype="float32", batch_size=8)
-    return ScenarioContext(backend=backend, queries=queries(2), repeats=1, min_time_s=0, max_repeats=1,
-                           warmup_queries=0, options=options, job=job)
+    return ScenarioContext(
+        backend=backend,
+        queries=queries(2),
+        repeats=1,
+        min_time_s=0,
+        max_repeats=1,
+        warmup_queries=0,
+        options=options,
+        job=job,
+    )
 
 
 def pid_gone(pid: int) -> bool:
@@ -148,12 +171,22 @@ def test_harness_run_with_backend_mlx_starts_the_server_and_records_levels(tmp_p
     data = {
         "name": "serve-test",
         "metrics": ["ndcg@10"],
-        "datasets": [{"name": "smoke", "candidates": str(SMOKE / "candidates.json"),
-                      "qrels": str(SMOKE / "qrels.txt"), "top_k": 5}],
+        "datasets": [
+            {
+                "name": "smoke",
+                "candidates": str(SMOKE / "candidates.json"),
+                "qrels": str(SMOKE / "qrels.txt"),
+                "top_k": 5,
+            }
+        ],
         "rerankers": [{"name": "tiny", "backend": "mlx", "model": str(bert_dir), "batch_size": 8}],
-        "measure": {"warmup_queries": 0, "repeats": 1, "scenarios": ["single_query", "server"], **LENIENT,
-                    "scenario_options": {"server": {"concurrency": [2], "duration_s": 1.0, "warmup_s": 0.2,
-                                                    "p99_ms": 1e7}}},
+        "measure": {
+            "warmup_queries": 0,
+            "repeats": 1,
+            "scenarios": ["single_query", "server"],
+            **LENIENT,
+            "scenario_options": {"server": {"concurrency": [2], "duration_s": 1.0, "warmup_s": 0.2, "p99_ms": 1e7}},
+        },
     }
     suite = suite_from_dict(data, tmp_path, source="test")
     run_suite(suite, output=tmp_path / "r.json", progress=False, environment={"chip": {"name": "test"}})
