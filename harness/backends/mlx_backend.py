@@ -19,21 +19,24 @@ from .registry import BACKENDS
 OPTIONS = BACKENDS["mlx"].options  # declared once, in harness.backends.registry
 
 
-class MLXBackend(Backend):
-    name = "mlx"
+class MLXRuntime(Backend):
+    """What every MLX backend shares (this one and ``bi_encoder_mlx``): MLX imported after ``mlx_cross_encoder``'s
+    BLAS hook, the ``device`` choice, peak memory from ``mx``, and the BLAS / float32 / CUDA-graph facts a run
+    records."""
+
     memory_measure = (
         "mx.get_peak_memory(): peak bytes of MLX arrays alive at once since the reset before the timed passes "
         "(weights included, MLX's buffer cache excluded)"
     )
     version_packages = ("mlx", "mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13", "mlx-lm", "tokenizers")
 
-    def __init__(self, spec, max_length: int, model_dir: Path):
-        super().__init__(spec, max_length, model_dir)
-        self.check_options(OPTIONS)
+    def start_mlx(self, spec) -> None:
         import mlx_cross_encoder  # noqa: F401  first: its import hook loads the optimized BLAS before mlx.core
 
         # isort: split
         import mlx.core as mx
+
+        from mlx_cross_encoder import _blas
 
         self._mx = mx
         device = (getattr(spec, "device", None) or "auto").lower()
@@ -44,6 +47,33 @@ class MLXBackend(Backend):
         elif device != "auto":
             raise BackendError(f"device {device!r} is not an MLX device; use auto, gpu or cpu")
         self.device = "mlx-gpu" if mx.default_device().type == mx.gpu else "mlx-cpu"
+        self.blas = _blas.loaded_library
+
+    def reset_peak_memory(self) -> None:
+        self._mx.reset_peak_memory()
+
+    def peak_memory_mb(self) -> float | None:
+        return self._mx.get_peak_memory() / 2**20
+
+    def describe(self) -> dict[str, Any]:
+        from mlx_cross_encoder import _blas
+
+        return {
+            **super().describe(),
+            "blas": self.blas,
+            "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
+            "mlx_max_ops_per_buffer": os.environ.get(_blas.CUDA_GRAPH_OPS_ENV_VAR),  # CUDA graph size (_blas)
+        }
+
+
+class MLXBackend(MLXRuntime):
+    name = "mlx"
+
+    def __init__(self, spec, max_length: int, model_dir: Path):
+        super().__init__(spec, max_length, model_dir)
+        self.check_options(OPTIONS)
+        self.start_mlx(spec)
+        import mlx_cross_encoder
 
         if is_causal_lm(self.config):
             self.model = _load_causal_lm(self)
@@ -63,9 +93,6 @@ class MLXBackend(Backend):
             )
         if self.model.max_length != max_length:
             raise BackendError(f"MLX truncates at {self.model.max_length} tokens, not the requested {max_length}")
-        from mlx_cross_encoder import _blas
-
-        self.blas = _blas.loaded_library
 
     def predict(self, pairs, batch_size: int) -> np.ndarray:
         return as_scores(self.model.predict(pairs, batch_size=batch_size, show_progress_bar=False), len(pairs))
@@ -73,22 +100,8 @@ class MLXBackend(Backend):
     def token_counts(self, pairs) -> np.ndarray:
         return np.asarray(self.model.token_counts(pairs), dtype=np.int64)
 
-    def reset_peak_memory(self) -> None:
-        self._mx.reset_peak_memory()
-
-    def peak_memory_mb(self) -> float | None:
-        return self._mx.get_peak_memory() / 2**20
-
     def describe(self) -> dict[str, Any]:
-        from mlx_cross_encoder import _blas
-
-        return {
-            **super().describe(),
-            "blas": self.blas,
-            "quantize": self.options.get("quantize"),
-            "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
-            "mlx_max_ops_per_buffer": os.environ.get(_blas.CUDA_GRAPH_OPS_ENV_VAR),  # CUDA graph size (_blas)
-        }
+        return {**super().describe(), "quantize": self.options.get("quantize")}
 
 
 def _load_causal_lm(backend: MLXBackend):
