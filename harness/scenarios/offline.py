@@ -11,15 +11,13 @@ H200 profile in docs/benchmarks.md saw ~60 ms per new width, more than a whole M
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from mlx_cross_encoder.base import length_sorted_batches
 
 from ..backends import max_batch_tokens
 from ..results.models import ScenarioRecord
-from .base import ScenarioContext, ScenarioOutcome, TimedPass, load_average, now, repeat_passes
+from .base import ScenarioContext, ScenarioOutcome, pass_fields, timed_calls
 
 
 def plan(ctx: ScenarioContext) -> tuple[list[tuple[str, str]], np.ndarray, list[list[int]]]:
@@ -31,8 +29,6 @@ def plan(ctx: ScenarioContext) -> tuple[list[tuple[str, str]], np.ndarray, list[
 
 
 def measure(ctx: ScenarioContext) -> ScenarioOutcome:
-    from tqdm.auto import tqdm
-
     backend = ctx.backend
     flat, lengths, batches = plan(ctx)
     inputs = [[flat[i] for i in b] for b in batches]
@@ -41,48 +37,19 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     if ctx.warmup_queries > 0:
         for rows in inputs:
             backend.predict(rows, len(rows))
-    bar = tqdm(
-        total=ctx.repeats * len(inputs),
-        desc=f"{ctx.label} offline",
-        unit="batch",
-        file=sys.stderr,
-        disable=not ctx.progress,
-    )
-
-    def one_pass() -> TimedPass:
+    timed = timed_calls(ctx, [(rows, len(rows)) for rows in inputs], "offline", "batch")
+    per_query_passes = []
+    for one in timed.passes:  # batch outputs back to the pairs' places, then cut per query
         scores = np.empty(len(flat), dtype=np.float32)
-        samples = []
-        for rows, idx in zip(inputs, index):
-            t0 = now()
-            s = backend.predict(rows, len(rows))
-            samples.append((now() - t0) * 1000.0)
-            scores[idx] = s
-            bar.update(1)
-        per_query = [scores[bounds[i] : bounds[i + 1]] for i in range(len(ctx.queries))]
-        return TimedPass(seconds=sum(samples) / 1000.0, scores=per_query, samples_ms=samples)
-
-    backend.reset_peak_memory()
-    load_before = load_average()
-    passes, reached = repeat_passes(one_pass, ctx)
-    load_after = load_average()
-    bar.close()
+        for idx, out in zip(index, one.scores):
+            scores[idx] = out
+        per_query_passes.append([scores[bounds[i] : bounds[i + 1]] for i in range(len(ctx.queries))])
     record = ScenarioRecord(
         scenario="offline",
-        repeats=len(passes),
-        pass_s=[p.seconds for p in passes],
-        pairs_per_s=[ctx.n_pairs / p.seconds for p in passes],
-        tokens_per_s=[ctx.n_tokens / p.seconds for p in passes],
-        pairs=ctx.n_pairs,
-        tokens=ctx.n_tokens,
-        samples=len(inputs) * len(passes),
-        min_time_s=ctx.min_time_s,
-        min_time_reached=reached,
+        samples=len(inputs) * len(timed.passes),
         batches=len(inputs),
-        batch_size=backend.batch_size,
         max_batch_tokens=max_batch_tokens(backend.options),
         padded_tokens=int(sum(len(b) * int(lengths[b].max()) for b in index)),
-        peak_memory_mb=backend.peak_memory_mb(),
-        load_avg_before=load_before,
-        load_avg_after=load_after,
+        **pass_fields(ctx, timed),
     )
-    return ScenarioOutcome(record=record, passes=[p.scores for p in passes])
+    return ScenarioOutcome(record=record, passes=per_query_passes)

@@ -4,12 +4,10 @@ pairs / the sum of its calls' times. Warm-up: the first ``warmup_queries`` queri
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from ..results.models import Latency, ScenarioRecord
-from .base import ScenarioContext, ScenarioOutcome, TimedPass, load_average, now, repeat_passes
+from .base import ScenarioContext, ScenarioOutcome, pass_fields, timed_calls
 
 
 def latency(samples_ms: list[float]) -> Latency:
@@ -21,51 +19,13 @@ def latency(samples_ms: list[float]) -> Latency:
 
 
 def measure(ctx: ScenarioContext) -> ScenarioOutcome:
-    from tqdm.auto import tqdm
-
     backend = ctx.backend
     pairs = [q.pairs for q in ctx.queries]
     for p in pairs[: min(ctx.warmup_queries, len(pairs))]:
         backend.predict(p, backend.batch_size)
-    bar = tqdm(
-        total=ctx.repeats * len(pairs),
-        desc=f"{ctx.label} single_query",
-        unit="q",
-        file=sys.stderr,
-        disable=not ctx.progress,
-    )
-
-    def one_pass() -> TimedPass:
-        samples, scores = [], []
-        for p in pairs:
-            t0 = now()
-            s = backend.predict(p, backend.batch_size)
-            samples.append((now() - t0) * 1000.0)
-            scores.append(s)
-            bar.update(1)
-        return TimedPass(seconds=sum(samples) / 1000.0, scores=scores, samples_ms=samples)
-
-    backend.reset_peak_memory()
-    load_before = load_average()
-    passes, reached = repeat_passes(one_pass, ctx)
-    load_after = load_average()
-    bar.close()
-    samples_ms = [x for p in passes for x in p.samples_ms]
+    timed = timed_calls(ctx, [(p, backend.batch_size) for p in pairs], "single_query", "q")
+    samples_ms = [x for p in timed.passes for x in p.samples_ms]
     record = ScenarioRecord(
-        scenario="single_query",
-        repeats=len(passes),
-        pass_s=[p.seconds for p in passes],
-        pairs_per_s=[ctx.n_pairs / p.seconds for p in passes],
-        tokens_per_s=[ctx.n_tokens / p.seconds for p in passes],
-        pairs=ctx.n_pairs,
-        tokens=ctx.n_tokens,
-        samples=len(samples_ms),
-        min_time_s=ctx.min_time_s,
-        min_time_reached=reached,
-        latency_ms=latency(samples_ms),
-        batch_size=backend.batch_size,
-        peak_memory_mb=backend.peak_memory_mb(),
-        load_avg_before=load_before,
-        load_avg_after=load_after,
+        scenario="single_query", samples=len(samples_ms), latency_ms=latency(samples_ms), **pass_fields(ctx, timed)
     )
-    return ScenarioOutcome(record=record, passes=[p.scores for p in passes], latency_samples_ms=samples_ms)
+    return ScenarioOutcome(record=record, passes=[p.scores for p in timed.passes], latency_samples_ms=samples_ms)
