@@ -13,6 +13,9 @@ Sources (``DatasetSpec.source_kind``):
 * ``ir_datasets``: an ir_datasets id; the dataset's own ``scoreddocs`` are the first stage when it has them
   (e.g. msmarco-passage/trec-dl-2019/judged: the official BM25 top 1000), else BM25 with bm25s over
   ``docs_iter()``. ``load_ir_dataset`` takes a dataset object, e.g. one made by ``ir_datasets.create_dataset``.
+* ``judged_pool`` (``harness.sources.pool``): TREC qrels + corpus + queries; each query's judged documents are its
+  candidates, in corpus order (first stage ``judged-pool``), for collections that judge a fixed pool per query
+  (NovelEval): no run file derived from the collection is needed.
 
 Conventions (one rule for every backend: the parent applies them once, every system gets the result):
 

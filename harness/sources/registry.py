@@ -1,9 +1,9 @@
 """The dataset sources, declared once: suite validation, ``harness list`` and loading read this.
 
 Each source kind names the suite key that holds it (``candidates: FILE``, ``run: FILE``, ``beir: DIR``,
-``ir_datasets: ID``), the further keys it needs (all required, the others refused), whether the harness computes
-its first stage itself, its loader (``"module:function"``, ``(spec, max_queries, seed) -> RerankDataset``) and a
-description. Imports nothing heavy.
+``ir_datasets: ID``, ``judged_pool: QRELS``), the further keys it needs (all required, the others refused), whether
+the harness computes its first stage itself or the source fixes it (``first_stage``), its loader
+(``"module:function"``, ``(spec, max_queries, seed) -> RerankDataset``) and a description. Imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class SourceKind:
     loader: str  # "module:function"
     description: str
     computes_first_stage: bool = False  # first_stage is BM25 computed by the harness
+    first_stage: str | None = None  # the one first stage this source gives (its name in reports), if it fixes it
 
 
 SOURCES: dict[str, SourceKind] = {
@@ -53,6 +54,15 @@ SOURCES: dict[str, SourceKind] = {
             "harness.sources:load_ir_datasets",
             "ir_datasets id (already downloaded), its scoreddocs as first stage, else BM25 (bm25s)",
             True,
+        ),
+        SourceKind(
+            "judged_pool",
+            "judged_pool",
+            ("corpus", "queries"),
+            "harness.sources.pool:load_judged_pool",
+            "TREC qrels (also the judgments): each query's judged documents are its candidates, in corpus order "
+            "(first stage judged-pool) + corpus + queries",
+            first_stage="judged-pool",
         ),
     )
 }

@@ -7,6 +7,7 @@ datasets:
   - {name: scifact, ir_datasets: beir/scifact/test}
   - {name: x, run: run.trec, corpus: corpus.tsv, queries: queries.tsv, qrels: qrels.txt}
   - {name: y, beir: beir/scifact, split: test}
+  - {name: z, judged_pool: qrels.txt, corpus: corpus.tsv, queries: queries.tsv, top_k: 20}
 rerankers:
   - {name: minilm-mlx, backend: mlx, model: cross-encoder/ms-marco-MiniLM-L-6-v2, dtype: float16}
   - {name: minilm-torch, backend: torch, model: cross-encoder/ms-marco-MiniLM-L-6-v2}

@@ -23,7 +23,7 @@ from ..compare.gate import Gate  # the gate: section (thresholds of harness comp
 from ..metrics import validate_metric
 from ..records import Checked, Invalid, Record, got
 from ..scenarios import DEFAULT_SCENARIOS, SCENARIOS
-from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS
+from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS, SOURCES
 from . import checks as C
 
 TRAIN_KINDS = tuple(FAMILY_FINE_TUNE)  # model families a suite trains: cross_encoder, llm
@@ -75,11 +75,12 @@ class DatasetSpec(Record):
 
     derived_fields = ("source_kind",)
     name: Name
-    source_kind: str = ""  # derived from the source key given: candidates | trec_run | beir | ir_datasets
+    source_kind: str = ""  # derived from the source key given: candidates | trec_run | beir | ir_datasets | judged_pool
     candidates: File = None
     run: File = None
     beir: Folder = None
     ir_datasets: OptText = None
+    judged_pool: File = None  # TREC qrels: each query's judged documents, in corpus order, are its candidates
     qrels: File = None
     corpus: File = None
     queries: File = None
@@ -95,6 +96,9 @@ class DatasetSpec(Record):
         if not self.source_kind:
             given = [s.kind for key, s in SOURCE_KEYS.items() if getattr(self, key) is not None]
             self.source_kind = given[0] if len(given) == 1 else ""
+        fixed = SOURCES[self.source_kind].first_stage if self.source_kind in SOURCES else None
+        if fixed and "first_stage" not in self.model_fields_set:
+            self.first_stage = fixed  # the source's own first stage (judged_pool: judged-pool)
         if self.relevance_level is None and self.source_kind:
             self.relevance_level = default_relevance_level(self.name, self.ir_datasets)
         return self
@@ -133,6 +137,11 @@ class DatasetSpec(Record):
                     f"must be one of {', '.join(COMPUTED_FIRST_STAGES)} with {source.key} "
                     f"(the harness computes it), got {first_stage!r}"
                 ),
+            )
+        if source.first_stage and first_stage not in (None, source.first_stage):
+            yield (
+                ("first_stage",),
+                f"must be {source.first_stage} with {source.key} (the source gives the order), got {first_stage!r}",
             )
         if source.kind == "candidates" and data.get("add_judged_positives") is True:
             yield ("add_judged_positives",), "needs the documents' text: use run+corpus, beir or ir_datasets"
@@ -287,7 +296,7 @@ class Suite(Record):
                     yield (kind, i, "name"), f"duplicate name {n!r} (also {kind}[{seen[n]}])"
                 seen.setdefault(n, i)
         entries = data.get("datasets") if isinstance(data.get("datasets"), list) else []
-        stages = {e.get("first_stage", "bm25") for e in entries if isinstance(e, dict)}
+        stages = {e.get("first_stage", _default_first_stage(e)) for e in entries if isinstance(e, dict)}
         for i, n in enumerate(names["rerankers"]):
             if n is not None and n in stages:
                 yield ("rerankers", i, "name"), f"{n!r} is also a dataset's first_stage (a row of its own in reports)"
@@ -302,6 +311,12 @@ class Suite(Record):
         baseline = data.get("baseline")
         if isinstance(baseline, str) and baseline not in all_names:
             yield ("baseline",), f"{baseline!r} is not one of the rerankers ({', '.join(all_names)})"
+
+
+def _default_first_stage(entry: dict) -> str:
+    """The first stage of a dataset entry that names none: its source's own, else bm25."""
+    fixed = [s.first_stage for key, s in SOURCE_KEYS.items() if entry.get(key) is not None and s.first_stage]
+    return fixed[0] if fixed else "bm25"
 
 
 def _raw_names(entries: Any) -> list[str | None]:

@@ -326,7 +326,7 @@ def test_ir_datasets_errors_name_the_id(tmp_path):
 def test_sources_are_described():
     from harness.sources.registry import SOURCES
 
-    assert set(SOURCES) == {"candidates", "trec_run", "beir", "ir_datasets"}
+    assert set(SOURCES) == {"candidates", "trec_run", "beir", "ir_datasets", "judged_pool"}
     assert all(s.description and callable(_loader(s.loader)) for s in SOURCES.values())
 
 
