@@ -8,7 +8,8 @@ One concern per file, in the order of the work (as ranx's compare: scores -> tes
 - ``gate``: the thresholds (``Gate``, a typed record): a suite's ``gate:`` section (recorded in results files),
   a YAML file's, or flags.
 - ``stats``: the statistical tests (paired randomization test, Mann-Whitney U via scipy, Holm).
-- ``verdicts``: quality, speed and memory verdicts of one pair of runs.
+- ``verdicts``: quality, speed and memory verdicts of one pair of runs (one round).
+- ``rounds``: several interleaved (BASE, HEAD) rounds judged alone, then combined (a regression must repeat).
 - ``records``: the report object (``Comparison``, pydantic) and its exit status.
 - ``render``: Markdown (PR comment / job summary) and JSON.
 - ``cli``: ``add_parser(subparsers)`` and ``run(args) -> int``.
@@ -19,14 +20,14 @@ are imported on first use (scipy is not loaded by the suite loader, which import
 
 from .gate import Gate
 
-__all__ = ["Comparison", "Gate", "compare_files"]
+__all__ = ["Comparison", "Gate", "compare_file_rounds", "compare_files"]
 
 
 def __getattr__(name: str):
-    if name == "compare_files":
-        from .verdicts import compare_files
+    if name in ("compare_files", "compare_file_rounds"):
+        from . import verdicts
 
-        return compare_files
+        return getattr(verdicts, name)
     if name == "Comparison":
         from .records import Comparison
 

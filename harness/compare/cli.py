@@ -1,4 +1,5 @@
-"""``harness compare BASE.json HEAD.json``: ``add_parser(subparsers)`` and ``run(args) -> int``.
+"""``harness compare BASE.json HEAD.json [BASE.json HEAD.json ...]``: ``add_parser(subparsers)`` and
+``run(args) -> int``. Several (BASE, HEAD) pairs are interleaved rounds (``harness.compare.rounds``).
 
 Exit statuses: 0 no regression, 1 regression, 2 bad input or not comparable (named on stderr).
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from .gate import Gate
 from .inputs import CompareInputError, NotComparable, read_file
 from .render import RENDERERS
-from .verdicts import compare_results
+from .rounds import compare_rounds
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,10 +22,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="verdict between two results files (quality, speed, memory)",
         description="Compare HEAD with BASE per (dataset, reranker, metric): quality by a paired randomization test "
         "on per-query values, speed by the median ratio AND a Mann-Whitney U test (asv's rule), memory by "
-        "peak ratio. Exit 0 no regression, 1 regression, 2 bad input or not comparable.",
+        "peak ratio. Several BASE HEAD pairs are interleaved rounds (e.g. run base, head, then head, base): each "
+        "round is judged alone; a speed or memory regression must be one in every round and in the figures pooled "
+        "over the rounds, a quality drop or a crash counts in any round. Exit 0 no regression, 1 regression, 2 bad input or not comparable.",
     )
-    p.add_argument("base", metavar="BASE.json")
-    p.add_argument("head", metavar="HEAD.json")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="BASE.json HEAD.json",
+        help="one (BASE, HEAD) pair per round: BASE1 HEAD1 [BASE2 HEAD2 ...]",
+    )
     p.add_argument("--format", choices=sorted(RENDERERS), default="md", help="output format (default md)")
     p.add_argument("--output", metavar="FILE", help="also write the verdict to this file")
     p.add_argument(
@@ -73,7 +80,7 @@ def gate_of(args: argparse.Namespace, recorded: dict | None = None) -> Gate:
     if args.gate:
         gate = Gate.from_yaml(args.gate)
     elif recorded is not None:
-        gate = Gate.checked(recorded, f"{args.head}: the gate recorded from its suite")
+        gate = Gate.checked(recorded, f"{args.files[1]}: the gate recorded from its suite")
     else:
         gate = Gate()
     return gate.updated(
@@ -90,9 +97,16 @@ def gate_of(args: argparse.Namespace, recorded: dict | None = None) -> Gate:
 
 
 def run(args: argparse.Namespace) -> int:
+    if len(args.files) % 2:
+        print(
+            f"harness compare: error: {len(args.files)} files: give BASE.json HEAD.json pairs (one per round)",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        base, head = read_file(args.base), read_file(args.head)
-        comparison = compare_results(base, head, gate_of(args, getattr(head, "gate", None)), args.base, args.head)
+        results = [read_file(f) for f in args.files]
+        rounds = [(results[i], results[i + 1], args.files[i], args.files[i + 1]) for i in range(0, len(results), 2)]
+        comparison = compare_rounds(rounds, gate_of(args, getattr(results[1], "gate", None)))
     except (CompareInputError, NotComparable) as exc:
         print(f"harness compare: error: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,14 @@ class QualityVerdict(BaseModel):
     regression: bool
 
 
+class SpeedRound(BaseModel):
+    """One interleaved round's speed verdict (``harness.compare.rounds``)."""
+
+    ratio: float | None
+    p_value: float | None
+    verdict: SpeedLabel
+
+
 class SpeedVerdict(BaseModel):
     dataset: str
     reranker: str
@@ -41,11 +49,18 @@ class SpeedVerdict(BaseModel):
     p_value: float | None = Field(description="two-sided Mann-Whitney U")
     verdict: SpeedLabel
     invalid: list[str] = Field(
-        default_factory=list, description="'base'/'head' when that run's speed figures are INVALID (its verdict)"
+        default_factory=list,
+        description="'base'/'head' when that run's speed figures are INVALID (its verdict); with several rounds "
+        "'base K'/'head K' (round K)",
     )
     regression: bool = Field(
-        description="slower past the factor, the test agrees, the speed gate is on, and (speed_needs_valid_runs) "
-        "both runs are VALID"
+        description="slower past the factor, the test agrees (in every round), the speed gate is on, and "
+        "(speed_needs_valid_runs) every run is VALID"
+    )
+    rounds: list[SpeedRound] = Field(
+        default_factory=list,
+        description="each round's verdict when several rounds were compared; the fields above are then pooled "
+        "over the rounds (medians of all samples) and p_value is the pooled Mann-Whitney U (descriptive)",
     )
 
 
@@ -58,6 +73,15 @@ class MemoryVerdict(BaseModel):
     ratio: float | None
     verdict: MemoryLabel
     regression: bool
+
+
+class RoundSummary(BaseModel):
+    """One (BASE, HEAD) round of an interleaved comparison, judged alone."""
+
+    base: str
+    head: str
+    exit_status: int
+    regressions: list[str]
 
 
 class Comparison(BaseModel):
@@ -73,6 +97,11 @@ class Comparison(BaseModel):
     failures: list[str] = Field(default_factory=list, description="runs ok in base that failed in head")
     missing: list[str] = Field(default_factory=list, description="(dataset, reranker) in only one file")
     notes: list[str] = Field(default_factory=list)
+    rounds: list[RoundSummary] = Field(
+        default_factory=list,
+        description="with several rounds (harness compare B1 H1 B2 H2 ...): each round judged alone; the verdicts "
+        "above combine them (harness.compare.rounds: speed and memory must regress in every round)",
+    )
 
     @property
     def regressions(self) -> list[str]:

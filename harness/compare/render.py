@@ -25,6 +25,12 @@ def _invalid(sides: list[str], gate) -> str:
     return f" (INVALID {' and '.join(sides)} run{': not gated' if gate.speed_needs_valid_runs else ''})"
 
 
+def _rounds(v) -> str:
+    if not v.rounds:
+        return ""
+    return "; rounds: " + ", ".join(f"×{_num(r.ratio, '.3f')} p={_p(r.p_value)} {r.verdict}" for r in v.rounds)
+
+
 def render_json(comparison: Comparison) -> str:
     data = comparison.model_dump(mode="json")
     data["regressions"] = comparison.regressions
@@ -45,9 +51,24 @@ def _header(c: Comparison) -> list[str]:
         f"{', drop must be significant' if g.quality_requires_significance else ''}); speed ratio > "
         f"{g.speed_factor:g} and Mann-Whitney U p < {g.speed_alpha:g}{'' if g.speed_gate else ' (reported, not gated)'}; "
         f"memory ratio > {g.memory_factor:g}{'' if g.memory_gate else ' (not gated)'}."
-        + (" Speed gates only when both runs are VALID." if g.speed_needs_valid_runs else ""),
+        + (
+            f" Speed gates only when {'every run is' if c.rounds else 'both runs are'} VALID."
+            if g.speed_needs_valid_runs
+            else ""
+        ),
         "",
     ]
+    if c.rounds:
+        lines += [
+            f"Rounds: {len(c.rounds)} interleaved (BASE, HEAD) pairs, each judged alone; speed and memory regress "
+            "only when every round and the figures pooled over the rounds (below) agree; a quality drop or a crash "
+            "counts in any round.",
+            "",
+        ]
+        for k, r in enumerate(c.rounds, 1):
+            found = "; ".join(r.regressions) if r.regressions else "no regression"
+            lines.append(f"- round {k} (`{r.base}` vs `{r.head}`): exit {r.exit_status}, {found}")
+        lines.append("")
     for item in c.regressions:
         lines.append(f"- ❌ {item}")
     for item in c.missing:
@@ -83,7 +104,7 @@ def render_markdown(c: Comparison) -> str:
         lines.append(
             f"| {v.dataset} | {v.reranker} | {v.scenario} | {v.samples} ({v.base_n}/{v.head_n}) | "
             f"{_num(v.base_median_ms, '.2f')} | {_num(v.head_median_ms, '.2f')} | {_num(v.ratio, '.3f')} | "
-            f"{_p(v.p_value)} | {v.verdict}{_invalid(v.invalid, c.gate)} {_mark(v.regression)} |"
+            f"{_p(v.p_value)} | {v.verdict}{_invalid(v.invalid, c.gate)}{_rounds(v)} {_mark(v.regression)} |"
         )
     lines += [
         "",

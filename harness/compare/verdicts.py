@@ -181,5 +181,13 @@ def compare_results(base: ResultsFile, head: ResultsFile, gate: Gate, base_name:
 
 
 def compare_files(base: str | Path, head: str | Path, gate: Gate | None = None) -> Comparison:
-    """Read both files through the harness's loader and compare them."""
+    """Read both files through the harness's loader and compare them (one round)."""
     return compare_results(read_file(base), read_file(head), gate or Gate(), str(base), str(head))
+
+
+def compare_file_rounds(pairs: list[tuple[str | Path, str | Path]], gate: Gate | None = None) -> Comparison:
+    """Interleaved rounds of (BASE, HEAD) files, combined by ``harness.compare.rounds``."""
+    from .rounds import compare_rounds
+
+    rounds = [(read_file(b), read_file(h), str(b), str(h)) for b, h in pairs]
+    return compare_rounds(rounds, gate or Gate())

@@ -1,5 +1,6 @@
 """Planted regressions measured by the real harness (worker processes, results files) and caught by
-``harness compare``: a backend option that adds 20% latency, scores degraded on 10% of the queries, extra memory
+``harness compare`` as CI calls it (scripts/bench-pr.sh: two interleaved rounds, base/head then head/base, one
+compare over both): a backend option that adds 20% latency, scores degraded on 10% of the queries, extra memory
 held. The suite's gate: section is recorded in the results and used by compare."""
 
 from __future__ import annotations
@@ -59,14 +60,19 @@ def measure(tmp_path, model, name, options):
 
 
 def test_planted_latency_quality_and_memory_regressions_are_caught(planted, tmp_path, capsys):
-    base = measure(tmp_path, planted, "base", {"ms_per_pair": 2})
-    assert load_results(base)["gate"]["memory_factor"] == 1.2  # the suite's gate: section, recorded
-    head = measure(tmp_path, planted, "head", {"ms_per_pair": 2, "slowdown": 1.2, "degrade": True, "extra_mb": 30})
-    assert harness_main(["compare", str(base), str(head), "--format", "json"]) == 1
+    slow = {"ms_per_pair": 2, "slowdown": 1.2, "degrade": True, "extra_mb": 30}
+    base1 = measure(tmp_path, planted, "base-1", {"ms_per_pair": 2})
+    assert load_results(base1)["gate"]["memory_factor"] == 1.2  # the suite's gate: section, recorded
+    head1 = measure(tmp_path, planted, "head-1", slow)
+    head2 = measure(tmp_path, planted, "head-2", slow)  # round 2 in the other order, as bench-pr.sh runs it
+    base2 = measure(tmp_path, planted, "base-2", {"ms_per_pair": 2})
+    assert harness_main(["compare", str(base1), str(head1), str(base2), str(head2), "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["gate"]["memory_factor"] == 1.2
+    assert [r["exit_status"] for r in out["rounds"]] == [1, 1]
     speed = [v for v in out["speed"] if v["scenario"] == "single_query"]
     assert [(v["verdict"], v["regression"]) for v in speed] == [("slower", True)]
+    assert [r["verdict"] for r in speed[0]["rounds"]] == ["slower", "slower"]
     assert speed[0]["ratio"] == pytest.approx(1.2, rel=0.1)
     worse = {v["metric"]: v for v in out["quality"] if v["regression"]}
     assert set(worse) == {"ndcg@10", "mrr@10"} and worse["ndcg@10"]["queries_changed"] == 2  # q0 and q10
