@@ -50,7 +50,7 @@ def _write(text: str, output: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from .report.cli import write_views  # the same report as `harness report --output` (plots, exports)
     from .results import check_writable
     from .run.executor import DEFAULT_TIMEOUT_S, run_suite
     from .suite import load_suite
@@ -81,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard=shard,
     )
     print(f"results written to {path}", file=sys.stderr)
-    _write(build_report([results], [str(path)]), args.report)
+    views = {"plots": not args.no_plots, "export_dir": args.export_dir, "quality": args.quality}
+    _write(write_views([results], [str(path)], args.report, **views), args.report)
     from .run.shard import EMPTY_SHARD
 
     failed = [r for r in results["runs"] if r["status"] != "ok" and not r["error"].startswith(EMPTY_SHARD)]
@@ -219,8 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only shard I of N of every dataset's queries (1 <= I <= N; a query's shard is sha256 of its "
         "id mod N, the same on every machine); recorded in the results; `harness merge` joins the N files",
     )
-    run.add_argument("--report", metavar="FILE", help="also write the leaderboard to this Markdown file")
+    run.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write the leaderboard to this Markdown file, with its plots beside it (as harness report --output)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from .report.cli import add_options as add_report_options
+
+    add_report_options(run)  # --no-plots, --export-dir, --quality: the same as harness report's
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser(
@@ -231,8 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files of `harness run`")
     report.add_argument("--output", metavar="FILE", help="write the report here too (e.g. report/NAME.md)")
-    from .report.cli import add_options as add_report_options
-
     add_report_options(report)
     report.set_defaults(func=cmd_report)
 

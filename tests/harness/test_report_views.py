@@ -171,3 +171,29 @@ def test_report_writes_plots_beside_the_markdown_and_exports(tmp_path, capsys):
     assert (
         not (tmp_path / "quiet-toy.svg").exists() and "quality vs throughput" not in (tmp_path / "quiet.md").read_text()
     )
+
+
+def test_run_report_writes_the_same_views_as_harness_report(tmp_path, monkeypatch, capsys):
+    """``harness run --report`` and ``harness report --output`` are one code path: the same Markdown, plots and
+    exports. The measurement itself is not under test here: ``run_suite`` returns the toy results (saved)."""
+    import harness.run.executor as executor
+
+    path = save_results(results(), tmp_path / "r.json")
+    monkeypatch.setattr(executor, "run_suite", lambda suite, **kw: (json.loads(path.read_text()), path))
+    suite = tmp_path / "suite.yaml"  # a valid suite: cmd_run loads it before measuring
+    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": [{"content": "d", "qid": 0, "docid": "d"}]}]))
+    (tmp_path / "q.txt").write_text("0 0 d 1\n")
+    suite.write_text(
+        "name: views\ndatasets: [{name: toy, candidates: c.json, qrels: q.txt}]\n"
+        "rerankers: [{name: m-mlx, backend: mlx, model: org/m}]\nmetrics: [ndcg@10]\n"
+    )
+    by_run, by_report = tmp_path / "run" / "views.md", tmp_path / "report" / "views.md"
+    assert main(["run", str(suite), "--report", str(by_run), "--export-dir", str(by_run.parent / "x")]) == 0
+    assert main(["report", str(path), "--output", str(by_report), "--export-dir", str(by_report.parent / "x")]) == 0
+    assert by_run.read_text() == by_report.read_text()
+    assert "![toy: quality vs throughput](views-toy.svg)" in by_run.read_text()
+    files = {p.relative_to(by_run.parent) for p in by_run.parent.rglob("*")}
+    assert files == {p.relative_to(by_report.parent) for p in by_report.parent.rglob("*")}
+    assert {"views-toy.svg", "views-toy.png", "x/views-leaderboard.csv"} <= {str(f) for f in files}
+    assert main(["run", str(suite), "--report", str(tmp_path / "quiet.md"), "--no-plots"]) == 0
+    assert not (tmp_path / "quiet-toy.svg").exists()
