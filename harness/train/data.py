@@ -276,7 +276,7 @@ def dataset_queries(spec: DatasetSpec) -> dict[str, str]:
     kind = spec.source_kind
     if kind == "candidates":
         return read_candidates(spec.candidates)[0]
-    if kind == "trec_run":
+    if kind in ("trec_run", "judged_pool"):  # both name the collection's queries file
         return read_queries(spec.queries)
     if kind == "beir":
         from ..sources import read_beir_qrels

@@ -361,6 +361,22 @@ def test_training_data_overlapping_an_evaluated_dataset_is_refused(folder):
     assert normalize_query("  What IS  oauth?") == normalize_query("what is oauth")
 
 
+def test_a_judged_pool_dataset_holding_a_training_query_is_refused(folder):
+    """A judged_pool dataset (NovelEval's source) names its queries file: its queries are checked like any other."""
+    train = json.loads((folder / "train.json").read_text())
+    (folder / "pool.qrels").write_text("q1 0 p1 2\nq1 0 p2 0\n")
+    (folder / "pool.tsv").write_text("p1\tfirst passage\np2\tsecond passage\n")
+    (folder / "pool-queries.tsv").write_text("q1\tan unrelated question\n")
+    data = train_suite()
+    data["datasets"] = [{"name": "pool", "judged_pool": "pool.qrels", "corpus": "pool.tsv", "queries": "pool-queries.tsv"}]
+    suite = suite_from_dict(data, folder, source="s.yaml")
+    td = build_training_data(suite.train)
+    assert check_held_out(td, suite.datasets, "s.yaml")["datasets"] == {"pool": 1}
+    (folder / "pool-queries.tsv").write_text(f"q1\t{train[3]['query'].title()}\n")
+    with pytest.raises(SuiteError, match=r"hold 1 queries of evaluation dataset pool: q1 .*\(same text\)"):
+        check_held_out(td, suite.datasets, "s.yaml")
+
+
 def test_harness_run_refuses_overlapping_data_before_training(folder, capsys):
     data = train_suite()
     data["train"]["data"].append({"candidates": "test.json", "qrels": "test.qrels"})  # the evaluation data itself
