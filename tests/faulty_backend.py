@@ -2,16 +2,20 @@
 
 ``options: {"fault": ...}`` picks the failure, at load time or in ``predict`` (``"when": "load" | "predict"``):
 ``raise`` (a Python exception), ``kill`` (SIGKILL to itself, as the OOM killer does), ``exit`` (``os._exit(3)``),
-``segv`` (SIGSEGV to itself), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank), ``drift``
+``segv`` (SIGSEGV to itself), ``sysexit`` (``sys.exit(0)`` from inside the backend), ``bad_result`` /
+``list_result`` (writes a result file of a shape no worker writes, then ``os._exit(5)``: a worker of another
+version, or one that died mid-protocol), ``sleep`` (hangs, for timeouts), ``none`` (works: scores = -rank), ``drift``
 (works, but every call's scores differ a little: a non-deterministic backend), ``gate``
 (writes its pid to ``options.pidfile``, then hangs while the file ``options.gate`` exists: a run that can be
-interrupted at a known point and completed later).
+interrupted at a known point and completed later). Each hard death first prints ``faulty backend: <fault>`` to
+stderr (what the parent must keep as the run's ``log_tail``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -32,6 +36,14 @@ class FaultyBackend(Backend):
             self.fail()
 
     def fail(self):
+        if self.fault in ("kill", "segv", "exit", "sysexit", "bad_result", "list_result"):
+            print(f"faulty backend: {self.fault}", file=sys.stderr, flush=True)
+        if self.fault in ("bad_result", "list_result"):  # the worker's RESULT.json is its last argument
+            with open(sys.argv[-1], "w") as f:
+                f.write('{"status": "error"}' if self.fault == "bad_result" else "[1, 2]")
+            os._exit(5)
+        if self.fault == "sysexit":
+            sys.exit(0)
         if self.fault == "raise":
             raise RuntimeError("deliberate failure for the test")
         if self.fault == "kill":

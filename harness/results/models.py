@@ -175,6 +175,7 @@ class Run(Open):
     device: str | None = None
     status: Literal["ok", "error"]
     error: str | None = None
+    exit_code: int | None = None  # a failed worker's exit status (negative: the signal that ended it)
     traceback: str | None = None
     signal: str | None = None
     log_tail: str | None = None

@@ -22,7 +22,7 @@ from ..results import FIRST_STAGE, Protocol, Run
 
 
 def error_run(dataset: str, reranker: str, backend: str, protocol: dict[str, Any], message: str, **extra) -> Run:
-    """A run with ``status: "error"`` (``extra``: traceback, signal, log_tail, warnings, train)."""
+    """A run with ``status: "error"`` (``extra``: exit_code, signal, traceback, log_tail, warnings, train)."""
     return Run(
         dataset=dataset,
         reranker=reranker,
@@ -131,11 +131,13 @@ def scored_run(
     """A worker's result (``harness.run.worker.MeasureResult`` when ok) -> a run: its evaluated scores checked
     against the candidates and evaluated here against the qrels."""
     from ..metrics import evaluate
+    from .spawn import WorkerFailure
     from .worker import MeasureResult
 
-    if result.get("status") != "ok":
-        extra = {k: result[k] for k in ("traceback", "signal", "log_tail") if result.get(k)}
-        return error_run(ds.name, name, backend, protocol, result.get("error") or "unknown worker failure", **extra)
+    if result.get("status") != "ok":  # spawn_worker's WorkerFailure: the error and its cause
+        failure = WorkerFailure.model_validate(result)
+        cause = failure.model_dump(include={"exit_code", "signal", "traceback", "log_tail"}, exclude_none=True)
+        return error_run(ds.name, name, backend, protocol, failure.error, **cause)
     measured = MeasureResult.model_validate(result)
     scored = {}
     for qid, cands in ds.candidates.items():

@@ -14,8 +14,9 @@ see qrels). The worker:
 5. writes the evaluated scores, each scenario's record, the single_query latency samples and ``perf`` to
    RESULT.json.
 
-A Python exception is written to RESULT.json as ``{"status": "error", ...}``; a crash or kill leaves no result and
-the parent reports the exit status instead. Progress goes to stderr.
+A Python exception (``sys.exit`` included) is written to RESULT.json as ``{"status": "error", ...}``; a crash or
+kill leaves no result and the parent reports the exit status or signal and the tail of the output instead
+(``harness.run.spawn.WorkerFailure``). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -251,8 +252,8 @@ def worker_main(argv: list[str] | None, work, usage: str) -> int:
     try:
         result = work(json.loads(job_file.read_text()))
         code = 0
-    except Exception as exc:  # recorded for the parent; crashes and kills are seen by it as exit statuses
-        result = error_result(exc)
+    except (Exception, SystemExit) as exc:  # recorded for the parent (a library's sys.exit too); crashes and kills
+        result = error_result(exc)  # are seen by the parent as exit statuses
         code = 1
     tmp = result_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, allow_nan=True))

@@ -151,6 +151,40 @@ def test_failures_are_recorded_and_the_other_runs_complete(tmp_path, tiny_bert, 
     assert (protocol["warmup_queries"], protocol["repeats"], protocol["seed"]) == (1, 2, 0)
 
 
+def test_every_worker_failure_is_recorded_with_its_cause(tmp_path, monkeypatch, tiny_bert, faulty):
+    """However a worker fails (its backend cannot be imported, it exits or is killed before writing a result, a
+    library calls sys.exit, it leaves a result of a shape no worker writes), the results file says how: the error,
+    the exit status or signal, and the tail of what the worker printed; never an unknown failure."""
+    missing = backends.BackendInfo("no-module", "no_such_backend_module_anywhere", "a backend that cannot import")
+    monkeypatch.setitem(backends.BACKENDS, "no-module", missing)
+    rerankers = [
+        RerankerSpec(name="import", backend="no-module", model=str(tiny_bert)),
+        faulty("exit", "exit", when="load"),
+        faulty("kill", "kill"),
+        faulty("sysexit", "sysexit"),
+        faulty("bad-result", "bad_result"),
+        faulty("list-result", "list_result", when="load"),
+    ]
+    _, path = run_suite(
+        make_suite(tmp_path, rerankers), output=tmp_path / "r.json", progress=False, environment=ENV, log=lambda _: None
+    )
+    runs = by_name(json.loads(path.read_text()))  # the file itself, not what run_suite returned
+    for spec in rerankers:
+        run = runs[spec.name]
+        assert run["status"] == "error" and run["error"] and "unknown" not in run["error"], spec.name
+        assert run["exit_code"] is not None or run["signal"] is not None, spec.name
+    assert runs["import"]["error"] == "ModuleNotFoundError: No module named 'no_such_backend_module_anywhere'"
+    assert "no_such_backend_module_anywhere" in runs["import"]["traceback"] and runs["import"]["exit_code"] == 1
+    assert runs["exit"]["exit_code"] == 3 and "status 3" in runs["exit"]["error"]
+    assert runs["kill"]["signal"] == "SIGKILL" and runs["kill"]["exit_code"] == -9
+    assert runs["sysexit"]["error"].startswith("SystemExit: 0") and "faulty_backend.py" in runs["sysexit"]["traceback"]
+    for name in ("bad-result", "list-result"):
+        assert runs[name]["exit_code"] == 5 and "status 5" in runs[name]["error"], runs[name]["error"]
+    assert "{'status': 'error'}" in runs["bad-result"]["error"] and "[1, 2]" in runs["list-result"]["error"]
+    for name, fault in (("exit", "exit"), ("kill", "kill"), ("sysexit", "sysexit"), ("bad-result", "bad_result")):
+        assert f"faulty backend: {fault}" in runs[name]["log_tail"], name  # what the worker printed last
+
+
 def test_timeout_kills_the_worker(tmp_path, faulty):
     results, _ = run_suite(
         make_suite(tmp_path, [faulty("hangs", "sleep"), faulty("echo", "none")]),
