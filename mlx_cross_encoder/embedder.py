@@ -193,6 +193,37 @@ class MLXEmbedder:
             mx.clear_cache()
         return out[0] if single else out
 
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write an embedding folder like the one loaded, holding this embedder's current weights (e.g. after
+        ``training.infonce.InfoNCETrainer``): the source folder's files are copied (tokenizer, sentence-transformers
+        modules, config), and its safetensors tensors are written to ``model.safetensors`` under their own names and
+        shapes, each with the trained value when the encoder loaded it (buffers, an unused pooler or head: the
+        source's value). ``SentenceTransformer(path)`` and ``MLXEmbedder(path)`` load it. Encoders only (a decoder
+        embedder trains LoRA adapters: ``InfoNCETrainer.adapter_config``)."""
+        import shutil
+
+        if self.is_decoder:
+            raise ValueError("save_pretrained writes encoder folders; a decoder embedder trains LoRA adapters")
+        out = Path(path)
+        if out.resolve() == self.model_dir.resolve():
+            raise ValueError(f"{out} is the folder this embedder was loaded from: write the trained one elsewhere")
+        weight_files = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.pt", "*.h5", "*.msgpack", "*.onnx")
+        shutil.copytree(
+            self.model_dir, out, ignore=shutil.ignore_patterns(*weight_files, "onnx", "openvino"), dirs_exist_ok=True
+        )
+        current = dict(nn.utils.tree_flatten(self.model.parameters()))
+        skipped = (*self.model.head_prefixes, "bert.pooler.", "roberta.pooler.")  # not loaded by _load_weights
+        tensors = {}
+        for name, value in load_weights(self.model_dir).items():
+            mapped = next(iter(self.model.sanitize({name: value})), None)
+            if mapped in current and not mapped.startswith(skipped):
+                if current[mapped].shape != value.shape:
+                    raise ValueError(f"{name}: trained shape {current[mapped].shape} != source {value.shape}")
+                value = current[mapped]
+            tensors[name] = value
+        mx.save_safetensors(str(out / "model.safetensors"), tensors, metadata={"format": "pt"})
+        return out
+
     def __repr__(self) -> str:
         return (
             f"MLXEmbedder({str(self.model_dir)!r}, pooling={self.pooling}, normalize={self.normalize}, "

@@ -31,6 +31,7 @@ BACKENDS: dict[str, BackendInfo] = {
         trainers={
             "cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
             "llm": "harness.train.worker:train_mlx_llm",
+            "bi_encoder": "harness.train.bi_encoder_worker:train_mlx_bi_encoder",  # InfoNCE
         },
         kinds={"bi_encoder": "harness.backends.bi_encoder_mlx"},  # MLXBiEncoderReranker
     ),
@@ -43,6 +44,7 @@ BACKENDS: dict[str, BackendInfo] = {
         trainers={
             "cross_encoder": "harness.train.worker:train_torch_cross_encoder",
             "llm": "harness.train.worker:train_torch_llm",
+            "bi_encoder": "harness.train.bi_encoder_worker:train_torch_bi_encoder",  # MNRL twin
         },
         kinds={"bi_encoder": "harness.backends.bi_encoder_torch"},  # SentenceTransformer, cosine
     ),

@@ -26,7 +26,8 @@ from ..scenarios import DEFAULT_SCENARIOS, SCENARIOS
 from ..sources.registry import COMPUTED_FIRST_STAGES, FILE_KEYS, SOURCE_KEYS, SOURCES
 from . import checks as C
 
-TRAIN_KINDS = tuple(FAMILY_FINE_TUNE)  # model families a suite trains: cross_encoder, llm
+#: model families a suite trains: cross_encoder, llm, and bi_encoder (InfoNCE, harness.train.bi_encoder_worker)
+TRAIN_KINDS = (*FAMILY_FINE_TUNE, "bi_encoder")
 FINE_TUNES = FINE_TUNE_TYPES
 DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_METRICS = ["ndcg@10", "mrr@10", "map@100", "recall@100"]

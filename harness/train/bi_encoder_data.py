@@ -1,4 +1,5 @@
-"""InfoNCE training examples from first-stage candidate lists and qrels (TREC DL 2019 / 2021 here).
+"""InfoNCE training examples: from first-stage candidate lists and qrels (TREC DL 2019 / 2021 here), or from a
+``train:`` section's pair records (:func:`examples_from_records`, what the harness's bi-encoder trainers read).
 
 For each training query: every candidate judged relevant (grade >= ``relevance_level``) is a positive; its hard
 negatives are that query's candidates judged non-relevant (grade 0), in first-stage order, taken round-robin so
@@ -55,3 +56,28 @@ def infonce_examples(
         keep = np.sort(np.random.default_rng(seed).choice(len(examples), max_examples, replace=False))
         examples = [examples[i] for i in keep]
     return examples, dev
+
+
+def examples_from_records(records: list[dict], negatives: int = 1) -> list[InfoNCEExample]:
+    """Examples from training pair records (``{query, document, label, grade}``, a ``train:`` section's train file,
+    ``harness.train.plan``), by the rule above: per query, in the records' order, each positive (label > 0.5) with
+    ``negatives`` hard negatives taken round-robin from that query's grade-0 records (judged non-relevant; with
+    ``recipe.candidates: all`` also the unjudged candidates, which the harness writes as grade 0). Records with a
+    grade between (label 0, grade > 0: judged partly relevant) are neither. A query with no positive or fewer
+    grade-0 records than ``negatives`` gives no example. ``qid`` is the query text (one spelling per query)."""
+    by_query: dict[str, tuple[list[str], list[str]]] = {}
+    for r in records:
+        pos, neg = by_query.setdefault(r["query"], ([], []))
+        if float(r["label"]) > 0.5:
+            pos.append(r["document"])
+        elif int(r["grade"]) == 0:
+            neg.append(r["document"])
+    examples = []
+    for query, (pos, neg) in by_query.items():
+        if not pos or len(neg) < negatives:
+            continue
+        examples += [
+            InfoNCEExample(query, p, tuple(neg[(i * negatives + j) % len(neg)] for j in range(negatives)), qid=query)
+            for i, p in enumerate(pos)
+        ]
+    return examples

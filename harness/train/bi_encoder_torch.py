@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlx_cross_encoder.training.infonce import InfoNCEExample, InfoNCESettings, batch_order, batch_texts
+from mlx_cross_encoder.training.infonce import InfoNCEExample, InfoNCESettings, batch_texts, training_batches
 from mlx_cross_encoder.training.schedule import lr_at, no_decay
 
 
@@ -43,31 +43,32 @@ def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: 
         betas=(0.9, 0.999),
         eps=1e-8,
     )
-    epochs = [batch_order(examples, settings.batch_size, settings.seed, e) for e in range(settings.epochs)]
-    total = sum(len(b) for b in epochs)
+    batches = training_batches(examples, settings)
+    total = len(batches)
+    if total == 0:
+        raise ValueError(f"{len(examples)} examples make no full batch of {settings.batch_size} distinct queries")
     warmup = settings.warmup_steps(total)
     model.eval()  # dropout off: the MLX encoders have none
     cuda = str(model.device).startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
     losses, tokens, step, start = [], 0, 0, time.perf_counter()
-    for epoch in epochs:
-        for batch in epoch:
-            queries, docs = batch_texts(examples, batch)
-            q_features, d_features = _features(model, queries), _features(model, docs)
-            q = model(q_features)["sentence_embedding"]
-            d = model(d_features)["sentence_embedding"]
-            n = len(queries)
-            columns = [q] + [d[i : i + n] for i in range(0, d.shape[0], n)]
-            loss = loss_fn.compute_loss_from_embeddings(columns, None)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, settings.learning_rate, total, warmup, "linear")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            tokens += int(q_features["attention_mask"].sum()) + int(d_features["attention_mask"].sum())
-            step += 1
+    for batch in batches:
+        queries, docs = batch_texts(examples, batch)
+        q_features, d_features = _features(model, queries), _features(model, docs)
+        q = model(q_features)["sentence_embedding"]
+        d = model(d_features)["sentence_embedding"]
+        n = len(queries)
+        columns = [q] + [d[i : i + n] for i in range(0, d.shape[0], n)]
+        loss = loss_fn.compute_loss_from_embeddings(columns, None)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, settings.learning_rate, total, warmup, "linear")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        tokens += int(q_features["attention_mask"].sum()) + int(d_features["attention_mask"].sum())
+        step += 1
     wall = time.perf_counter() - start
     return {
         "steps": total,

@@ -47,6 +47,7 @@ class InfoNCESettings(BaseModel):
     scale: Annotated[float, Field(gt=0)] = 20.0  # 1 / temperature (sentence-transformers' default 20)
     batch_size: Annotated[int, Field(ge=2)] = 16
     epochs: Annotated[int, Field(ge=1)] = 1
+    max_steps: Annotated[int | None, Field(ge=1)] = None  # overrides epochs: this many batches (epochs as needed)
     learning_rate: Annotated[float, Field(gt=0)] = 2e-5
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
@@ -80,6 +81,22 @@ def batch_order(examples: list[InfoNCEExample], batch_size: int, seed: int, epoc
         batches += [members for members, _ in full]
         open_batches = [b for b in open_batches if len(b[0]) < batch_size]
     return batches
+
+
+def training_batches(examples: list[InfoNCEExample], settings: InfoNCESettings) -> list[list[int]]:
+    """Every batch of a training run in order: ``settings.epochs`` epochs of :func:`batch_order`, or, with
+    ``max_steps``, the first ``max_steps`` batches of as many epochs as that takes."""
+    if settings.max_steps is None:
+        return [b for e in range(settings.epochs) for b in batch_order(examples, settings.batch_size, settings.seed, e)]
+    batches: list[list[int]] = []
+    epoch = 0
+    while len(batches) < settings.max_steps:
+        more = batch_order(examples, settings.batch_size, settings.seed, epoch)
+        if not more:
+            break
+        batches += more
+        epoch += 1
+    return batches[: settings.max_steps]
 
 
 def batch_texts(examples: list[InfoNCEExample], batch: list[int]) -> tuple[list[str], list[str]]:
@@ -150,8 +167,8 @@ class InfoNCETrainer:
         from .schedule import make_optimizer, make_schedule
 
         s = self.settings
-        epochs = [batch_order(examples, s.batch_size, s.seed, e) for e in range(s.epochs)]
-        total = sum(len(b) for b in epochs)
+        batches = training_batches(examples, s)
+        total = len(batches)
         if total == 0:
             raise ValueError(f"{len(examples)} examples make no full batch of {s.batch_size} distinct queries")
         optimizer = make_optimizer(
@@ -161,16 +178,15 @@ class InfoNCETrainer:
         self.module.train()
         mx.reset_peak_memory()
         losses, tokens, start = [], 0, time.perf_counter()
-        for epoch in epochs:
-            for batch in epoch:
-                queries, docs = batch_texts(examples, batch)
-                loss, grads = step_fn(queries, docs)
-                optimizer.update(self.module, grads)
-                mx.eval(self.module.parameters(), optimizer.state, loss)
-                losses.append(float(loss))
-                tokens += sum(len(e.ids) for e in self.embedder.tokenizer.encode_batch(queries + docs))
-                if log_every and len(losses) % log_every == 0:
-                    print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+        for batch in batches:
+            queries, docs = batch_texts(examples, batch)
+            loss, grads = step_fn(queries, docs)
+            optimizer.update(self.module, grads)
+            mx.eval(self.module.parameters(), optimizer.state, loss)
+            losses.append(float(loss))
+            tokens += sum(len(e.ids) for e in self.embedder.tokenizer.encode_batch(queries + docs))
+            if log_every and len(losses) % log_every == 0:
+                print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
         wall = time.perf_counter() - start
         self.module.eval()
         return {

@@ -201,7 +201,7 @@ M0, M1 = "train.models[0]", "train.models[1]"
         ("train.recipe.warmup_ratio", 1.5, "train.recipe.warmup_ratio: must be a number in [0, 1], got 1.5"),
         ("train.recipe.loss", "mse", "train.recipe.loss: loss 'mse' needs teacher scores, which judged pairs"),
         ("train.models", None, "train.models: must be a non-empty list, got None"),
-        (f"{M0}.kind", "t5", f"{M0}.kind: must be one of cross_encoder, llm, got 't5'"),
+        (f"{M0}.kind", "t5", f"{M0}.kind: must be one of cross_encoder, llm, bi_encoder, got 't5'"),
         (f"{M0}.lora_rank", 8, f"{M0}.lora_rank: only used with fine_tune: lora (this model is fine_tune: full)"),
         (f"{M0}.instruction", "x", f"{M0}.instruction: only used with kind: llm (a cross-encoder has no prompt)"),
         (f"{M0}.datasets", ["nope"], f"{M0}.datasets[0]: 'nope' is not one of the datasets (test)"),

@@ -123,3 +123,34 @@ def _batch(examples):
     from mlx_cross_encoder.training.infonce import batch_texts
 
     return batch_texts(examples, [0, 2, 4])
+
+
+def test_save_pretrained_writes_the_trained_weights_as_a_folder_sentence_transformers_loads(st_folder, tmp_path):
+    from safetensors import safe_open
+    from sentence_transformers import SentenceTransformer
+
+    from mlx_cross_encoder import MLXEmbedder
+
+    mlx = MLXEmbedder(st_folder)
+    settings = InfoNCESettings(batch_size=3, max_steps=3, learning_rate=5e-3, scale=10.0, seed=1)
+    assert InfoNCETrainer(mlx, settings).train(_examples())["steps"] == 3
+    out = mlx.save_pretrained(tmp_path / "trained")
+    texts = builders.DOCUMENTS
+    trained = mlx.encode(texts)
+    assert np.abs(trained - MLXEmbedder(st_folder).encode(texts)).max() > 1e-2  # it is not the source folder
+    np.testing.assert_allclose(SentenceTransformer(str(out), device="cpu").encode(texts), trained, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(MLXEmbedder(out).encode(texts), trained, atol=1e-6, rtol=0)
+    with safe_open(str(st_folder / "model.safetensors"), "np") as a, safe_open(str(out / "model.safetensors"), "np") as b:
+        assert set(a.keys()) == set(b.keys()) and all(a.get_tensor(k).shape == b.get_tensor(k).shape for k in a.keys())
+    with pytest.raises(ValueError, match="loaded from"):
+        mlx.save_pretrained(st_folder)
+
+
+def test_max_steps_takes_the_first_batches_of_as_many_epochs_as_needed():
+    from mlx_cross_encoder.training.infonce import training_batches
+
+    examples = _examples()
+    epoch0, epoch1 = (batch_order(examples, 3, seed=1, epoch=e) for e in (0, 1))
+    steps = len(epoch0) + 1
+    assert training_batches(examples, InfoNCESettings(batch_size=3, seed=1, max_steps=steps)) == epoch0 + epoch1[:1]
+    assert training_batches(examples, InfoNCESettings(batch_size=3, seed=1, epochs=2)) == epoch0 + epoch1

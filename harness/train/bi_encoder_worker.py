@@ -1,0 +1,188 @@
+"""The trainers of ``train:`` models with ``kind: bi_encoder``: InfoNCE on MLX, its sentence-transformers twin on torch.
+
+Run by the training worker (``python -m harness.train.worker``) like the cross-encoder and LLM trainers: the backend
+registry names ``train_mlx_bi_encoder`` / ``train_torch_bi_encoder`` for the kind. Both read the same job:
+
+* **Examples**: the job's train file (the section's pair records) through
+  ``harness.train.bi_encoder_data.examples_from_records``: per query each positive with ``group_size - 1`` hard
+  negatives (grade-0 records, round-robin); in-batch negatives come from the other examples of a batch.
+* **Recipe** (:func:`infonce_settings`): the suite recipe's ``batch_size``, ``num_epochs`` / ``max_steps``,
+  ``learning_rate``, ``weight_decay``, ``warmup_ratio``, ``seed`` and ``max_length``; ``temperature`` is InfoNCE's
+  (MNRL ``scale = 1 / temperature``: sentence-transformers' default scale 20 is ``temperature: 0.05``). Keys the
+  InfoNCE trainers do not implement are refused when set (``loss``, gradient accumulation, clipping, another
+  schedule, ...), so a recipe never means something it does not do.
+* **Training**: MLX ``mlx_cross_encoder.training.infonce.InfoNCETrainer`` on ``MLXEmbedder``; PyTorch
+  ``harness.train.bi_encoder_torch.train_sentence_transformer`` (``MultipleNegativesRankingLoss`` on a
+  ``SentenceTransformer``): same batches, loss, optimizer and schedule, update for update. Full fine-tuning on both
+  (LoRA: MLX only, the twin refuses it). No checkpoint selection: the last step's model is kept and evaluated.
+* **Dev**: when the job has a dev file, the final model ranks each dev query's documents by cosine and the dev
+  metrics (``harness.metrics``, the dev records' grades) are reported as ``final_dev``.
+* **Output**: ``<output_dir>/model``, a sentence-transformers folder (``MLXEmbedder.save_pretrained`` /
+  ``SentenceTransformer.save``), which the harness infers as a bi-encoder and evaluates with the same backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .worker import _base_dir, _torch_device, dev_qrels, read_records
+
+#: TrainingSettings keys the InfoNCE trainers do not implement, with the only value they accept
+UNSUPPORTED = {
+    "loss": "bce",  # the default; InfoNCE is the loss of kind bi_encoder
+    "gradient_accumulation_steps": 1,
+    "lr_scheduler": "linear",
+    "warmup_steps": None,
+    "max_grad_norm": None,
+    "quantize": None,
+    "early_stopping_patience": None,
+    "adam_betas": [0.9, 0.999],
+    "adam_eps": 1e-8,
+    "pos_weight": None,
+}
+LOSS = "InfoNCE: sentence-transformers MultipleNegativesRankingLoss (in-batch + hard negatives, scale 1/temperature)"
+
+
+def infonce_settings(job: dict[str, Any]):
+    """The ``InfoNCESettings`` of a job, or ValueError naming every recipe key the InfoNCE trainers would ignore."""
+    from mlx_cross_encoder.training.infonce import InfoNCESettings
+
+    s = job["settings"]
+    wrong = []
+    for key, allowed in UNSUPPORTED.items():
+        value = list(s[key]) if isinstance(s.get(key), (list, tuple)) else s.get(key)
+        if key == "max_grad_norm" and value == 0:
+            continue  # 0 disables clipping, as null does
+        if value != allowed:
+            wrong.append(f"{key}={value!r} (supported: {allowed!r})")
+    if wrong:
+        raise ValueError(
+            f"train model {job['model']} (kind bi_encoder): the InfoNCE trainers do not implement "
+            + ", ".join(wrong)
+            + "; set these recipe keys to the supported values"
+        )
+    return InfoNCESettings(
+        scale=1.0 / s["temperature"],
+        batch_size=s["batch_size"],
+        epochs=s["num_epochs"],
+        max_steps=s["max_steps"],
+        learning_rate=s["learning_rate"],
+        weight_decay=s["weight_decay"],
+        warmup_ratio=s["warmup_ratio"],
+        fine_tune=job["fine_tune"],
+        lora_rank=s["lora_rank"],
+        lora_alpha=s["lora_alpha"],
+        lora_targets=s["lora_target_modules"],
+        seed=s["seed"],
+    )
+
+
+def job_examples(job: dict[str, Any]) -> list:
+    from .bi_encoder_data import examples_from_records
+
+    examples = examples_from_records(read_records(job["train_file"]), negatives=job["settings"]["group_size"] - 1)
+    if not examples:
+        raise ValueError(f"{job['train_file']}: no InfoNCE example (no query with a positive and a grade-0 record)")
+    return examples
+
+
+def final_dev(job: dict[str, Any], encode) -> dict[str, float] | None:
+    """Dev metrics of the final model: each dev query's documents ranked by cosine (``encode(texts) -> array``)."""
+    if not job.get("dev_file"):
+        return None
+    from ..backends.bi_encoder import cosine_scores
+    from ..metrics import evaluate
+
+    records = read_records(job["dev_file"])
+    qrels = dev_qrels(records)  # ids q<i> by first-seen query, q<i>-d<j> in order: the same walk as below
+    pairs = [(r["query"], r["document"]) for r in records]
+    texts = list(dict.fromkeys(t for p in pairs for t in p))
+    scores = cosine_scores(encode(texts), pairs, texts)
+    order: dict[str, int] = {}
+    run: dict[str, dict[str, float]] = {}
+    for (query, _), score in zip(pairs, scores):
+        qid = f"q{order.setdefault(query, len(order))}"
+        docs = run.setdefault(qid, {})
+        docs[f"{qid}-d{len(docs)}"] = float(score)
+    means, _ = evaluate(qrels, run, job["dev_metrics"], int(job["relevance_level"]))
+    return means
+
+
+def _summary(job, summary: dict, examples: list, settings, dev, device: str, trainable: int) -> dict[str, Any]:
+    losses = summary["losses"]
+    return {
+        "device": device,
+        "loss": LOSS,
+        "infonce": settings.model_dump(mode="json"),
+        "n_examples": len(examples),
+        "steps": summary["steps"],
+        "total_steps": summary["steps"],
+        "trainer_wall_time_s": summary["wall_s"],
+        "train_time_s": summary["wall_s"],
+        "train_tokens": summary["tokens"],
+        "tokens_per_s": summary["tokens_per_s"],
+        "loss_first_last10": [float(np.mean(losses[:10])), float(np.mean(losses[-10:]))],
+        "best_dev": None,  # no checkpoint selection: the last step's model
+        "best_step": None,
+        "final_dev": dev,
+        "last_dev": dev,
+        "evaluations": [],
+        "trainable_parameters": trainable,
+        "adapter_dir": None,
+        "base_path": str(_base_dir(job)),
+    }
+
+
+def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from mlx_cross_encoder import MLXEmbedder
+    from mlx_cross_encoder.training.infonce import InfoNCETrainer
+
+    settings, examples = infonce_settings(job), job_examples(job)
+    if settings.fine_tune == "lora":  # InfoNCETrainer trains LoRA; merging it into an encoder folder is not written
+        raise ValueError("kind bi_encoder with fine_tune lora: the harness saves full encoder folders only")
+    embedder = MLXEmbedder(_base_dir(job), max_length=job["settings"]["max_length"], dtype="float32")
+    trainer = InfoNCETrainer(embedder, settings)
+    trainable = sum(v.size for _, v in tree_flatten(trainer.module.trainable_parameters()))
+    summary = trainer.train(examples)
+    dev = final_dev(job, lambda texts: embedder.encode(texts, batch_size=job["settings"]["eval_batch_size"]))
+    model_dir = embedder.save_pretrained(Path(job["output_dir"]) / "model")
+    device = "mlx-gpu" if mx.default_device().type == mx.gpu else "mlx-cpu"
+    return {
+        **_summary(job, summary, examples, settings, dev, device, trainable),
+        "peak_memory_mb": summary["peak_memory_mb"],
+        "peak_memory_measure": "mx.get_peak_memory() during training (weights, gradients, optimizer state, "
+        "activations)",
+        "model_dir": str(model_dir),
+        "trainer": "mlx_cross_encoder.training.infonce.InfoNCETrainer (MLXEmbedder)",
+    }
+
+
+def train_torch_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    from .bi_encoder_torch import train_sentence_transformer
+
+    settings, examples = infonce_settings(job), job_examples(job)
+    device = _torch_device()
+    model = SentenceTransformer(str(_base_dir(job)), device=device, local_files_only=True)
+    if job["settings"]["max_length"] is not None:  # as MLXEmbedder(max_length=...): the recipe's, not the folder's
+        model.max_seq_length = job["settings"]["max_length"]
+    trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    summary = train_sentence_transformer(model, examples, settings)
+    batch = job["settings"]["eval_batch_size"]
+    dev = final_dev(job, lambda texts: model.encode(texts, batch_size=batch, show_progress_bar=False))
+    model_dir = Path(job["output_dir"]) / "model"
+    model.save(str(model_dir))
+    return {
+        **_summary(job, summary, examples, settings, dev, device, trainable),
+        "peak_memory_mb": summary["peak_memory_mb"],
+        "peak_memory_measure": "torch.cuda.max_memory_allocated() (CUDA only; None on CPU: see peak_rss_mb)",
+        "model_dir": str(model_dir),
+        "trainer": "sentence_transformers MultipleNegativesRankingLoss (harness.train.bi_encoder_torch)",
+    }
