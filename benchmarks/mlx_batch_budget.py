@@ -30,6 +30,7 @@ import numpy as np
 from harness.localmodels import build_qwen3_reranker_shape
 from mlx_cross_encoder import Qwen3Reranker
 from mlx_cross_encoder import llm_reranker as llm_reranker_module
+from mlx_cross_encoder.llm_batching import per_row_prefix_caches
 
 DL19 = Path("/work/shared/data/trec-dl/bm25_top100_dl19.json")
 
@@ -37,24 +38,6 @@ DL19 = Path("/work/shared/data/trec-dl/bm25_top100_dl19.json")
 def load_pairs(path: Path, n_queries: int, n_docs: int) -> list[tuple[str, str]]:
     data = json.loads(path.read_text())
     return [(q["query"], h["content"]) for q in data[:n_queries] for h in q["hits"][:n_docs]]
-
-
-def per_row_kv_caches(kv_cache_cls):
-    """The former prefix path: a batch-sized mlx-lm KVCache per layer over the broadcast prefix."""
-
-    class PerRowCopy(kv_cache_cls):
-        def __init__(self, c):
-            super().__init__()
-            self.prefix, self.offset = c, c.offset
-
-        def update_and_fetch(self, keys, values):
-            if self.keys is None:
-                k, v = (x[..., : self.prefix.offset, :] for x in (self.prefix.keys, self.prefix.values))
-                self.keys = mx.broadcast_to(k, (keys.shape[0], *k.shape[1:]))
-                self.values = mx.broadcast_to(v, (keys.shape[0], *v.shape[1:]))
-            return super().update_and_fetch(keys, values)
-
-    return lambda prefix_kv: [PerRowCopy(c) for c in prefix_kv]
 
 
 def measure(model: Qwen3Reranker, pairs, batch_size: int, budget: int | None, repeats: int) -> dict:
@@ -113,7 +96,7 @@ def main(argv=None) -> None:
     for b in budgets:
         report(f"max_batch_tokens {b}", measure(model, pairs, args.batch_size, b, args.repeats))
     shared = llm_reranker_module.shared_prefix_caches
-    llm_reranker_module.shared_prefix_caches = per_row_kv_caches(model._KVCache)
+    llm_reranker_module.shared_prefix_caches = per_row_prefix_caches(model._KVCache)
     try:
         report("former per-row KVCache, no budget", measure(model, pairs, args.batch_size, None, args.repeats))
     finally:

@@ -20,7 +20,7 @@ The shared prefix's KV is kept once (one row) and broadcast to the batch inside 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -119,6 +119,28 @@ class SharedPrefixCache:
 def shared_prefix_caches(prefix_cache: list) -> list[SharedPrefixCache]:
     """Per layer, a :class:`SharedPrefixCache` over a one-row mlx-lm ``KVCache`` of the prefix."""
     return [SharedPrefixCache(c.keys[..., : c.offset, :], c.values[..., : c.offset, :]) for c in prefix_cache]
+
+
+def per_row_prefix_caches(kv_cache_cls) -> Callable[[list], list]:
+    """The former prefix path, kept as the reference :class:`SharedPrefixCache` is measured against (the
+    shared-prefix memory test, ``benchmarks/mlx_batch_budget.py``): a drop-in for :func:`shared_prefix_caches` that
+    gives each layer a batch-sized mlx-lm ``KVCache`` (``kv_cache_cls``) holding a per-row copy of the prefix,
+    broadcast and materialized on the first update. Same scores, more memory: every layer's copy stays alive until
+    the batch is evaluated."""
+
+    class PerRowCopy(kv_cache_cls):
+        def __init__(self, c):
+            super().__init__()
+            self.prefix, self.offset = c, c.offset
+
+        def update_and_fetch(self, keys, values):
+            if self.keys is None:
+                k, v = (x[..., : self.prefix.offset, :] for x in (self.prefix.keys, self.prefix.values))
+                self.keys = mx.broadcast_to(k, (keys.shape[0], *k.shape[1:]))
+                self.values = mx.broadcast_to(v, (keys.shape[0], *v.shape[1:]))
+            return super().update_and_fetch(keys, values)
+
+    return lambda prefix_cache: [PerRowCopy(c) for c in prefix_cache]
 
 
 def prefix_cache_supported(model, backbone, make_prompt_cache, kv_cache_cls) -> bool:

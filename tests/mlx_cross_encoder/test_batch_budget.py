@@ -10,6 +10,7 @@ from builders import QUERIES, bert_cross_encoder, long_document, pairs, qwen3_ca
 from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
 from mlx_cross_encoder import llm_reranker as llm_reranker_module
 from mlx_cross_encoder.base import length_sorted_batches, padded_width
+from mlx_cross_encoder.llm_batching import per_row_prefix_caches
 
 #: other batch shapes, other BLAS blocking: float32 rows may differ in the last bits (7e-7 seen on LLM logits)
 SAME = dict(atol=2e-6, rtol=1e-5)
@@ -139,19 +140,8 @@ def test_shared_prefix_peaks_lower_than_a_per_row_kv_cache(wide, monkeypatch):
     shared_scores = wide.predict(data, batch_size=64)
     shared = peak_bytes(lambda: wide.predict(data, batch_size=64))
 
-    class PerRowCopy(wide._KVCache):  # the former llm_batching.expand_cache: broadcast, materialized on update
-        def __init__(self, c):
-            super().__init__()
-            self.prefix, self.offset = c, c.offset
-
-        def update_and_fetch(self, keys, values):
-            if self.keys is None:
-                k, v = (x[..., : self.prefix.offset, :] for x in (self.prefix.keys, self.prefix.values))
-                self.keys = mx.broadcast_to(k, (keys.shape[0], *k.shape[1:]))
-                self.values = mx.broadcast_to(v, (keys.shape[0], *v.shape[1:]))
-            return super().update_and_fetch(keys, values)
-
-    monkeypatch.setattr(llm_reranker_module, "shared_prefix_caches", lambda kv: [PerRowCopy(c) for c in kv])
+    # the former llm_batching.expand_cache: a per-row copy of the prefix in every layer's mlx-lm KVCache
+    monkeypatch.setattr(llm_reranker_module, "shared_prefix_caches", per_row_prefix_caches(wide._KVCache))
     copied_scores = wide.predict(data, batch_size=64)
     copied = peak_bytes(lambda: wide.predict(data, batch_size=64))
     np.testing.assert_array_equal(copied_scores, shared_scores)
