@@ -6,8 +6,12 @@
 #   DRY=1 bash harness/train/full_run.sh    the same steps at toy scale on a CPU (3 training queries, 1 epoch,
 #                                           2 pairs per dev query, 1 test query), one stack after the other
 # Env: PY (python, default python3), OUT (default /tmp/train-full-out), ONLY (model names, default all three),
-# DEADLINE (epoch seconds all harness runs end by; default BUDGET_S=560 s from the training start). Each (model, backend) is its own harness run
-# and results file: results/train-full-<h200|dry>-<model>-<mlx|torch>.json.
+# DEADLINE (epoch seconds all harness runs end by; default BUDGET_S=560 s from the training start), TAG (results
+# name, default h200 / dry), LANES (pair: an MLX lane and a torch lane, each training ONLY's models one after the
+# other; each: every (model, backend) its own process, all at once), TEACHER_KEEP=1 (use the committed teacher run
+# instead of recomputing it), FIRST_STAGES=1 (also `harness run suites/train-full-first-stages.yaml`: the shared
+# first-stage lists as stored rows, reranked by the all-MiniLM-L6-v2 bi-encoder). Each (model, backend) is its own
+# harness run and results file: results/train-full-<TAG>-<model>-<mlx|torch>.json.
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/train-full-out}
@@ -24,7 +28,7 @@ fi
 mkdir -p "$OUT"
 SUITE=suites/train-full.yaml
 TEACHER=results/quality-teacher-minilm-bi.run
-TAG=h200
+TAG=${TAG:-h200}
 [ "${DRY:-0}" = 1 ] && TAG=dry
 LOGS=/tmp/train-full-logs-$TAG; rm -rf $LOGS; mkdir -p $LOGS
 if [ "${DRY:-0}" = 1 ]; then
@@ -42,6 +46,8 @@ for m in t["models"]:
 open("suites/.train-full-dry.yaml", "w").write(yaml.safe_dump(s, sort_keys=False))
 PYEOF
   EXTRA="--max-queries 1"
+elif [ "${TEACHER_KEEP:-0}" = 1 ] && [ -s $TEACHER ]; then
+  echo "teacher: the committed $TEACHER ($(wc -l < $TEACHER) lines)"; EXTRA=""
 else
   $PY -m harness.train.teacher $SUITE $TEACHER --batch-size 256 > $LOGS/teacher.log 2>&1; echo "teacher rc $?"; tail -2 $LOGS/teacher.log
   EXTRA=""
@@ -56,7 +62,17 @@ run_model() {  # $1 = model, $2 = mlx | torch: one harness run, its own results 
   echo "$1-$2 rc $? ($(( END - $(date +%s) )) s left)"
 }
 lane() { for m in $ONLY; do run_model $m $1; done; }
-if [ "${DRY:-0}" = 1 ]; then lane mlx; lane torch; else lane mlx & lane torch & wait; fi
+first_stages() {  # the shared first-stage lists as stored harness rows (issue 13 item 3)
+  left=$(( END - $(date +%s) ))
+  timeout $left $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run suites/train-full-first-stages.yaml \
+    --output results/quality-first-stages-$TAG.json --overwrite --no-progress $EXTRA > "$LOGS/first-stages.log" 2>&1
+  echo "first-stages rc $? ($(( END - $(date +%s) )) s left)"; cp results/quality-first-stages-$TAG.json "$OUT/" 2>/dev/null
+}
+[ "${FIRST_STAGES:-0}" = 1 ] && first_stages &
+if [ "${DRY:-0}" = 1 ]; then lane mlx; lane torch
+elif [ "${LANES:-pair}" = each ]; then for m in $ONLY; do run_model $m mlx & run_model $m torch & done; wait
+else lane mlx & lane torch & wait; fi
+wait
 for f in results/train-full-$TAG-*.json; do cp "$f" "$OUT/"; done
 tar -czf "$OUT/logs-$TAG.tgz" -C $LOGS . 2>/dev/null
 for f in $LOGS/*-mlx.log $LOGS/*-torch.log; do echo "== $f"; grep -E "Error|Traceback" "$f" | head -3; grep -E "^\[train|ok:|error" "$f" | head -4 | cut -c1-250; done
