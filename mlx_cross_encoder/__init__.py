@@ -7,9 +7,8 @@ imported (see ``_blas``), so import this package before MLX.
 
 from __future__ import annotations
 
-import importlib
-
 from ._blas import install_import_hook
+from ._lazy import lazy_exports
 
 install_import_hook()
 
@@ -34,13 +33,4 @@ __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
