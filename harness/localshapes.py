@@ -127,6 +127,16 @@ def build_modernbert_base_shape(out: Path, seed: int = 0) -> Path:
     return Path(out)
 
 
+#: Qwen3-Reranker-8B: 36 layers of hidden 4096, intermediate 12288, 32 heads; its LM head is not tied
+QWEN3_RERANKER_8B_SHAPE = {
+    **QWEN3_RERANKER_06B_SHAPE,
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "num_attention_heads": 32,
+    "tie_word_embeddings": False,
+}
+
+
 def build_qwen3_reranker_06b_shape(out: Path) -> Path:
     """Qwen3-Reranker-0.6B's full shape: 28 layers of its per-layer shape, bfloat16 weights."""
     return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, 28)
@@ -135,6 +145,11 @@ def build_qwen3_reranker_06b_shape(out: Path) -> Path:
 def build_qwen3_reranker_4b_shape(out: Path) -> Path:
     """Qwen3-Reranker-4B's shape: 36 layers, hidden 2560, 32/8 heads, intermediate 9728, bfloat16 weights."""
     return build_qwen3_shape(out, QWEN3_RERANKER_4B_SHAPE, 36)
+
+
+def build_qwen3_reranker_8b_shape(out: Path) -> Path:
+    """Qwen3-Reranker-8B's shape: 36 layers, hidden 4096, 32/8 heads, intermediate 12288, untied head, bfloat16."""
+    return build_qwen3_shape(out, QWEN3_RERANKER_8B_SHAPE, 36)
 
 
 def build_qwen3_shape(out: Path, shape: dict, layers: int, seed: int = 0, dtype: str = "bfloat16") -> Path:
@@ -192,5 +207,9 @@ SHAPES = {
     "qwen3-reranker-4b-shape": (
         "random Qwen3-Reranker-4B shape (36 x 2560), bfloat16, SmolLM2 tokenizer (untrained)",
         build_qwen3_reranker_4b_shape,
+    ),
+    "qwen3-reranker-8b-shape": (
+        "random Qwen3-Reranker-8B shape (36 x 4096, untied head), bfloat16, SmolLM2 tokenizer (untrained)",
+        build_qwen3_reranker_8b_shape,
     ),
 }

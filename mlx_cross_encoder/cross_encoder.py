@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -215,18 +216,23 @@ class MLXCrossEncoder(RerankerBase):
         return np.array([len(e.ids) for e in self.tokenize(pairs)], dtype=np.int64)
 
     def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
-        width = max(len(e.ids) for e in encodings)
+        """Right-padded ``(ids, mask, token types)`` of a batch, filled in one vectorised step (a Python loop over
+        rows cost ~12 us per pair, a quarter of a pair's budget at 20,000 pairs/s); token types only when the
+        model uses them."""
+        rows = [e.ids for e in encodings]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        width = int(lengths.max())
         width = min(-(-width // self.length_multiple) * self.length_multiple, max(width, self.max_length))
-        ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
-        mask = np.zeros((len(encodings), width), dtype=np.int32)
-        types = np.zeros((len(encodings), width), dtype=np.int32)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n] = enc.ids
-            mask[row, :n] = 1
-            types[row, :n] = enc.type_ids
-        token_types = mx.array(types) if self.model.uses_token_type_ids else None
-        return mx.array(ids), mx.array(mask), token_types
+        filled = np.arange(width)[None, :] < lengths[:, None]
+        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int32)
+        ids[filled] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
+        token_types = None
+        if self.model.uses_token_type_ids:
+            types = np.zeros((len(rows), width), dtype=np.int32)
+            flat = itertools.chain.from_iterable(e.type_ids for e in encodings)
+            types[filled] = np.fromiter(flat, dtype=np.int32, count=int(lengths.sum()))
+            token_types = mx.array(types)
+        return mx.array(ids), mx.array(filled.astype(np.int32)), token_types
 
     def _cpu_streams(self) -> list:
         """CPU streams to spread each batch over (one per core, each with its own MLX scheduler thread).
@@ -264,7 +270,7 @@ class MLXCrossEncoder(RerankerBase):
         act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
         encodings = encode_in_threads(self.tokenizer, pairs)
         budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
-        batches = self.plan([len(e.ids) for e in encodings], batch_size, budget)
+        batches = self.plan([len(e) for e in encodings], batch_size, budget)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         try:
