@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import Latency, Perf, Protocol, Run, ScenarioRecord
+from .models import Latency, Perf, Protocol, Run, ScenarioRecord, single_query_perf
 
 SHARD_ONLY = ("shard", "full_dataset_fingerprint")
 POOLED_SCENARIOS = ("single_query", "offline")  # whose passes add up across shards
@@ -125,16 +125,7 @@ def _perf(runs: list[Run], scenarios: dict[str, ScenarioRecord]) -> Perf:
         data[key] = _max([getattr(p, key) for p in perfs])
     single = scenarios.get("single_query")
     if single is not None:
-        timed = sum(single.pass_s)
-        data.update(
-            pairs_per_s=single.repeats * single.pairs / timed,
-            tokens_per_s=single.repeats * single.tokens / timed,
-            latency_ms=single.latency_ms,
-            timed_s=timed,
-            repeats=single.repeats,
-            pass_s=list(single.pass_s),
-            repeats_identical=all(p.repeats_identical is not False for p in perfs),
-        )
+        data.update(single_query_perf(single), repeats_identical=all(p.repeats_identical is not False for p in perfs))
     return Perf.model_validate(data)
 
 

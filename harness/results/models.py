@@ -103,6 +103,20 @@ class ScenarioRecord(Open):
     verdict: Verdict | None = None
 
 
+def single_query_perf(record: ScenarioRecord) -> dict[str, Any]:
+    """``perf``'s single_query figures from the single_query scenario's record: throughput over every timed pass
+    (the worker's run and a merge of shards' pooled record alike)."""
+    timed = sum(record.pass_s)
+    return {
+        "pairs_per_s": record.repeats * record.pairs / timed,
+        "tokens_per_s": record.repeats * record.tokens / timed,
+        "latency_ms": record.latency_ms,
+        "timed_s": timed,
+        "repeats": record.repeats,
+        "pass_s": list(record.pass_s),
+    }
+
+
 class ShardRef(Open):
     index: Annotated[int, Field(strict=True, ge=1)]
     count: Annotated[int, Field(strict=True, ge=1)]

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # worker (the import itself loads no MLX, so torch workers are unaffected).
 import mlx_cross_encoder  # noqa: F401
 
-from ..results.models import Perf, ScenarioRecord
+from ..results.models import Perf, ScenarioRecord, single_query_perf
 from .verdict import SCORE_TOLERANCE, score_check
 
 TRACEBACK_LINES = 20
@@ -127,18 +127,12 @@ def _perf(outcomes: dict[str, Any], common: dict[str, Any]) -> Perf:
     if single is None:
         return Perf(**shared, pairs_per_s=None, tokens_per_s=None, latency_ms=None)
     rec = single.record
-    timed_s = sum(rec.pass_s)
     identical = all(np.array_equal(a, b) for other in single.passes[1:] for a, b in zip(single.passes[0], other))
     return Perf(
         **shared,
-        pairs_per_s=rec.repeats * rec.pairs / timed_s,
-        tokens_per_s=rec.repeats * rec.tokens / timed_s,
-        latency_ms=rec.latency_ms,
-        timed_s=timed_s,
-        repeats=rec.repeats,
+        **single_query_perf(rec),
         repeats_identical=identical,
         max_repeat_abs_diff=rec.max_repeat_abs_diff,
-        pass_s=list(rec.pass_s),
         load_avg_before=rec.load_avg_before,
         load_avg_after=rec.load_avg_after,
     )
