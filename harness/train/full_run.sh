@@ -52,7 +52,7 @@ else
   $PY -m harness.train.teacher $SUITE $TEACHER --batch-size 256 > $LOGS/teacher.log 2>&1; echo "teacher rc $?"; tail -2 $LOGS/teacher.log
   EXTRA=""
 fi
-cp $TEACHER "$OUT/quality-teacher-minilm-bi.run" 2>/dev/null
+[ "${TEACHER_KEEP:-0}" = 1 ] || cp $TEACHER "$OUT/quality-teacher-minilm-bi.run" 2>/dev/null
 END=${DEADLINE:-$(( $(date +%s) + ${BUDGET_S:-560} ))}  # every harness run ends by then (a device command: <= 600 s)
 run_model() {  # $1 = model, $2 = mlx | torch: one harness run, its own results file (a kill loses only this one)
   left=$(( END - $(date +%s) )); [ $left -gt 20 ] || { echo "$1-$2 skipped: no time left"; return; }
