@@ -1,8 +1,8 @@
 """Run a suite: plan the steps, then one loop measures each in its own worker and stores results as they come.
 
-Flow: ``select_all`` (``--only``) -> ``open_output`` (lock, refuse an existing file unless ``--overwrite`` or
-``--resume``) -> training (suites with a ``train:`` section: ``harness.train.plan``, one ``harness.train.worker``
-per model and backend) -> ``plan_steps`` -> for each dataset: load it once (fingerprint recorded), write its
+Flow: ``select_all`` (``--only``) -> ``open_output`` (``harness.run.output``: lock, refuse an existing file unless
+``--overwrite`` or ``--resume``) -> training (suites with a ``train:`` section: ``harness.train.plan``, then
+``harness.run.training``: one ``harness.train.worker`` per model and backend) -> ``plan_steps`` -> for each dataset: load it once (fingerprint recorded), write its
 candidates for the workers, then run each step: the first stage (evaluated here), each reranker and each trained
 model (``harness.run.spawn`` -> ``harness.run.worker``; scores evaluated here with ``harness.metrics``).
 
@@ -13,16 +13,13 @@ removed, and the file saved with ``"complete": false`` and the reason. ``--resum
 written with the same suite fingerprint (same settings, same selection) and the same candidates and weights; they
 are in the file from its first save (``Execution.hold``), so no interruption can drop them. A training kept from
 the resumed file (ok, same plan, its weights unchanged) is not redone; any other trains in ``.<name>.partial/``,
-which replaces the model folder only when it succeeded (``Execution.train_job``; MLX trainers resume a partial
-training of the same job from its checkpoint).
+which replaces the model folder only when it succeeded (``harness.run.training.train_job``; MLX trainers resume a
+partial training of the same job from its checkpoint).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -31,21 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..environment import capture_environment
-from ..results import (
-    FIRST_STAGE,
-    SCHEMA_VERSION,
-    OutputLock,
-    ResultsError,
-    ResultsFile,
-    ResultsWriter,
-    Run,
-    TrainBlock,
-    check_writable,
-    claim_default_output,
-    load_results,
-)
-from .interrupt import signals_interrupt, stop_reason
+from ..results import FIRST_STAGE, ResultsFile, ResultsWriter, Run, TrainBlock
+from .interrupt import signals_interrupt
+from .output import document, document_of, header, open_output, stopped
 from .plan import Step, plan_steps, select_all, suite_fingerprint, train_root
 from .prepare import (
     PreparedReranker,
@@ -58,67 +43,15 @@ from .prepare import (
 )
 from .shard import EMPTY_SHARD, Shard, shard_dataset
 from .spawn import spawn_worker
+from .training import train_models
 from .verdict import judge_records
 from .worker import MeasureJob
 
 DEFAULT_TIMEOUT_S = 4 * 3600
-TRAIN_WORKER = "harness.train.worker"
-#: trainers that continue an interrupted training from the latest checkpoint in their folder
-#: (``resume_from_checkpoint``; MLX: ``mlx_cross_encoder.training.checkpoint``)
-RESUMABLE_TRAINERS = {"harness.train.worker:train_mlx_cross_encoder", "harness.train.worker:train_mlx_llm"}
-JOB_RECORD = "job.json"  # in a training's folder: the job it was started with (what a resumed training must equal)
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def open_output(
-    suite_name: str,
-    output: str | Path | None,
-    fingerprint: str,
-    overwrite: bool = False,
-    resume: bool = False,
-    shard: str | None = None,
-) -> tuple[Path, OutputLock, dict[tuple[str, str], Run], dict[tuple[str, str], dict]]:
-    """The locked results path and, with ``resume``, the file's runs (by (dataset, reranker)) and training blocks
-    (by (model, backend)): an ok run is kept instead of measuring its step again; one outside this selection
-    (``--only``) is carried over as it is; an ok training whose folder is unchanged is not trained again.
-
-    An existing file is refused unless ``overwrite`` (replace it) or ``resume`` (keep its ok runs: only for a
-    file of the same suite fingerprint). Without ``output`` the default name is claimed exclusively."""
-    if overwrite and resume:
-        raise ResultsError("--overwrite and --resume exclude each other")
-    if output is None:
-        if resume:
-            raise ResultsError("--resume needs --output (the results file to complete)")
-        path = claim_default_output(suite_name)
-        return path, OutputLock(path).acquire(), {}, {}
-    path = Path(output)
-    check_writable(path, "--output")
-    lock = OutputLock(path).acquire()
-    try:
-        if not path.exists() or path.stat().st_size == 0 or overwrite:
-            return path, lock, {}, {}
-        if not resume:
-            raise ResultsError(f"{path} already exists; use --overwrite to replace it or --resume to complete it")
-        old = load_results(path)
-        if old["suite"] != suite_name or old.get("fingerprint") != fingerprint:
-            raise ResultsError(
-                f"{path}: cannot --resume it: it was written by suite {old['suite']!r} with other "
-                "settings or selection; use --overwrite or another --output"
-            )
-        if (old.get("selection") or {}).get("shard") != shard:
-            raise ResultsError(
-                f"{path}: cannot --resume it: selection.shard is {(old.get('selection') or {}).get('shard')!r}, "
-                f"this run's is {shard!r}"
-            )
-        runs = {(r["dataset"], r["reranker"]): Run.model_validate(r) for r in old["runs"]}
-        trained = {(b["model"], b["backend"]): b for b in (old.get("train") or {}).get("models") or []}
-        return path, lock, runs, trained
-    except BaseException:
-        lock.release()
-        raise
 
 
 def _describe(run: Run) -> str:
@@ -131,17 +64,6 @@ def _describe(run: Run) -> str:
         parts.append(f"{name} {median:.1f} pairs/s")
     if speeds:
         parts[-1] += f" on {run.device}"
-    return "ok: " + ", ".join(parts)
-
-
-def _train_summary(block: dict[str, Any]) -> str:
-    if block["status"] != "ok":
-        return f"error: {block['error'].splitlines()[0]}"
-    parts = [f"{block['steps']} steps", f"{block['wall_time_s']:.1f} s wall ({block['train_time_s']:.1f} s training)"]
-    if block.get("tokens_per_s"):
-        parts.append(f"{block['tokens_per_s']:.0f} tokens/s")
-    if block.get("best_dev") is not None:
-        parts.append(f"best dev nDCG@10 {block['best_dev']:.4f} at step {block['best_step']}")
     return "ok: " + ", ".join(parts)
 
 
@@ -217,69 +139,6 @@ class Execution:
         else:
             self.results.train.models[index] = block
         self.save()
-
-    def train(self, plan) -> None:
-        """Every training job of ``plan`` in its own worker; a failed one is recorded, the others go on."""
-        from ..train.plan import train_block, trained_reranker
-
-        n_jobs = len(plan.jobs)
-        self.log(
-            f"training {n_jobs} model{'s' * (n_jobs != 1)} on {plan.summary['n_pairs']} judged pairs of "
-            f"{plan.summary['n_queries']} queries ({plan.summary['n_dev_queries']} dev queries) into "
-            f"{plan.root}"
-        )
-        for number, job in enumerate(plan.jobs, 1):
-            job.block["base_fingerprint"] = _base_fingerprint(job.model.base)
-            old = self.trained_before.get((job.model.name, job.backend)) if self.resume else None
-            note = ""
-            if old is not None and _same_training(job, old):
-                job.block, note = old, " (kept from the resumed file: not trained again)"
-                self.reused.add(job.reranker)
-            else:
-                try:
-                    result = self.train_job(job)
-                except Exception as exc:  # a harness bug must not lose the other trainings
-                    result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-                job.block = train_block(job, result)
-            if job.block["status"] == "ok":
-                job.spec = trained_reranker(job)
-                self.prepared[job.reranker] = prepare_reranker(job.spec)
-            self.record_train(job)
-            self.log(f"[train {number}/{n_jobs}] {job.reranker}: {_train_summary(job.block)}{note}")
-
-    def train_job(self, job) -> dict[str, Any]:
-        """Train ``job`` in ``.<name>.partial/`` beside its folder, which replaces the folder only once the
-        training succeeded: a good trained model is never deleted before its replacement exists. With --resume, a
-        partial training of the same job continues from its checkpoint when its trainer can."""
-        final, partial = Path(job.out_dir), Path(job.out_dir).parent / f".{Path(job.out_dir).name}.partial"
-        spec = {**job.job, "output_dir": str(partial)}
-        record = {k: v for k, v in spec.items() if k != "progress"}
-        resumable = (
-            self.resume
-            and spec["trainer"] in RESUMABLE_TRAINERS
-            and _read_json(partial / JOB_RECORD) == record
-            and any((partial / "mlx-trainer" / "checkpoints").glob("step-*/state.json"))
-        )
-        if resumable:
-            spec["settings"] = {**spec["settings"], "resume_from_checkpoint": True}
-            self.log(f"{job.reranker}: resuming the interrupted training from its checkpoint in {partial}")
-        else:
-            shutil.rmtree(partial, ignore_errors=True)  # a partial training: never a model anyone evaluated
-            partial.mkdir(parents=True)
-            (partial / JOB_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
-        result = spawn_worker(spec, self.workdir, self.timeout_s, self.progress, module=TRAIN_WORKER)
-        if result.get("status") != "ok":
-            return result  # the partial folder stays (a later --resume continues it); the old folder too
-        if resumable:
-            result["resumed_from_checkpoint"] = True
-        old = final.parent / f".{final.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.rename(final, old)  # the good old model is set aside only now that its replacement is complete
-        os.rename(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
-        result = _moved(result, str(partial), str(final))
-        return _moved(result, str(partial.absolute()), str(final.absolute()))
 
     def dataset(self, spec, steps: list[Step], index: int) -> None:
         """Load one dataset, then run its steps; a dataset that cannot be loaded makes each step an error run."""
@@ -402,91 +261,22 @@ class Execution:
         return run, False
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _selection(suite, only, max_queries, train_max_pairs, shard: Shard | None, trains: bool) -> dict[str, Any]:
+    """The results file's ``selection`` (part of the suite fingerprint), the options checked first."""
+    if max_queries is not None and max_queries < 1:
+        raise ValueError(f"--max-queries must be >= 1, got {max_queries}")
+    if train_max_pairs is not None and train_max_pairs < 1:
+        raise ValueError(f"--train-max-pairs must be >= 1, got {train_max_pairs}")
+    if shard is not None and trains:
+        from ..suite import SuiteError
 
-
-def document_of(value: Any) -> Any:
-    """A record or a plain mapping as the JSON data a results file holds (for comparing the two)."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return json.loads(json.dumps(value))
-
-
-def _base_fingerprint(base: str) -> str | None:
-    """The base model's weights fingerprint (None when it cannot be resolved here: the training will say why)."""
-    from .. import backends
-
-    try:
-        return backends.weights_fingerprint(backends.resolve_model_dir(base))
-    except Exception:
-        return None
-
-
-def _same_training(job, old: dict[str, Any]) -> bool:
-    """Whether the resumed file's training block ``old`` is this job's, complete and unchanged: ok, the same
-    planned settings, data and base (every key the plan sets; the base weights' fingerprint when the old file
-    recorded one), and its model folder still holding the weights it recorded."""
-    from .. import backends
-
-    if old.get("status") != "ok" or not old.get("model_dir") or not old.get("model_fingerprint"):
-        return False
-    planned = document_of(job.block)
-    for key, value in planned.items():
-        if key == "status" or (key == "base_fingerprint" and "base_fingerprint" not in old):
-            continue
-        if old.get(key) != value:
-            return False
-    model_dir = Path(old["model_dir"])
-    if not model_dir.is_relative_to(job.out_dir) or not model_dir.is_dir():
-        return False
-    if old.get("adapter_dir") and not Path(old["adapter_dir"]).exists():
-        return False
-    try:
-        return backends.weights_fingerprint(model_dir) == old["model_fingerprint"]
-    except Exception:
-        return False
-
-
-def _moved(value: Any, old: str, new: str) -> Any:
-    """``value`` with the paths under ``old`` renamed to under ``new`` (a worker result after its folder moved)."""
-    if isinstance(value, str):
-        return new + value[len(old) :] if value == old or value.startswith(old + os.sep) else value
-    if isinstance(value, dict):
-        return {k: _moved(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_moved(v, old, new) for v in value]
-    return value
-
-
-def document(results: ResultsFile) -> dict[str, Any]:
-    """The results file as JSON data: the keys each record was given (``exclude_unset``), ``schema`` by name."""
-    return results.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-
-def _header(suite, selection: dict, fingerprint: str, environment: dict | None, plan) -> ResultsFile:
-    results: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "suite": suite.name,
-        "suite_path": str(suite.path) if suite.path else None,
-        "baseline": suite.baseline,
-        "metrics": list(suite.metrics),
-        "measure": suite.measure.model_dump(mode="json"),
-        "gate": suite.gate.model_dump(mode="json"),  # harness compare reads it (verdict)
-        "seed": suite.seed,
-        "selection": selection,
-        "fingerprint": fingerprint,
-        "complete": False,
-        "incomplete_reason": "in progress (or stopped without a chance to say so: killed, power cut)",
-        "environment": environment if environment is not None else capture_environment(),
-        "runs": [],
-    }
-    if plan is not None:
-        results["train"] = plan.summary
-    return ResultsFile.model_validate(results)
+        raise SuiteError(f"--shard: suite {suite.name!r} has a train: section (each shard would train its own models)")
+    selection = {"only": list(only) if only else None, "max_queries": max_queries}
+    if suite.train is not None:
+        selection["train_max_pairs"] = train_max_pairs
+    if shard is not None:
+        selection["shard"] = str(shard)
+    return selection
 
 
 def run_suite(
@@ -513,19 +303,7 @@ def run_suite(
     with ``results_path`` set on it.
     """
     rerankers, datasets, train_selected = select_all(suite, only)
-    if max_queries is not None and max_queries < 1:
-        raise ValueError(f"--max-queries must be >= 1, got {max_queries}")
-    if train_max_pairs is not None and train_max_pairs < 1:
-        raise ValueError(f"--train-max-pairs must be >= 1, got {train_max_pairs}")
-    if shard is not None and train_selected:
-        from ..suite import SuiteError
-
-        raise SuiteError(f"--shard: suite {suite.name!r} has a train: section (each shard would train its own models)")
-    selection = {"only": list(only) if only else None, "max_queries": max_queries}
-    if suite.train is not None:
-        selection["train_max_pairs"] = train_max_pairs
-    if shard is not None:
-        selection["shard"] = str(shard)
+    selection = _selection(suite, only, max_queries, train_max_pairs, shard, bool(train_selected))
     fingerprint = suite_fingerprint(suite, selection)  # the shard is not part of it: shards of one suite merge
     path, lock, kept, trained_before = open_output(
         suite.name, output, fingerprint, overwrite, resume, selection.get("shard")
@@ -543,7 +321,7 @@ def run_suite(
             selected = {(s.dataset.name, s.reranker) for s in steps}  # --resume --only X: other runs kept as is
             carried = [old for key, old in kept.items() if key not in selected]
             with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-                results = _header(suite, selection, fingerprint, environment, plan)
+                results = header(suite, selection, fingerprint, environment, plan)
                 run = Execution(
                     suite,
                     results,
@@ -564,7 +342,7 @@ def run_suite(
                     run.record(old, kept=True)
                 run.prepared.update({spec.name: prepare_reranker(spec) for spec in rerankers})
                 if plan is not None:
-                    run.train(plan)
+                    train_models(run, plan)
                 for index, (_, group) in enumerate(itertools.groupby(steps, key=lambda s: s.dataset.name)):
                     group = list(group)
                     run.dataset(group[0].dataset, group, index)
@@ -572,24 +350,7 @@ def run_suite(
         writer.save(document(results))
         return document(results), writer.path
     except BaseException as exc:
-        _stopped(exc, results, writer, path)
+        stopped(exc, results, writer, path)
         raise
     finally:
         lock.release()
-
-
-def _stopped(exc: BaseException, results: ResultsFile | None, writer: ResultsWriter, path: Path) -> None:
-    """Save what was measured, marked incomplete with the reason; tell the caller where it is."""
-    if results is None:  # stopped before anything was written: leave no empty claimed file behind
-        if path.is_file() and path.stat().st_size == 0:
-            path.unlink()
-        return
-    results.complete, results.incomplete_reason = False, stop_reason(exc)
-    try:
-        writer.save(document(results))
-    except Exception as save_exc:  # already on the fallback and it failed too: say so, keep the first error
-        print(f"harness: could not save the results ({save_exc})", file=sys.stderr)
-    try:
-        exc.results_path = writer.path  # type: ignore[attr-defined]
-    except AttributeError:
-        pass

@@ -231,8 +231,8 @@ from harness.backends.registry import BACKENDS, BackendInfo
 BACKENDS["faulty"] = BackendInfo(
     "faulty", "faulty_backend", "test faults", trainers={"cross_encoder": "faulty_trainer:train_copy"}
 )
-import harness.run.executor as executor
-executor.RESUMABLE_TRAINERS = set(getattr(executor, "RESUMABLE_TRAINERS", ())) | {"faulty_trainer:train_copy"}
+import harness.run.training as training
+training.RESUMABLE_TRAINERS = set(training.RESUMABLE_TRAINERS) | {"faulty_trainer:train_copy"}
 from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 """
