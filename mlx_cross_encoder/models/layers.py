@@ -35,10 +35,35 @@ def erf_rational(z: mx.array) -> mx.array:
     return mx.where(mx.abs(z) < ERF_ONE, inside * _horner(_ERF_P, y) / _horner(_ERF_Q, y), mx.sign(z))
 
 
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
 @partial(mx.compile, shapeless=True)
-def _gelu_rational(x):
+def _gelu_rational_value(x):
     x32 = x.astype(mx.float32)
     return (0.5 * x32 * (1.0 + erf_rational(x32 * 0.7071067811865476))).astype(x.dtype)
+
+
+@partial(mx.compile, shapeless=True)
+def _gelu_rational_derivative(x):
+    """``GELU'(x) = Phi(x) + x * phi(x)`` in float32, one fused kernel."""
+    x32 = x.astype(mx.float32)
+    cdf = 0.5 * (1.0 + erf_rational(x32 * 0.7071067811865476))
+    return cdf + x32 * (mx.exp(-0.5 * x32 * x32) * _INV_SQRT_2PI)
+
+
+@mx.custom_function
+def _gelu_rational(x):
+    return _gelu_rational_value(x)
+
+
+@_gelu_rational.vjp
+def _gelu_rational_vjp(primals, cotangent, output):
+    # Training speed (issue 12 item 6): MLX differentiating through the compiled rational erf built ~20 unfused
+    # CPU kernels (2.2 s of a 2.6 s MiniLM intermediate-layer step here); this closed-form derivative is one kernel
+    # (~4x faster) and closer to the exact GELU'(x) (3e-7 vs 5e-6 against torch in float64).
+    x = primals[0] if isinstance(primals, (list, tuple)) else primals  # mx.grad passes the array itself
+    return ((cotangent.astype(mx.float32) * _gelu_rational_derivative(x)).astype(cotangent.dtype),)
 
 
 def gelu(x):

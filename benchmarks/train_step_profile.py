@@ -1,0 +1,301 @@
+"""Where a MiniLM-L6 training step spends its time, MLX vs PyTorch, in ONE process (issue 12 item 6).
+
+    python benchmarks/train_step_profile.py [--steps 8] [--batch-size 32] [--max-length 256] [--lora]
+        [--mlx-modes before,plain,trainer] [--json OUT]
+
+The real all-MiniLM-L6-v2 encoder + seeded head (``local:minilm-l6-seeded-head``), float32, full fine-tuning
+(``--lora``: LoRA r8 alpha 16, head in full), BCE on DL19 judged BM25 pairs (``benchmarks/gpu_train.py``'s
+``judged_pairs``; DL19 is a dev set here). Both stacks see the same micro-batches (the MLX trainer's ``Batcher``
+order) and the same kind of update (AdamW, clip 1.0, no dropout; the learning-rate schedules differ: timing
+only). Steps are interleaved: for each batch every MLX mode and torch run one step (in alternating order), so load
+swings of the shared box hit all of them alike; medians and spread are reported.
+
+Phases timed per step (each phase ends with a host sync so that its work is inside its timer):
+
+- ``tokenize``: the fast tokenizer on the pairs (MLX: ``tokenizers.Tokenizer.encode_batch``; torch: the same
+  library through ``AutoTokenizer``), ``collate``: padding to arrays/tensors;
+- ``fwd_bwd``: loss and gradients (MLX: ``nn.value_and_grad`` + ``mx.eval``; torch: forward + ``backward``);
+- ``update``: clipping + AdamW (MLX: ``optimizer.update`` + ``mx.eval``; torch: ``clip_grad_norm_`` + ``step``);
+- ``sync``: reading the loss / grad norm / lr back to Python (``.item()``).
+
+MLX modes: ``plain`` (one stream, the step as ``RerankerTrainerBase`` does it, phase by phase), ``before`` (the
+same with the GELU as it was before the training-speed fix: MLX differentiating through the compiled rational erf
+instead of ``layers._gelu_rational``'s closed-form derivative), ``streams`` (the micro-batch split over one CPU
+stream per core, as the trainer does on a CPU), ``trainer`` (the trainer's own ``_accumulate`` + ``_update``:
+tokenization and collation inside ``fwd_bwd``).
+``MLX_CROSS_ENCODER_CPU_STREAMS`` applies as in the trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import mlx_cross_encoder  # noqa: E402,F401  # isort: skip  (BLAS hook before mlx.core)
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+from mlx.utils import tree_map  # noqa: E402
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def mlx_trainer(path: str, a, mode: str):
+    from mlx_cross_encoder import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
+
+    cfg = MLXCrossEncoderConfig(
+        pretrained_path=path,
+        dtype="float32",
+        show_progress_bar=False,
+        save_steps=10**9,
+        fine_tune_type="lora" if a.lora else "full",
+        lora_rank=8,
+        lora_alpha=16,
+        batch_size=a.batch_size,
+        max_length=a.max_length,
+        learning_rate=1e-4 if a.lora else 2e-5,
+        num_epochs=1,
+        warmup_ratio=0.0,
+        seed=0,
+        max_grad_norm=1.0,
+        output_dir=tempfile.mkdtemp(prefix=f"profile-{mode}-"),
+    )
+    t = MLXCrossEncoderTrainer(config=cfg)
+    t.prepare_model()
+    return t
+
+
+class MLXRunner:
+    """One MLX trainer stepping through the shared batches in one of the modes."""
+
+    def __init__(self, path, a, mode, total_steps):
+        from mlx_cross_encoder.training.schedule import make_optimizer, make_schedule
+
+        self.mode = mode
+        self.t = mlx_trainer(path, a, mode)
+        cfg = self.t.config
+        sched = make_schedule(cfg.learning_rate, total_steps, 0, cfg.lr_scheduler)
+        self.t.optimizer = make_optimizer(sched, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
+        self.t.optimizer.init(self.t.model.trainable_parameters())
+        self.t.model.train()
+        self.vg = nn.value_and_grad(self.t.model, self.t._loss)
+        if mode == "streams" and not (len(self.t._cpu_streams()) > 1):
+            raise SystemExit("streams mode needs more than one CPU stream")
+        if mode == "before":
+            from mlx_cross_encoder.models import layers
+
+            for layer in self.t.model.bert.encoder.layer:
+                layer.intermediate.act = layers._gelu_rational_value  # autodiff through the compiled kernel
+        self.losses: list[float] = []
+
+    def step(self, batch) -> dict[str, float]:
+        from mlx_cross_encoder import _blas
+
+        t = self.t
+        times: dict[str, float] = {}
+        if self.mode == "trainer":
+            t0 = _now()
+            acc, loss_sum, _ = t._accumulate(self.vg, batch, None)
+            t1 = _now()
+            t._update(acc, batch.n_examples)
+            t2 = _now()
+            self.losses.append(loss_sum / batch.n_examples)
+            return {"fwd_bwd": t1 - t0, "update": t2 - t1, "total": t2 - t0}
+        t0 = _now()
+        enc = t.encoder.tokenizer.encode_batch(batch.pairs)
+        t1 = _now()
+        streams = t._cpu_streams() if self.mode == "streams" else [None]
+        parts = batch.split(len(streams)) if len(streams) > 1 else [batch]
+        arrays = []
+        for part in parts:
+            e = enc[: len(part.pairs)] if len(parts) == 1 else t.encoder.tokenizer.encode_batch(part.pairs)
+            inputs = t.encoder._collate(e)
+            arrays.append((inputs, mx.array(part.labels)))
+        mx.eval([x for inp, lab in arrays for x in (*[i for i in inp if i is not None], lab)])
+        t2 = _now()
+        acc, loss_sum = None, None
+        for part, stream, (inputs, labels) in zip(parts, streams, arrays):
+            with mx.stream(stream) if stream is not None else _null():
+                loss, grads = self.vg(inputs, labels, None, part.group_size)
+                n = part.n_examples
+                w = tree_map(lambda g, n=n: g * n, grads)
+                acc = w if acc is None else tree_map(lambda x, y: x + y, acc, w)
+                loss_sum = loss * n if loss_sum is None else loss_sum + loss * n
+        with _blas.single_threaded_while(len(streams) > 1):
+            mx.eval(acc, loss_sum)
+        t3 = _now()
+        loss_v = loss_sum.item()
+        t4 = _now()
+        grads = tree_map(lambda g: g / batch.n_examples, acc)
+        from mlx.optimizers import clip_grad_norm
+
+        grads, norm = clip_grad_norm(grads, t.config.max_grad_norm)
+        t.optimizer.update(t.model, grads)
+        mx.eval(t.model.parameters(), t.optimizer.state)
+        t5 = _now()
+        norm.item(), t.optimizer.learning_rate.item()
+        t6 = _now()
+        self.losses.append(loss_v / batch.n_examples)
+        times.update(tokenize=t1 - t0, collate=t2 - t1, fwd_bwd=t3 - t2, update=t5 - t4, sync=(t4 - t3) + (t6 - t5))
+        times["total"] = t6 - t0
+        return times
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class TorchRunner:
+    def __init__(self, path, a, total_steps):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
+        if a.lora:
+            from peft import LoraConfig, get_peft_model
+
+            self.model = get_peft_model(
+                self.model,
+                LoraConfig(
+                    r=8,
+                    lora_alpha=16,
+                    target_modules=["query", "key", "value", "dense"],
+                    modules_to_save=["classifier"],
+                    lora_dropout=0.0,
+                ),
+            )
+        self.model.train()
+        self.max_length = a.max_length
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=1e-4 if a.lora else 2e-5, weight_decay=0.01)
+        self.params = params
+        self.losses: list[float] = []
+
+    def step(self, batch) -> dict[str, float]:
+        torch = self.torch
+        t0 = _now()
+        q = [p[0] for p in batch.pairs]
+        d = [p[1] for p in batch.pairs]
+        enc = self.tok(q, d, truncation="longest_first", max_length=self.max_length, padding=True, return_tensors="pt")
+        labels = torch.tensor(batch.labels, dtype=torch.float32)
+        t1 = _now()
+        logits = self.model(**enc).logits.view(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        t2 = _now()
+        loss.backward()
+        t3 = _now()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        t4 = _now()
+        self.losses.append(loss.item())
+        float(norm)
+        t5 = _now()
+        return {
+            "tokenize+collate": t1 - t0,
+            "forward": t2 - t1,
+            "backward": t3 - t2,
+            "fwd_bwd": t3 - t1,
+            "update": t4 - t3,
+            "sync": t5 - t4,
+            "total": t5 - t0,
+        }
+
+
+def summary(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key in rows[0]:
+        vals = sorted(r[key] for r in rows)
+        out[key] = {"median": statistics.median(vals), "min": vals[0], "max": vals[-1]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per runner (after --warmup)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--lora", action="store_true")
+    ap.add_argument("--mlx-modes", default="before,plain,trainer")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/trec-dl")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+
+    from gpu_train import judged_pairs
+
+    from harness.localmodels import resolve_model
+    from mlx_cross_encoder.training.data import Batcher, load_groups
+
+    path = str(resolve_model("local:minilm-l6-seeded-head"))
+    n_steps = a.warmup + a.steps
+    groups = load_groups(judged_pairs(a.data, n_steps * a.batch_size))
+    batches = list(Batcher(groups, "bce", a.batch_size, None, 0).batches(0))[:n_steps]
+    runners = {m: MLXRunner(path, a, m, n_steps) for m in a.mlx_modes.split(",") if m}
+    if not a.no_torch:
+        import torch
+
+        runners["torch"] = TorchRunner(path, a, n_steps)
+        torch_threads = torch.get_num_threads()
+    else:
+        torch_threads = None
+    rows: dict[str, list] = {k: [] for k in runners}
+    load_before = os.getloadavg()
+    for i, batch in enumerate(batches):
+        order = list(runners) if i % 2 == 0 else list(reversed(runners))
+        for name in order:
+            r = runners[name].step(batch)
+            if i >= a.warmup:
+                rows[name].append(r)
+        print(
+            f"step {i}: " + ", ".join(f"{k} {rows[k][-1]['total']:.2f}s" if rows[k] else k for k in runners), flush=True
+        )
+    load_after = os.getloadavg()
+    result = {
+        "settings": vars(a) | {"data": str(a.data)},
+        "pairs_per_step": [len(b.pairs) for b in batches],
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch_threads,
+        "mlx_streams": len(next(iter(runners.values())).t._cpu_streams()) if a.mlx_modes else None,
+        "phases": {k: summary(v) for k, v in rows.items() if v},
+        "losses": {k: runners[k].losses for k in runners},
+    }
+    for name, ph in result["phases"].items():
+        cells = ", ".join(
+            f"{k} {v['median'] * 1000:.0f} [{v['min'] * 1000:.0f}-{v['max'] * 1000:.0f}] ms" for k, v in ph.items()
+        )
+        print(f"{name}: {cells}")
+    if "torch" in result["phases"]:
+        tt = result["phases"]["torch"]["total"]["median"]
+        for name in result["phases"]:
+            if name != "torch":
+                print(f"{name}/torch total median ratio {result['phases'][name]['total']['median'] / tt:.2f}")
+    print(f"load avg before {load_before}, after {load_after}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
