@@ -1,14 +1,13 @@
-"""The FastAPI app: routes, auth, limits and error bodies. Scoring goes through :mod:`.batcher`."""
+"""The FastAPI app: routes, auth, limits and error bodies. Scoring goes through :mod:`.pool` (one
+:class:`.batcher.ModelWorker` per served model)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -16,9 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from .batcher import ModelWorker, NonFiniteScores, QueueFull
+from .errors import ApiError
 from .metrics import ServerMetrics
-from .models import NotApplicable, ServedModel
+from .pool import ModelPool
 from .schemas import (
     ApiVersion,
     Meta,
@@ -33,13 +32,8 @@ from .schemas import (
 )
 from .settings import ServeSettings
 
-
-class ApiError(Exception):
-    """An error answered as ``{"message": ...}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, errors: list | None = None, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.errors, self.headers = status, message, errors, headers
+RERANK_ROUTES = frozenset({"/v1/rerank", "/v2/rerank", "/rerank"})  # behind the API key when one is set
+OBSERVED_ROUTES = RERANK_ROUTES | {"/health", "/v1/models"}  # counted and timed in the metrics
 
 
 async def read_body(request: Request, schema: type[BaseModel], settings: ServeSettings):
@@ -59,18 +53,6 @@ async def read_body(request: Request, schema: type[BaseModel], settings: ServeSe
         raise ApiError(422, f"invalid {schema.__name__}: {exc.error_count()} error(s)", errors) from None
 
 
-def check_inputs(query: str, texts: list[str], settings: ServeSettings) -> None:
-    if not query.strip():
-        raise ApiError(400, "query is empty")
-    if not texts:
-        raise ApiError(400, "documents is empty: nothing to rerank")
-    if len(texts) > settings.max_documents:
-        raise ApiError(400, f"{len(texts)} documents; the limit is {settings.max_documents} per request")
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        raise ApiError(400, f"documents {empty[:10]} are empty strings")
-
-
 def create_app(
     loaders: dict[str, Callable[[], object]],
     settings: ServeSettings | None = None,
@@ -84,42 +66,18 @@ def create_app(
 
     The loaders run at startup on the single MLX thread that later runs every ``predict``: MLX streams belong to
     the thread that made them, so a model built on another thread cannot be used from the predict thread."""
-    if not loaders:
-        raise ValueError("create_app needs at least one model")
-    models: dict[str, ServedModel] = {}
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-predict")
-    default = next(iter(loaders))
-    workers: dict[str, ModelWorker] = {}
+    pool = ModelPool(loaders, settings, adapters, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        loop = asyncio.get_running_loop()
-        reloads = {}
-        for name, load in loaders.items():
-            watch = _watch(name, adapters, settings)
-            models[name] = ServedModel(await loop.run_in_executor(executor, load))
-            reloads[name] = None if watch is None else _reloader(watch, load)
-        for name, model in models.items():
-            workers[name] = ModelWorker(
-                name,
-                model,
-                executor,
-                metrics,
-                max_queue=settings.max_queue,
-                max_batch_pairs=settings.max_batch_pairs,
-                batch_size=settings.batch_size,
-                reload=reloads[name],
-            )
-            workers[name].start()
+        await pool.start()
         yield
-        for worker in workers.values():
-            await worker.stop()
-        executor.shutdown(wait=False, cancel_futures=True)
+        await pool.stop()
 
     app = FastAPI(title="mlx-cross-encoder rerank server", lifespan=lifespan)
-    app.state.settings, app.state.metrics, app.state.models = settings, metrics, models
+    app.state.settings, app.state.metrics, app.state.models = settings, metrics, pool.models
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError):
@@ -130,7 +88,7 @@ def create_app(
     async def _observe(request: Request, call_next):
         start = time.perf_counter()
         route = request.url.path
-        if request.method == "POST" and route in {"/v1/rerank", "/v2/rerank", "/rerank"}:
+        if request.method == "POST" and route in RERANK_ROUTES:
             key = os.environ.get(settings.api_key_env)
             if key and request.headers.get("authorization", "") != f"Bearer {key}":
                 response = JSONResponse({"message": "missing or wrong API key (Authorization: Bearer ...)"}, 401)
@@ -138,93 +96,51 @@ def create_app(
                 response = await call_next(request)
         else:
             response = await call_next(request)
-        if route in {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/v1/models"}:
+        if route in OBSERVED_ROUTES:
             metrics.requests.labels(route, str(response.status_code)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
 
-    def current(name: str) -> ServedModel:
-        return workers[name].model  # a reload swaps the worker's model
+    _add_routes(app, pool)
+    return app
 
-    async def score(
-        model_name: str | None,
-        query: str,
-        texts: list[str],
-        *,
-        raw: bool = False,
-        truncate: bool = True,
-        max_tokens_per_doc: int | None = None,
-    ) -> np.ndarray:
-        """Scores of ``texts`` for ``query`` in input order. ``max_tokens_per_doc`` cuts each document first;
-        ``truncate=False`` refuses (413, as TEI does) pairs longer than the model's ``max_length``."""
-        name = model_name or default
-        if name not in workers:
-            raise ApiError(404, f"model {name!r} is not served; served: {sorted(workers)}")
-        check_inputs(query, texts, settings)
-        served = current(name)
-        try:
-            if raw:
-                served.check_raw()
-            if max_tokens_per_doc is not None:
-                texts = served.cut_documents(texts, max_tokens_per_doc)
-            pairs = [(query, t) for t in texts]
-            if not truncate:
-                over = served.overlong(pairs)
-                if over:
-                    raise ApiError(
-                        413,
-                        f"Input validation error: texts {over[:10]} are longer than the model's max_length "
-                        f"({served.max_length} tokens with the query) and truncate is false",
-                    )
-        except NotApplicable as exc:
-            raise ApiError(400, str(exc)) from None
-        try:
-            future = workers[name].submit(pairs, raw)
-        except QueueFull:
-            raise ApiError(
-                429,
-                f"model {name!r} queue is full ({settings.max_queue} requests); retry later",
-                headers={"Retry-After": str(settings.retry_after_s)},
-            ) from None
-        try:
-            return await asyncio.wait_for(future, settings.request_timeout_s)
-        except asyncio.TimeoutError:
-            raise ApiError(504, f"not scored within {settings.request_timeout_s} s") from None
-        except NonFiniteScores as exc:
-            raise ApiError(500, str(exc)) from None
 
-    async def cohere_shape(request: Request, version: str) -> RerankResponse:
-        req = await read_body(request, RerankRequest, settings)
-        texts = req.texts()
-        scores = await score(req.model, req.query, texts, max_tokens_per_doc=req.max_tokens_per_doc)
-        order = np.argsort(-scores, kind="stable")[: req.top_n or len(texts)]
-        results = [
-            RerankResult(
-                index=int(i),
-                relevance_score=float(scores[i]),
-                document=ResultDocument(text=texts[i]) if req.return_documents else None,
-            )
-            for i in order
-        ]
-        return RerankResponse(id=str(uuid.uuid4()), results=results, meta=Meta(api_version=ApiVersion(version=version)))
+async def _cohere_shape(request: Request, pool: ModelPool, version: str) -> RerankResponse:
+    req = await read_body(request, RerankRequest, pool.settings)
+    texts = req.texts()
+    scores = await pool.score(req.model, req.query, texts, max_tokens_per_doc=req.max_tokens_per_doc)
+    order = np.argsort(-scores, kind="stable")[: req.top_n or len(texts)]
+    results = [
+        RerankResult(
+            index=int(i),
+            relevance_score=float(scores[i]),
+            document=ResultDocument(text=texts[i]) if req.return_documents else None,
+        )
+        for i in order
+    ]
+    return RerankResponse(id=str(uuid.uuid4()), results=results, meta=Meta(api_version=ApiVersion(version=version)))
+
+
+def _add_routes(app: FastAPI, pool: ModelPool) -> None:
+    """The rerank routes (Cohere v1/Jina, Cohere v2, TEI), health, model list and Prometheus metrics."""
 
     @app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True)
     async def rerank_v1(request: Request):
         """Cohere v1 and Jina shape."""
-        return await cohere_shape(request, "1")
+        return await _cohere_shape(request, pool, "1")
 
     @app.post("/v2/rerank", response_model=RerankResponse, response_model_exclude_none=True)
     async def rerank_v2(request: Request):
         """Cohere v2 shape."""
-        return await cohere_shape(request, "2")
+        return await _cohere_shape(request, pool, "2")
 
     @app.post("/rerank", response_model=list[TEIResult], response_model_exclude_none=True)
     async def rerank_tei(request: Request):
         """text-embeddings-inference shape: ``score`` is the activated score, or the logit with ``raw_scores``;
         ``truncate`` false (or unset while the server's ``auto_truncate`` is off) refuses overlong inputs (413)."""
-        req = await read_body(request, TEIRequest, settings)
-        truncate = settings.auto_truncate if req.truncate is None else req.truncate
-        scores = await score(req.model, req.query, req.texts, raw=req.raw_scores, truncate=truncate)
+        req = await read_body(request, TEIRequest, pool.settings)
+        truncate = pool.settings.auto_truncate if req.truncate is None else req.truncate
+        scores = await pool.score(req.model, req.query, req.texts, raw=req.raw_scores, truncate=truncate)
         order = np.argsort(-scores, kind="stable")
         return [
             TEIResult(index=int(i), score=float(scores[i]), text=req.texts[i] if req.return_text else None)
@@ -233,35 +149,14 @@ def create_app(
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": list(loaders)}
+        return {"status": "ok", "models": list(pool.loaders)}
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models():
-        return ModelList(data=[ModelCard(id=n, kind=current(n).class_name) for n in models])
+        return ModelList(data=[ModelCard(id=n, kind=pool.current(n).class_name) for n in pool.models])
 
     @app.get("/metrics")
     async def prometheus():
-        for name, worker in workers.items():
-            metrics.queue_depth.labels(name).set(worker.queue.qsize())
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return app
-
-
-def _watch(name: str, adapters: dict[str, str] | None, settings: ServeSettings):
-    """An AdapterWatch of ``name``'s adapter, its fingerprint taken before the first build (None: no reload)."""
-    if settings.reload_period_s is None or not adapters or adapters.get(name) is None:
-        return None
-    from ..tribrid.reload import AdapterWatch, adapter_fingerprint
-
-    watch = AdapterWatch(adapters[name], settings.reload_period_s)
-    watch.accept(adapter_fingerprint(adapters[name]))
-    return watch
-
-
-def _reloader(watch, load: Callable[[], object]) -> Callable[[], ServedModel | None]:
-    def reload() -> ServedModel | None:
-        built = watch.poll(load)
-        return None if built is None else ServedModel(built)
-
-    return reload
+        for name, worker in pool.workers.items():
+            pool.metrics.queue_depth.labels(name).set(worker.queue.qsize())
+        return Response(pool.metrics.render(), media_type="text/plain; version=0.0.4")
