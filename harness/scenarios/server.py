@@ -199,6 +199,31 @@ def judge_level(res: LoadResult, mode: str, value: float, opts: dict[str, Any]) 
     return reasons
 
 
+def _level_record(mode: str, value, res: LoadResult, reference, tol: dict, opts: dict[str, Any]) -> dict[str, Any]:
+    """One load level's record: its figures, its answers against the sequential ones (within the dtype's
+    tolerance), and VALID / INVALID with the reasons (``judge_level``)."""
+    diffs = [float(np.max(np.abs(s.scores - reference[s.query]))) for s in res.ok]
+    agree = all(np.allclose(s.scores, reference[s.query], **tol) for s in res.ok)
+    why = judge_level(res, mode, value, opts) + (
+        [] if agree else ["answers under load differ from the sequential answers beyond tolerance"]
+    )
+    lat = res.latencies_ms()
+    return {
+        mode: value,
+        "requests": len(res.samples),
+        "ok": len(res.ok),
+        "errors": res.errors(),
+        "achieved_qps": res.achieved_qps,
+        "offered_qps": res.offered_qps,
+        "span_s": res.span_s,
+        "latency_ms": latency(lat).model_dump() if lat else None,
+        "issue_lag_max_ms": res.issue_lag_ms(),
+        "max_abs_diff_vs_sequential": max(diffs, default=0.0),
+        "status": "INVALID" if why else "VALID",
+        "reasons": why,
+    }
+
+
 def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     from ..backends.http_backend import parse_scores, request_body
     from ..run.verdict import SCORE_TOLERANCE
@@ -229,32 +254,11 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
             for k, v in levels
         ]
         load_after = load_average()
-    level_records, reasons, max_diff = [], [], 0.0
-    for (mode, value), res in zip(levels, results):
-        diffs = [float(np.max(np.abs(s.scores - reference[s.query]))) for s in res.ok]
-        agree = all(np.allclose(s.scores, reference[s.query], **tol) for s in res.ok)
-        max_diff = max([max_diff, *diffs])
-        why = judge_level(res, mode, value, opts) + (
-            [] if agree else ["answers under load differ from the sequential answers beyond tolerance"]
-        )
-        reasons += [f"{mode} {value}: {r}" for r in why]
-        lat = res.latencies_ms()
-        level_records.append(
-            {
-                mode: value,
-                "requests": len(res.samples),
-                "ok": len(res.ok),
-                "errors": res.errors(),
-                "achieved_qps": res.achieved_qps,
-                "offered_qps": res.offered_qps,
-                "span_s": res.span_s,
-                "latency_ms": latency(lat).model_dump() if lat else None,
-                "issue_lag_max_ms": res.issue_lag_ms(),
-                "max_abs_diff_vs_sequential": max(diffs, default=0.0),
-                "status": "INVALID" if why else "VALID",
-                "reasons": why,
-            }
-        )
+    level_records = [
+        _level_record(mode, value, res, reference, tol, opts) for (mode, value), res in zip(levels, results)
+    ]
+    reasons = [f"{mode} {value}: {r}" for (mode, value), rec in zip(levels, level_records) for r in rec["reasons"]]
+    max_diff = max([0.0, *(rec["max_abs_diff_vs_sequential"] for rec in level_records)])
     n_pairs_per_query = [len(q.pairs) for q in ctx.queries]
     pairs_per_s = [sum(n_pairs_per_query[s.query] for s in r.ok) / r.span_s for r in results]
     tokens = [int(q.tokens.sum()) for q in ctx.queries]
