@@ -123,7 +123,7 @@ def ndcg_dl20(reranker, bm25, qrels, args) -> dict:
     }
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -139,7 +139,11 @@ def main(argv=None) -> None:
     p.add_argument("--max-length", type=int, default=160)
     p.add_argument("--epsilon", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
 
     from harness.localmodels import smollm2_gguf_path
     from mlx_cross_encoder.llm_reranker import Qwen3Reranker
