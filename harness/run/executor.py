@@ -67,6 +67,14 @@ def _describe(run: Run) -> str:
     return "ok: " + ", ".join(parts)
 
 
+def _put(items: list, index: int | None, item) -> None:
+    """``item`` in place of the held entry at ``index`` (a resumed file's), or appended when none was held."""
+    if index is None:
+        items.append(item)
+    else:
+        items[index] = item
+
+
 class Execution:
     """The state of one run of a suite: the results document, where it is saved, what was prepared."""
 
@@ -121,11 +129,7 @@ class Execution:
         self.save()
 
     def record(self, run: Run, kept: bool = False) -> None:
-        index = self.held.pop((run.dataset, run.reranker), None)
-        if index is None:
-            self.results.runs.append(run)
-        else:
-            self.results.runs[index] = run
+        _put(self.results.runs, self.held.pop((run.dataset, run.reranker), None), run)
         self.save()
         self.done += 1
         note = " (kept from the resumed file)" if kept else ""
@@ -133,11 +137,7 @@ class Execution:
 
     def record_train(self, job) -> None:
         block = TrainBlock.model_validate(job.block)
-        index = self.held_train.pop((job.model.name, job.backend), None)
-        if index is None:
-            self.results.train.models.append(block)
-        else:
-            self.results.train.models[index] = block
+        _put(self.results.train.models, self.held_train.pop((job.model.name, job.backend), None), block)
         self.save()
 
     def dataset(self, spec, steps: list[Step], index: int) -> None:
