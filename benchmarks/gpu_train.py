@@ -101,19 +101,11 @@ def tiny_model(kind: str) -> str:
     return str(builders.bert_cross_encoder(out / "bert") if kind == "cross_encoder" else builders.qwen3_causal_lm(out))
 
 
-def child(backend: str, job: str, steps: int, data_dir: Path) -> dict:
-    kind, model, knobs = JOBS[job]
-    knobs = dict(knobs)
-    dtype = knobs.pop("dtype")
-    if os.environ.get("GPU_TRAIN_TINY"):
-        path = tiny_model(kind)
-        knobs["max_length"] = 64  # the tiny BERT has 128 positions
-    else:
-        from harness.localmodels import resolve_model
-
-        path = resolve_model(model)
-    data = judged_pairs(data_dir, steps * knobs["batch_size"])
-    settings = dict(knobs, num_epochs=1, warmup_ratio=0.0, seed=0, output_dir=tempfile.mkdtemp(prefix=f"{job}-"))
+def train_once(backend: str, kind: str, path: str, data: list[dict], settings: dict, dtype: str) -> tuple:
+    """One training run in this process: the MLX trainer (``MLXCrossEncoderTrainer`` / ``Qwen3RerankerTrainer``) or
+    its PyTorch baseline (``harness.train.torch_encoder`` / ``torch_llm``) on ``data`` with ``settings``
+    (``TrainingSettings`` names). Returns (the trainer's result dict, what its peak memory measures, device).
+    Also used by ``benchmarks/train_llm_lora_speed.py``."""
     if backend == "mlx":
         import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook before mlx.core)
         import mlx.core as mx
@@ -133,21 +125,35 @@ def child(backend: str, job: str, steps: int, data_dir: Path) -> dict:
             )
             trainer = Qwen3RerankerTrainer(cfg)
         trainer.prepare_model()
-        res = trainer.train(data)
-        measure, device = "mx.get_peak_memory()", str(mx.default_device())
+        return trainer.train(data), "mx.get_peak_memory()", str(mx.default_device())
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cross_encoder":
+        from harness.train.torch_encoder import train_cross_encoder_torch
+
+        res = train_cross_encoder_torch(path, data, None, settings, device=device)
     else:
-        import torch
+        from harness.train.torch_llm import train_llm_reranker_torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        if kind == "cross_encoder":
-            from harness.train.torch_encoder import train_cross_encoder_torch
+        res = train_llm_reranker_torch(path, data, None, settings, device=device, dtype=dtype)
+    return res, res.get("peak_memory_measure"), device
 
-            res = train_cross_encoder_torch(path, data, None, settings, device=device)
-        else:
-            from harness.train.torch_llm import train_llm_reranker_torch
 
-            res = train_llm_reranker_torch(path, data, None, settings, device=device, dtype=dtype)
-        measure = res.get("peak_memory_measure")
+def child(backend: str, job: str, steps: int, data_dir: Path) -> dict:
+    kind, model, knobs = JOBS[job]
+    knobs = dict(knobs)
+    dtype = knobs.pop("dtype")
+    if os.environ.get("GPU_TRAIN_TINY"):
+        path = tiny_model(kind)
+        knobs["max_length"] = 64  # the tiny BERT has 128 positions
+    else:
+        from harness.localmodels import resolve_model
+
+        path = resolve_model(model)
+    data = judged_pairs(data_dir, steps * knobs["batch_size"])
+    settings = dict(knobs, num_epochs=1, warmup_ratio=0.0, seed=0, output_dir=tempfile.mkdtemp(prefix=f"{job}-"))
+    res, measure, device = train_once(backend, kind, path, data, settings, dtype)
     return {
         "job": job,
         "backend": backend,

@@ -10,8 +10,9 @@ is split over that many streams; default one per core).
 Model: by default a random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape (hidden 1024, 16/8 heads, head_dim 128,
 intermediate 3072, vocabulary 151,669), 4 layers. Data: the first judged (query, passage) pairs of DL19's BM25
 list (label = grade >= 2) from ../shared/data/trec-dl. LoRA r8 on the attention and MLP projections, float32,
-BCE on logit_yes - logit_no. Each trainer runs in its own process; tokens/s is over training steps only (the
-trainers' own counters: prompt tokens of the pairs fed), peak memory as each framework reports it.
+BCE on logit_yes - logit_no. The data and the trainers' calls are ``benchmarks/gpu_train.py``'s (``judged_pairs``,
+``train_once``; torch on CUDA when there is one). Each trainer runs in its own process; tokens/s is over training
+steps only (the trainers' own counters: prompt tokens of the pairs fed), peak memory as each framework reports it.
 """
 
 from __future__ import annotations
@@ -27,30 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pairs(n: int) -> list[dict]:
-    data = json.loads((ROOT.parent / "shared/data/trec-dl/bm25_top100_dl19.json").read_text())
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (ROOT.parent / "shared/data/trec-dl/qrels_dl19.txt").read_text().split("\n"):
-        if line.strip():
-            qid, _, docid, grade = line.split()
-            qrels.setdefault(qid, {})[docid] = int(grade)
-    out = []
-    for entry in data:
-        for hit in entry["hits"]:
-            grade = qrels.get(str(hit["qid"]), {}).get(str(hit["docid"]))
-            if grade is not None:
-                out.append({"query": entry["query"], "document": hit["content"], "label": int(grade >= 2)})
-    # interleave positives and negatives so every batch has both
-    pos, neg = [p for p in out if p["label"]], [p for p in out if not p["label"]]
-    mixed = [x for pair in zip(pos, neg) for x in pair]
-    return mixed[:n]
-
-
 def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> dict:
+    from gpu_train import judged_pairs, train_once  # this folder's GPU training benchmark: one copy of both
+
     from harness.localmodels import resolve_model
 
     path = resolve_model(model)
-    data = pairs(steps * batch)
+    data = judged_pairs(ROOT.parent / "shared/data/trec-dl", steps * batch)
     out = tempfile.mkdtemp(prefix=f"lora-{backend}-")
     knobs = dict(
         batch_size=batch,
@@ -62,20 +46,7 @@ def child(backend: str, model: str, steps: int, batch: int, max_length: int) -> 
         seed=0,
         output_dir=out,
     )
-    if backend == "mlx":
-        import mlx_cross_encoder  # noqa: F401
-        from mlx_cross_encoder import Qwen3RerankerConfig, Qwen3RerankerTrainer
-
-        cfg = Qwen3RerankerConfig(model_name=path, show_progress_bar=False, save_steps=10**9, **knobs)
-        trainer = Qwen3RerankerTrainer(cfg)
-        trainer.prepare_model()
-        res = trainer.train(data)
-        measure = "mx.get_peak_memory()"
-    else:
-        from harness.train.torch_llm import train_llm_reranker_torch
-
-        res = train_llm_reranker_torch(path, data, None, knobs)
-        measure = res.get("peak_memory_measure")
+    res, measure, _ = train_once(backend, "llm", str(path), data, knobs, "float32")
     return {
         "backend": backend,
         "steps": res.get("steps"),
