@@ -14,7 +14,10 @@ after one untimed call of the same shapes (each shape's kernels and graphs built
   ``predict_s`` (one ``predict`` call over all pairs, as an offline caller makes it) and ``predict_per_batch_s``
   (one call per planned batch, as the harness's offline scenario calls it). ``--torch``: sentence-transformers'
   ``CrossEncoder.predict`` over the same pairs and its tokenizer call alone.
-* llm (``Qwen3Reranker``): ``tokenize_s``; ``predict_s``; ``forward_s``: the body (no prefix cache, no head) over
+* llm (``Qwen3Reranker``): ``tokenize_s``; ``predict_s`` (one call over all pairs: each query's documents share a
+  cached prompt prefix); ``predict_per_batch_s`` (one call per batch of the harness offline scenario's plan, queries
+  mixed; ``batches_in_harness_calls``: the reranker's own batches inside them); both again with
+  ``prefix_cache`` off (``no_prefix_cache``); ``forward_s``: the body (no prefix cache, no head) over
   batches of the plan's shapes (random ids), synced once: what the plan's shapes cost on the chip;
   ``ceiling_tokens_per_s``: the body at B=64 x L=512 (the issue's ceiling measurement); padding of the plan.
   ``--torch``: the transformers recipe (``harness.qwen3_recipe.Qwen3RerankerTorch``) over the same pairs.
@@ -124,6 +127,7 @@ def llm_profile(a, path: str, pairs) -> dict:
     import mlx.core as mx
 
     from mlx_cross_encoder import Qwen3Reranker
+    from mlx_cross_encoder.base import length_sorted_batches
 
     budget = a.max_batch_tokens or None
     model = Qwen3Reranker(path, dtype=a.dtype, max_length=512)
@@ -136,6 +140,22 @@ def llm_profile(a, path: str, pairs) -> dict:
     out["prefix_cached_tokens"] = int(sum(shared * len(idx) for shared, idx in plan))
     out["padded_tokens"] = int(sum(len(idx) * (max(len(seqs[i]) for i in idx) - shared) for shared, idx in plan))
     out["predict_s"] = timed(lambda: model.predict(pairs, batch_size=a.batch_size, max_batch_tokens=budget), a.repeats)
+    # the harness's offline scenario: one call per batch of its own plan over all pairs (queries mixed)
+    calls = [[pairs[i] for i in b] for b in length_sorted_batches([len(x) for x in seqs], a.batch_size, budget)]
+    out["harness_calls"] = len(calls)
+    out["batches_in_harness_calls"] = sum(len(model._plan(c, model.tokenize(c), len(c), budget)) for c in calls)
+
+    def per_call():
+        for c in calls:
+            model.predict(c, batch_size=len(c), max_batch_tokens=budget)
+
+    out["predict_per_batch_s"] = timed(per_call, a.repeats)
+    model.prefix_cache = False  # the same calls without the per-query prompt-prefix KV cache
+    out["no_prefix_cache"] = {
+        "predict_s": timed(lambda: model.predict(pairs, batch_size=a.batch_size, max_batch_tokens=budget), a.repeats),
+        "predict_per_batch_s": timed(per_call, a.repeats),
+    }
+    model.prefix_cache = True
     shapes = [(len(idx), max(len(seqs[i]) for i in idx) - shared) for shared, idx in plan]
     body = model._backbone
     rng = np.random.default_rng(0)
@@ -148,7 +168,12 @@ def llm_profile(a, path: str, pairs) -> dict:
     big = [mx.array(rng.integers(0, 1000, size=(64, 512), dtype=np.int32))]
     ceiling = timed(lambda: forward(big), a.repeats)
     out["ceiling_tokens_per_s"] = 64 * 512 / ceiling
-    out["tokens_per_s"] = {"predict": out["tokens"] / out["predict_s"], "forward": out["tokens"] / out["forward_s"]}
+    out["tokens_per_s"] = {
+        "predict": out["tokens"] / out["predict_s"],
+        "predict_per_batch": out["tokens"] / out["predict_per_batch_s"],
+        "forward": out["tokens"] / out["forward_s"],
+        "no_prefix_cache": {k: out["tokens"] / v for k, v in out["no_prefix_cache"].items()},
+    }
     out["peak_mb"] = mx.get_peak_memory() / 2**20
     if a.torch:
         import torch
