@@ -1,5 +1,5 @@
 """How well a trained cross-encoder fits its training queries and its dev queries, next to its teacher (dev/train
-only: ``python -m harness.train.fit_check SUITE MODEL_DIR [MODEL_DIR ...] --output FIT.json``).
+only: ``python -m harness.train.fit_check SUITE MODEL_DIR [MODEL_DIR ...] --output FIT.jsonl``).
 
 The question it answers is "what limits the student": a student that ranks its *training* queries' BM25 lists
 as well as the teacher does but not its *dev* queries' has learnt the training queries, not the task (too few
@@ -110,22 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.train.fit_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("suite", help="a suite with a train: section")
     ap.add_argument("models", nargs="+", help="trained cross-encoder folders (a train block's model_dir)")
-    ap.add_argument("--output", help="write the JSON here (else stdout)")
+    ap.add_argument("--output", help="write the report here as one JSON line (else stdout); not a results file")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-queries", type=int, default=None, help="only the first N queries of each split")
     ap.add_argument("--max-length", type=int, default=256, help="tokens per pair (train-full.yaml's max_length)")
     a = ap.parse_args(argv)
     report = fit_report(a.suite, a.models, a.batch_size, a.max_queries, a.max_length)
-    text = json.dumps(report, indent=1)
     if a.output:
-        Path(a.output).write_text(text + "\n")
+        Path(a.output).write_text(json.dumps(report) + "\n")
     for split, row in report["splits"].items():
         models = ", ".join(f"{Path(m).parent.name}/{Path(m).name} {v[NDCG]:.4f}" for m, v in row["models"].items())
         print(
             f"{split}: {row['queries']} queries, first stage {row['first_stage']:.4f}, teacher {row['teacher']}, {models}"
         )
     if not a.output:
-        print(text)
+        print(json.dumps(report, indent=1))
     return 0
 
 
