@@ -8,7 +8,9 @@ The real all-MiniLM-L6-v2 encoder + seeded head (``local:minilm-l6-seeded-head``
 ``judged_pairs``; DL19 is a dev set here). Both stacks see the same micro-batches (the MLX trainer's ``Batcher``
 order) and the same kind of update (AdamW, clip 1.0, no dropout; the learning-rate schedules differ: timing
 only). Steps are interleaved: for each batch every MLX mode and torch run one step (in alternating order), so load
-swings of the shared box hit all of them alike; medians and spread are reported.
+swings of the shared box hit all of them alike; medians and spread are reported. torch runs in a child process
+(stepped over a pipe) with its default threads: in a process that loaded MLX's sequential MKL first, torch falls to
+one thread, which is not how the harness's torch trainer runs.
 
 Phases timed per step (each phase ends with a host sync so that its work is inside its timer):
 
@@ -22,7 +24,9 @@ MLX modes: ``plain`` (one stream, the step as ``RerankerTrainerBase`` does it, p
 same with the GELU as it was before the training-speed fix: MLX differentiating through the compiled rational erf
 instead of ``layers._gelu_rational``'s closed-form derivative), ``streams`` (the micro-batch split over one CPU
 stream per core, as the trainer does on a CPU), ``trainer`` (the trainer's own ``_accumulate`` + ``_update``:
-tokenization and collation inside ``fwd_bwd``).
+tokenization and collation inside ``fwd_bwd``), ``trainer-before`` (``trainer`` with the GELU as before the fix).
+Ratios to torch are reported as the median of the per-step ratios (each step's MLX and torch times were taken
+back to back) and as the ratio of the medians.
 ``MLX_CROSS_ENCODER_CPU_STREAMS`` applies as in the trainer.
 """
 
@@ -41,10 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import mlx_cross_encoder  # noqa: E402,F401  # isort: skip  (BLAS hook before mlx.core)
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-from mlx.utils import tree_map  # noqa: E402
+if "--torch-worker" not in sys.argv:  # the torch side runs in its own process, without MLX or its BLAS
+    import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook before mlx.core)
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_map
 
 
 def _now() -> float:
@@ -92,7 +97,7 @@ class MLXRunner:
         self.vg = nn.value_and_grad(self.t.model, self.t._loss)
         if mode == "streams" and not (len(self.t._cpu_streams()) > 1):
             raise SystemExit("streams mode needs more than one CPU stream")
-        if mode == "before":
+        if mode in ("before", "trainer-before"):
             from mlx_cross_encoder.models import layers
 
             for layer in self.t.model.bert.encoder.layer:
@@ -104,7 +109,7 @@ class MLXRunner:
 
         t = self.t
         times: dict[str, float] = {}
-        if self.mode == "trainer":
+        if self.mode in ("trainer", "trainer-before"):
             t0 = _now()
             acc, loss_sum, _ = t._accumulate(self.vg, batch, None)
             t1 = _now()
@@ -221,6 +226,68 @@ class TorchRunner:
         }
 
 
+def build_batches(a):
+    from gpu_train import judged_pairs
+
+    from mlx_cross_encoder.training.data import Batcher, load_groups
+
+    n_steps = a.warmup + a.steps
+    groups = load_groups(judged_pairs(a.data, n_steps * a.batch_size))
+    return list(Batcher(groups, "bce", a.batch_size, None, 0).batches(0))[:n_steps]
+
+
+def torch_worker(a) -> None:
+    """The torch runner in a process of its own: torch keeps its default threads (loading MKL sequential for MLX
+    first, as this script's parent does, leaves torch on one thread). Reads a batch index per line, answers the
+    step's timings as one JSON line."""
+    from harness.localmodels import resolve_model
+
+    assert "mlx.core" not in sys.modules
+    batches = build_batches(a)
+    runner = TorchRunner(str(resolve_model("local:minilm-l6-seeded-head")), a, len(batches))
+    print(json.dumps({"ready": True, "threads": runner.torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        out = runner.step(batches[int(line)])
+        print(json.dumps({"times": out, "loss": runner.losses[-1]}), flush=True)
+
+
+class TorchProcess:
+    """Parent side of :func:`torch_worker`."""
+
+    def __init__(self, argv: list[str]):
+        import subprocess
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--torch-worker", *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.threads = self._read()["threads"]
+        self.losses: list[float] = []
+
+    def _read(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("torch worker exited")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def step_index(self, i: int) -> dict[str, float]:
+        self.proc.stdin.write(f"{i}\n")
+        self.proc.stdin.flush()
+        out = self._read()
+        self.losses.append(out["loss"])
+        return out["times"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 def summary(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     out = {}
     for key in rows[0]:
@@ -240,41 +307,42 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/trec-dl")
     ap.add_argument("--json")
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
-    from gpu_train import judged_pairs
-
+    if a.torch_worker:
+        torch_worker(a)
+        return
     from harness.localmodels import resolve_model
-    from mlx_cross_encoder.training.data import Batcher, load_groups
 
     path = str(resolve_model("local:minilm-l6-seeded-head"))
-    n_steps = a.warmup + a.steps
-    groups = load_groups(judged_pairs(a.data, n_steps * a.batch_size))
-    batches = list(Batcher(groups, "bce", a.batch_size, None, 0).batches(0))[:n_steps]
+    batches = build_batches(a)
+    n_steps = len(batches)
     runners = {m: MLXRunner(path, a, m, n_steps) for m in a.mlx_modes.split(",") if m}
+    torch_threads = None
     if not a.no_torch:
-        import torch
-
-        runners["torch"] = TorchRunner(path, a, n_steps)
-        torch_threads = torch.get_num_threads()
-    else:
-        torch_threads = None
+        keys = ("steps", "warmup", "batch_size", "max_length", "data")
+        argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k in keys]
+        runners["torch"] = TorchProcess(argv + (["--lora"] if a.lora else []))
+        torch_threads = runners["torch"].threads
     rows: dict[str, list] = {k: [] for k in runners}
     load_before = os.getloadavg()
     for i, batch in enumerate(batches):
         order = list(runners) if i % 2 == 0 else list(reversed(runners))
         for name in order:
-            r = runners[name].step(batch)
+            r = runners[name].step_index(i) if name == "torch" else runners[name].step(batch)
             if i >= a.warmup:
                 rows[name].append(r)
         print(
             f"step {i}: " + ", ".join(f"{k} {rows[k][-1]['total']:.2f}s" if rows[k] else k for k in runners), flush=True
         )
     load_after = os.getloadavg()
+    if "torch" in runners:
+        runners["torch"].close()
     result = {
         "settings": vars(a) | {"data": str(a.data)},
         "pairs_per_step": [len(b.pairs) for b in batches],
-        "load_avg_before": load_before,
+        "load_avg_before": load_before,  # os.getloadavg() (1, 5, 15 min) before the first step, after the last
         "load_avg_after": load_after,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch_threads,
@@ -289,9 +357,21 @@ def main() -> None:
         print(f"{name}: {cells}")
     if "torch" in result["phases"]:
         tt = result["phases"]["torch"]["total"]["median"]
+        result["ratios_to_torch"] = {}
         for name in result["phases"]:
             if name != "torch":
-                print(f"{name}/torch total median ratio {result['phases'][name]['total']['median'] / tt:.2f}")
+                per_step = sorted(r["total"] / t["total"] for r, t in zip(rows[name], rows["torch"]))
+                ratio = {
+                    "median_of_step_ratios": statistics.median(per_step),
+                    "min": per_step[0],
+                    "max": per_step[-1],
+                    "ratio_of_medians": result["phases"][name]["total"]["median"] / tt,
+                }
+                result["ratios_to_torch"][name] = ratio
+                print(
+                    f"{name}/torch: median step ratio {ratio['median_of_step_ratios']:.2f} "
+                    f"[{ratio['min']:.2f}-{ratio['max']:.2f}], ratio of medians {ratio['ratio_of_medians']:.2f}"
+                )
     print(f"load avg before {load_before}, after {load_after}")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
