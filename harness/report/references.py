@@ -6,7 +6,9 @@ reranks and of each MLX run against its PyTorch twin.
   tested.
 * **First stages**: the candidate lists themselves in their file order (``harness.sources.read_candidates``),
   scored with ``harness.metrics.evaluate`` (trec_eval semantics) over the judged queries; computed from the files
-  when the report is made, so they need no results file.
+  when the report is made, and set beside the stored first-stage run of the same list in the given results (a
+  ``first_stage`` run of all queries whose dataset was read from that candidate file: ``harness run
+  suites/train-full-first-stages.yaml`` stores every list's), marked ``≠`` when the two differ.
 * **Significance**: per dataset and candidate set (the run's ``protocol.dataset_fingerprint``), the paired
   randomization test of ``harness.metrics.randomization_p_value`` on per-query nDCG@10, Holm-corrected over the
   runs of the table; the first stage is the first-stage run of the same results file; the twin of ``X-mlx`` is
@@ -73,17 +75,45 @@ def first_stage_metrics(candidates: Path, qrels: Path, relevance_level: int = 2)
     return means, len(judged)
 
 
-def first_stage_table(data_dir: Path) -> list[str]:
+def stored_first_stage(results: Sequence[dict[str, Any]], candidates: str) -> dict[str, Any] | None:
+    """The first ``first_stage`` run (ok, every query) in ``results`` whose dataset was read from a candidate file
+    named like ``candidates`` (``protocol.source`` is ``"<candidates> + <qrels>"``)."""
+    name = Path(candidates).name
+    for res in results:
+        for run in res.get("runs") or []:
+            proto = run.get("protocol") or {}
+            source = str(proto.get("source") or "").split(" + ")[0]
+            if (
+                run.get("backend") == "first_stage"
+                and run.get("status") == "ok"
+                and proto.get("max_queries") is None
+                and Path(source).name == name
+            ):
+                return {**run, "suite": res.get("suite")}
+    return None
+
+
+def first_stage_table(data_dir: Path, results: Sequence[dict[str, Any]] = ()) -> list[str]:
     lines = [
-        "| first stage | dataset | queries | " + " | ".join(METRICS) + " |",
-        "|:--|:--|--:|" + "--:|" * len(METRICS),
+        "| first stage | dataset | queries | " + " | ".join(METRICS) + " | stored run (suite: ndcg@10) |",
+        "|:--|:--|--:|" + "--:|" * len(METRICS) + ":--|",
     ]
     for label, dataset, cand, qrels in FIRST_STAGES:
+        stored = stored_first_stage(results, cand)
+        cell = "—"
         if not (data_dir / cand).is_file():
-            lines.append(f"| {label} | {dataset} | — | " + " | ".join("—" for _ in METRICS) + f" | (no {cand})")
+            if stored is not None:
+                cell = f"{stored['suite']}: {stored['metrics'][PRIMARY]:.4f}"
+            lines.append(f"| {label} | {dataset} | — | " + " | ".join("—" for _ in METRICS) + f" | {cell} (no {cand})")
             continue
         means, n = first_stage_metrics(data_dir / cand, data_dir / qrels)
-        lines.append(f"| {label} | {dataset} | {n} | " + " | ".join(f"{means[m]:.4f}" for m in METRICS) + " |")
+        if stored is not None:
+            value = stored["metrics"][PRIMARY]
+            same = abs(value - means[PRIMARY]) < 1e-9 and (stored.get("protocol") or {}).get("n_queries") == n
+            cell = f"{stored['suite']}: {value:.4f}" + ("" if same else " ≠ computed")
+        lines.append(
+            f"| {label} | {dataset} | {n} | " + " | ".join(f"{means[m]:.4f}" for m in METRICS) + f" | {cell} |"
+        )
     return lines
 
 
@@ -185,10 +215,11 @@ def quality_appendix(results: Sequence[dict[str, Any]], data_dir: str | Path) ->
     lines += ["", "## First stages of the shared candidate lists (file order, no reranking)", ""]
     lines += [
         f"Computed from `{data_dir}` with `harness.metrics.evaluate` (trec_eval semantics, relevant = grade ≥ 2)"
-        " over each list's judged queries.",
+        " over each list's judged queries; beside it, the stored first-stage run of the same list in these results"
+        " (`harness run suites/train-full-first-stages.yaml`), ≠ when they differ.",
         "",
     ]
-    lines += first_stage_table(Path(data_dir))
+    lines += first_stage_table(Path(data_dir), results)
     lines += [
         "",
         f"## Significance of {PRIMARY}",

@@ -63,3 +63,35 @@ def test_significance_against_the_first_stage_and_the_twin_on_the_same_candidate
     text = quality_appendix(results, "no-such-dir")
     assert "| dl19 | cross-encoder/ms-marco-MiniLM-L-6-v2" in text and "0.7430" in text
     assert "References (published figures, not runs)" in text
+
+
+def test_first_stage_table_sets_the_stored_run_beside_the_computed_one_and_flags_a_difference(tmp_path):
+    from harness.report.references import FIRST_STAGES, first_stage_table
+
+    label, dataset, cand, qrels = FIRST_STAGES[0]
+    (tmp_path / cand).parent.mkdir(parents=True)
+    write_candidates(tmp_path, "c", 5, seed=4, qid_base=10)
+    (tmp_path / "c.json").rename(tmp_path / cand)
+    (tmp_path / "c.qrels").rename(tmp_path / qrels)
+    means, n = first_stage_metrics(tmp_path / cand, tmp_path / qrels)
+
+    def stored(value, max_queries=None):
+        run = _run("bm25", "first_stage", "f", {"1": value}, dataset=dataset)
+        run["metrics"]["ndcg@10"] = value
+        run["protocol"].update(source=f"/x/{cand} + /x/{qrels}", max_queries=max_queries, n_queries=n)
+        return {"suite": "fs", "runs": [run]}
+
+    row = next(
+        line for line in first_stage_table(tmp_path, [stored(means["ndcg@10"])]) if line.startswith(f"| {label} ")
+    )
+    assert row.endswith(f"| fs: {means['ndcg@10']:.4f} |")
+    row = next(
+        line
+        for line in first_stage_table(tmp_path, [stored(means["ndcg@10"] + 0.01)])
+        if line.startswith(f"| {label} ")
+    )
+    assert row.endswith("≠ computed |")
+    row = next(
+        line for line in first_stage_table(tmp_path, [stored(0.5, max_queries=3)]) if line.startswith(f"| {label} ")
+    )
+    assert row.endswith("| — |")  # a subset run is not the list's first stage
