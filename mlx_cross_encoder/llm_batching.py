@@ -6,12 +6,16 @@ are right-padded. Under the causal mask a real token never attends to a later (p
 positions continue at the prefix length, so padding changes no real token; each row's own last real position is
 gathered.
 
-``length_batching`` (exact): batches hold sequences of similar length (longest first), so that little padding is
-computed.
+Within one call each prefix is computed once: a query with enough documents gets its own prefix; the pairs of
+queries with few documents in the call are pooled across queries over the prefix they all share (the prompt up
+to the query), so that a call mixing many queries still runs few, full batches (:func:`plan_batches`).
+
+``length_batching`` (exact): batches hold sequences of similar length (longest first), split where the padding
+saved outweighs a per-batch cost (:func:`padding_aware_batches`), so that little padding is computed.
 
 ``max_batch_tokens``: a batch holds at most that many padded tokens (rows x its longest full sequence, the cached
-prefix counted: the same plan with the prefix cache on or off); a single longer sequence runs alone. The planner
-is :func:`.base.length_sorted_batches`, the one the cross-encoders use.
+prefix counted); a single longer sequence runs alone, as in :func:`.base.length_sorted_batches`, the planner of
+the cross-encoders (used here as is without ``length_batching``).
 
 The shared prefix's KV is kept once (one row) and broadcast to the batch inside each layer's attention
 (:class:`SharedPrefixCache`): no per-row copy of the prefix is held across layers.
@@ -45,6 +49,54 @@ def shared_prefix_length(group: Sequence[Sequence[int]]) -> int:
     return shared
 
 
+#: within one call, a query's documents get their own cached prefix when they are at least this many rows (or
+#: fill a batch, with a smaller ``batch_size``); smaller groups are pooled under the prefix the whole call shares
+OWN_PREFIX_MIN_ROWS = 32
+#: what one more batch costs, in padded tokens, when a length-sorted group is split (kernel launches, a read of
+#: the weights, small-matrix inefficiency); :func:`padding_aware_batches` trades it against padding
+BATCH_OVERHEAD_TOKENS = 2048
+
+
+def padding_aware_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_batch_tokens: int | None = None,
+    *,
+    shared: int = 0,
+    overhead_tokens: int = BATCH_OVERHEAD_TOKENS,
+) -> list[list[int]]:
+    """Indices in length-sorted batches (longest first) that minimise the tokens computed: each batch's rows x
+    its longest row's tokens after the ``shared`` cached prefix, plus ``overhead_tokens`` per batch. Same limits
+    as :func:`.base.length_sorted_batches` (at most ``batch_size`` rows and ``max_batch_tokens`` padded tokens,
+    full sequences counted; a longer single row runs alone). Exact optimum over contiguous runs of the sorted
+    lengths (dynamic programming, O(n x batch_size)); with no padding to save it keeps batches full."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_batch_tokens is not None and max_batch_tokens < 1:
+        raise ValueError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
+    n = len(lengths)
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    full = np.asarray(lengths, dtype=np.int64)[order]
+    width = np.maximum(full - shared, 1)
+    budget = max_batch_tokens if max_batch_tokens is not None else np.inf
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        first = np.arange(max(0, j - batch_size), j)  # the batch is sorted[first:j]; its widest row is `first`
+        rows = j - first
+        c = cost[first] + rows * width[first] + overhead_tokens
+        c[(rows > 1) & (rows * full[first] > budget)] = np.inf
+        k = int(np.argmin(c))
+        cost[j], start[j] = c[k], first[k]
+    batches: list[list[int]] = []
+    j = n
+    while j > 0:
+        batches.append(order[start[j] : j].tolist())
+        j = int(start[j])
+    return batches[::-1]
+
+
 def plan_batches(
     queries: Sequence[str],
     seqs: list[list[int]],
@@ -53,30 +105,47 @@ def plan_batches(
     prefix_cache: bool,
     length_batching: bool,
     max_batch_tokens: int | None = None,
+    overhead_tokens: int = BATCH_OVERHEAD_TOKENS,
 ) -> list[Batch]:
-    """The batches to run: with ``prefix_cache``, one query's documents (two or more, sharing at least one token)
-    form batches over a shared prefix; every other sequence is batched without one."""
+    """The batches of one call, each prefix's batches one after another (so that each prefix is computed once).
 
-    def batches(idx: list[int]) -> list[list[int]]:
+    With ``prefix_cache``, pairs are grouped by query: a group of at least ``min(batch_size,
+    OWN_PREFIX_MIN_ROWS)`` documents sharing at least one token runs over its own cached prefix (system prompt +
+    instruction + query); the pairs of smaller groups (a call that mixes many queries of a few pairs each, as the
+    harness's offline scenario sends) are pooled into batches across queries over the prefix all of them share
+    (system prompt + instruction), computed once, instead of many small batches each behind its own prefix. With
+    ``length_batching``, each group forms length-sorted batches under ``batch_size`` / ``max_batch_tokens``,
+    split where the padding saved outweighs ``overhead_tokens`` per batch (:func:`padding_aware_batches`);
+    without it, batches of consecutive pairs in input order."""
+
+    def batches(idx: list[int], shared: int) -> list[Batch]:
         lengths = [len(seqs[i]) for i in idx]
-        plan = length_sorted_batches(lengths, batch_size, max_batch_tokens, sort=length_batching)
-        return [[idx[i] for i in b] for b in plan]
+        if length_batching:
+            plan = padding_aware_batches(
+                lengths, batch_size, max_batch_tokens, shared=shared, overhead_tokens=overhead_tokens
+            )
+        else:
+            plan = length_sorted_batches(lengths, batch_size, max_batch_tokens, sort=False)
+        return [(shared, [idx[i] for i in b]) for b in plan]
 
+    if not prefix_cache:
+        return batches(list(range(len(seqs))), 0)
+    groups: dict[str, list[int]] = {}
+    for i, query in enumerate(queries):
+        groups.setdefault(query, []).append(i)
+    own_rows = min(batch_size, OWN_PREFIX_MIN_ROWS)
     plan: list[Batch] = []
-    loose: list[int] = []
-    if prefix_cache:
-        groups: dict[str, list[int]] = {}
-        for i, query in enumerate(queries):
-            groups.setdefault(query, []).append(i)
-        for idx in groups.values():
-            shared = shared_prefix_length([seqs[i] for i in idx]) if len(idx) >= 2 else 0
-            if shared < 1:
-                loose += idx
-                continue
-            plan += [(shared, b) for b in batches(idx)]
-    else:
-        loose = list(range(len(seqs)))
-    plan += [(0, b) for b in batches(loose)]
+    pooled: list[int] = []
+    for idx in groups.values():
+        shared = shared_prefix_length([seqs[i] for i in idx]) if len(idx) >= 2 else 0
+        if len(idx) >= own_rows and shared >= 1:
+            plan += batches(idx, shared)
+        else:
+            pooled += idx
+    if pooled:
+        pooled.sort()
+        shared = shared_prefix_length([seqs[i] for i in pooled]) if len(pooled) >= 2 else 0
+        plan += batches(pooled, max(shared, 0))
     return plan
 
 

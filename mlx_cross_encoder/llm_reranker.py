@@ -33,7 +33,13 @@ from . import llm_head as head
 from .base import RerankerBase, encode_in_threads, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
-from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
+from .llm_batching import (
+    BATCH_OVERHEAD_TOKENS,
+    plan_batches,
+    prefix_cache_supported,
+    right_padded,
+    shared_prefix_caches,
+)
 from .llm_loading import (
     check_causal_lm,
     dequantize_exactly,
@@ -68,6 +74,9 @@ class Qwen3Reranker(RerankerBase):
         max_batch_tokens: default cap on the padded tokens of one batch (rows x its longest sequence, prompt
             included); ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single
             longer sequence runs alone. Both limits apply.
+        batch_overhead_tokens: what one more batch costs, in padded tokens, when ``length_batching`` splits a
+            length-sorted group to save padding (default ``llm_batching.BATCH_OVERHEAD_TOKENS``; 0 = split
+            wherever padding is saved); changes no score.
         cpu_streams: on MLX's CPU, split each batch over this many streams (default: one per core, at most 8;
             1 = off); see ``_streams``.
         check_adapter_base: refuse an adapter whose ``adapter_config.json`` names another base model.
@@ -90,6 +99,7 @@ class Qwen3Reranker(RerankerBase):
         two_row_head: bool = True,
         length_batching: bool = True,
         max_batch_tokens: int | None = None,
+        batch_overhead_tokens: int = BATCH_OVERHEAD_TOKENS,
         cpu_streams: int | None = None,
         check_adapter_base: bool = True,
         dequantize: bool | None = None,
@@ -140,6 +150,7 @@ class Qwen3Reranker(RerankerBase):
         self.prefix_cache = prefix_cache
         self.length_batching = length_batching
         self.max_batch_tokens = max_batch_tokens
+        self.batch_overhead_tokens = batch_overhead_tokens
         self.cpu_streams = cpu_streams
         self._stream_pool: list = []
 
@@ -204,7 +215,8 @@ class Qwen3Reranker(RerankerBase):
     def _plan(
         self, pairs, seqs: list[list[int]], batch_size: int, max_batch_tokens: int | None = None
     ) -> list[tuple[int, list[int]]]:
-        """``(prefix_len, indices)`` per batch: one query's documents share a cached prefix of prefix_len tokens."""
+        """``(prefix_len, indices)`` per batch: its rows share a cached prefix of prefix_len tokens (one query's, or
+        the prompt up to the query for the pooled pairs of queries with few documents in this call)."""
         return plan_batches(
             [q for q, _ in pairs],
             seqs,
@@ -212,6 +224,7 @@ class Qwen3Reranker(RerankerBase):
             prefix_cache=self.prefix_cache and self._cache_ok,
             length_batching=self.length_batching,
             max_batch_tokens=max_batch_tokens,
+            overhead_tokens=self.batch_overhead_tokens,
         )
 
     def _streams(self) -> list:
