@@ -71,16 +71,18 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert "| minilm-torch (baseline) | torch" in proc.stdout and "| minilm-mlx " in proc.stdout
     assert f"results written to {out}" in proc.stderr
 
-    # and `harness report` rebuilds it from the results file (`harness run --report` writes no plots)
+    # and `harness report` rebuilds it from the results file, plots included (one code path: same name, same links)
+    again_md = tmp_path / "again" / "smoke.md"
     again = subprocess.run(
-        [*harness_command(), "report", str(out), "--output", str(tmp_path / "again.md"), "--no-plots"],
+        [*harness_command(), "report", str(out), "--output", str(again_md)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert again.returncode == 0, again.stderr
-    assert again.stdout == proc.stdout and (tmp_path / "again.md").read_text() == proc.stdout
+    assert again.stdout == proc.stdout and again_md.read_text() == proc.stdout
+    assert (report.parent / "smoke-smoke.svg").is_file() and (again_md.parent / "smoke-smoke.svg").is_file()
 
 
 def test_list(capsys, monkeypatch, tmp_path):
