@@ -53,8 +53,17 @@ def shared_prefix_length(group: Sequence[Sequence[int]]) -> int:
 #: fill a batch, with a smaller ``batch_size``); smaller groups are pooled under the prefix the whole call shares
 OWN_PREFIX_MIN_ROWS = 32
 #: what one more batch costs, in padded tokens, when a length-sorted group is split (kernel launches, a read of
-#: the weights, small-matrix inefficiency); :func:`padding_aware_batches` trades it against padding
+#: the weights, small-matrix inefficiency); :func:`padding_aware_batches` trades it against padding. A GPU needs
+#: thousands of rows x tokens per matmul to be busy; MLX's CPU runs near its GEMM speed from a few hundred.
+#: Guesses, not fitted: :func:`batch_overhead_tokens` picks one by device
 BATCH_OVERHEAD_TOKENS = 2048
+CPU_BATCH_OVERHEAD_TOKENS = 256
+
+
+def batch_overhead_tokens() -> int:
+    """The per-batch cost for MLX's default device: :data:`CPU_BATCH_OVERHEAD_TOKENS` on its CPU, else
+    :data:`BATCH_OVERHEAD_TOKENS`."""
+    return CPU_BATCH_OVERHEAD_TOKENS if mx.default_device().type == mx.cpu else BATCH_OVERHEAD_TOKENS
 
 
 def padding_aware_batches(
@@ -105,7 +114,7 @@ def plan_batches(
     prefix_cache: bool,
     length_batching: bool,
     max_batch_tokens: int | None = None,
-    overhead_tokens: int = BATCH_OVERHEAD_TOKENS,
+    overhead_tokens: int | None = None,
 ) -> list[Batch]:
     """The batches of one call, each prefix's batches one after another (so that each prefix is computed once).
 
@@ -115,8 +124,11 @@ def plan_batches(
     harness's offline scenario sends) are pooled into batches across queries over the prefix all of them share
     (system prompt + instruction), computed once, instead of many small batches each behind its own prefix. With
     ``length_batching``, each group forms length-sorted batches under ``batch_size`` / ``max_batch_tokens``,
-    split where the padding saved outweighs ``overhead_tokens`` per batch (:func:`padding_aware_batches`);
+    split where the padding saved outweighs ``overhead_tokens`` per batch (default :func:`batch_overhead_tokens`;
+    :func:`padding_aware_batches`);
     without it, batches of consecutive pairs in input order."""
+
+    overhead_tokens = batch_overhead_tokens() if overhead_tokens is None else overhead_tokens
 
     def batches(idx: list[int], shared: int) -> list[Batch]:
         lengths = [len(seqs[i]) for i in idx]

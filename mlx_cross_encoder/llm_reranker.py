@@ -33,13 +33,7 @@ from . import llm_head as head
 from .base import RerankerBase, encode_in_threads, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
-from .llm_batching import (
-    BATCH_OVERHEAD_TOKENS,
-    plan_batches,
-    prefix_cache_supported,
-    right_padded,
-    shared_prefix_caches,
-)
+from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
 from .llm_loading import (
     check_causal_lm,
     dequantize_exactly,
@@ -75,8 +69,8 @@ class Qwen3Reranker(RerankerBase):
             included); ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single
             longer sequence runs alone. Both limits apply.
         batch_overhead_tokens: what one more batch costs, in padded tokens, when ``length_batching`` splits a
-            length-sorted group to save padding (default ``llm_batching.BATCH_OVERHEAD_TOKENS``; 0 = split
-            wherever padding is saved); changes no score.
+            length-sorted group to save padding (default None: ``llm_batching.batch_overhead_tokens()``, 256 on
+            MLX's CPU, 2048 on a GPU; 0 = split wherever padding is saved); changes no score.
         cpu_streams: on MLX's CPU, split each batch over this many streams (default: one per core, at most 8;
             1 = off); see ``_streams``.
         check_adapter_base: refuse an adapter whose ``adapter_config.json`` names another base model.
@@ -99,7 +93,7 @@ class Qwen3Reranker(RerankerBase):
         two_row_head: bool = True,
         length_batching: bool = True,
         max_batch_tokens: int | None = None,
-        batch_overhead_tokens: int = BATCH_OVERHEAD_TOKENS,
+        batch_overhead_tokens: int | None = None,
         cpu_streams: int | None = None,
         check_adapter_base: bool = True,
         dequantize: bool | None = None,

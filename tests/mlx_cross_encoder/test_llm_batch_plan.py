@@ -52,9 +52,10 @@ def test_mixed_query_call_pools_under_one_prefix_and_scores_as_pair_by_pair(tiny
     data = mixed_call()
     seqs = reranker.tokenize(data)
     plan = reranker._plan(data, seqs, 64)
-    assert len(plan) == 1, "30 pairs of 5 queries (6 each) fit one pooled batch"
-    shared, idx = plan[0]
-    assert sorted(idx) == list(range(len(data)))
+    assert len({shared for shared, _ in plan}) == 1, "30 pairs of 5 queries (6 each): one pooled prefix"
+    assert sorted(i for _, idx in plan for i in idx) == list(range(len(data)))
+    assert len(plan) < len(QUERIES), "fewer batches than one per query"
+    shared = plan[0][0]
     assert len(reranker.prefix_ids) < shared < min(len(s) for s in seqs)
     assert len({tuple(s[:shared]) for s in seqs}) == 1, "the pooled prefix is common to every pair"
 
