@@ -66,7 +66,9 @@ def test_top_k_cuts_the_pool_in_corpus_order(files):
 def test_equals_a_run_file_listing_the_pool_in_corpus_order(files, tmp_path):
     """What suites did before: a TREC run written from the corpus; same candidates, same dataset fingerprint."""
     run = [
-        f"{q} Q0 {d} {i + 1} {100 - i} corpus-order" for q, docs in expected_pool(files).items() for i, d in enumerate(docs)
+        f"{q} Q0 {d} {i + 1} {100 - i} corpus-order"
+        for q, docs in expected_pool(files).items()
+        for i, d in enumerate(docs)
     ]
     old = load_dataset(
         DatasetSpec(

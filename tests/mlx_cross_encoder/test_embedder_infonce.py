@@ -140,7 +140,10 @@ def test_save_pretrained_writes_the_trained_weights_as_a_folder_sentence_transfo
     assert np.abs(trained - MLXEmbedder(st_folder).encode(texts)).max() > 1e-2  # it is not the source folder
     np.testing.assert_allclose(SentenceTransformer(str(out), device="cpu").encode(texts), trained, atol=1e-4, rtol=0)
     np.testing.assert_allclose(MLXEmbedder(out).encode(texts), trained, atol=1e-6, rtol=0)
-    with safe_open(str(st_folder / "model.safetensors"), "np") as a, safe_open(str(out / "model.safetensors"), "np") as b:
+    with (
+        safe_open(str(st_folder / "model.safetensors"), "np") as a,
+        safe_open(str(out / "model.safetensors"), "np") as b,
+    ):
         assert set(a.keys()) == set(b.keys()) and all(a.get_tensor(k).shape == b.get_tensor(k).shape for k in a.keys())
     with pytest.raises(ValueError, match="loaded from"):
         mlx.save_pretrained(st_folder)
