@@ -158,11 +158,11 @@ POSITIVE = "must be a positive integer"
         (f"{R1}.model", DEL, f"{R1}.model: missing (required)"),
         (f"{DS0}.qrels", DEL, f"{DS0}.qrels: missing (required with candidates)"),
         (f"{DS2}.queries", DEL, f"{DS2}.queries: missing (required with run)"),
-        (f"{DS0}.candidates", DEL, f"{DS0}: needs exactly one source: candidates, run, beir or ir_datasets"),
+        (f"{DS0}.candidates", DEL, f"{DS0}: needs exactly one source: candidates, run, beir, ir_datasets or judged_pool"),
         (
             f"{DS3}.ir_datasets",
             "beir/scifact/test",
-            f"{DS3}: needs exactly one source: candidates, run, beir or ir_datasets (got beir, ir_datasets)",
+            f"{DS3}: needs exactly one source: candidates, run, beir, ir_datasets or judged_pool (got beir, ir_datasets)",
         ),
         (f"{DS0}.corpus", "data/corpus.tsv", f"{DS0}.corpus: not used with candidates"),
         (f"{DS1}.qrels", "data/qrels.txt", f"{DS1}.qrels: not used with ir_datasets"),
