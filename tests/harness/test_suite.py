@@ -158,7 +158,11 @@ POSITIVE = "must be a positive integer"
         (f"{R1}.model", DEL, f"{R1}.model: missing (required)"),
         (f"{DS0}.qrels", DEL, f"{DS0}.qrels: missing (required with candidates)"),
         (f"{DS2}.queries", DEL, f"{DS2}.queries: missing (required with run)"),
-        (f"{DS0}.candidates", DEL, f"{DS0}: needs exactly one source: candidates, run, beir, ir_datasets or judged_pool"),
+        (
+            f"{DS0}.candidates",
+            DEL,
+            f"{DS0}: needs exactly one source: candidates, run, beir, ir_datasets or judged_pool",
+        ),
         (
             f"{DS3}.ir_datasets",
             "beir/scifact/test",
