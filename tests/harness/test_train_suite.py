@@ -368,7 +368,9 @@ def test_a_judged_pool_dataset_holding_a_training_query_is_refused(folder):
     (folder / "pool.tsv").write_text("p1\tfirst passage\np2\tsecond passage\n")
     (folder / "pool-queries.tsv").write_text("q1\tan unrelated question\n")
     data = train_suite()
-    data["datasets"] = [{"name": "pool", "judged_pool": "pool.qrels", "corpus": "pool.tsv", "queries": "pool-queries.tsv"}]
+    data["datasets"] = [
+        {"name": "pool", "judged_pool": "pool.qrels", "corpus": "pool.tsv", "queries": "pool-queries.tsv"}
+    ]
     suite = suite_from_dict(data, folder, source="s.yaml")
     td = build_training_data(suite.train)
     assert check_held_out(td, suite.datasets, "s.yaml")["datasets"] == {"pool": 1}
