@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .worker import _base_dir, _torch_device, dev_qrels, read_records
+from .worker import _base_dir, _torch_device, dev_metric_fn, read_records
 
 #: TrainingSettings keys the InfoNCE trainers do not implement, with the only value they accept
 UNSUPPORTED = {
@@ -90,25 +90,20 @@ def job_examples(job: dict[str, Any]) -> list:
 
 
 def final_dev(job: dict[str, Any], encode) -> dict[str, float] | None:
-    """Dev metrics of the final model: each dev query's documents ranked by cosine (``encode(texts) -> array``)."""
+    """Dev metrics of the final model: each dev query's documents ranked by cosine (``encode(texts) -> array``),
+    under the ids and metrics the other trainers' dev evaluations use (``eval_rankings``, ``dev_metric_fn``)."""
     if not job.get("dev_file"):
         return None
-    from ..backends.bi_encoder import cosine_scores
-    from ..metrics import evaluate
+    from mlx_cross_encoder.training.data import eval_rankings
 
-    records = read_records(job["dev_file"])
-    qrels = dev_qrels(records)  # ids q<i> by first-seen query, q<i>-d<j> in order: the same walk as below
-    pairs = [(r["query"], r["document"]) for r in records]
+    from ..backends.bi_encoder import cosine_scores
+
+    queries, docs, qrels = eval_rankings(read_records(job["dev_file"]))
+    pairs = [(queries[q], d) for q in queries for d in docs[q]]
     texts = list(dict.fromkeys(t for p in pairs for t in p))
-    scores = cosine_scores(encode(texts), pairs, texts)
-    order: dict[str, int] = {}
-    run: dict[str, dict[str, float]] = {}
-    for (query, _), score in zip(pairs, scores):
-        qid = f"q{order.setdefault(query, len(order))}"
-        docs = run.setdefault(qid, {})
-        docs[f"{qid}-d{len(docs)}"] = float(score)
-    means, _ = evaluate(qrels, run, job["dev_metrics"], int(job["relevance_level"]))
-    return means
+    scores = iter(cosine_scores(encode(texts), pairs, texts).tolist())
+    run = {q: {f"{q}-d{j}": next(scores) for j in range(len(docs[q]))} for q in queries}
+    return dev_metric_fn(job)(run, qrels)
 
 
 def _summary(job, summary: dict, examples: list, settings, dev, device: str, trainable: int) -> dict[str, Any]:
