@@ -82,21 +82,21 @@ def fit_report(
 
     lists = split_lists(suite_path)
     level = lists["label_threshold"]
+    models = {d: MLXCrossEncoder(d, max_length=max_length, dtype="float32") for d in model_dirs}  # once, both splits
     out: dict[str, Any] = {"suite": str(suite_path), "metric": NDCG, "max_length": max_length, "splits": {}}
     for split in ("train", "dev"):
         pairs = lists[split]
         if max_queries:
-            keep = list(dict.fromkeys(p.qid for p in pairs))[:max_queries]
-            pairs = [p for p in pairs if p.qid in set(keep)]
+            keep = set(list(dict.fromkeys(p.qid for p in pairs))[:max_queries])
+            pairs = [p for p in pairs if p.qid in keep]
         row: dict[str, Any] = {"pairs": len(pairs)}
         row["first_stage"], row["queries"] = ndcg(pairs, first_stage_scores(pairs), level)
         with_teacher = [p for p in pairs if p.teacher is not None]
         row["teacher"] = ndcg(with_teacher, [p.teacher for p in with_teacher], level)[0] if with_teacher else None
         row["teacher_pairs"] = len(with_teacher)
         row["models"] = {}
-        for model_dir in model_dirs:
+        for model_dir, model in models.items():
             tic = time.perf_counter()
-            model = MLXCrossEncoder(model_dir, max_length=max_length, dtype="float32")
             scores = model.predict([(p.query, p.document) for p in pairs], batch_size=batch_size)
             row["models"][model_dir] = {
                 NDCG: ndcg(pairs, [float(s) for s in scores], level)[0],
