@@ -157,7 +157,7 @@ def plan_batches(
     if pooled:
         pooled.sort()
         shared = shared_prefix_length([seqs[i] for i in pooled]) if len(pooled) >= 2 else 0
-        plan += batches(pooled, max(shared, 0))
+        plan += batches(pooled, shared)
     return plan
 
 
