@@ -152,12 +152,15 @@ class InfoNCETrainer:
         apply_lora(module, paths, s.lora_rank, s.lora_alpha / s.lora_rank)
         return {"fine_tune_type": "lora", "rank": s.lora_rank, "alpha": s.lora_alpha, "keys": paths}
 
-    def _embed(self, texts: list[str]):
-        return self.embedder._forward(self.embedder.tokenizer.encode_batch(texts))
+    def _encoded_loss(self, queries: list, docs: list):
+        """The loss of one batch of tokenizer encodings (what a training step differentiates)."""
+        forward = self.embedder._forward
+        return infonce_loss(forward(queries), forward(docs), self.settings.scale)
 
     def loss(self, queries: list[str], docs: list[str]):
         """The loss of one batch with the current weights (MLX scalar)."""
-        return infonce_loss(self._embed(queries), self._embed(docs), self.settings.scale)
+        encode = self.embedder.tokenizer.encode_batch
+        return self._encoded_loss(encode(queries), encode(docs))
 
     def train(self, examples: list[InfoNCEExample], log_every: int = 0) -> dict:
         """Every epoch's full batches; returns losses, wall time, tokens/s and MLX peak memory."""
@@ -174,17 +177,18 @@ class InfoNCETrainer:
         optimizer = make_optimizer(
             make_schedule(s.learning_rate, total, s.warmup_steps(total), "linear"), s.weight_decay
         )
-        step_fn = nn.value_and_grad(self.module, self.loss)
+        step_fn = nn.value_and_grad(self.module, self._encoded_loss)
+        encode = self.embedder.tokenizer.encode_batch
         self.module.train()
         mx.reset_peak_memory()
         losses, tokens, start = [], 0, time.perf_counter()
         for batch in batches:
-            queries, docs = batch_texts(examples, batch)
+            queries, docs = (encode(texts) for texts in batch_texts(examples, batch))  # once: the step and the count
             loss, grads = step_fn(queries, docs)
             optimizer.update(self.module, grads)
             mx.eval(self.module.parameters(), optimizer.state, loss)
             losses.append(float(loss))
-            tokens += sum(len(e.ids) for e in self.embedder.tokenizer.encode_batch(queries + docs))
+            tokens += sum(len(e.ids) for e in queries + docs)
             if log_every and len(losses) % log_every == 0:
                 print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
         wall = time.perf_counter() - start
