@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import Leaderboard
+from .board import Leaderboard
 from .leaderboard import Row
 
 
