@@ -172,12 +172,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness",
-        description="Benchmark and evaluate document rerankers: same candidates, same truncation for every system.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from .report.cli import add_options as add_report_options
 
     run = sub.add_parser(
         "run",
@@ -226,10 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the leaderboard to this Markdown file, with its plots beside it (as harness report --output)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    from .report.cli import add_options as add_report_options
-
     add_report_options(run)  # --no-plots, --export-dir, --quality: the same as harness report's
     run.set_defaults(func=cmd_run)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    from .report.cli import add_options as add_report_options
 
     report = sub.add_parser(
         "report",
@@ -242,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_options(report)
     report.set_defaults(func=cmd_report)
 
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
     merge = sub.add_parser(
         "merge",
         help="merge the shards of one suite run into one results file",
@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     merge.set_defaults(func=cmd_merge)
 
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
     lister = sub.add_parser(
         "list",
         help="suites, dataset sources, backends, scenarios and local models",
@@ -263,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lister.set_defaults(func=cmd_list)
 
+
+def _add_schema(sub: argparse._SubParsersAction) -> None:
     schema = sub.add_parser(
         "schema",
         help="JSON Schema of suite files or results files",
@@ -273,9 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", metavar="FILE", help="write it here instead of printing it")
     schema.set_defaults(func=cmd_schema)
 
-    from .compare.cli import add_parser as add_compare  # harness compare BASE.json HEAD.json (issue 9)
 
-    add_compare(sub)
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from .compare.cli import add_parser  # harness compare BASE.json HEAD.json (issue 9)
+
+    add_parser(sub)
+
+
+SUBCOMMANDS = (_add_run, _add_report, _add_merge, _add_list, _add_schema, _add_compare)  # in --help's order
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark and evaluate document rerankers: same candidates, same truncation for every system.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
