@@ -6,15 +6,25 @@ same document layout (positives, then each hard-negative column), the loss compu
 ``MultipleNegativesRankingLoss.compute_loss_from_embeddings`` itself, AdamW with the MLX groups (no decay on biases
 and norms) and the MLX schedule (``training.schedule.lr_at``: warmup, then linear decay). Dropout is off (the model
 stays in eval mode), as MLX encoders have none. A plain loop rather than ``SentenceTransformerTrainer``: the
-trainer's sampler and schedule would give each stack different batches and learning rates.
+trainer's sampler and schedule would give each stack different batches and learning rates. With ``evaluate``, the
+MLX trainer's checkpoint selection (``infonce.DevSelection`` at ``infonce.eval_points``: step 0, every
+``eval_steps``, the last update; the best step's weights restored).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from mlx_cross_encoder.training.infonce import InfoNCEExample, InfoNCESettings, batch_texts, training_batches
+from mlx_cross_encoder.training.infonce import (
+    DevSelection,
+    InfoNCEExample,
+    InfoNCESettings,
+    batch_texts,
+    eval_points,
+    training_batches,
+)
 from mlx_cross_encoder.training.schedule import lr_at, no_decay
 
 
@@ -23,9 +33,32 @@ def _features(model, texts: list[str]):
     return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
 
 
-def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: InfoNCESettings) -> dict[str, Any]:
-    """Full fine-tuning of ``model`` (a ``SentenceTransformer``) in place; returns losses, wall time, tokens/s and
-    peak memory (CUDA only; None on CPU, where PyTorch keeps no peak)."""
+def selection(model, evaluate: Callable[[], dict[str, float]], metric: str = "ndcg@10") -> DevSelection:
+    """A ``DevSelection`` over ``model``'s trainable weights (copies: torch updates its tensors in place)."""
+    import torch
+
+    def snapshot():
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def restore(kept):
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in kept:
+                    p.copy_(kept[n])
+
+    return DevSelection(evaluate, snapshot, restore, metric)
+
+
+def train_sentence_transformer(
+    model,
+    examples: list[InfoNCEExample],
+    settings: InfoNCESettings,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    metric: str = "ndcg@10",
+) -> dict[str, Any]:
+    """Full fine-tuning of ``model`` (a ``SentenceTransformer``) in place; returns losses, wall time (dev
+    evaluations excluded), tokens/s, peak memory (CUDA only; None on CPU, where PyTorch keeps no peak) and, with
+    ``evaluate``, the checkpoint selection (the best step's weights restored)."""
     import torch
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
@@ -52,7 +85,11 @@ def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: 
     cuda = str(model.device).startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
+    chooser = selection(model, evaluate, metric) if evaluate is not None else None
+    points = set(eval_points(total, settings.eval_steps))
     losses, tokens, step, start = [], 0, 0, time.perf_counter()
+    if chooser is not None:
+        chooser.run(0)
     for batch in batches:
         queries, docs = batch_texts(examples, batch)
         q_features, d_features = _features(model, queries), _features(model, docs)
@@ -69,7 +106,11 @@ def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: 
         losses.append(float(loss.detach()))
         tokens += int(q_features["attention_mask"].sum()) + int(d_features["attention_mask"].sum())
         step += 1
-    wall = time.perf_counter() - start
+        if chooser is not None and step in points:
+            chooser.run(step)
+    if chooser is not None:
+        chooser.restore()
+    wall = time.perf_counter() - start - (chooser.eval_time_s if chooser else 0.0)
     return {
         "steps": total,
         "losses": losses,
@@ -77,4 +118,5 @@ def train_sentence_transformer(model, examples: list[InfoNCEExample], settings: 
         "tokens": tokens,
         "tokens_per_s": tokens / wall if wall else None,
         "peak_memory_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None,
+        "selection": chooser.summary() if chooser else None,
     }

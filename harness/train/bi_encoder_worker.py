@@ -14,9 +14,13 @@ registry names ``train_mlx_bi_encoder`` / ``train_torch_bi_encoder`` for the kin
 * **Training**: MLX ``mlx_cross_encoder.training.infonce.InfoNCETrainer`` on ``MLXEmbedder``; PyTorch
   ``harness.train.bi_encoder_torch.train_sentence_transformer`` (``MultipleNegativesRankingLoss`` on a
   ``SentenceTransformer``): same batches, loss, optimizer and schedule, update for update. Full fine-tuning on both
-  (LoRA: MLX only, the twin refuses it). No checkpoint selection: the last step's model is kept and evaluated.
-* **Dev**: when the job has a dev file, the final model ranks each dev query's documents by cosine and the dev
-  metrics (``harness.metrics``, the dev records' grades) are reported as ``final_dev``.
+  (LoRA: MLX only, the twin refuses it).
+* **Dev and checkpoint selection**: when the job has a dev file, the model ranks each dev query's documents (the
+  dev file's records: with ``recipe.candidates: all`` each dev query's full candidate list) by cosine, scored by
+  the harness's metrics with the dev records' grades (:func:`dev_evaluator`), before the first update (step 0: the
+  untrained model is a candidate), every ``recipe.eval_steps`` updates and after the last; both trainers keep the
+  first best ``job["dev_metric"]`` (``infonce.DevSelection``) and save that step's weights. ``final_dev`` = the
+  kept model's dev metrics. Without a dev file the last step's model is kept.
 * **Output**: ``<output_dir>/model``, a sentence-transformers folder (``MLXEmbedder.save_pretrained`` /
   ``SentenceTransformer.save``), which the harness infers as a bi-encoder and evaluates with the same backend.
 """
@@ -77,6 +81,7 @@ def infonce_settings(job: dict[str, Any]):
         lora_alpha=s["lora_alpha"],
         lora_targets=s["lora_target_modules"],
         seed=s["seed"],
+        eval_steps=s["eval_steps"],
     )
 
 
@@ -89,9 +94,10 @@ def job_examples(job: dict[str, Any]) -> list:
     return examples
 
 
-def final_dev(job: dict[str, Any], encode) -> dict[str, float] | None:
-    """Dev metrics of the final model: each dev query's documents ranked by cosine (``encode(texts) -> array``),
-    under the ids and metrics the other trainers' dev evaluations use (``eval_rankings``, ``dev_metric_fn``)."""
+def dev_evaluator(job: dict[str, Any], encode):
+    """``evaluate() -> dev metrics`` of the current weights (None without a dev file): each dev query's documents
+    ranked by cosine (``encode(texts) -> array``), under the ids and metrics the other trainers' dev evaluations
+    use (``eval_rankings``, ``dev_metric_fn``)."""
     if not job.get("dev_file"):
         return None
     from mlx_cross_encoder.training.data import eval_rankings
@@ -101,13 +107,19 @@ def final_dev(job: dict[str, Any], encode) -> dict[str, float] | None:
     queries, docs, qrels = eval_rankings(read_records(job["dev_file"]))
     pairs = [(queries[q], d) for q in queries for d in docs[q]]
     texts = list(dict.fromkeys(t for p in pairs for t in p))
-    scores = iter(cosine_scores(encode(texts), pairs, texts).tolist())
-    run = {q: {f"{q}-d{j}": next(scores) for j in range(len(docs[q]))} for q in queries}
-    return dev_metric_fn(job)(run, qrels)
+    metric_fn = dev_metric_fn(job)
+
+    def evaluate() -> dict[str, float]:
+        scores = iter(cosine_scores(encode(texts), pairs, texts).tolist())
+        run = {q: {f"{q}-d{j}": next(scores) for j in range(len(docs[q]))} for q in queries}
+        return metric_fn(run, qrels)
+
+    return evaluate
 
 
-def _summary(job, summary: dict, examples: list, settings, dev, device: str, trainable: int) -> dict[str, Any]:
+def _summary(job, summary: dict, examples: list, settings, device: str, trainable: int) -> dict[str, Any]:
     losses = summary["losses"]
+    chosen = summary["selection"] or {}
     return {
         "device": device,
         "loss": LOSS,
@@ -120,11 +132,12 @@ def _summary(job, summary: dict, examples: list, settings, dev, device: str, tra
         "train_tokens": summary["tokens"],
         "tokens_per_s": summary["tokens_per_s"],
         "loss_first_last10": [float(np.mean(losses[:10])), float(np.mean(losses[-10:]))],
-        "best_dev": None,  # no checkpoint selection: the last step's model
-        "best_step": None,
-        "final_dev": dev,
-        "last_dev": dev,
-        "evaluations": [],
+        "best_dev": (chosen.get("best_metrics") or {}).get(job["dev_metric"]),
+        "best_step": chosen.get("best_step"),
+        "final_dev": chosen.get("best_metrics"),  # the kept (restored) model's
+        "last_dev": chosen["evaluations"][-1]["metrics"] if chosen else None,
+        "evaluations": chosen.get("evaluations", []),
+        "dev_eval_time_s": chosen.get("eval_time_s"),
         "trainable_parameters": trainable,
         "adapter_dir": None,
         "base_path": str(_base_dir(job)),
@@ -144,12 +157,12 @@ def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
     embedder = MLXEmbedder(_base_dir(job), max_length=job["settings"]["max_length"], dtype="float32")
     trainer = InfoNCETrainer(embedder, settings)
     trainable = sum(v.size for _, v in tree_flatten(trainer.module.trainable_parameters()))
-    summary = trainer.train(examples)
-    dev = final_dev(job, lambda texts: embedder.encode(texts, batch_size=job["settings"]["eval_batch_size"]))
+    evaluate = dev_evaluator(job, lambda texts: embedder.encode(texts, batch_size=job["settings"]["eval_batch_size"]))
+    summary = trainer.train(examples, evaluate=evaluate, metric=job["dev_metric"])
     model_dir = embedder.save_pretrained(Path(job["output_dir"]) / "model")
     device = "mlx-gpu" if mx.default_device().type == mx.gpu else "mlx-cpu"
     return {
-        **_summary(job, summary, examples, settings, dev, device, trainable),
+        **_summary(job, summary, examples, settings, device, trainable),
         "peak_memory_mb": summary["peak_memory_mb"],
         "peak_memory_measure": "mx.get_peak_memory() during training (weights, gradients, optimizer state, "
         "activations)",
@@ -169,13 +182,13 @@ def train_torch_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
     if job["settings"]["max_length"] is not None:  # as MLXEmbedder(max_length=...): the recipe's, not the folder's
         model.max_seq_length = job["settings"]["max_length"]
     trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-    summary = train_sentence_transformer(model, examples, settings)
     batch = job["settings"]["eval_batch_size"]
-    dev = final_dev(job, lambda texts: model.encode(texts, batch_size=batch, show_progress_bar=False))
+    evaluate = dev_evaluator(job, lambda texts: model.encode(texts, batch_size=batch, show_progress_bar=False))
+    summary = train_sentence_transformer(model, examples, settings, evaluate=evaluate, metric=job["dev_metric"])
     model_dir = Path(job["output_dir"]) / "model"
     model.save(str(model_dir))
     return {
-        **_summary(job, summary, examples, settings, dev, device, trainable),
+        **_summary(job, summary, examples, settings, device, trainable),
         "peak_memory_mb": summary["peak_memory_mb"],
         "peak_memory_measure": "torch.cuda.max_memory_allocated() (CUDA only; None on CPU: see peak_rss_mb)",
         "model_dir": str(model_dir),

@@ -16,13 +16,19 @@ Fine-tuning: ``full`` (every encoder weight; an encoder folder's classification 
 ``q_proj``/``k_proj``/``v_proj``/``o_proj`` for decoders, ``scale = alpha / rank``). Decoders train LoRA only.
 AdamW and the warmup + linear decay schedule are the cross-encoder trainers' (``training.schedule``). MLX is
 imported by the functions that need it, so the PyTorch twin can import :func:`batch_order` without it.
+
+Checkpoint selection (:class:`DevSelection`, shared with the PyTorch twin): given an ``evaluate()`` (the dev metrics
+of the current weights), the trainer evaluates before the first update (step 0: the untrained model is a candidate),
+every ``eval_steps`` updates and after the last one (:func:`eval_points`); the first best value of ``metric`` wins
+(ties keep the earlier step) and its weights are put back at the end.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +62,7 @@ class InfoNCESettings(BaseModel):
     lora_alpha: Annotated[float, Field(gt=0)] = 16.0
     lora_targets: tuple[str, ...] | None = None  # None: the model's attention projections
     seed: int = 0
+    eval_steps: Annotated[int | None, Field(ge=1)] = None  # dev evaluation every N updates (+ step 0 and the last)
 
     def warmup_steps(self, total: int) -> int:
         return int(np.ceil(self.warmup_ratio * total))
@@ -97,6 +104,50 @@ def training_batches(examples: list[InfoNCEExample], settings: InfoNCESettings) 
         batches += more
         epoch += 1
     return batches[: settings.max_steps]
+
+
+def eval_points(total: int, eval_steps: int | None) -> list[int]:
+    """Updates after which the dev set is evaluated: 0 (the untrained model), every ``eval_steps``, and ``total``."""
+    every = range(eval_steps, total, eval_steps) if eval_steps else ()
+    return [0, *every, total]
+
+
+class DevSelection:
+    """The best checkpoint on dev: ``run(step)`` evaluates the current weights (``evaluate() -> metrics``) and, when
+    ``metric`` beats every earlier value (strictly: ties keep the earlier step), keeps ``snapshot()``; ``restore()``
+    puts the kept weights back. Framework-free: the caller's ``snapshot`` / ``restore`` copy its weights."""
+
+    def __init__(self, evaluate: Callable[[], dict[str, float]], snapshot: Callable[[], Any],
+                 restore: Callable[[Any], None], metric: str = "ndcg@10"):  # fmt: skip
+        self.evaluate, self.snapshot, self._restore, self.metric = evaluate, snapshot, restore, metric
+        self.evaluations: list[dict[str, Any]] = []
+        self.best_step: int | None = None
+        self.best_metrics: dict[str, float] | None = None
+        self.eval_time_s = 0.0
+        self._kept: Any = None
+
+    @property
+    def best(self) -> float | None:
+        return None if self.best_metrics is None else self.best_metrics[self.metric]
+
+    def run(self, step: int) -> None:
+        start = time.perf_counter()
+        metrics = {k: float(v) for k, v in self.evaluate().items()}
+        if self.metric not in metrics:
+            raise KeyError(f"dev metric {self.metric!r} is not among the metrics {sorted(metrics)}")
+        improved = self.best is None or metrics[self.metric] > self.best
+        if improved:
+            self.best_step, self.best_metrics, self._kept = step, metrics, self.snapshot()
+        self.evaluations.append({"step": step, "metrics": metrics, "improved": improved})
+        self.eval_time_s += time.perf_counter() - start
+
+    def restore(self) -> None:
+        if self._kept is not None:
+            self._restore(self._kept)
+
+    def summary(self) -> dict[str, Any]:
+        return {"best_step": self.best_step, "best_metrics": self.best_metrics, "evaluations": self.evaluations,
+                "eval_time_s": self.eval_time_s}  # fmt: skip
 
 
 def batch_texts(examples: list[InfoNCEExample], batch: list[int]) -> tuple[list[str], list[str]]:
@@ -162,8 +213,22 @@ class InfoNCETrainer:
         encode = self.embedder.tokenizer.encode_batch
         return self._encoded_loss(encode(queries), encode(docs))
 
-    def train(self, examples: list[InfoNCEExample], log_every: int = 0) -> dict:
-        """Every epoch's full batches; returns losses, wall time, tokens/s and MLX peak memory."""
+    def selection(self, evaluate: Callable[[], dict[str, float]], metric: str = "ndcg@10") -> DevSelection:
+        """A :class:`DevSelection` over this trainer's trainable weights (MLX arrays are immutable: a snapshot
+        holds the current arrays, which later updates replace rather than modify)."""
+        from mlx.utils import tree_flatten
+
+        def snapshot():
+            return dict(tree_flatten(self.module.trainable_parameters()))
+
+        return DevSelection(evaluate, snapshot, lambda kept: self.module.load_weights(list(kept.items()), strict=False),
+                            metric)  # fmt: skip
+
+    def train(self, examples: list[InfoNCEExample], log_every: int = 0,
+              evaluate: Callable[[], dict[str, float]] | None = None, metric: str = "ndcg@10") -> dict:  # fmt: skip
+        """Every epoch's full batches; returns losses, wall time (dev evaluations excluded), tokens/s, MLX peak
+        memory and, with ``evaluate`` (the dev metrics of the current weights), the checkpoint selection:
+        evaluations at :func:`eval_points`, the best step's weights restored at the end."""
         import mlx.core as mx
         import mlx.nn as nn
 
@@ -179,10 +244,16 @@ class InfoNCETrainer:
         )
         step_fn = nn.value_and_grad(self.module, self._encoded_loss)
         encode = self.embedder.tokenizer.encode_batch
-        self.module.train()
+        selection = self.selection(evaluate, metric) if evaluate is not None else None
+        points = set(eval_points(total, s.eval_steps))
         mx.reset_peak_memory()
-        losses, tokens, start = [], 0, time.perf_counter()
-        for batch in batches:
+        start = time.perf_counter()
+        if selection is not None:
+            self.module.eval()
+            selection.run(0)
+        losses, tokens = [], 0
+        for step, batch in enumerate(batches, 1):
+            self.module.train()
             queries, docs = (encode(texts) for texts in batch_texts(examples, batch))  # once: the step and the count
             loss, grads = step_fn(queries, docs)
             optimizer.update(self.module, grads)
@@ -191,8 +262,14 @@ class InfoNCETrainer:
             tokens += sum(len(e.ids) for e in queries + docs)
             if log_every and len(losses) % log_every == 0:
                 print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
-        wall = time.perf_counter() - start
+            if selection is not None and step in points:
+                self.module.eval()
+                selection.run(step)
         self.module.eval()
+        if selection is not None:
+            selection.restore()
+            mx.eval(self.module.parameters())
+        wall = time.perf_counter() - start - (selection.eval_time_s if selection else 0.0)
         return {
             "steps": total,
             "losses": losses,
@@ -201,4 +278,5 @@ class InfoNCETrainer:
             "tokens_per_s": tokens / wall,
             "peak_memory_mb": mx.get_peak_memory() / 2**20,
             "adapter": self.adapter_config,
+            "selection": selection.summary() if selection else None,
         }

@@ -11,13 +11,10 @@ import builders
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.results import load_results
 from harness.train.bi_encoder_data import examples_from_records
 from harness.train.bi_encoder_worker import infonce_settings
 from mlx_cross_encoder.training.settings import TrainingSettings
 
-TESTS = Path(__file__).resolve().parents[1]
 TOPICS = ["oauth", "grid", "disease", "metal", "rerank", "river", "music", "physics"]
 MAX_LENGTH = 32
 
@@ -54,17 +51,24 @@ def st_folder(folder: Path) -> Path:
 
 
 RECIPE = {"num_epochs": 2, "batch_size": 3, "learning_rate": 5e-3, "temperature": 0.1, "group_size": 2,
-          "max_grad_norm": None, "max_length": MAX_LENGTH, "seed": 1}  # fmt: skip
+          "max_grad_norm": None, "max_length": MAX_LENGTH, "seed": 1, "eval_steps": 2}  # fmt: skip
 
 
-def test_harness_run_trains_a_bi_encoder_with_infonce_on_both_backends_alike(tmp_path, monkeypatch, capsys):
+def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step(tmp_path, monkeypatch):
+    """The harness's training jobs for ``kind: bi_encoder`` (planned by ``harness.train.plan`` from a suite, run by
+    the worker's ``run_job`` with the trainer the backend registry names; in this process rather than in two
+    worker processes, to keep the test fast): MLX InfoNCE and the sentence-transformers MNRL twin see the same
+    examples, take the same steps, evaluate dev at the same steps with the same metrics, keep the same best step
+    and save folders that both libraries load and encode alike."""
     from sentence_transformers import SentenceTransformer
 
+    from harness.backends.bi_encoder import model_kind
+    from harness.suite import load_suite
+    from harness.train.plan import plan_training, selected_jobs
+    from harness.train.worker import run_job
     from mlx_cross_encoder import MLXEmbedder
 
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
     monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     write_candidates(tmp_path, "train", 10, seed=0, qid_base=100)
     write_candidates(tmp_path, "test", 4, seed=1, qid_base=900)
     base = st_folder(tmp_path)
@@ -79,40 +83,40 @@ def test_harness_run_trains_a_bi_encoder_with_infonce_on_both_backends_alike(tmp
             "models": [{"name": "tb-bi", "base": str(base), "kind": "bi_encoder"}],
         },
         "metrics": ["ndcg@10", "mrr@10"],
-        "measure": {"warmup_queries": 1, "repeats": 1},
     }
     (tmp_path / "s.yaml").write_text(json.dumps(suite))
-    out = tmp_path / "results" / "r.json"
-    code = main(["run", str(tmp_path / "s.yaml"), "--output", str(out), "--no-progress"])
-    assert code == 0, capsys.readouterr().err[-3000:]
-    results = load_results(out)
-    mlx, torch = results["train"]["models"]
-    assert (mlx["backend"], torch["backend"]) == ("mlx", "torch") and mlx["kind"] == torch["kind"] == "bi_encoder"
-    assert mlx["status"] == torch["status"] == "ok", (mlx.get("error"), torch.get("error"))
-    train_file = next((tmp_path / "results" / "r.train" / "data").glob("train-*.jsonl"))
-    records = [json.loads(line) for line in train_file.read_text().splitlines()]
+    loaded = load_suite(tmp_path / "s.yaml")
+    plan = plan_training(loaded, selected_jobs(loaded.train, None), tmp_path / "r.train", progress=False)
+    assert [(j.backend, j.job["kind"]) for j in plan.jobs] == [("mlx", "bi_encoder"), ("torch", "bi_encoder")]
+    mlx, torch = (run_job(j.job) for j in plan.jobs)
+    assert mlx["status"] == torch["status"] == "ok"
+    records = [json.loads(line) for line in Path(plan.jobs[0].job["train_file"]).read_text().splitlines()]
     n_queries = len({r["query"] for r in records})
     assert mlx["n_examples"] == torch["n_examples"] == 2 * n_queries  # 2 positives, 1 grade-0 record each
     assert mlx["infonce"] == torch["infonce"] and mlx["infonce"]["scale"] == pytest.approx(10.0)
     assert mlx["steps"] == torch["steps"] >= 4 and mlx["train_tokens"] == torch["train_tokens"]
     np.testing.assert_allclose(mlx["loss_first_last10"], torch["loss_first_last10"], atol=1e-4, rtol=0)
-    assert mlx["final_dev"]["ndcg@10"] == pytest.approx(torch["final_dev"]["ndcg@10"], abs=1e-4)
 
-    # the saved folders: sentence-transformers folders of the trained weights, which both libraries load alike
+    # dev checkpoint selection: step 0 (the untrained model), every eval_steps, the last update; same choice
+    steps = [e["step"] for e in mlx["evaluations"]]
+    assert steps == [e["step"] for e in torch["evaluations"]] == [*range(0, mlx["steps"], 2), mlx["steps"]]
+    for mine, theirs in zip(mlx["evaluations"], torch["evaluations"], strict=True):
+        assert mine["metrics"] == pytest.approx(theirs["metrics"], abs=1e-4)
+    assert mlx["best_step"] == torch["best_step"] and mlx["final_dev"] == pytest.approx(torch["final_dev"], abs=1e-4)
+    best = max(e["metrics"]["ndcg@10"] for e in mlx["evaluations"])
+    first_best = next(e for e in mlx["evaluations"] if e["metrics"]["ndcg@10"] == best)
+    assert (mlx["best_step"], mlx["best_dev"], mlx["final_dev"]) == (first_best["step"], best, first_best["metrics"])
+
+    # the saved folders: sentence-transformers folders of the kept weights, which both libraries load alike
     texts = builders.DOCUMENTS[:6]
+    assert model_kind(mlx["model_dir"]) == model_kind(torch["model_dir"]) == "bi_encoder"
     theirs = SentenceTransformer(torch["model_dir"], device="cpu").encode(texts)
     from_mlx_folder = SentenceTransformer(mlx["model_dir"], device="cpu").encode(texts)
     np.testing.assert_allclose(from_mlx_folder, theirs, atol=1e-4, rtol=0)  # MLX-trained == torch-trained
     np.testing.assert_allclose(MLXEmbedder(mlx["model_dir"]).encode(texts), from_mlx_folder, atol=1e-4, rtol=0)
     before = SentenceTransformer(str(base), device="cpu").encode(texts)
-    assert np.abs(theirs - before).max() > 1e-2  # the weights moved
-
-    runs = {r["reranker"]: r for r in results["runs"]}
-    assert list(runs) == ["bm25", "tb-bi-mlx", "tb-bi-torch"]
-    for block in (mlx, torch):
-        run = runs[f"tb-bi-{block['backend']}"]
-        assert run["status"] == "ok" and run["train"] == block and run["protocol"]["model_path"] == block["model_dir"]
-    assert runs["tb-bi-mlx"]["per_query"]["ndcg@10"] == pytest.approx(runs["tb-bi-torch"]["per_query"]["ndcg@10"])
+    moved = np.abs(theirs - before).max()
+    assert moved > 1e-2 if mlx["best_step"] else moved < 1e-6  # step 0 kept: the base weights
 
 
 def job(**settings) -> dict:

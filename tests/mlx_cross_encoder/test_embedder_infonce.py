@@ -157,3 +157,43 @@ def test_max_steps_takes_the_first_batches_of_as_many_epochs_as_needed():
     steps = len(epoch0) + 1
     assert training_batches(examples, InfoNCESettings(batch_size=3, seed=1, max_steps=steps)) == epoch0 + epoch1[:1]
     assert training_batches(examples, InfoNCESettings(batch_size=3, seed=1, epochs=2)) == epoch0 + epoch1
+
+
+@pytest.mark.parametrize("script", [[0.3, 0.1, 0.8, 0.8, 0.2], [0.9, 0.1, 0.5, 0.9, 0.2]], ids=["mid", "step0"])
+def test_dev_selection_keeps_the_first_best_step_on_both_stacks(st_folder, script):
+    """Both trainers evaluate at step 0, every eval_steps and the last update, keep the first best dev value (a
+    tie keeps the earlier step) and end with that step's weights: here the weights seen by the evaluation that
+    scored best (step 0: the untrained model), not the last ones."""
+    from sentence_transformers import SentenceTransformer
+
+    from harness.train.bi_encoder_torch import train_sentence_transformer
+    from mlx_cross_encoder import MLXEmbedder
+    from mlx_cross_encoder.training.infonce import eval_points, training_batches
+
+    examples, texts = _examples(), builders.DOCUMENTS[:4]
+    settings = InfoNCESettings(batch_size=3, max_steps=7, eval_steps=2, learning_rate=5e-3, scale=10.0, seed=1)
+    assert eval_points(len(training_batches(examples, settings)), 2) == [0, 2, 4, 6, 7]
+    best = script.index(max(script))
+    mlx, st = MLXEmbedder(st_folder), SentenceTransformer(str(st_folder), device="cpu")
+    results = {}
+    for name, encode, train in (
+        ("mlx", mlx.encode, lambda ev: InfoNCETrainer(mlx, settings).train(examples, evaluate=ev)),
+        ("torch", lambda t: st.encode(t, convert_to_numpy=True), lambda ev: train_sentence_transformer(
+            st, examples, settings, evaluate=ev)),
+    ):  # fmt: skip
+        seen: list[np.ndarray] = []
+
+        def evaluate(seen=seen, encode=encode):
+            seen.append(np.array(encode(texts)))
+            return {"ndcg@10": script[len(seen) - 1], "mrr@10": 0.0}
+
+        chosen = train(evaluate)["selection"]
+        assert [e["step"] for e in chosen["evaluations"]] == [0, 2, 4, 6, 7]
+        assert chosen["best_step"] == [0, 2, 4, 6, 7][best] and chosen["best_metrics"]["ndcg@10"] == max(script)
+        improved = [e["improved"] for e in chosen["evaluations"]]
+        assert improved[best] and not any(improved[best + 1 :])
+        final = np.array(encode(texts))
+        np.testing.assert_allclose(final, seen[best], atol=1e-6, rtol=0)  # the kept step's weights
+        assert np.abs(final - seen[-1]).max() > 1e-2  # not the last step's
+        results[name] = final
+    np.testing.assert_allclose(results["mlx"], results["torch"], atol=1e-4, rtol=0)
