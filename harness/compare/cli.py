@@ -13,7 +13,6 @@ from pathlib import Path
 from .gate import Gate
 from .inputs import CompareInputError, NotComparable, read_file
 from .render import RENDERERS
-from .rounds import compare_rounds
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -103,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from .rounds import compare_rounds  # here: its scipy is not loaded by `harness --help`
+
     try:
         results = [read_file(f) for f in args.files]
         rounds = [(results[i], results[i + 1], args.files[i], args.files[i + 1]) for i in range(0, len(results), 2)]

@@ -22,10 +22,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import load_results
-from .board import Leaderboard, Section, build_leaderboard
-from .leaderboard import PRIMARY
-from .markdown import markdown_rows, render_markdown
+from mlx_cross_encoder._lazy import lazy_exports
+
+# public name -> module, imported on first use (PEP 562): `harness --help` and the option definitions of
+# harness.report.cli load no pandas / scipy / ranx
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PRIMARY": "leaderboard",
+        "Leaderboard": "board",
+        "Section": "board",
+        "build_leaderboard": "board",
+        "markdown_rows": "markdown",
+        "render_markdown": "markdown",
+    },
+)
 
 __all__ = [
     "PRIMARY",
@@ -41,10 +52,15 @@ __all__ = [
 
 def build_report(results: Sequence[dict], sources: Sequence[str] | None = None) -> str:
     """The Markdown report for one or more loaded results files."""
+    from .board import build_leaderboard
+    from .markdown import render_markdown
+
     return render_markdown(build_leaderboard(results, sources))
 
 
 def report_files(paths: Sequence[str | Path]) -> str:
     """The Markdown report of the results files at ``paths`` (each loaded and checked by ``load_results``)."""
+    from ..results import load_results
+
     results = [load_results(p) for p in paths]
     return build_report(results, [str(p) for p in paths])

@@ -12,10 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..results import load_results
-from . import build_leaderboard, render_markdown
-from .leaderboard import primary_of
-
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -45,6 +41,10 @@ def write_views(
 ) -> str:
     """The Markdown report of loaded results files (``names``: their paths); plots beside ``output`` (when given
     and ``plots``), CSV/JSON exports into ``export_dir``, the quality appendix of the DATA_DIR ``quality``."""
+    from .board import build_leaderboard  # here, not at the top: add_options is imported by `harness --help`
+    from .leaderboard import primary_of
+    from .markdown import render_markdown
+
     board = build_leaderboard(loaded, names)
     output = Path(output) if output else None
     stem = output.stem if output else Path(names[0]).stem
@@ -70,6 +70,8 @@ def write_views(
 
 def report_text(args: argparse.Namespace) -> str:
     """``harness report``: the Markdown report of ``args.results``; plots and exports written as the options say."""
+    from ..results import load_results
+
     paths = [str(p) for p in args.results]
     return write_views(
         [load_results(p) for p in paths],
