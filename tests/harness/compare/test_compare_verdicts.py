@@ -67,7 +67,8 @@ def with_repeats(data, repeats=7, factor=1.0, seed=0):
         run["protocol"]["repeats"] = repeats
 
 
-def test_twenty_percent_latency_is_a_speed_regression(base, tmp_path, capsys):
+def slower_by_a_fifth(base, tmp_path) -> tuple[Path, Path]:
+    """BASE re-timed as 7 noisy passes, and a HEAD whose first reranker's latencies are all 20% higher."""
     data, _ = base
     with_repeats(data, seed=1)
     path = tmp_path / "base7.json"
@@ -78,7 +79,11 @@ def test_twenty_percent_latency_is_a_speed_regression(base, tmp_path, capsys):
         run = reranker_runs(head)[0]
         run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
 
-    assert compare(path, write_head(tmp_path, data, slower)) == 1
+    return path, write_head(tmp_path, data, slower)
+
+
+def test_twenty_percent_latency_is_a_speed_regression(base, tmp_path, capsys):
+    assert compare(*slower_by_a_fifth(base, tmp_path)) == 1
     out = json.loads(capsys.readouterr().out)
     slow = [v for v in out["speed"] if v["regression"]]
     assert len(slow) == 1 and slow[0]["ratio"] == pytest.approx(1.2, rel=0.05)
@@ -87,17 +92,7 @@ def test_twenty_percent_latency_is_a_speed_regression(base, tmp_path, capsys):
 
 
 def test_speed_gate_off_reports_but_passes(base, tmp_path, capsys):
-    data, _ = base
-    with_repeats(data, seed=1)
-    path = tmp_path / "base7.json"
-    path.write_text(json.dumps(data))
-
-    def slower(head):
-        with_repeats(head, seed=2)
-        run = reranker_runs(head)[0]
-        run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
-
-    head = write_head(tmp_path, data, slower)
+    path, head = slower_by_a_fifth(base, tmp_path)
     assert harness_main(["compare", str(path), str(head), "--format", "json", "--no-speed-gate"]) == 0
     assert "slower" in {v["verdict"] for v in json.loads(capsys.readouterr().out)["speed"]}
 
