@@ -1,0 +1,106 @@
+"""Summary of the bi-encoder rows (issue #13 item 2) from harness results files: zero-shot and trained.
+
+    python benchmarks/bi_encoder_summary.py --zero-shot results/bi-encoder-zero-shot-h200.json \
+        --trained results/bi-encoder-trained-h200.json
+
+Prints Markdown: per dataset the zero-shot MLX / sentence-transformers nDCG@10; per trained model and backend its
+dev checkpoint choice (best dev nDCG@10, best step, evaluations) and held-out metrics; the recipe chosen by the
+rule written in the suite before the run (the model whose MLX training has the highest best dev nDCG@10, ties: the
+first listed); and, per held-out dataset, the trained MLX row against the zero-shot MLX row and against its torch
+twin (mean difference and the paired randomization p-value, ``harness.metrics.randomization_p_value``, over the
+queries both have). Reads the files only: nothing is chosen on DL20 or NovelEval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.metrics import randomization_p_value
+
+METRIC = "ndcg@10"
+
+
+def runs_of(path: Path) -> dict[tuple[str, str], dict]:
+    data = json.loads(path.read_text())
+    return {(r["dataset"], r["reranker"]): r for r in data["runs"] if r.get("status") == "ok"}
+
+
+def paired(a: dict, b: dict) -> tuple[float, float, int]:
+    """(mean a - b, randomization p, n) of the per-query nDCG@10 over the queries both runs have."""
+    qa, qb = a["per_query"][METRIC], b["per_query"][METRIC]
+    common = sorted(q for q in qa if q in qb and qa[q] is not None and qb[q] is not None)
+    x, y = np.array([qa[q] for q in common]), np.array([qb[q] for q in common])
+    return float(np.mean(x - y)), randomization_p_value(x, y), len(common)
+
+
+def zero_shot_table(runs: dict) -> list[str]:
+    lines = ["| dataset | queries | first stage nDCG@10 | MLX nDCG@10 | sentence-transformers nDCG@10 | MLX - ST |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for dataset in dict.fromkeys(d for d, _ in runs):
+        rows = {name: r for (d, name), r in runs.items() if d == dataset}
+        first = next((r for r in rows.values() if r["backend"] == "first_stage"), None)
+        mlx = next((r for r in rows.values() if r["backend"] == "mlx"), None)
+        torch = next((r for r in rows.values() if r["backend"] == "torch"), None)
+        cell = lambda r: f"{r['metrics'][METRIC]:.4f}" if r else "not run"  # noqa: E731
+        n = len((mlx or torch or first or {"per_query": {METRIC: {}}})["per_query"][METRIC])
+        diff = f"{mlx['metrics'][METRIC] - torch['metrics'][METRIC]:+.4f}" if mlx and torch else ""
+        lines.append(f"| {dataset} | {n} | {cell(first)} | {cell(mlx)} | {cell(torch)} | {diff} |")
+    return lines
+
+
+def trained_tables(path: Path, runs: dict, zero: dict) -> list[str]:
+    data = json.loads(path.read_text())
+    blocks = data["train"]["models"]
+    lines = ["| model | backend | status | steps | best dev nDCG@10 | at step | step-0 dev nDCG@10 | train s | tokens/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for b in blocks:
+        evals = b.get("evaluations") or []
+        step0 = next((e["metrics"][METRIC] for e in evals if e["step"] == 0), None)
+        fmt = lambda v, f: f"{v:{f}}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+        lines.append(f"| {b['model']} | {b['backend']} | {b['status']} | {fmt(b.get('steps'), 'd')} | "
+                     f"{fmt(b.get('best_dev'), '.4f')} | {fmt(b.get('best_step'), 'd')} | {fmt(step0, '.4f')} | "
+                     f"{fmt(b.get('train_time_s'), '.1f')} | {fmt(b.get('tokens_per_s'), ',.0f')} |")  # fmt: skip
+    mlx_blocks = [b for b in blocks if b["backend"] == "mlx" and b.get("best_dev") is not None]
+    if not mlx_blocks:
+        return [*lines, "", "No MLX training finished with a dev evaluation: no recipe chosen."]
+    chosen = max(mlx_blocks, key=lambda b: b["best_dev"])  # max keeps the first of equal values
+    lines += ["", f"Chosen on dev (rule of the suite): **{chosen['model']}** (MLX best dev nDCG@10 "
+              f"{chosen['best_dev']:.4f} at step {chosen['best_step']}).", "",
+              "| dataset | model | MLX nDCG@10 | torch nDCG@10 | MLX - torch (p) | MLX - zero-shot MLX (p, n) |",
+              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for (dataset, _name), run in runs.items():
+        if run["backend"] != "mlx" or run.get("train") is None:
+            continue
+        model = run["train"]["model"]
+        twin = next((r for (d, _), r in runs.items() if d == dataset and r["backend"] == "torch"
+                     and (r.get("train") or {}).get("model") == model), None)  # fmt: skip
+        base = next((r for (d, _), r in zero.items() if d == dataset and r["backend"] == "mlx"), None)
+        vs_twin = "" if twin is None else "{:+.4f} (p={:.2f})".format(*paired(run, twin)[:2])
+        vs_zero = "" if base is None else "{:+.4f} (p={:.3f}, n={})".format(*paired(run, base))
+        mark = " (chosen)" if model == chosen["model"] else ""
+        twin_cell = f"{twin['metrics'][METRIC]:.4f}" if twin else "not run"
+        lines.append(
+            f"| {dataset} | {model}{mark} | {run['metrics'][METRIC]:.4f} | {twin_cell} | {vs_twin} | {vs_zero} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zero-shot", type=Path, required=True, help="harness results file of the zero-shot suite")
+    parser.add_argument("--trained", type=Path, help="harness results file of the trained suite")
+    args = parser.parse_args(argv)
+    zero = runs_of(args.zero_shot)
+    out = ["### Zero-shot", "", *zero_shot_table(zero)]
+    if args.trained:
+        out += ["", "### Trained", "", *trained_tables(args.trained, runs_of(args.trained), zero)]
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
