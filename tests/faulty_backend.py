@@ -78,3 +78,15 @@ class FaultyBackend(Backend):
 
 def load(spec, max_length, model_dir):
     return FaultyBackend(spec, max_length, model_dir)
+
+
+def register(monkeypatch, cache_dir) -> None:
+    """For a test: this module as backend ``faulty`` (the workers import it: tests/ goes on PYTHONPATH) and a model
+    cache of the test's own (``RERANKER_HARNESS_CACHE``)."""
+    from pathlib import Path
+
+    from harness import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(cache_dir))

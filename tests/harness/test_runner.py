@@ -9,6 +9,7 @@ from pathlib import Path
 import builders
 import numpy as np
 import pytest
+from faulty_backend import register as register_faulty_backend
 
 from harness import backends
 from harness.metrics import evaluate
@@ -17,7 +18,7 @@ from harness.run.executor import run_suite
 from harness.sources import load_dataset
 from harness.suite import RerankerSpec, SuiteError, suite_from_dict
 
-TESTS = Path(__file__).parents[1]  # tests/: faulty_backend.py, found by workers through PYTHONPATH
+TESTS = Path(__file__).parents[1]
 SMOKE = TESTS.parent / "suites" / "data" / "smoke"
 ENV = {"chip": {"name": "test"}}  # the environment is captured once per run; tested in test_environment.py
 
@@ -25,9 +26,7 @@ ENV = {"chip": {"name": "test"}}  # the environment is captured once per run; te
 @pytest.fixture(autouse=True)
 def faulty_backend(monkeypatch, tmp_path):
     """Register tests/faulty_backend.py as backend "faulty" (workers find it through PYTHONPATH)."""
-    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    register_faulty_backend(monkeypatch, tmp_path / "cache")
 
 
 @pytest.fixture(scope="module")

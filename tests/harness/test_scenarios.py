@@ -9,8 +9,8 @@ from pathlib import Path
 import builders
 import numpy as np
 import pytest
+from faulty_backend import register as register_faulty_backend
 
-from harness import backends
 from harness.report import build_report
 from harness.results import load_results
 from harness.run.executor import run_suite
@@ -141,9 +141,7 @@ def test_measure_keys_are_checked_with_their_field_paths():
 
 @pytest.fixture
 def faulty_backend(monkeypatch, tmp_path):
-    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    register_faulty_backend(monkeypatch, tmp_path / "cache")
 
 
 def test_both_scenarios_in_one_run_agree_and_are_kept_per_repeat(tmp_path, faulty_backend):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import builders
 import pytest
+from faulty_backend import register as register_faulty_backend
 
 from harness.cli import main
 from harness.results import load_results
@@ -169,11 +170,7 @@ def test_resume_keeps_its_own_shard_and_refuses_another(shard_files, tmp_path):
 def test_a_shard_without_queries_of_a_dataset_is_empty_not_a_failure(tmp_path, monkeypatch):
     """6 smoke queries in 6 shards: shard 3/6 gets none. Its runs say 'empty shard' (nothing measured, no worker)
     and harness merge leaves it out: the merged metrics still equal the unsharded run's."""
-    from harness import backends
-
-    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    register_faulty_backend(monkeypatch, tmp_path / "cache")
     model = builders.bert_cross_encoder(tmp_path / "bert", seed=2, initializer_range=0.2)
     data = {
         "name": "empty-shard-test",

@@ -10,8 +10,8 @@ from pathlib import Path
 import builders
 import numpy as np
 import pytest
+from faulty_backend import register as register_faulty_backend
 
-from harness import backends
 from harness.report import build_report
 from harness.results import load_results
 from harness.run.executor import run_suite
@@ -96,9 +96,7 @@ def test_coefficient_of_variation_is_sample_sd_over_mean():
 
 @pytest.fixture
 def faulty_backend(monkeypatch, tmp_path):
-    monkeypatch.setitem(backends.BACKENDS, "faulty", backends.BackendInfo("faulty", "faulty_backend", "test faults"))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
+    register_faulty_backend(monkeypatch, tmp_path / "cache")
 
 
 def test_repeats_are_recorded_and_a_drifting_backend_is_invalid(tmp_path, faulty_backend):
