@@ -142,77 +142,8 @@ def plan_training(
     jobs, files = [], {}
     for model, backend in selected:
         recipe = suite_recipe(model, train_max_pairs)
-        max_pairs, dev_max_docs, seed = recipe.get("max_pairs"), recipe.get("dev_max_docs"), recipe["seed"]
-        candidates, distill = recipe.get("candidates", "judged"), recipe["loss"] in TEACHER_LOSSES
-        train_pool, dev_pool = model_pools(data, train, candidates, distill)
-        if not train_pool:
-            raise SuiteError(f"{source}: train.data: no training pairs for model {model.name} ({candidates=})")
-        train_pairs = sample_pairs(train_pool, max_pairs, seed)
-        dev_pairs = sample_dev_docs(dev_pool, dev_max_docs, seed)
-        key = (max_pairs, dev_max_docs, seed, candidates, distill)
-        if key not in files:
-            tag = f"{candidates}-pairs{max_pairs or 'all'}-dev{dev_max_docs or 'all'}-seed{seed}"
-            tag += "-teacher" if distill else ""
-            train_file, dev_file = root / "data" / f"train-{tag}.jsonl", root / "data" / f"dev-{tag}.jsonl"
-            train_sha = _write_jsonl([p.record(teacher=distill) for p in train_pairs], train_file)
-            dev_sha = _write_jsonl([p.record(teacher=False) for p in dev_pairs], dev_file) if dev_pairs else None
-            files[key] = {
-                "candidates": candidates,
-                "teacher": data.teacher if distill else None,
-                "n_train_without_teacher": sum(p.teacher is None for p in data.train_pool) if distill else None,
-                "n_train_unjudged": sum(not p.judged for p in train_pairs),
-                "n_dev_unjudged": sum(not p.judged for p in dev_pairs),
-                "dev_sources": train.dev.sources,
-                "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
-                "train_file": str(train_file),
-                "dev_file": str(dev_file) if dev_pairs else None,
-                "train_sha256": train_sha,
-                "dev_sha256": dev_sha,
-                "n_train_pairs": len(train_pairs),
-                "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
-                "n_train_queries": len({p.query_key for p in train_pairs}),
-                "n_dev_queries": len({p.query_key for p in dev_pairs}),
-                "n_dev_pairs": len(dev_pairs),
-                "n_dev_positives": sum(p.label > 0.5 for p in dev_pairs),
-                "label_threshold": train.label_threshold,
-                "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
-            }
-        info = files[key]
-        name = model.reranker_name(backend)
-        out_dir = root / name
-        job = {
-            "name": name,
-            "model": model.name,
-            "kind": model.kind,
-            "backend": backend,
-            "trainer": trainer_of(model.kind, backend),
-            "base": model.base,
-            "fine_tune": model.fine_tune,
-            "instruction": model.instruction,
-            "settings": trainer_settings(model, recipe),
-            "train_file": info["train_file"],
-            "dev_file": info["dev_file"],
-            "relevance_level": train.label_threshold,
-            "dev_metrics": DEV_METRICS,
-            "dev_metric": DEV_METRIC,
-            "output_dir": str(out_dir),
-            "progress": progress,
-        }
-        block = {
-            "model": model.name,
-            "backend": backend,
-            "kind": model.kind,
-            "base": model.base,
-            "fine_tune": model.fine_tune,
-            "status": None,
-            "recipe": recipe,
-            "lora": {"rank": model.lora_rank, "alpha": model.lora_alpha, "dropout": model.lora_dropout}
-            if model.fine_tune == "lora"
-            else None,
-            "data": {k: v for k, v in info.items() if k not in ("train_file", "dev_file")},
-            "artifact_dir": str(out_dir),
-        }
-        jobs.append(TrainJob(model, backend, name, out_dir, job, block))
+        info = _model_files(data, train, model, recipe, root, files, source)
+        jobs.append(_train_job(model, backend, recipe, info, root, train.label_threshold, progress))
     summary = {
         "root": str(root),
         "sources": data.sources,
@@ -230,14 +161,115 @@ def plan_training(
     return TrainingPlan(data, jobs, root, summary)
 
 
+def _model_files(
+    data: TrainingData,
+    train: TrainSpec,
+    model: TrainModelSpec,
+    recipe: dict[str, Any],
+    root: Path,
+    files: dict[tuple, dict[str, Any]],
+    source: str,
+) -> dict[str, Any]:
+    """The train/dev files one model reads and what they hold: written under ``root/data`` once per sampling key
+    (models that sample alike share them; ``files`` caches them by that key)."""
+    max_pairs, dev_max_docs, seed = recipe.get("max_pairs"), recipe.get("dev_max_docs"), recipe["seed"]
+    candidates, distill = recipe.get("candidates", "judged"), recipe["loss"] in TEACHER_LOSSES
+    key = (max_pairs, dev_max_docs, seed, candidates, distill)
+    if key in files:
+        return files[key]
+    train_pool, dev_pool = model_pools(data, train, candidates, distill)
+    if not train_pool:
+        raise SuiteError(f"{source}: train.data: no training pairs for model {model.name} ({candidates=})")
+    train_pairs = sample_pairs(train_pool, max_pairs, seed)
+    dev_pairs = sample_dev_docs(dev_pool, dev_max_docs, seed)
+    tag = f"{candidates}-pairs{max_pairs or 'all'}-dev{dev_max_docs or 'all'}-seed{seed}"
+    tag += "-teacher" if distill else ""
+    train_file, dev_file = root / "data" / f"train-{tag}.jsonl", root / "data" / f"dev-{tag}.jsonl"
+    train_sha = _write_jsonl([p.record(teacher=distill) for p in train_pairs], train_file)
+    dev_sha = _write_jsonl([p.record(teacher=False) for p in dev_pairs], dev_file) if dev_pairs else None
+    files[key] = {
+        "candidates": candidates,
+        "teacher": data.teacher if distill else None,
+        "n_train_without_teacher": sum(p.teacher is None for p in data.train_pool) if distill else None,
+        "n_train_unjudged": sum(not p.judged for p in train_pairs),
+        "n_dev_unjudged": sum(not p.judged for p in dev_pairs),
+        "dev_sources": train.dev.sources,
+        "fingerprint": hashlib.sha256(f"{train_sha}:{dev_sha}".encode()).hexdigest(),
+        "train_file": str(train_file),
+        "dev_file": str(dev_file) if dev_pairs else None,
+        "train_sha256": train_sha,
+        "dev_sha256": dev_sha,
+        "n_train_pairs": len(train_pairs),
+        "n_train_positives": sum(p.label > 0.5 for p in train_pairs),
+        "n_train_queries": len({p.query_key for p in train_pairs}),
+        "n_dev_queries": len({p.query_key for p in dev_pairs}),
+        "n_dev_pairs": len(dev_pairs),
+        "n_dev_positives": sum(p.label > 0.5 for p in dev_pairs),
+        "label_threshold": train.label_threshold,
+        "dev_split": {"fraction": train.dev.fraction, "seed": train.dev.seed},
+    }
+    return files[key]
+
+
+def _train_job(
+    model: TrainModelSpec,
+    backend: str,
+    recipe: dict[str, Any],
+    info: dict[str, Any],
+    root: Path,
+    label_threshold: int,
+    progress: bool,
+) -> TrainJob:
+    """One (model, backend) job: what its worker gets and the train block its result fills."""
+    name = model.reranker_name(backend)
+    out_dir = root / name
+    job = {
+        "name": name,
+        "model": model.name,
+        "kind": model.kind,
+        "backend": backend,
+        "trainer": trainer_of(model.kind, backend),
+        "base": model.base,
+        "fine_tune": model.fine_tune,
+        "instruction": model.instruction,
+        "settings": trainer_settings(model, recipe),
+        "train_file": info["train_file"],
+        "dev_file": info["dev_file"],
+        "relevance_level": label_threshold,
+        "dev_metrics": DEV_METRICS,
+        "dev_metric": DEV_METRIC,
+        "output_dir": str(out_dir),
+        "progress": progress,
+    }
+    block = {
+        "model": model.name,
+        "backend": backend,
+        "kind": model.kind,
+        "base": model.base,
+        "fine_tune": model.fine_tune,
+        "status": None,
+        "recipe": recipe,
+        "lora": {"rank": model.lora_rank, "alpha": model.lora_alpha, "dropout": model.lora_dropout}
+        if model.fine_tune == "lora"
+        else None,
+        "data": {k: v for k, v in info.items() if k not in ("train_file", "dev_file")},
+        "artifact_dir": str(out_dir),
+    }
+    return TrainJob(model, backend, name, out_dir, job, block)
+
+
+#: what a failed training's block keeps of the worker's failure (``harness.run.spawn.WorkerFailure``)
+FAILURE_KEYS = ("exit_code", "signal", "traceback", "log_tail")
+
+
 def train_block(job: TrainJob, result: dict[str, Any]) -> dict[str, Any]:
-    """The run's ``train`` block from a worker result (ok or error)."""
+    """The run's ``train`` block from a worker result (ok or error). A failed one is a ``WorkerFailure`` (or the
+    parent's record of a harness exception): it always names its ``error``; its cause (:data:`FAILURE_KEYS`) is
+    copied where known."""
     block = dict(job.block)
     if result.get("status") != "ok":
-        block.update(status="error", error=result.get("error") or "unknown worker failure")
-        for key in ("traceback", "signal", "log_tail"):
-            if result.get(key):
-                block[key] = result[key]
+        block.update(status="error", error=result["error"])
+        block.update({k: result[k] for k in FAILURE_KEYS if result.get(k) is not None})
         return block
     block.update({k: v for k, v in result.items() if k not in ("status",)})
     block["status"] = "ok"
