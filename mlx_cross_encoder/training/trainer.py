@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ..base import length_sorted_batches, validate_pairs
 from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
+from .gpu_memory import bounded_gpu_cache
 from .loop_state import LOG_FILE, RunState, truncate_log
 from .lora import read_adapter_config, save_adapter
 from .losses import compute_loss
@@ -208,9 +209,10 @@ class RerankerTrainerBase:
         self.model.train()
         mx.reset_peak_memory()
         try:
-            while not run.stopped():
-                if self._epoch(run, value_and_grad, metric_fn, callbacks):
-                    break
+            with bounded_gpu_cache():  # a GPU process holds about what it uses (gpu_memory: session 4's OOM)
+                while not run.stopped():
+                    if self._epoch(run, value_and_grad, metric_fn, callbacks):
+                        break
         finally:
             run.bar.close()
         return self._finish(run)
