@@ -15,8 +15,9 @@ every ``--eval-every`` updates, as the trainer's dev evaluation does. The last l
 ``--hog-gb G`` first starts a process that holds G GiB of the GPU (torch) for the whole probe: the other processes
 of session 4's calls, which MLX's allocator does not see (it sizes its cache against the whole device's memory).
 
-Configurations: ``lora`` (the environment as the worker has it: the import hook's MLX_MAX_OPS_PER_BUFFER=2 on
-CUDA), ``lora-ops20`` (MLX's own default graph size), ``lora-cache<G>`` (mx.set_cache_limit(G GiB)), ``full``.
+Configurations: ``lora`` (as session 4's worker had it: the import hook's MLX_MAX_OPS_PER_BUFFER=2 on CUDA, MLX's
+own cache limit), ``lora-ops20`` (MLX's own default graph size), ``lora-cache<G>`` (the trainer's cache bound,
+``mlx_cross_encoder.training.gpu_memory``, at G GiB: the fix), ``full`` (full fine-tuning, MLX's own cache limit).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import time
 
 import mlx_cross_encoder  # noqa: F401  (# isort: split) the BLAS / CUDA-graph import hook before mlx.core
+from mlx_cross_encoder.training.gpu_memory import CACHE_ENV_VAR
 
 GIB = 1 << 30
 
@@ -72,8 +74,6 @@ def run_one(config: str, updates: int, eval_every: int, small: bool = False) -> 
     from harness.localmodels import resolve_model
     from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
 
-    if config.startswith("lora-cache"):
-        mx.set_cache_limit(int(float(config[len("lora-cache") :]) * GIB))
     fine_tune = "full" if config == "full" else "lora"
     cfg = MLXCrossEncoderConfig(
         pretrained_path=resolve_model("local:minilm-l6-seeded-head"),
@@ -99,7 +99,7 @@ def run_one(config: str, updates: int, eval_every: int, small: bool = False) -> 
     pid, t0 = os.getpid(), time.perf_counter()
     print(
         f"[{config}] device {mx.default_device()} MLX_MAX_OPS_PER_BUFFER={os.environ.get('MLX_MAX_OPS_PER_BUFFER')} "
-        f"cache_limit={config[len('lora-cache') :] + ' GiB' if config.startswith('lora-cache') else 'default'}",
+        f"{CACHE_ENV_VAR}={os.environ.get(CACHE_ENV_VAR)}",
         flush=True,
     )
 
@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     try:
         for config in args.configs.split(","):
             env = dict(os.environ)
+            # the trainer's cache bound (training.gpu_memory): G GiB for lora-cache<G>, off otherwise (session 4)
+            env[CACHE_ENV_VAR] = config[len("lora-cache") :] if config.startswith("lora-cache") else "none"
             if config == "lora-ops20":
                 env["MLX_MAX_OPS_PER_BUFFER"] = "20"
             cmd = [
