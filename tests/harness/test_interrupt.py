@@ -15,7 +15,9 @@ from pathlib import Path
 import builders
 import pytest
 import yaml
+from faulty_backend import register as register_faulty_backend
 
+from harness.cli import main
 from harness.report import build_report
 from harness.results import OutputLock, load_results
 
@@ -105,7 +107,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
-def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path, tiny_bert, sig):
+def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path, tiny_bert, sig, monkeypatch, capsys):
     suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
     (tmp_path / "gate").write_text("closed")
     proc = harness(["run", str(suite), "--output", str(out), "--no-progress"], tmp_path)
@@ -130,9 +132,10 @@ def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path,
         assert "Incomplete results" in build_report([results], [str(out)])
     wait_for(lambda: not alive(worker), "the worker to be killed", limit_s=10)  # never left running
 
-    again = harness(["run", str(suite), "--output", str(out), "--no-progress"], tmp_path)
-    _, err = again.communicate(timeout=60)
-    assert again.returncode == 2 and "already exists; use --overwrite to replace it or --resume" in err
+    register_faulty_backend(monkeypatch, tmp_path / "cache")  # in this process: the refusal starts no worker
+    capsys.readouterr()
+    assert main(["run", str(suite), "--output", str(out), "--no-progress"]) == 2
+    assert "already exists; use --overwrite to replace it or --resume" in capsys.readouterr().err
     assert load_results(out) == results  # refused: untouched
 
     (tmp_path / "gate").unlink()
