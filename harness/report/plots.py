@@ -56,6 +56,64 @@ def pareto_front(pts: list[dict]) -> list[dict]:
     return sorted(front, key=lambda p: p["x"])
 
 
+def _draw_points(ax, pts: list[dict]) -> None:
+    """Each system's point with its pairs/s interval as a grey bar and its name (INVALID runs say so)."""
+    for i, p in enumerate(sorted(pts, key=lambda p: (p["y"], p["x"]))):
+        if p["low"] is not None:
+            ax.errorbar(
+                p["x"],
+                p["y"],
+                xerr=[[p["x"] - p["low"]], [p["high"] - p["x"]]],
+                fmt="none",
+                ecolor="grey",
+                elinewidth=1,
+                capsize=3,
+                zorder=2,
+            )
+        label = p["reranker"] + (" (INVALID)" if p["verdict"] == "INVALID" else "")
+        dy = LABEL_OFFSETS[i % len(LABEL_OFFSETS)]  # staggered: systems of equal quality sit side by side
+        ax.annotate(
+            label,
+            (p["x"], p["y"]),
+            textcoords="offset points",
+            xytext=(4, dy),
+            fontsize=7,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if abs(dy) > 8 else None,
+        )
+
+
+def _draw_fronts(ax, pts: list[dict], chips) -> None:
+    """Each chip's Pareto front as a dashed step line (when it has more than one point)."""
+    for chip in chips:
+        front = pareto_front([p for p in pts if p["chip"] == chip])
+        if len(front) > 1:
+            ax.step(
+                [p["x"] for p in front],
+                [p["y"] for p in front],
+                where="post",
+                ls="--",
+                lw=1,
+                c="black",
+                alpha=0.5,
+                zorder=1,
+            )
+
+
+def _draw_first_stages(ax, firsts: list[Row], metric: str) -> None:
+    """The first stages (no speed) as dotted horizontal lines, named at the left edge."""
+    for r in firsts:
+        ax.axhline(r.metrics[metric], ls=":", c="grey", lw=1)
+        ax.annotate(
+            f"{r.reranker} (first stage)",
+            (0.01, r.metrics[metric]),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(0, 3),
+            fontsize=8,
+            color="grey",
+        )
+
+
 def write_pareto(rows: list[Row], metric: str, title: str, stem: Path) -> Path | None:
     """Write ``stem.svg`` and ``stem.png``; the SVG's path, or None when no run has both figures."""
     scenarios = [s for s in dict.fromkeys(s for r in rows for s in r.speeds) if points(rows, metric, s)]
@@ -76,52 +134,9 @@ def write_pareto(rows: list[Row], metric: str, title: str, stem: Path) -> Path |
         pts = points(rows, metric, scenario)
         frame = pd.DataFrame(pts)
         sns.scatterplot(data=frame, x="x", y="y", hue="chip", style="backend", s=80, ax=ax, zorder=3)
-        for i, p in enumerate(sorted(pts, key=lambda p: (p["y"], p["x"]))):
-            if p["low"] is not None:
-                ax.errorbar(
-                    p["x"],
-                    p["y"],
-                    xerr=[[p["x"] - p["low"]], [p["high"] - p["x"]]],
-                    fmt="none",
-                    ecolor="grey",
-                    elinewidth=1,
-                    capsize=3,
-                    zorder=2,
-                )
-            label = p["reranker"] + (" (INVALID)" if p["verdict"] == "INVALID" else "")
-            dy = LABEL_OFFSETS[i % len(LABEL_OFFSETS)]  # staggered: systems of equal quality sit side by side
-            ax.annotate(
-                label,
-                (p["x"], p["y"]),
-                textcoords="offset points",
-                xytext=(4, dy),
-                fontsize=7,
-                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if abs(dy) > 8 else None,
-            )
-        for chip in frame["chip"].unique():
-            front = pareto_front([p for p in pts if p["chip"] == chip])
-            if len(front) > 1:
-                ax.step(
-                    [p["x"] for p in front],
-                    [p["y"] for p in front],
-                    where="post",
-                    ls="--",
-                    lw=1,
-                    c="black",
-                    alpha=0.5,
-                    zorder=1,
-                )
-        for r in firsts:
-            ax.axhline(r.metrics[metric], ls=":", c="grey", lw=1)
-            ax.annotate(
-                f"{r.reranker} (first stage)",
-                (0.01, r.metrics[metric]),
-                xycoords=("axes fraction", "data"),
-                textcoords="offset points",
-                xytext=(0, 3),
-                fontsize=8,
-                color="grey",
-            )
+        _draw_points(ax, pts)
+        _draw_fronts(ax, pts, frame["chip"].unique())
+        _draw_first_stages(ax, firsts, metric)
         if frame["x"].max() / frame["x"].min() > 20:
             ax.set_xscale("log")
         ax.set_xlabel("pairs/s: median over timed passes [95% bootstrap interval]")
