@@ -68,14 +68,18 @@ def compare(*files):
     return harness_main(["compare", *files, "--format", "json"])
 
 
-def test_a_slowdown_in_one_round_only_is_not_a_regression(template, tmp_path, capsys):
-    # round 1: run 0 of head 30% slower (a drifting machine), round 2: equal
-    files = [
+def slow_in_round_one_only(template, tmp_path) -> list[str]:
+    """B1 H1 B2 H2: round 1's head has run 0 30% slower (a drifting machine), round 2's is equal."""
+    return [
         write(tmp_path, "b1", timed(template, 1.0, 1)),
         write(tmp_path, "h1", timed(template, 1.0, 2, slow={0: 1.3})),
         write(tmp_path, "b2", timed(template, 1.0, 3)),
         write(tmp_path, "h2", timed(template, 1.0, 4)),
     ]
+
+
+def test_a_slowdown_in_one_round_only_is_not_a_regression(template, tmp_path, capsys):
+    files = slow_in_round_one_only(template, tmp_path)
     assert compare(*files[:2]) == 1  # round 1 alone: the old protocol would fail
     capsys.readouterr()
     assert compare(*files) == 0
@@ -159,12 +163,7 @@ def test_rounds_must_measure_the_same_commits(template, tmp_path, capsys):
 
 
 def test_markdown_lists_each_round(template, tmp_path, capsys):
-    files = [
-        write(tmp_path, "b1", timed(template, 1.0, 1)),
-        write(tmp_path, "h1", timed(template, 1.0, 2, slow={0: 1.3})),
-        write(tmp_path, "b2", timed(template, 1.0, 3)),
-        write(tmp_path, "h2", timed(template, 1.0, 4)),
-    ]
+    files = slow_in_round_one_only(template, tmp_path)
     assert harness_main(["compare", *files]) == 0
     text = capsys.readouterr().out
     assert "- round 1 (" in text and "- round 2 (" in text
