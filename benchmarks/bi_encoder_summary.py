@@ -1,9 +1,9 @@
 """Summary of the bi-encoder rows (issue #13 item 2) from harness results files: zero-shot and trained.
 
     python benchmarks/bi_encoder_summary.py --zero-shot results/bi-encoder-zero-shot-h200.json \
-        --trained results/bi-encoder-trained-h200.json
+        --trained results/bi-encoder-trained-h200-hn1.json results/bi-encoder-trained-h200-hn3.json
 
-Prints Markdown: per dataset the zero-shot MLX / sentence-transformers nDCG@10; per trained model and backend its
+Prints Markdown (several trained files: one per recipe, as benchmarks/gpu_embed.sh writes them): per dataset the zero-shot MLX / sentence-transformers nDCG@10; per trained model and backend its
 dev checkpoint choice (best dev nDCG@10, best step, evaluations) and held-out metrics; the recipe chosen by the
 rule written in the suite before the run (the model whose MLX training has the highest best dev nDCG@10, ties: the
 first listed); and, per held-out dataset, the trained MLX row against the zero-shot MLX row and against its torch
@@ -24,9 +24,13 @@ from harness.metrics import randomization_p_value
 METRIC = "ndcg@10"
 
 
-def runs_of(path: Path) -> dict[tuple[str, str], dict]:
-    data = json.loads(path.read_text())
-    return {(r["dataset"], r["reranker"]): r for r in data["runs"] if r.get("status") == "ok"}
+def runs_of(*paths: Path) -> dict[tuple[str, str], dict]:
+    """The ok runs of the files by (dataset, reranker); a first stage repeated in several files is kept once."""
+    runs = {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        runs.update({(r["dataset"], r["reranker"]): r for r in data["runs"] if r.get("status") == "ok"})
+    return runs
 
 
 def paired(a: dict, b: dict) -> tuple[float, float, int]:
@@ -52,9 +56,8 @@ def zero_shot_table(runs: dict) -> list[str]:
     return lines
 
 
-def trained_tables(path: Path, runs: dict, zero: dict) -> list[str]:
-    data = json.loads(path.read_text())
-    blocks = data["train"]["models"]
+def trained_tables(paths: list[Path], runs: dict, zero: dict) -> list[str]:
+    blocks = [b for path in paths for b in (json.loads(path.read_text()).get("train") or {}).get("models", [])]
     lines = ["| model | backend | status | steps | best dev nDCG@10 | at step | step-0 dev nDCG@10 | train s | tokens/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for b in blocks:
@@ -92,12 +95,12 @@ def trained_tables(path: Path, runs: dict, zero: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zero-shot", type=Path, required=True, help="harness results file of the zero-shot suite")
-    parser.add_argument("--trained", type=Path, help="harness results file of the trained suite")
+    parser.add_argument("--trained", type=Path, nargs="+", help="harness results files of the trained suite")
     args = parser.parse_args(argv)
     zero = runs_of(args.zero_shot)
     out = ["### Zero-shot", "", *zero_shot_table(zero)]
     if args.trained:
-        out += ["", "### Trained", "", *trained_tables(args.trained, runs_of(args.trained), zero)]
+        out += ["", "### Trained", "", *trained_tables(args.trained, runs_of(*args.trained), zero)]
     print("\n".join(out))
     return 0
 

@@ -118,6 +118,23 @@ def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step
     moved = np.abs(theirs - before).max()
     assert moved > 1e-2 if mlx["best_step"] else moved < 1e-6  # step 0 kept: the base weights
 
+    # evaluated as `harness run` evaluates a trained model: plan.trained_reranker's spec, loaded by load_backend
+    # (the registry's bi_encoder module for an embedding folder); the MLX- and torch-trained rerankers score alike
+    from harness import backends
+    from harness.backends.registry import BACKENDS
+    from harness.train.plan import trained_reranker
+
+    pairs = [(builders.QUERIES[0], d) for d in builders.DOCUMENTS[:5]]
+    scores = {}
+    for planned, block in zip(plan.jobs, (mlx, torch), strict=True):
+        planned.block["model_dir"] = block["model_dir"]  # as harness.run.training sets it from the worker's result
+        spec = trained_reranker(planned).model_copy(update={"device": "cpu"})
+        assert (spec.backend, spec.model, spec.max_length) == (planned.backend, block["model_dir"], MAX_LENGTH)
+        loaded = backends.load_backend(spec, MAX_LENGTH, block["model_dir"], BACKENDS[spec.backend].module)
+        assert loaded.describe()["kind"] == "bi_encoder"
+        scores[planned.backend] = loaded.predict(pairs, 4)
+    np.testing.assert_allclose(scores["mlx"], scores["torch"], atol=1e-4, rtol=0)
+
 
 def job(**settings) -> dict:
     return {"model": "m", "fine_tune": "full", "settings": TrainingSettings(**{**RECIPE, **settings}).model_dump()}

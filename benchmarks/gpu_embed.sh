@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Issue #13 item 2 (embedding rerankers) on the lent H200, session 5: what gpu runs for embed in the main window,
+# from the repository root after `bash benchmarks/gpu_run.sh setup`, beside benchmarks/gpu_quality.sh.
+#   bash benchmarks/gpu_embed.sh            (env: OUT, the call's output folder; BUDGET_S, seconds, default 480)
+#   DRY=1 bash benchmarks/gpu_embed.sh      a tiny CPU trial of the same suites (2 queries per dataset, 400
+#                                           training pairs, 6 dev documents per dev query, 1 epoch, CPU devices,
+#                                           the harness runs one after the other), results under a temp folder
+# Three harness runs at once, each ended by `timeout` (SIGTERM: the harness keeps every finished run and marks the
+# file incomplete) so that the script ends within BUDGET_S:
+#   zero-shot      suites/bi-encoder-zero-shot-h200.yaml -> results/bi-encoder-zero-shot-h200.json (all queries of
+#                  DL19/20/21 and NovelEval; all-MiniLM-L6-v2 bi-encoder, MLX CUDA vs sentence-transformers cuda)
+#   trained-hn1    suites/bi-encoder-trained-h200.yaml --only minilm-bi-hn1 -> results/bi-encoder-trained-h200-hn1.json
+#   trained-hn3    suites/bi-encoder-trained-h200.yaml --only minilm-bi-hn3 -> results/bi-encoder-trained-h200-hn3.json
+#                  (InfoNCE on both stacks, checkpoints chosen on dev; evaluated on DL20 and NovelEval; the recipe
+#                  is chosen on dev afterwards by benchmarks/bi_encoder_summary.py, the suite's rule)
+# Writes exactly one file, $OUT/embed.tgz: the results files, logs, versions (the trained model folders stay on the
+# machine: their weight fingerprints are in the results).
+set -u
+BUDGET=${BUDGET_S:-480}
+END=$((SECONDS + BUDGET - 20)) # 20 s for packing
+left() { local d=$((END - SECONDS)); [ "$d" -lt 5 ] && d=5; echo "$d"; }
+OUT=${OUT:-/tmp/embed-out}
+WORK=$(mktemp -d /tmp/embed-XXXXXX)
+mkdir -p "$OUT" "$WORK/logs" "$WORK/results"
+export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+[ -n "${DRY:-}" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python
+mkdir -p ../shared/data
+for d in trec-dl noveleval; do [ -d "../shared/data/$d" ] || { [ -d ".h200/$d" ] && cp -r ".h200/$d" ../shared/data/; }; done
+
+ZS=suites/bi-encoder-zero-shot-h200.yaml
+TR=suites/bi-encoder-trained-h200.yaml
+RES=results                          # the results files stay in the tree (and are packed); DRY: $WORK/dry
+MODELS=(minilm-bi-hn1 minilm-bi-hn3) # the trained suite's models, one harness run each
+EXTRA=()
+TRAIN_EXTRA=()
+if [ -n "${DRY:-}" ]; then # the same suites, tiny and CPU-only, absolute data paths, under $WORK
+  "$PY" benchmarks/bi_encoder_dry_suites.py "$WORK" "$ZS" "$TR" || exit 1
+  ZS=$WORK/$(basename "$ZS")
+  TR=$WORK/$(basename "$TR")
+  RES=$WORK/dry
+  mkdir -p "$RES"
+  EXTRA=(--max-queries 2)
+  TRAIN_EXTRA=(--train-max-pairs 400)
+fi
+harness() { "$PY" -c 'import sys; from harness.cli import main; sys.exit(main())' "$@"; }
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+  "$PY" -c 'import mlx.core as mx, torch, sentence_transformers as st
+print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__, "sentence-transformers", st.__version__)' 2>&1
+  git log -1 --format='tree %H %s' 2>/dev/null
+  cat .h200/head.commit 2>/dev/null
+} > "$WORK/logs/env.txt"
+
+# launch NAME SUITE OUTPUT ARGS...: one harness run under `timeout`, in the background (DRY: in the foreground, one
+# heavy process at a time on the CPU box); its log in $WORK/logs/NAME.log, its exit status in status.txt
+launch() {
+  local name=$1 suite=$2 output=$3
+  shift 3
+  (
+    t0=$SECONDS
+    timeout -s TERM -k 15 "$(left)" bash -c "$(declare -f harness); PY=$PY harness run $suite --output $output \
+      --overwrite --no-progress $*" > "$WORK/logs/$name.log" 2>&1
+    echo "$name rc $? after $((SECONDS - t0)) s" >> "$WORK/logs/status.txt"
+  ) &
+  if [ -n "${DRY:-}" ]; then wait $!; fi
+}
+launch zero-shot "$ZS" "$RES/bi-encoder-zero-shot-h200.json" --timeout 300 "${EXTRA[@]}"
+for m in "${MODELS[@]}"; do
+  launch "trained-${m#minilm-bi-}" "$TR" "$RES/bi-encoder-trained-h200-${m#minilm-bi-}.json" --only "$m" \
+    --timeout 400 "${EXTRA[@]}" "${TRAIN_EXTRA[@]}"
+done
+wait
+cat "$WORK/logs/status.txt"
+
+cp "$RES"/bi-encoder-*-h200*.json "$WORK/results/" 2>/dev/null
+for d in "$RES"/bi-encoder-trained-h200-*.train; do
+  [ -d "$d" ] && du -sh "$d"/* >> "$WORK/logs/train-dirs.txt" 2>&1
+done
+for f in "$WORK"/logs/*.log; do
+  echo "== $f"
+  tail -n 12 "$f" | cut -c1-250
+done
+tar -czf "$OUT/embed.tgz" -C "$WORK" results logs
+if [ "$(stat -c %s "$OUT/embed.tgz")" -gt 16000000 ]; then
+  tar -czf "$OUT/embed.tgz" -C "$WORK" results logs/status.txt
+  echo "embed.tgz over 16 MB: results + status only"
+fi
+ls -l "$OUT/embed.tgz"
