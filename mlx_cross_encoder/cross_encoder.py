@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -16,7 +17,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _blas
-from .base import RerankerBase, encode_in_threads, length_sorted_batches, validate_pairs
+from .base import (
+    CHUNK_TOKEN_ELEMENTS,
+    CHUNK_TOKENS_ENV_VAR,
+    STREAM_ROWS,
+    RerankerBase,
+    TokenArrays,
+    encode_arrays,
+    encode_in_threads,
+    even_chunks,
+    length_sorted_batches,
+    padded_width,
+    prepared_ahead,
+    validate_pairs,
+)
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .models import get_model_module
@@ -105,6 +119,16 @@ class MLXCrossEncoder(RerankerBase):
         max_batch_tokens: default cap on the padded tokens of one batch (rows x its padded width);
             ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single longer
             pair runs alone. Both limits apply.
+        chunk_tokens: on a GPU, each batch is computed in contiguous row chunks of at most about this many padded
+            tokens (:func:`base.even_chunks`), and the next chunk is tokenized and padded on a host thread while
+            the GPU runs the current one. Why: MLX's CUDA backend keeps every op's inputs alive until the GPU has
+            run it and queues up to 10 command buffers ahead, so a big batch holds several layers' activations at
+            once (and float32 attention has no fused CUDA kernel: its B x H x L x L scores are materialized);
+            chunks bound that memory, and the overlap hides the host's tokenizing. The harness's batch is still
+            what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
+            ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else ``CHUNK_TOKEN_ELEMENTS // hidden_size``
+            (MiniLM: 32,768); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
+            CPU streams).
     """
 
     def __init__(
@@ -118,6 +142,7 @@ class MLXCrossEncoder(RerankerBase):
         revision: str | None = None,
         adapter_path: str | os.PathLike | None = None,
         max_batch_tokens: int | None = None,
+        chunk_tokens: int | str | None = "auto",
     ):
         self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision)
         self.config: dict[str, Any] = load_config(self.model_dir)
@@ -147,6 +172,7 @@ class MLXCrossEncoder(RerankerBase):
         self._streams: list | None = None
         #: batch widths are rounded up to a multiple of this (GPU_LENGTH_MULTIPLE on a GPU, 1 on the CPU)
         self.length_multiple = GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1
+        self.chunk_tokens = self._resolve_chunk_tokens(chunk_tokens)
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -187,6 +213,18 @@ class MLXCrossEncoder(RerankerBase):
             max_length = limit
         return max_length
 
+    def _resolve_chunk_tokens(self, chunk_tokens) -> int | None:
+        if chunk_tokens == "auto":
+            if mx.default_device() != mx.gpu:
+                return None
+            env = os.environ.get(CHUNK_TOKENS_ENV_VAR)
+            chunk_tokens = int(env) if env else max(1, CHUNK_TOKEN_ELEMENTS // self.args.hidden_size)
+        if chunk_tokens is None or chunk_tokens == 0:
+            return None
+        if not isinstance(chunk_tokens, int) or chunk_tokens < 0:
+            raise ValueError(f"chunk_tokens must be 'auto', None or an integer >= 0, got {chunk_tokens!r}")
+        return chunk_tokens
+
     def _pad_token_id(self) -> int:
         pad = self.config.get("pad_token_id")
         if pad is not None:
@@ -215,24 +253,21 @@ class MLXCrossEncoder(RerankerBase):
         """Input tokens per pair after truncation (special tokens included)."""
         return np.array([len(e.ids) for e in self.tokenize(pairs)], dtype=np.int64)
 
+    def _width(self, longest: int) -> int:
+        """The padded width of a batch whose longest row has ``longest`` tokens (``length_multiple``, capped)."""
+        return padded_width(longest, self.length_multiple, self.max_length)
+
     def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
-        """Right-padded ``(ids, mask, token types)`` of a batch, filled in one vectorised step (a Python loop over
-        rows cost ~12 us per pair, a quarter of a pair's budget at 20,000 pairs/s); token types only when the
-        model uses them."""
-        rows = [e.ids for e in encodings]
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        width = int(lengths.max())
-        width = min(-(-width // self.length_multiple) * self.length_multiple, max(width, self.max_length))
-        filled = np.arange(width)[None, :] < lengths[:, None]
-        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int32)
-        ids[filled] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
-        token_types = None
-        if self.model.uses_token_type_ids:
-            types = np.zeros((len(rows), width), dtype=np.int32)
-            flat = itertools.chain.from_iterable(e.type_ids for e in encodings)
-            types[filled] = np.fromiter(flat, dtype=np.int32, count=int(lengths.sum()))
-            token_types = mx.array(types)
-        return mx.array(ids), mx.array(filled.astype(np.int32)), token_types
+        """Right-padded ``(ids, mask, token types)`` of a batch of ``tokenizers.Encoding`` (token types only when
+        the model uses them): :meth:`TokenArrays.padded` over them, one vectorised step."""
+        tokens = TokenArrays.of(encodings, self.model.uses_token_type_ids)
+        host = tokens.padded(np.arange(len(tokens)), self._width(int(tokens.lengths.max())), self.pad_token_id)
+        return self._device_inputs(host)
+
+    @staticmethod
+    def _device_inputs(host) -> tuple[mx.array, mx.array, mx.array | None]:
+        ids, mask, types = host
+        return mx.array(ids), mx.array(mask), None if types is None else mx.array(types)
 
     def _cpu_streams(self) -> list:
         """CPU streams to spread each batch over (one per core, each with its own MLX scheduler thread).
@@ -248,9 +283,6 @@ class MLXCrossEncoder(RerankerBase):
             self._streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
         return self._streams
 
-    def _forward(self, encodings, act) -> mx.array:
-        return act(self.model(*self._collate(encodings)).astype(mx.float32))
-
     def predict(
         self,
         pairs,
@@ -264,17 +296,16 @@ class MLXCrossEncoder(RerankerBase):
         One pair gives one score (a numpy scalar); a list gives ``(n,)`` when ``num_labels == 1`` else
         ``(n, num_labels)``. The activation is applied in float32. ``max_batch_tokens``: this call's cap on padded
         tokens per batch (default: the constructor's); ``batch_size`` still caps the rows. MLX's buffer cache is
-        emptied at the end.
+        emptied at the end. On a GPU each batch is computed in row chunks (``chunk_tokens``), prepared (tokenized,
+        padded) on a host thread while the GPU runs the previous chunk; see ``chunk_tokens``.
         """
         pairs, single = validate_pairs(pairs)
         act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
-        encodings = encode_in_threads(self.tokenizer, pairs)
         budget = max_batch_tokens if max_batch_tokens is not None else self.max_batch_tokens
-        batches = self.plan([len(e) for e in encodings], batch_size, budget)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         try:
-            scores = self._run_plan(encodings, batches, act, show_progress_bar)
+            scores = self._run(self._pieces(pairs, batch_size, budget), len(pairs), act, show_progress_bar)
         finally:
             mx.clear_cache()
         result = scores[:, 0] if self.num_labels == 1 else scores
@@ -286,24 +317,63 @@ class MLXCrossEncoder(RerankerBase):
             lengths, batch_size, max_batch_tokens, multiple=self.length_multiple, max_width=self.max_length
         )
 
-    def _run_plan(self, encodings, batches: list[list[int]], act, show_progress_bar: bool) -> np.ndarray:
-        """``(n, num_labels)`` scores; each batch is split over the CPU streams, and the next batch's graph is
-        built while the previous one runs."""
-        scores = np.empty((len(encodings), self.num_labels), dtype=np.float32)
+    def _pieces(self, pairs, batch_size: int, budget: int | None) -> list[Callable[[], list]]:
+        """The call's work as pieces, each a function returning its chunks ``[(rows, host arrays)]``.
+
+        A call that is one batch whatever its lengths (at most ``batch_size`` pairs, no token budget: each call
+        of the harness's offline and single-query scenarios) is streamed on a GPU: pieces of ``STREAM_ROWS`` pairs
+        in input order, each tokenized when it is prepared, so tokenizing overlaps the GPU. Otherwise every pair is
+        tokenized first (the planner needs the lengths) and each planned batch is a piece.
+        """
+        types = self.model.uses_token_type_ids
+        chunked = self.chunk_tokens is not None
+        if chunked and len(pairs) <= batch_size and budget is None:
+
+            def streamed(start: int, stop: int) -> list:
+                tokens = encode_arrays(self.tokenizer, pairs[start:stop], types)
+                return [(start + rows, host) for rows, host in self._chunks(tokens, np.arange(len(tokens)))]
+
+            bounds = list(range(0, len(pairs), STREAM_ROWS)) + [len(pairs)]
+            return [functools.partial(streamed, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        tokens = encode_arrays(self.tokenizer, pairs, types)
+        batches = self.plan(tokens.lengths, batch_size, budget)
+        return [functools.partial(self._chunks, tokens, np.asarray(b, dtype=np.int64)) for b in batches]
+
+    def _chunks(self, tokens: TokenArrays, rows: np.ndarray) -> list[tuple[np.ndarray, tuple]]:
+        """A batch's row chunks with their padded host arrays: on a GPU, contiguous chunks of at most about
+        ``chunk_tokens`` padded tokens (:func:`base.even_chunks`); on the CPU, one chunk per CPU stream."""
+        if self.chunk_tokens is not None:
+            parts = even_chunks(self._width(int(tokens.lengths[rows].max())), len(rows), self.chunk_tokens)
+        else:
+            parts = [len(p) for p in np.array_split(rows, min(len(self._cpu_streams()), len(rows)))]
+        out = []
+        for part in np.split(rows, np.cumsum(parts)[:-1]):
+            width = self._width(int(tokens.lengths[part].max()))
+            out.append((part, tokens.padded(part, width, self.pad_token_id)))
+        return out
+
+    def _run(self, pieces: list[Callable[[], list]], n: int, act, show_progress_bar: bool) -> np.ndarray:
+        """``(n, num_labels)`` scores of the pieces' chunks, double-buffered: a group is built and handed to MLX
+        (``async_eval``), then the previous group's scores are read. A group is one chunk when chunking (bounded
+        memory; the next piece is prepared on a host thread meanwhile), else a piece's chunks, one per CPU
+        stream."""
+        scores = np.empty((n, self.num_labels), dtype=np.float32)
         streams = self._cpu_streams()
-        with _blas.single_threaded_while(len(streams) > 1):
-            pending: list = []
-            for idx in tqdm(batches, desc="Scoring", disable=not show_progress_bar):
-                submitted = []
-                for chunk, stream in zip(np.array_split(idx, min(len(streams), len(idx))), streams):
-                    with mx.stream(stream) if stream is not None else nullcontext():
-                        submitted.append((chunk, self._forward([encodings[i] for i in chunk], act)))
-                mx.async_eval([out for _, out in submitted])  # the next batch's tokenization overlaps this
-                for chunk, out in pending:
-                    scores[chunk] = np.asarray(out)
-                pending = submitted
-            for chunk, out in pending:
-                scores[chunk] = np.asarray(out)
+        chunked = self.chunk_tokens is not None
+        pending: list = []
+        with _blas.single_threaded_while(len(streams) > 1), prepared_ahead(pieces, chunked) as prepared:
+            for chunks in tqdm(prepared, total=len(pieces), desc="Scoring", disable=not show_progress_bar):
+                for group in ([c] for c in chunks) if chunked else [chunks]:
+                    submitted = []
+                    for (rows, host), stream in zip(group, itertools.cycle(streams)):
+                        with mx.stream(stream) if stream is not None else nullcontext():
+                            submitted.append((rows, act(self.model(*self._device_inputs(host)).astype(mx.float32))))
+                    mx.async_eval([out for _, out in submitted])
+                    for rows, out in pending:
+                        scores[rows] = np.asarray(out)
+                    pending = submitted
+        for rows, out in pending:
+            scores[rows] = np.asarray(out)
         return scores
 
     def __repr__(self) -> str:

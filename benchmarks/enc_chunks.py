@@ -1,0 +1,153 @@
+"""MLX cross-encoder speed and peak memory per ``chunk_tokens`` setting, called as the harness's offline scenario calls
+it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches for every setting and for torch.
+
+    python benchmarks/enc_chunks.py MODEL --candidates DL19.json [--queries 43] [--dtype bfloat16]
+        [--batch-size 1024] [--max-batch-tokens N] [--chunk-tokens 0,auto,16384,65536] [--repeats 5] [--torch]
+        [--json OUT]
+
+MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
+``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
+chunk): one untimed warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is
+the sum of its calls' times, as in the harness. Reported: ``pairs_per_s`` per pass and their median,
+``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
+``max_abs_diff`` of the scores against the first setting's. ``--torch``: sentence-transformers' ``CrossEncoder`` over
+the same batches (``torch.cuda.max_memory_allocated``, weights included). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_pairs(path: str, queries: int) -> list[tuple[str, str]]:
+    data = json.loads(Path(path).read_text())[:queries]
+    return [(q["query"], h["content"]) for q in data for h in q["hits"]]
+
+
+def offline_calls(model, pairs, batch_size: int, budget: int | None) -> list[list[tuple[str, str]]]:
+    """The harness offline scenario's calls (harness.scenarios.offline.plan): token counts, then THE planner."""
+    from mlx_cross_encoder.base import length_sorted_batches
+
+    lengths = model.token_counts(pairs)
+    return [[pairs[i] for i in batch] for batch in length_sorted_batches(lengths, batch_size, budget)]
+
+
+def passes(predict, calls, repeats: int, sync=lambda: None) -> tuple[list[float], np.ndarray]:
+    """Seconds of each timed pass (sum of its calls) and the last pass's scores, after one warm-up pass."""
+    for rows in calls:
+        predict(rows)
+    sync()
+    seconds, scores = [], None
+    for _ in range(repeats):
+        total, outs = 0.0, []
+        for rows in calls:
+            start = time.perf_counter()
+            outs.append(np.asarray(predict(rows), dtype=np.float32).reshape(-1))
+            sync()
+            total += time.perf_counter() - start
+        seconds.append(total)
+        scores = np.concatenate(outs)
+    return seconds, scores
+
+
+def mlx_rows(a, path: str, pairs) -> list[dict]:
+    import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook and CUDA settings before mlx.core)
+    import mlx.core as mx
+
+    from mlx_cross_encoder import MLXCrossEncoder
+
+    rows, reference = [], None
+    for setting in a.chunk_tokens.split(","):
+        chunk = "auto" if setting == "auto" else int(setting)
+        model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk, max_batch_tokens=a.mbt)
+        calls = offline_calls(model, pairs, a.batch_size, a.mbt)
+        mx.reset_peak_memory()
+        print(f"[enc_chunks] mlx chunk_tokens={setting} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+        seconds, scores = passes(lambda r, m=model: m.predict(r, batch_size=len(r)), calls, a.repeats)
+        reference = scores if reference is None else reference
+        rows.append(
+            {
+                "backend": "mlx",
+                "chunk_tokens": setting,
+                "resolved_chunk_tokens": model.chunk_tokens,
+                "calls": len(calls),
+                "pairs_per_s": [len(pairs) / s for s in seconds],
+                "median_pairs_per_s": len(pairs) / statistics.median(seconds),
+                "peak_mb": mx.get_peak_memory() / 2**20,
+                "max_abs_diff": float(np.abs(scores - reference).max()),
+            }
+        )
+        del model
+        mx.clear_cache()
+    return rows
+
+
+def torch_row(a, path: str, pairs, calls) -> dict:
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    cuda = torch.cuda.is_available()
+    st = CrossEncoder(
+        path, device="cuda" if cuda else "cpu", max_length=512, model_kwargs={"torch_dtype": getattr(torch, a.dtype)}
+    )
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    seconds, _ = passes(
+        lambda r: st.predict(r, batch_size=len(r), show_progress_bar=False, convert_to_numpy=True),
+        calls,
+        a.repeats,
+        sync,
+    )
+    return {
+        "backend": "torch",
+        "calls": len(calls),
+        "pairs_per_s": [len(pairs) / s for s in seconds],
+        "median_pairs_per_s": len(pairs) / statistics.median(seconds),
+        "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--candidates", required=True)
+    ap.add_argument("--queries", type=int, default=43)
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--max-batch-tokens", dest="mbt", type=int, default=None)
+    ap.add_argument("--chunk-tokens", default="0,auto", help="comma-separated: 0 (off), auto, or a token count")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--torch", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the JSON object here")
+    a = ap.parse_args()
+
+    from harness.localmodels import resolve_model
+
+    path = resolve_model(a.model) if a.model.startswith("local:") else a.model
+    pairs = load_pairs(a.candidates, a.queries)
+    start = time.perf_counter()
+    out = {"model": a.model, "dtype": a.dtype, "pairs": len(pairs), "batch_size": a.batch_size}
+    out["max_batch_tokens"] = a.mbt
+    out["rows"] = mlx_rows(a, path, pairs)
+    if a.torch:
+        from mlx_cross_encoder import MLXCrossEncoder
+
+        calls = offline_calls(MLXCrossEncoder(path, max_length=512, chunk_tokens=None), pairs, a.batch_size, a.mbt)
+        out["rows"].append(torch_row(a, path, pairs, calls))
+    out["wall_s"] = time.perf_counter() - start
+    text = json.dumps(out)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""MLXCrossEncoder's chunked, pipelined scoring (``chunk_tokens``, on by default on a GPU; forced on here):
+
+* scores equal the plain path's (no chunks, nothing prepared ahead): exactly when only the overlap differs, and
+  within float32 rounding when a batch is split into chunks padded to their own widths; for every encoder
+  architecture, for one-batch calls (the harness's offline and single-query calls) and multi-batch calls;
+* a one-batch call is tokenized piece by piece (each piece when it is prepared), and the next piece is prepared
+  while the caller still holds the current one: the overlap really happens;
+* chunks hold at most ``chunk_tokens`` padded tokens, the fewest such chunks, evenly sized;
+* ``encode_arrays`` (fast tokenizer path, arrays built per thread) gives ``encode_batch``'s ids and type ids,
+  truncation included;
+* chunks bound MLX's peak memory below the one-piece batch's.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import builders
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_cross_encoder import MLXCrossEncoder, base
+from mlx_cross_encoder import cross_encoder as cross_encoder_module
+
+BUILDERS = {
+    "bert": builders.bert_cross_encoder,
+    "xlm_roberta": builders.xlm_roberta_cross_encoder,
+    "modernbert": builders.modernbert_cross_encoder,
+}
+
+
+def varied_pairs(n: int) -> list[tuple[str, str]]:
+    """n pairs of clearly different lengths (so that chunks have different widths and a row mix-up shows)."""
+    return [(q, builders.long_document(3 + (7 * i) % 29, seed=i)) for i, (q, _) in enumerate(builders.pairs(n))]
+
+
+def not_ahead(pieces, threaded):
+    """``prepared_ahead`` without the host thread: each piece prepared when the loop reaches it."""
+    return base.prepared_ahead(pieces, False)
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_chunked_pipelined_scores_equal_the_plain_path(tmp_path, arch, monkeypatch):
+    model = MLXCrossEncoder(BUILDERS[arch](tmp_path / arch), chunk_tokens=None)
+    data = varied_pairs(23)
+    plain_one = model.predict(data, batch_size=len(data), activation_fn="identity")
+    plain_many = model.predict(data, batch_size=8, activation_fn="identity")
+
+    monkeypatch.setattr(base, "STREAM_ROWS", 6)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 6)
+    model.chunk_tokens = 60  # a few rows per chunk
+    assert len(model._pieces(data, len(data), None)) == 4  # streamed: 23 pairs in pieces of 6
+    chunks = [c for piece in model._pieces(data, len(data), None) for c in piece()]
+    assert len(chunks) > 4 and sorted(np.concatenate([rows for rows, _ in chunks]).tolist()) == list(range(23))
+    one = model.predict(data, batch_size=len(data), activation_fn="identity")
+    many = model.predict(data, batch_size=8, activation_fn="identity")
+    with monkeypatch.context() as patch:
+        patch.setattr(cross_encoder_module, "prepared_ahead", not_ahead)
+        np.testing.assert_array_equal(model.predict(data, batch_size=len(data), activation_fn="identity"), one)
+        np.testing.assert_array_equal(model.predict(data, batch_size=8, activation_fn="identity"), many)
+    np.testing.assert_allclose(one, plain_one, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(many, plain_many, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(one, plain_many, atol=1e-5, rtol=0)
+
+
+def test_one_batch_call_is_tokenized_piece_by_piece(tmp_path, monkeypatch):
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 5)
+    seen: list[int] = []
+    real = cross_encoder_module.encode_arrays
+
+    def counting(tokenizer, inputs, *args, **kwargs):
+        seen.append(len(inputs))
+        return real(tokenizer, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(cross_encoder_module, "encode_arrays", counting)
+    data = varied_pairs(12)
+    pieces = model._pieces(data, 12, None)
+    assert seen == []  # nothing tokenized before a piece is prepared
+    pieces[0]()
+    assert seen == [5]
+    model.predict(data, batch_size=12)
+    assert seen == [5, 5, 5, 2]
+    seen.clear()
+    model.predict(data, batch_size=4)  # several planned batches: the planner needs every length first
+    assert seen == [12]
+
+
+def test_next_piece_is_prepared_while_the_current_one_is_consumed():
+    started = threading.Event()
+
+    def first():
+        return "first"
+
+    def second():
+        started.set()
+        return "second"
+
+    with base.prepared_ahead([first, second], threaded=True) as pieces:
+        assert next(pieces) == "first"
+        # the consumer still holds "first": the second piece must be under way on the host thread already
+        assert started.wait(timeout=60), "the next piece was not prepared ahead"
+        assert next(pieces) == "second"
+    started.clear()
+    with base.prepared_ahead([first, second], threaded=False) as pieces:
+        assert next(pieces) == "first"
+        assert not started.is_set()  # not threaded: prepared only when asked for
+        assert list(pieces) == ["second"]
+
+
+def test_errors_of_a_piece_prepared_ahead_reach_the_caller():
+    def broken():
+        raise RuntimeError("tokenizer failed")
+
+    with pytest.raises(RuntimeError, match="tokenizer failed"):
+        with base.prepared_ahead([lambda: 1, broken], threaded=True) as pieces:
+            list(pieces)
+
+
+def fewest_chunks(width: int, rows: int, chunk_tokens: int) -> int:
+    """The fewest contiguous chunks with at most ``chunk_tokens`` padded tokens each (a single row may exceed)."""
+    per_chunk = max(1, chunk_tokens // width)
+    return -(-rows // per_chunk)
+
+
+@pytest.mark.parametrize("width", [1, 7, 32, 288, 512])
+@pytest.mark.parametrize("rows", [1, 2, 5, 100, 1024])
+@pytest.mark.parametrize("chunk_tokens", [1, 300, 8192, 32768])
+def test_even_chunks_are_fewest_within_budget_and_even(width, rows, chunk_tokens):
+    sizes = base.even_chunks(width, rows, chunk_tokens)
+    assert sum(sizes) == rows and min(sizes) >= 1
+    assert max(sizes) - min(sizes) <= 1
+    assert all(size * width <= chunk_tokens or size == 1 for size in sizes)
+    assert len(sizes) == fewest_chunks(width, rows, chunk_tokens)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_encode_arrays_equal_encode_batch_with_truncation(tmp_path, arch, threads, monkeypatch):
+    model = MLXCrossEncoder(BUILDERS[arch](tmp_path / arch), max_length=24)
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    data = varied_pairs(40)
+    reference = model.tokenizer.encode_batch(data)
+    assert any(len(e.overflowing) for e in reference), "some pairs must be truncated here"
+    got = base.encode_arrays(model.tokenizer, data, type_ids=True, threads=threads)
+    assert got.lengths.tolist() == [len(e.ids) for e in reference]
+    assert got.ids.tolist() == [i for e in reference for i in e.ids]
+    assert got.type_ids.tolist() == [t for e in reference for t in e.type_ids]
+    assert base.encode_arrays(model.tokenizer, data, threads=threads).type_ids is None
+
+
+def peak_bytes(fn) -> int:
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    before = mx.get_active_memory()
+    fn()
+    return mx.get_peak_memory() - before
+
+
+def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
+    """A 4-layer, 256-wide BERT over 64 long pairs as one batch: chunks of ~1/8 of its tokens peak far lower."""
+    directory = builders.bert_cross_encoder(
+        tmp_path / "wide", hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_hidden_layers=4
+    )
+    monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")
+    model = MLXCrossEncoder(directory, chunk_tokens=None)
+    data = [(q, builders.long_document(100, seed=i)) for i, (q, _) in enumerate(builders.pairs(64))]
+    whole_scores = model.predict(data, batch_size=64)
+    whole = peak_bytes(lambda: model.predict(data, batch_size=64))
+    width = int(base.encode_arrays(model.tokenizer, data).lengths.max())
+    model.chunk_tokens = 8 * width
+    chunked_scores = model.predict(data, batch_size=64)
+    chunked = peak_bytes(lambda: model.predict(data, batch_size=64))
+    np.testing.assert_allclose(chunked_scores, whole_scores, atol=1e-5, rtol=0)
+    assert chunked < 0.5 * whole, (chunked, whole)
