@@ -228,7 +228,15 @@ class InfoNCETrainer:
               evaluate: Callable[[], dict[str, float]] | None = None, metric: str = "ndcg@10") -> dict:  # fmt: skip
         """Every epoch's full batches; returns losses, wall time (dev evaluations excluded), tokens/s, MLX peak
         memory and, with ``evaluate`` (the dev metrics of the current weights), the checkpoint selection:
-        evaluations at :func:`eval_points`, the best step's weights restored at the end."""
+        evaluations at :func:`eval_points`, the best step's weights restored at the end. On a GPU, MLX's buffer
+        cache is bounded meanwhile (``training.gpu_memory.bounded_gpu_cache``, as the other MLX trainers: a
+        training beside other processes on the device must not hold what it does not use)."""
+        from .gpu_memory import bounded_gpu_cache
+
+        with bounded_gpu_cache():
+            return self._train(examples, log_every, evaluate, metric)
+
+    def _train(self, examples, log_every, evaluate, metric) -> dict:
         import mlx.core as mx
         import mlx.nn as nn
 
