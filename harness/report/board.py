@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from .leaderboard import Row, dataset_rows, entries_of
+from .leaderboard import Entry, Row, dataset_rows, entries_of
 from .tables import environments_table, systems_table
 from .training import train_blocks, training_table
 
@@ -57,11 +57,11 @@ def _incomplete_notes(results: Sequence[dict], sources: Sequence[str]) -> list[s
     return notes
 
 
-def _sections(entries: list[dict], metrics: list[str]) -> list[Section]:
+def _sections(entries: list[Entry], metrics: list[str]) -> list[Section]:
     """One section per dataset and candidate set (runs on different candidates are never put side by side)."""
-    datasets: dict[str, dict[Any, list[dict]]] = {}
+    datasets: dict[str, dict[str | None, list[Entry]]] = {}
     for e in entries:
-        datasets.setdefault(e["run"]["dataset"], {}).setdefault(e["fingerprint"], []).append(e)
+        datasets.setdefault(e.run["dataset"], {}).setdefault(e.fingerprint, []).append(e)
     sections = []
     for dataset, by_candidates in datasets.items():
         unloaded = by_candidates.pop(None, [])  # runs that failed before the dataset was loaded
@@ -69,7 +69,7 @@ def _sections(entries: list[dict], metrics: list[str]) -> list[Section]:
         sets[0] = sets[0] + unloaded
         for i, group in enumerate(sets):
             title = dataset if len(sets) == 1 else f"{dataset} — candidate set {i + 1} of {len(sets)}"
-            protocol = next((e["run"]["protocol"] for e in group if e["fingerprint"]), group[0]["run"]["protocol"])
+            protocol = next((e.run["protocol"] for e in group if e.fingerprint), group[0].run["protocol"])
             rows, notes = dataset_rows(group, metrics, dataset, i + 1)
             sections.append(
                 Section(

@@ -12,6 +12,7 @@ ratio is median(MLX pairs/s) / median(torch pairs/s) over the timed passes, with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,40 +76,54 @@ def primary_of(metrics: list[str]) -> str | None:
     return PRIMARY if PRIMARY in metrics else (metrics[0] if metrics else None)
 
 
-def entries_of(results: Sequence[dict], sources: Sequence[str]) -> list[dict[str, Any]]:
-    """Every run, with the file it came from and its machine (same chip, same hashed host)."""
+@dataclass(eq=False)  # compared by identity: the baseline is "this entry", marks are keyed by id()
+class Entry:
+    """One run of a results file, with where it came from and its machine (same chip, same hashed host)."""
+
+    run: dict[str, Any]  # the run as loaded (harness.results.load_results)
+    file: int  # index of its results file among those reported
+    source: str  # that file's name
+    env: dict[str, Any]  # that file's environment
+    machine: tuple[str, str]  # (chip, hostname hash): comparisons stay within one machine
+    baseline: str | None  # the suite's baseline reranker
+    date: str
+    fingerprint: str | None  # the dataset fingerprint: runs on other candidates are never compared
+
+
+def entries_of(results: Sequence[dict], sources: Sequence[str]) -> list[Entry]:
+    """Every run of every results file, as an ``Entry``."""
     out = []
     for index, (res, source) in enumerate(zip(results, sources)):
         env = res.get("environment") or {}
         for run in res["runs"]:
             out.append(
-                {
-                    "run": run,
-                    "file": index,
-                    "source": source,
-                    "env": env,
-                    "machine": (chip_of(env), env.get("hostname_hash") or ""),
-                    "baseline": res.get("baseline"),
-                    "date": env.get("date") or "",
-                    "fingerprint": (run.get("protocol") or {}).get("dataset_fingerprint"),
-                }
+                Entry(
+                    run=run,
+                    file=index,
+                    source=source,
+                    env=env,
+                    machine=(chip_of(env), env.get("hostname_hash") or ""),
+                    baseline=res.get("baseline"),
+                    date=env.get("date") or "",
+                    fingerprint=(run.get("protocol") or {}).get("dataset_fingerprint"),
+                )
             )
     return out
 
 
-def _significance(group: list[dict], base: dict, metrics: list[str]) -> dict[tuple[int, str], bool]:
+def _significance(group: list[Entry], base: Entry, metrics: list[str]) -> dict[tuple[int, str], bool]:
     """(id(entry), metric) -> significant, for the ok runs of one machine against its baseline."""
     from ..metrics import significance
 
     marks: dict[tuple[int, str], bool] = {}
     for metric in metrics:
-        base_values = base["run"]["per_query"].get(metric)
+        base_values = base.run["per_query"].get(metric)
         if not base_values:
             continue
         systems = {}
         for e in group:
-            values = e["run"]["per_query"].get(metric)
-            if e is not base and e["run"]["status"] == "ok" and values and set(values) == set(base_values):
+            values = e.run["per_query"].get(metric)
+            if e is not base and e.run["status"] == "ok" and values and set(values) == set(base_values):
                 systems[str(id(e))] = values
         if systems:
             for key, outcome in significance(base_values, systems).items():
@@ -116,10 +131,10 @@ def _significance(group: list[dict], base: dict, metrics: list[str]) -> dict[tup
     return marks
 
 
-def baseline_of(group: list[dict]) -> dict | None:
+def baseline_of(group: list[Entry]) -> Entry | None:
     """The latest ok run of the suite's baseline among one machine's runs (None when absent or failed)."""
-    named = [e for e in group if e["baseline"] and e["run"]["reranker"] == e["baseline"] and e["run"]["status"] == "ok"]
-    return max(named, key=lambda e: e["date"]) if named else None
+    named = [e for e in group if e.baseline and e.run["reranker"] == e.baseline and e.run["status"] == "ok"]
+    return max(named, key=lambda e: e.date) if named else None
 
 
 def _twin_key(run: dict) -> tuple:
@@ -127,19 +142,17 @@ def _twin_key(run: dict) -> tuple:
     return (p.get("model_fingerprint") or p.get("model"), p.get("dtype") or "float32", p.get("max_length"))
 
 
-def twin_of(e: dict, group: list[dict]) -> dict | None:
+def twin_of(e: Entry, group: list[Entry]) -> Entry | None:
     """The PyTorch twin of an ok MLX run among one machine's runs: same weights, dtype and truncation."""
-    run = e["run"]
+    run = e.run
     other = TWIN_BACKENDS.get(run["backend"])
     if other is None or run["status"] != "ok" or _twin_key(run)[0] is None:
         return None
     twins = [
-        t
-        for t in group
-        if t["run"]["backend"] == other and t["run"]["status"] == "ok" and _twin_key(t["run"]) == _twin_key(run)
+        t for t in group if t.run["backend"] == other and t.run["status"] == "ok" and _twin_key(t.run) == _twin_key(run)
     ]
     same_options = [
-        t for t in twins if (t["run"]["protocol"].get("options") or {}) == (run["protocol"].get("options") or {})
+        t for t in twins if (t.run["protocol"].get("options") or {}) == (run["protocol"].get("options") or {})
     ]
     return (same_options or twins or [None])[0]
 
@@ -160,7 +173,7 @@ def _twin_ratios(mine: dict[str, Speed], theirs: dict[str, Speed]) -> list[TwinR
 
 def _order(primary: str | None):
     def key(e):
-        run = e["run"]
+        run = e.run
         rank = 0 if run["backend"] == FIRST_STAGE else (1 if run["status"] == "ok" else 2)
         value = run["metrics"].get(primary) if run["status"] == "ok" else None
         return rank, -(value if value is not None else float("-inf"))
@@ -169,19 +182,19 @@ def _order(primary: str | None):
 
 
 def dataset_rows(
-    entries: list[dict], metrics: list[str], dataset: str = "", candidate_set: int = 1
+    entries: list[Entry], metrics: list[str], dataset: str = "", candidate_set: int = 1
 ) -> tuple[list[Row], list[str]]:
     """The rows of one dataset and candidate set (machines in order of appearance), and notes to print under it."""
     primary = primary_of(metrics)
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[Entry]] = {}
     for e in entries:
-        groups.setdefault(e["machine"] + (e["baseline"],), []).append(e)
+        groups.setdefault(e.machine + (e.baseline,), []).append(e)
     rows, notes = [], []
     for group in groups.values():
         base = baseline_of(group)
-        if base is None and group[0]["baseline"]:
+        if base is None and group[0].baseline:
             notes.append(
-                f"No successful baseline run (`{group[0]['baseline']}`) on {chip_of(group[0]['env'])}: "
+                f"No successful baseline run (`{group[0].baseline}`) on {chip_of(group[0].env)}: "
                 "no ratios or significance there."
             )
         marks = _significance(group, base, metrics) if base else {}
@@ -199,8 +212,8 @@ def _invalid_reasons(run: dict) -> list[str]:
     return reasons
 
 
-def _row(e, group, base, marks, metrics, primary, dataset, candidate_set) -> Row:
-    run = e["run"]
+def _row(e: Entry, group, base: Entry | None, marks, metrics, primary, dataset, candidate_set) -> Row:
+    run = e.run
     ok = run["status"] == "ok"
     perf = run.get("perf") or {}
     latency = perf.get("latency_ms") or {}
@@ -208,7 +221,7 @@ def _row(e, group, base, marks, metrics, primary, dataset, candidate_set) -> Row
     row = Row(
         dataset=dataset or run["dataset"],
         candidate_set=candidate_set,
-        chip=chip_of(e["env"]),
+        chip=chip_of(e.env),
         reranker=run["reranker"],
         baseline=e is base,
         backend=run["backend"],
@@ -227,20 +240,20 @@ def _row(e, group, base, marks, metrics, primary, dataset, candidate_set) -> Row
         p95_ms=latency.get("p95"),
         peak_memory_mb=perf.get("peak_memory_mb"),
         peak_rss_mb=perf.get("peak_rss_mb"),
-        results=e["source"],
+        results=e.source,
     )
     if ok and base is not None:
-        base_perf = base["run"].get("perf") or {}
+        base_perf = base.run.get("perf") or {}
         if perf.get("pairs_per_s") and base_perf.get("pairs_per_s"):
             row.ratio_to_baseline = perf["pairs_per_s"] / base_perf["pairs_per_s"]
-        value, base_value = run["metrics"].get(primary), base["run"]["metrics"].get(primary)
+        value, base_value = run["metrics"].get(primary), base.run["metrics"].get(primary)
         if e is not base and value is not None and base_value is not None:
             row.delta_primary = value - base_value
     twin = twin_of(e, group)
     if twin is not None:
-        row.twin = twin["run"]["reranker"]
-        row.twin_ratios = _twin_ratios(row.speeds, run_speeds(twin["run"]))
-        value, twin_value = run["metrics"].get(primary), twin["run"]["metrics"].get(primary)
+        row.twin = twin.run["reranker"]
+        row.twin_ratios = _twin_ratios(row.speeds, run_speeds(twin.run))
+        value, twin_value = run["metrics"].get(primary), twin.run["metrics"].get(primary)
         if value is not None and twin_value is not None:
             row.twin_delta_primary = value - twin_value
     return row

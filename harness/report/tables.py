@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ..results import FIRST_STAGE
-from .leaderboard import chip_of
+from .leaderboard import Entry, chip_of
 from .markdown import cell
 
 
@@ -20,14 +20,14 @@ def _commit(env: dict[str, Any]) -> str:
     return commit[:10] + (" (dirty)" if git.get("dirty") else "")
 
 
-def systems_table(entries: list[dict]) -> pd.DataFrame:
+def systems_table(entries: list[Entry]) -> pd.DataFrame:
     """How each system was configured (truncation, precision, weights), one row per (machine, reranker)."""
     rows, seen = [], set()
     for e in entries:
-        run = e["run"]
+        run = e.run
         if run["backend"] == FIRST_STAGE:
             continue
-        key = (e["file"], run["reranker"])
+        key = (e.file, run["reranker"])
         if key in seen:
             continue
         seen.add(key)
@@ -38,7 +38,7 @@ def systems_table(entries: list[dict]) -> pd.DataFrame:
             {
                 "reranker": run["reranker"],
                 "backend": run["backend"],
-                "chip": chip_of(e["env"]),
+                "chip": chip_of(e.env),
                 "model": cell(p.get("model"), 60),
                 "weights sha256": (p.get("model_fingerprint") or "—")[:12],
                 "max_length": "—" if max_length is None else f"{max_length} ({p.get('max_length_source', '?')})",
