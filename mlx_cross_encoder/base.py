@@ -225,9 +225,14 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
-#: default chunk size on a GPU, in padded tokens x hidden width (MiniLM, 384 wide: 32,768 tokens; BERT-large, 1024:
-#: 12,288): see ``MLXCrossEncoder`` ``chunk_tokens``
-CHUNK_TOKEN_ELEMENTS = 32768 * 384
+#: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
+#: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
+#: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
+#: 1,024 x 288) and ~60 KB for BERT-large bf16 (1,971 MB at 113 x 288), ~2.5x that in float32, against
+#: sentence-transformers' 2,323 / 695 MB (bf16) and 4,531 / 1,345 MB (fp32) for those whole batches; by that slope
+#: chunks of this size peak at ~0.2-0.7x torch's there (an estimate until measured). See ``MLXCrossEncoder``
+#: ``chunk_tokens``.
+CHUNK_TOKEN_ELEMENTS = 16384 * 384
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"
 
 

@@ -127,7 +127,7 @@ class MLXCrossEncoder(RerankerBase):
             chunks bound that memory, and the overlap hides the host's tokenizing. The harness's batch is still
             what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
             ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else ``CHUNK_TOKEN_ELEMENTS // hidden_size``
-            (MiniLM: 32,768); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
+            (MiniLM: 16,384); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
             CPU streams).
     """
 
