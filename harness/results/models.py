@@ -163,6 +163,10 @@ class TrainBlock(Open):
     backend: Name
     status: Literal["ok", "error"]
     error: str | None = None
+    exit_code: int | None = None  # a failed training worker's exit status, as Run.exit_code
+    traceback: str | None = None
+    signal: str | None = None
+    log_tail: str | None = None
     steps: Count = None
     wall_time_s: Number = None
     train_time_s: Number = None

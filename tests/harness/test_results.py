@@ -235,6 +235,12 @@ def _broken(mutate):
         (lambda o: o["runs"][0].update(metrics={"ndcg@10": True}), r"metrics\.ndcg@10: input should be a valid num"),
         (lambda o: o["runs"][0].pop("reranker"), r"runs\[0\]\.reranker: missing \(required\)"),
         (lambda o: o["runs"][0].pop("protocol"), r"protocol: missing \(required\)"),
+        (
+            lambda o: o["runs"][2].update(
+                train={"model": "m", "backend": "mlx", "status": "error", "error": "killed", "exit_code": "nine"}
+            ),
+            r"runs\[2\] \(c on d\)\.train\.exit_code: input should be a valid integer",
+        ),
     ],
 )
 def test_validation_errors_name_the_place(mutate, message):
