@@ -67,8 +67,9 @@ def with_repeats(data, repeats=7, factor=1.0, seed=0):
         run["protocol"]["repeats"] = repeats
 
 
-def slower_by_a_fifth(base, tmp_path) -> tuple[Path, Path]:
-    """BASE re-timed as 7 noisy passes, and a HEAD whose first reranker's latencies are all 20% higher."""
+def slower_by_a_fifth(base, tmp_path, also=None) -> tuple[Path, Path]:
+    """BASE re-timed as 7 noisy passes, and a HEAD whose first reranker's latencies are all 20% higher (``also``:
+    a further change to that run)."""
     data, _ = base
     with_repeats(data, seed=1)
     path = tmp_path / "base7.json"
@@ -78,6 +79,8 @@ def slower_by_a_fifth(base, tmp_path) -> tuple[Path, Path]:
         with_repeats(head, seed=2)
         run = reranker_runs(head)[0]
         run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
+        if also is not None:
+            also(run)
 
     return path, write_head(tmp_path, data, slower)
 
@@ -229,20 +232,12 @@ def test_gate_recorded_in_head_is_used_and_flags_override(base, tmp_path, capsys
 
 
 def test_speed_on_an_invalid_run_is_reported_not_gated(base, tmp_path, capsys):
-    data, _ = base
-    with_repeats(data, seed=1)
-    path = tmp_path / "base7.json"
-    path.write_text(json.dumps(data))
-
-    def slower_on_a_loaded_machine(head):
-        with_repeats(head, seed=2)
-        run = reranker_runs(head)[0]
-        run["latency_samples_ms"] = [x * 1.2 for x in run["latency_samples_ms"]]
+    def on_a_loaded_machine(run):
         run["verdict"] = {"status": "INVALID", "reasons": ["machine loaded"], "cv": 0.01}
         for record in (run.get("scenarios") or {}).values():  # schema 3: each scenario's verdict, as judge_run sets
             record["verdict"] = {"status": "INVALID", "reasons": ["machine loaded"]}
 
-    head = write_head(tmp_path, data, slower_on_a_loaded_machine)
+    path, head = slower_by_a_fifth(base, tmp_path, also=on_a_loaded_machine)
     assert compare(path, head) == 0
     slow = [v for v in json.loads(capsys.readouterr().out)["speed"] if v["verdict"] == "slower"]
     assert [(v["invalid"], v["regression"]) for v in slow] == [(["head"], False)]
