@@ -197,3 +197,32 @@ def test_run_report_writes_the_same_views_as_harness_report(tmp_path, monkeypatc
     assert {"views-toy.svg", "views-toy.png", "x/views-leaderboard.csv"} <= {str(f) for f in files}
     assert main(["run", str(suite), "--report", str(tmp_path / "quiet.md"), "--no-plots"]) == 0
     assert not (tmp_path / "quiet-toy.svg").exists()
+
+
+def test_quality_option_appends_the_appendix_on_both_commands(tmp_path, monkeypatch, capsys):
+    """``--quality DATA_DIR`` appends ``harness.report.references.quality_appendix`` after the leaderboard, on
+    ``harness report`` and ``harness run`` alike (a DATA_DIR without the shared lists: their rows say so)."""
+    import harness.run.executor as executor
+    from harness.report.references import quality_appendix
+    from harness.results import load_results
+
+    path = save_results(results(), tmp_path / "r.json")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    loaded = [load_results(path)]
+    expected = build_report(loaded, [str(path)]) + "\n" + quality_appendix(loaded, data_dir)
+    assert "## References (published figures, not runs)" in expected
+    assert "(no trec-dl/bm25_top100_dl19.json)" in expected
+    capsys.readouterr()
+    assert main(["report", str(path), "--quality", str(data_dir)]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    monkeypatch.setattr(executor, "run_suite", lambda suite, **kw: (json.loads(path.read_text()), path))
+    suite = tmp_path / "suite.yaml"
+    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": [{"content": "d", "qid": 0, "docid": "d"}]}]))
+    (tmp_path / "q.txt").write_text("0 0 d 1\n")
+    suite.write_text(
+        "name: views\ndatasets: [{name: toy, candidates: c.json, qrels: q.txt}]\n"
+        "rerankers: [{name: m-mlx, backend: mlx, model: org/m}]\nmetrics: [ndcg@10]\n"
+    )
+    assert main(["run", str(suite), "--quality", str(data_dir)]) == 0
+    assert capsys.readouterr().out == expected + "\n"
