@@ -280,3 +280,37 @@ def test_offline_scenario_gets_its_own_speed_verdict(base, tmp_path, capsys):
     slow = [v for v in out["speed"] if v["regression"]]
     assert len(slow) == 1 and slow[0]["ratio"] == pytest.approx(1.25, rel=0.05)
     assert slow[0]["reranker"] == reranker_runs(data)[0]["reranker"] and slow[0]["samples"] == "per-repeat pass time"
+
+
+def test_every_gate_flag_reaches_the_verdicts_gate_and_overrides_the_suite(base, tmp_path, capsys):
+    """Each threshold flag of `harness compare` lands in the gate the verdicts use (reported in the JSON), over a
+    --suite file's gate: section; a flag not given keeps the file's value."""
+    data, path = base
+    head = write_head(tmp_path, data, lambda h: None)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("gate: {speed_factor: 1.5, memory_factor: 1.3, quality_alpha: 0.2}\n")
+    flags = ["--quality-tolerance", "0.5", "--quality-alpha", "0.01", "--require-significance"]
+    flags += ["--speed-factor", "1.25", "--speed-alpha", "0.02", "--no-memory-gate", "--suite", str(suite)]
+    assert harness_main(["compare", str(path), str(head), "--format", "json", *flags]) == 0
+    gate = json.loads(capsys.readouterr().out)["gate"]
+    quality = (gate["quality_tolerance"], gate["quality_alpha"], gate["quality_requires_significance"])
+    assert quality == (0.5, 0.01, True)
+    assert (gate["speed_factor"], gate["speed_alpha"], gate["memory_gate"]) == (1.25, 0.02, False)
+    assert gate["memory_factor"] == 1.3  # from the file
+
+
+def test_no_memory_gate_reports_a_memory_rise_without_failing(base, tmp_path, capsys):
+    data, path = base
+
+    def heavier(head):
+        for run in reranker_runs(head):
+            if run["perf"].get("peak_memory_mb"):
+                run["perf"]["peak_memory_mb"] *= 1.5
+
+    head = write_head(tmp_path, data, heavier)
+    assert compare(path, head) == 1
+    gated = [v for v in json.loads(capsys.readouterr().out)["memory"] if v["verdict"] == "higher"]
+    assert gated and all(v["regression"] for v in gated)
+    assert harness_main(["compare", str(path), str(head), "--format", "json", "--no-memory-gate"]) == 0
+    reported = [v for v in json.loads(capsys.readouterr().out)["memory"] if v["verdict"] == "higher"]
+    assert len(reported) == len(gated) and not any(v["regression"] for v in reported)
