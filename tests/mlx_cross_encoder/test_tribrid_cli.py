@@ -79,3 +79,27 @@ def test_mine_train_evaluate_promote(tmp_path, capsys):
     again = run(capsys, "promote", "--candidate", model, "--active", active, "--triplets", dev, *common)
     assert not again["decision"]["promoted"]  # the same adapter is not better than itself
     assert again["decision"]["baseline"] == again["decision"]["new"] == metrics["mrr"]
+
+
+def test_mine_options_scope_cap_and_append(tmp_path, capsys):
+    """`mine --corpus-id` keeps only that corpus's events (the others counted out of scope), `--max-triplets` caps
+    what is written, `--mode append` adds to the file instead of replacing it."""
+    lines = []
+    for i in range(6):
+        corpus = "docs" if i < 4 else "other"
+        paths = [f"a{i}.md", f"b{i}.md"]
+        lines.append({"kind": "search", "event_id": f"e{i}", "query": f"q{i}", "top_paths": paths, "corpus_id": corpus})
+        lines.append({"kind": "feedback", "event_id": f"e{i}", "signal": "click", "doc_id": paths[1]})
+    log = tmp_path / "queries.jsonl"
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "t.jsonl"
+
+    everything = run(capsys, "mine", "--log", log, "--out", out)
+    scoped = run(capsys, "mine", "--log", log, "--out", out, "--corpus-id", "docs")
+    assert everything["log"]["out_of_scope"] == 0 and scoped["log"]["out_of_scope"] == 2
+    assert scoped["mine"]["triplets"] == 4 < everything["mine"]["triplets"] == 6
+    assert len(out.read_text().splitlines()) == 4  # replaced
+    capped = run(capsys, "mine", "--log", log, "--out", out, "--max-triplets", 3, "--mode", "append")
+    assert capped["mine"]["triplets"] == 3
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(written) == 4 + 3 and [t["query"] for t in written[4:]] == ["q0", "q1", "q2"]
