@@ -7,6 +7,8 @@ import json
 from builders import qwen3_causal_lm
 
 from mlx_cross_encoder.tribrid.cli import main
+from mlx_cross_encoder.tribrid.loop import deterministic_split
+from mlx_cross_encoder.tribrid.querylog import read_triplets
 
 
 def run(capsys, *argv):
@@ -64,11 +66,23 @@ def test_mine_train_evaluate_promote(tmp_path, capsys):
         1e-3,
         "--lora-rank",
         4,
+        "--lora-alpha",
+        8,
+        "--dev-split",
+        0.25,
+        "--seed",
+        3,
+        "--base-model",
+        "org/base-model",
     )
-    assert trained["train_triplets"] == 11 and trained["dev_triplets"] == 1
+    _, dev_split = deterministic_split(read_triplets(tmp_path / "t.jsonl"), 0.25, 3)
+    assert (trained["train_triplets"], trained["dev_triplets"]) == (12 - len(dev_split), len(dev_split)) == (9, 3)
+    assert (trained["settings"]["lora_alpha"], trained["settings"]["seed"]) == (8.0, 3)
     model = tmp_path / "run1" / "model"
     assert (model / "adapter.npz").is_file() and (model / "tribrid_reranker_manifest.json").is_file()
+    assert json.loads((model / "tribrid_reranker_manifest.json").read_text())["base_model"] == "org/base-model"
     dev = tmp_path / "run1" / "dev_triplets.jsonl"
+    assert read_triplets(dev) == dev_split
     metrics = run(capsys, "evaluate", "--triplets", dev, "--adapter", model, *common)["metrics"]
     assert set(metrics) == {"mrr", "ndcg", "map"}
 
