@@ -93,6 +93,10 @@ def test_mine_train_evaluate_promote(tmp_path, capsys):
     again = run(capsys, "promote", "--candidate", model, "--active", active, "--triplets", dev, *common)
     assert not again["decision"]["promoted"]  # the same adapter is not better than itself
     assert again["decision"]["baseline"] == again["decision"]["new"] == metrics["mrr"]
+    lenient = run(
+        capsys, "promote", "--candidate", model, "--active", active, "--triplets", dev, *common, "--epsilon", -1
+    )
+    assert lenient["decision"]["promoted"] and lenient["decision"]["epsilon"] == -1  # new > baseline - 1
 
 
 def test_mine_options_scope_cap_and_append(tmp_path, capsys):
