@@ -164,8 +164,8 @@ def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
     return {
         **_summary(job, summary, examples, settings, device, trainable),
         "peak_memory_mb": summary["peak_memory_mb"],
-        "peak_memory_measure": "mx.get_peak_memory() during training (weights, gradients, optimizer state, "
-        "activations)",
+        "peak_memory_measure": "mx.get_peak_memory() during training and its dev evaluations (weights, gradients, "
+        "optimizer state, activations)",
         "model_dir": str(model_dir),
         "trainer": "mlx_cross_encoder.training.infonce.InfoNCETrainer (MLXEmbedder)",
     }
