@@ -174,3 +174,22 @@ def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
     chunked = peak_bytes(lambda: model.predict(data, batch_size=64))
     np.testing.assert_allclose(chunked_scores, whole_scores, atol=1e-5, rtol=0)
     assert chunked < 0.5 * whole, (chunked, whole)
+
+
+def test_chunk_tokens_option(tmp_path, monkeypatch):
+    directory = builders.bert_cross_encoder(tmp_path / "bert")
+    monkeypatch.setenv(base.CHUNK_TOKENS_ENV_VAR, "123")
+    auto = MLXCrossEncoder(directory).chunk_tokens
+    if mx.default_device() == mx.gpu:
+        assert auto == 123  # the environment variable sets the GPU default
+        monkeypatch.delenv(base.CHUNK_TOKENS_ENV_VAR)
+        assert MLXCrossEncoder(directory).chunk_tokens == base.CHUNK_TOKEN_ELEMENTS // 32  # tiny BERT: hidden 32
+    else:
+        assert auto is None  # the CPU keeps its one-piece path (batches split over CPU streams)
+    assert MLXCrossEncoder(directory, chunk_tokens=500).chunk_tokens == 500
+    assert MLXCrossEncoder(directory, chunk_tokens=0).chunk_tokens is None
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        MLXCrossEncoder(directory, chunk_tokens=-1)
+    model = MLXCrossEncoder(directory, chunk_tokens=500)
+    data = varied_pairs(9)
+    assert len(model._pieces(data, 9, 10_000)) == 1  # a token budget: planned (all lengths first), not streamed
