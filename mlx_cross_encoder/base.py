@@ -1,4 +1,5 @@
-"""What every reranker here shares: input validation and ``rank``, in sentence-transformers' shapes."""
+"""What every reranker here shares: input validation and ``rank`` (sentence-transformers' shapes), THE batch
+planner, threaded tokenizing into flat token arrays, and the chunking/prepare-ahead helpers of GPU scoring."""
 
 from __future__ import annotations
 
