@@ -149,16 +149,15 @@ def test_a_stopped_run_keeps_its_finished_runs_and_resume_completes_it(tmp_path,
     assert "echo on smoke: ok" in err and "(kept from the resumed file)" in err
 
 
-def test_resume_refuses_a_file_of_other_settings(tmp_path, tiny_bert):
+def test_resume_refuses_a_file_of_other_settings(tmp_path, tiny_bert, monkeypatch, capsys):
     suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
     first = harness(["run", str(suite), "--output", str(out), "--only", "echo", "--no-progress"], tmp_path)
     assert first.wait(timeout=120) == 0
-    other = harness(
-        ["run", str(suite), "--output", str(out), "--only", "echo", "--max-queries", "2", "--resume", "--no-progress"],
-        tmp_path,
-    )
-    _, err = other.communicate(timeout=60)
-    assert other.returncode == 2 and "cannot --resume it" in err
+    register_faulty_backend(monkeypatch, tmp_path / "cache")  # in this process: the refusal starts no worker
+    capsys.readouterr()
+    other = ["run", str(suite), "--output", str(out), "--only", "echo", "--max-queries", "2", "--resume"]
+    assert main([*other, "--no-progress"]) == 2
+    assert "cannot --resume it" in capsys.readouterr().err
 
 
 def test_overwrite_replaces_and_a_locked_output_is_refused(tmp_path, tiny_bert):
@@ -175,12 +174,13 @@ def test_overwrite_replaces_and_a_locked_output_is_refused(tmp_path, tiny_bert):
     assert locked.returncode == 2 and f"{out} is being written by another harness run" in err
 
 
-def test_an_unwritable_report_is_found_before_any_work(tmp_path, tiny_bert):
+def test_an_unwritable_report_is_found_before_any_work(tmp_path, tiny_bert, monkeypatch, capsys):
     suite, out = write_suite(tmp_path, tiny_bert), tmp_path / "results.json"
     (tmp_path / "file").write_text("a file, not a folder")
-    proc = harness(["run", str(suite), "--output", str(out), "--report", str(tmp_path / "file" / "r.md")], tmp_path)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "--report" in err and "not a writable folder" in err
+    register_faulty_backend(monkeypatch, tmp_path / "cache")
+    assert main(["run", str(suite), "--output", str(out), "--report", str(tmp_path / "file" / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert "--report" in err and "not a writable folder" in err
     assert not out.exists()  # nothing was run
 
 
