@@ -173,6 +173,18 @@ def test_report_writes_plots_beside_the_markdown_and_exports(tmp_path, capsys):
     )
 
 
+def toy_suite(tmp_path):
+    """A valid suite of the toy results (cmd_run loads it before measuring; run_suite is stood in for)."""
+    suite = tmp_path / "suite.yaml"
+    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": [{"content": "d", "qid": 0, "docid": "d"}]}]))
+    (tmp_path / "q.txt").write_text("0 0 d 1\n")
+    suite.write_text(
+        "name: views\ndatasets: [{name: toy, candidates: c.json, qrels: q.txt}]\n"
+        "rerankers: [{name: m-mlx, backend: mlx, model: org/m}]\nmetrics: [ndcg@10]\n"
+    )
+    return suite
+
+
 def test_run_report_writes_the_same_views_as_harness_report(tmp_path, monkeypatch, capsys):
     """``harness run --report`` and ``harness report --output`` are one code path: the same Markdown, plots and
     exports. The measurement itself is not under test here: ``run_suite`` returns the toy results (saved)."""
@@ -180,13 +192,7 @@ def test_run_report_writes_the_same_views_as_harness_report(tmp_path, monkeypatc
 
     path = save_results(results(), tmp_path / "r.json")
     monkeypatch.setattr(executor, "run_suite", lambda suite, **kw: (json.loads(path.read_text()), path))
-    suite = tmp_path / "suite.yaml"  # a valid suite: cmd_run loads it before measuring
-    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": [{"content": "d", "qid": 0, "docid": "d"}]}]))
-    (tmp_path / "q.txt").write_text("0 0 d 1\n")
-    suite.write_text(
-        "name: views\ndatasets: [{name: toy, candidates: c.json, qrels: q.txt}]\n"
-        "rerankers: [{name: m-mlx, backend: mlx, model: org/m}]\nmetrics: [ndcg@10]\n"
-    )
+    suite = toy_suite(tmp_path)
     by_run, by_report = tmp_path / "run" / "views.md", tmp_path / "report" / "views.md"
     assert main(["run", str(suite), "--report", str(by_run), "--export-dir", str(by_run.parent / "x")]) == 0
     assert main(["report", str(path), "--output", str(by_report), "--export-dir", str(by_report.parent / "x")]) == 0
@@ -217,12 +223,6 @@ def test_quality_option_appends_the_appendix_on_both_commands(tmp_path, monkeypa
     assert main(["report", str(path), "--quality", str(data_dir)]) == 0
     assert capsys.readouterr().out == expected + "\n"
     monkeypatch.setattr(executor, "run_suite", lambda suite, **kw: (json.loads(path.read_text()), path))
-    suite = tmp_path / "suite.yaml"
-    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": [{"content": "d", "qid": 0, "docid": "d"}]}]))
-    (tmp_path / "q.txt").write_text("0 0 d 1\n")
-    suite.write_text(
-        "name: views\ndatasets: [{name: toy, candidates: c.json, qrels: q.txt}]\n"
-        "rerankers: [{name: m-mlx, backend: mlx, model: org/m}]\nmetrics: [ndcg@10]\n"
-    )
+    suite = toy_suite(tmp_path)
     assert main(["run", str(suite), "--quality", str(data_dir)]) == 0
     assert capsys.readouterr().out == expected + "\n"
