@@ -15,7 +15,9 @@
 # The torch MiniLM LoRA twin and both MiniLM full twins are session 4's (same suite recipe, same data fingerprint).
 # Each harness run is ended by `timeout` (SIGTERM: the harness keeps what finished and marks the file incomplete),
 # all by BUDGET_S - 25 s. The teacher is the committed results/quality-teacher-minilm-bi.run (not recomputed).
-# nvidia-smi's per-process memory is sampled every 5 s (logs/nvidia-smi.csv). Writes exactly one file,
+# Then, while time is left, `python -m harness.train.fit_check` (nDCG@10 on the training and the dev queries' BM25
+# lists, never a held-out set) of each lane's models: SmolLM2's base (zero-shot) and trained folders, the MiniLM
+# LoRA MLX model: fit-<name>.json. nvidia-smi's per-process memory is sampled every 5 s (logs/nvidia-smi.csv). Writes exactly one file,
 # $OUT/quality.tgz: the results files, the harness logs, each training's train_log.jsonl, nvidia-smi samples and
 # versions (trained model folders stay on the machine: their fingerprints are in the results).
 set -u
@@ -83,8 +85,22 @@ run_model() {  # $1 model, $2 backend: one harness run, its own results file (a 
   echo "$name rc $? ($(( END - $(date +%s) )) s left)"
   grep -E "^\[train|error" "$LOGS/$name.log" | head -3 | cut -c1-300
 }
-lane1() { run_model smollm2-lora mlx; run_model smollm2-lora torch; }
-lane2() { run_model minilm-lora mlx; }
+fit() {  # $1 name, then model folders: fit_check (train/dev lists only, never DL20/NovelEval) while time is left
+  local name=$1 left=$(( END - $(date +%s) - 5 )) dirs=()
+  shift
+  for d in "$@"; do [ -f "$d/config.json" ] && dirs+=("$d"); done
+  [ ${#dirs[@]} -gt 0 ] && [ "$left" -gt 40 ] || { echo "fit-$name skipped (${#dirs[@]} models, $left s left)"; return; }
+  timeout "$left" $PY -m harness.train.fit_check "$SUITE" "${dirs[@]}" --output "$WORK/fit-$name.json" \
+    ${DRY:+--max-queries 2} > "$LOGS/fit-$name.log" 2>&1
+  echo "fit-$name rc $?"; head -2 "$LOGS/fit-$name.log" | cut -c1-300
+}
+trained() { echo "$RES/train-full-$TAG-$1.train/$1/model"; }
+smollm2_base() { $PY -c 'from harness.localmodels import resolve_model as r; print(r("local:smollm2-135m-instruct"))'; }
+lane1() {
+  run_model smollm2-lora mlx; run_model smollm2-lora torch
+  fit smollm2 "$(smollm2_base)" "$(trained smollm2-lora-mlx)" "$(trained smollm2-lora-torch)"  # zero-shot + trained
+}
+lane2() { run_model minilm-lora mlx; fit minilm-lora "$(trained minilm-lora-mlx)"; }
 if [ -n "${DRY:-}" ]; then lane1; lane2  # one process at a time on the shared CPU box
 else
   lane1 & LANE1=$!
@@ -100,6 +116,7 @@ for d in $RES/train-full-$TAG-*.train/*/ $RES/train-full-$TAG-*.train/.*.partial
   [ -n "$f" ] && cp "$f" "$WORK/pack/train-logs/$(basename "$d").jsonl"
 done
 cp -r "$LOGS" "$WORK/pack/"
+cp "$WORK"/fit-*.json "$WORK/pack/" 2>/dev/null
 tar -czf "$OUT/quality.tgz" -C "$WORK/pack" .
 ls -l "$OUT/quality.tgz"
 [ -n "${DRY:-}" ] && rm -f "$SUITE"

@@ -8,8 +8,9 @@ the data exactly as ``harness run`` does (:func:`harness.train.data.build_traini
 the teacher run attached, held-out check first), keeps the candidates of the ``train.dev.sources`` lists (the BM25
 top-100 lists: the test distribution) and reports, for the training queries and for the dev queries separately,
 nDCG@10 (graded, unjudged = 0, ``relevant = label_threshold``) of: the first stage's order, the teacher's scores,
-and each model (``mlx_cross_encoder.MLXCrossEncoder``, float32). No evaluated (held-out) dataset is read beyond the
-held-out check's query texts.
+and each model (float32; a cross-encoder folder as ``mlx_cross_encoder.MLXCrossEncoder``, a causal LM as the LLM
+yes/no reranker ``Qwen3Reranker``: :func:`load_model`; a base model's folder gives its zero-shot fit). No evaluated
+(held-out) dataset is read beyond the held-out check's query texts.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ def first_stage_scores(pairs: list) -> list[float]:
     return out
 
 
+def load_model(model_dir: str, max_length: int):
+    """The folder as the harness's MLX backend scores it, float32: a causal LM (``*ForCausalLM``: SmolLM2, Qwen3) as
+    an LLM yes/no reranker (``Qwen3Reranker``, its default prompt: the train suite's models give no instruction),
+    anything else as an ``MLXCrossEncoder``."""
+    from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
+
+    from ..backends import is_causal_lm
+
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    if is_causal_lm(config):
+        return Qwen3Reranker(model_dir, max_length=max_length, dtype="float32")
+    return MLXCrossEncoder(model_dir, max_length=max_length, dtype="float32")
+
+
 def fit_report(
     suite_path: str | Path,
     model_dirs: list[str],
@@ -78,11 +93,9 @@ def fit_report(
     max_queries: int | None = None,
     max_length: int = 256,
 ) -> dict[str, Any]:
-    from mlx_cross_encoder import MLXCrossEncoder
-
     lists = split_lists(suite_path)
     level = lists["label_threshold"]
-    models = {d: MLXCrossEncoder(d, max_length=max_length, dtype="float32") for d in model_dirs}  # once, both splits
+    models = {d: load_model(d, max_length) for d in model_dirs}  # once, both splits
     out: dict[str, Any] = {"suite": str(suite_path), "metric": NDCG, "max_length": max_length, "splits": {}}
     for split in ("train", "dev"):
         pairs = lists[split]
@@ -109,7 +122,7 @@ def fit_report(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.train.fit_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("suite", help="a suite with a train: section")
-    ap.add_argument("models", nargs="+", help="trained cross-encoder folders (a train block's model_dir)")
+    ap.add_argument("models", nargs="+", help="model folders: a train block's model_dir, or a base model's folder")
     ap.add_argument("--output", help="write the report here as one JSON line (else stdout); not a results file")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-queries", type=int, default=None, help="only the first N queries of each split")

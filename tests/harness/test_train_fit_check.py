@@ -113,3 +113,30 @@ def test_fit_check_scores_each_split_like_ranx_and_the_model_like_sentence_trans
         scores = {q: {d: float(np.float32(s)) for d, s in v.items()} for q, v in scores.items()}
         assert row["models"][str(model_dir)]["ndcg@10"] == pytest.approx(ranx_ndcg(qrels, scores), abs=1e-6)
     assert report["splits"]["dev"]["queries"] == 3 and report["splits"]["train"]["queries"] == 7
+
+
+def test_fit_check_scores_a_causal_lm_folder_as_the_llm_reranker(suite):
+    from mlx_cross_encoder import Qwen3Reranker
+
+    model_dir = builders.qwen3_causal_lm(suite / "llm", seed=2)
+    report = fit_report(suite / "fit.yaml", [str(model_dir)], batch_size=16, max_length=96)
+    data = build_training_data(load_suite(suite / "fit.yaml").train, unjudged=True)
+    dev_qids = {q for k in data.dev_keys for q in data.queries[k]["qids"]}
+    lists = json.loads((suite / "lists.json").read_text())
+    grades = {}
+    for line in (suite / "lists.qrels").read_text().split("\n"):
+        if line:
+            q, _, d, g = line.split()
+            grades.setdefault(q, {})[d] = int(g)
+    llm = Qwen3Reranker(str(model_dir), max_length=96, dtype="float32")
+    for split, row in report["splits"].items():
+        entries = [e for e in lists if (e["hits"][0]["qid"] in dev_qids) == (split == "dev")]
+        qids = [e["hits"][0]["qid"] for e in entries]
+        scores = {
+            q: dict(zip([h["docid"] for h in e["hits"]], llm.predict([(e["query"], h["content"]) for h in e["hits"]])))
+            for q, e in zip(qids, entries)
+        }
+        expected = ranx_ndcg(
+            {q: grades[q] for q in qids}, {q: {d: float(s) for d, s in v.items()} for q, v in scores.items()}
+        )
+        assert row["models"][str(model_dir)]["ndcg@10"] == pytest.approx(expected, abs=1e-6)
