@@ -13,6 +13,7 @@
 #                             ONLY="a b" runs only those rerankers (harness run --only)
 #   profile-encoder           benchmarks/gpu_profile.py encoder: MiniLM-L6 bf16 offline phases (+ torch)
 #   profile-llm               benchmarks/gpu_profile.py llm: Qwen3 0.6B and 4B shapes, offline phases (+ torch)
+#   enc-chunks                benchmarks/enc_chunks.py: MiniLM bf16 speed/peak per chunk_tokens (0, auto, 32768)
 #   build                     BUILD_SPECS="local:..." built now (BUILD_BG=1: in the background; timed steps wait)
 #   memprof-encoder           benchmarks/gpu_memprof.py: MLX vs torch peak at the offline scenario's largest batch
 #                             (MiniLM bf16/fp32, BERT-large shape bf16/fp32; mask on/off) + fused attention alone
@@ -43,7 +44,8 @@ TESTS="tests/mlx_cross_encoder/test_cross_encoder.py tests/mlx_cross_encoder/tes
 TESTS="$TESTS tests/mlx_cross_encoder/test_parity_depth.py tests/mlx_cross_encoder/test_llm_reranker.py"
 TESTS="$TESTS tests/mlx_cross_encoder/test_gpu_length_padding.py tests/mlx_cross_encoder/test_batch_budget.py"
 TESTS="$TESTS tests/mlx_cross_encoder/test_float32_precision.py tests/mlx_cross_encoder/test_parallel_tokenize.py"
-TESTS="$TESTS tests/mlx_cross_encoder/test_llm_batch_plan.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_llm_batch_plan.py tests/mlx_cross_encoder/test_encoder_chunks.py"
+TESTS="$TESTS tests/mlx_cross_encoder/test_encoder_collate.py"
 for step in "$@"; do
   start=$SECONDS
   case $step in
@@ -85,6 +87,14 @@ for step in "$@"; do
         echo "profile-llm $spec rc $?"
       done
       tail -c 3000 "$OUT/profile.jsonl"; grep -v "^\[profile" "$LOGS/profile-llm.err" | tail -5 ;;
+    enc-chunks)
+      # encspeed's A/B of MLXCrossEncoder's chunk_tokens (benchmarks/enc_chunks.py), MiniLM bf16, the harness
+      # offline scenario's batches; ENC_CHUNKS_ARGS replaces the settings/repeats
+      wait_build; timeout "$(left 90)" python3 benchmarks/enc_chunks.py local:minilm-l6-seeded-head --dtype bfloat16 \
+        --candidates ../shared/data/trec-dl/bm25_top100_dl19.json --batch-size 1024 \
+        ${ENC_CHUNKS_ARGS:---chunk-tokens 0,auto,32768 --repeats 3} --json "$OUT/enc-chunks-minilm-bf16-h200.json" \
+        > "$LOGS/enc-chunks.log" 2>&1
+      echo "enc-chunks rc $?"; tail -c 1500 "$LOGS/enc-chunks.log" ;;
     build)
       # BUILD_SPECS: local: models built (harness.localmodels) before the steps that time them; BUILD_BG=1: in the
       # background (CPU work beside GPU steps that time nothing); timed steps wait for it (wait_build)
