@@ -101,7 +101,9 @@ class MLXBackend(MLXRuntime):
         return np.asarray(self.model.token_counts(pairs), dtype=np.int64)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "quantize": self.options.get("quantize")}
+        # chunk_tokens: MLXCrossEncoder's GPU row chunks per batch (None: off, e.g. on the CPU or an LLM reranker)
+        chunks = getattr(self.model, "chunk_tokens", None)
+        return {**super().describe(), "quantize": self.options.get("quantize"), "chunk_tokens": chunks}
 
 
 def _load_causal_lm(backend: MLXBackend):
