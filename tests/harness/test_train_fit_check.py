@@ -79,64 +79,66 @@ def ranx_ndcg(qrels: dict, run: dict) -> float:
     return float(ranx_evaluate(Qrels(qrels), Run(run), "ndcg@10"))
 
 
+def split_references(suite, score_fn):
+    """Per split, from the suite's own files (independently of fit_check's bookkeeping): (queries, ranx nDCG@10
+    of the first stage, of the teacher, of ``score_fn(pairs)``'s scores)."""
+    data = build_training_data(load_suite(suite / "fit.yaml").train, unjudged=True)
+    dev_qids = {q for k in data.dev_keys for q in data.queries[k]["qids"]}
+    lists = json.loads((suite / "lists.json").read_text())
+    grades, teacher = {}, {}
+    for line in (suite / "lists.qrels").read_text().split("\n"):
+        if line:
+            q, _, d, g = line.split()
+            grades.setdefault(q, {})[d] = int(g)
+    for line in (suite / "teacher.run").read_text().split("\n"):
+        if line:
+            q, _, d, _, s, _ = line.split()
+            teacher.setdefault(q, {})[d] = float(s)
+    out = {}
+    for split in ("train", "dev"):
+        entries = [e for e in lists if (e["hits"][0]["qid"] in dev_qids) == (split == "dev")]
+        qids = [e["hits"][0]["qid"] for e in entries]
+        qrels = {q: dict(grades[q]) for q in qids}
+        first = {q: {h["docid"]: -h["rank"] for h in e["hits"]} for q, e in zip(qids, entries)}
+        scores = {
+            q: {
+                h["docid"]: float(np.float32(s))
+                for h, s in zip(e["hits"], score_fn([(e["query"], h["content"]) for h in e["hits"]]))
+            }
+            for q, e in zip(qids, entries)
+        }
+        out[split] = (
+            len(qids),
+            ranx_ndcg(qrels, first),
+            ranx_ndcg(qrels, {q: teacher[q] for q in qids}),
+            ranx_ndcg(qrels, scores),
+        )
+    return out
+
+
 def test_fit_check_scores_each_split_like_ranx_and_the_model_like_sentence_transformers(suite):
     from sentence_transformers import CrossEncoder
 
     model_dir = builders.bert_cross_encoder(suite / "model", seed=3)
     report = fit_report(suite / "fit.yaml", [str(model_dir)], batch_size=16, max_length=64)
-    data = build_training_data(load_suite(suite / "fit.yaml").train, unjudged=True)
-    dev_qids = {q for k in data.dev_keys for q in data.queries[k]["qids"]}
-    lists = json.loads((suite / "lists.json").read_text())
-    grades = {}
-    for line in (suite / "lists.qrels").read_text().split("\n"):
-        if line:
-            q, _, d, g = line.split()
-            grades.setdefault(q, {})[d] = int(g)
-    teacher = {}
-    for line in (suite / "teacher.run").read_text().split("\n"):
-        if line:
-            q, _, d, _, s, _ = line.split()
-            teacher.setdefault(q, {})[d] = float(s)
     ce = CrossEncoder(str(model_dir), max_length=64, activation_fn=None)
-    for split, row in report["splits"].items():
-        entries = [e for e in lists if (e["hits"][0]["qid"] in dev_qids) == (split == "dev")]
-        qids = [e["hits"][0]["qid"] for e in entries]
-        assert row["queries"] == len(qids) and row["pairs"] == len(qids) * N_DOCS
-        qrels = {q: {d: g for d, g in grades[q].items()} for q in qids}
-        first = {q: {h["docid"]: -h["rank"] for h in e["hits"]} for q, e in zip(qids, entries)}
-        assert row["first_stage"] == pytest.approx(ranx_ndcg(qrels, first), abs=1e-9)
-        assert row["teacher"] == pytest.approx(ranx_ndcg(qrels, {q: teacher[q] for q in qids}), abs=1e-9)
-        scores = {
-            q: dict(zip([h["docid"] for h in e["hits"]], ce.predict([(e["query"], h["content"]) for h in e["hits"]])))
-            for q, e in zip(qids, entries)
-        }
-        scores = {q: {d: float(np.float32(s)) for d, s in v.items()} for q, v in scores.items()}
-        assert row["models"][str(model_dir)]["ndcg@10"] == pytest.approx(ranx_ndcg(qrels, scores), abs=1e-6)
+    for split, (queries, first, teacher, model) in split_references(suite, ce.predict).items():
+        row = report["splits"][split]
+        assert row["queries"] == queries and row["pairs"] == queries * N_DOCS
+        assert row["first_stage"] == pytest.approx(first, abs=1e-9)
+        assert row["teacher"] == pytest.approx(teacher, abs=1e-9)
+        assert row["models"][str(model_dir)]["ndcg@10"] == pytest.approx(model, abs=1e-6)
     assert report["splits"]["dev"]["queries"] == 3 and report["splits"]["train"]["queries"] == 7
 
 
 def test_fit_check_scores_a_causal_lm_folder_as_the_llm_reranker(suite):
+    """A causal-LM folder is scored as the LLM yes/no reranker (routing + bookkeeping; the reference is
+    Qwen3Reranker itself, whose scores have their own parity tests against transformers)."""
     from mlx_cross_encoder import Qwen3Reranker
 
     model_dir = builders.qwen3_causal_lm(suite / "llm", seed=2)
     report = fit_report(suite / "fit.yaml", [str(model_dir)], batch_size=16, max_length=96)
-    data = build_training_data(load_suite(suite / "fit.yaml").train, unjudged=True)
-    dev_qids = {q for k in data.dev_keys for q in data.queries[k]["qids"]}
-    lists = json.loads((suite / "lists.json").read_text())
-    grades = {}
-    for line in (suite / "lists.qrels").read_text().split("\n"):
-        if line:
-            q, _, d, g = line.split()
-            grades.setdefault(q, {})[d] = int(g)
     llm = Qwen3Reranker(str(model_dir), max_length=96, dtype="float32")
-    for split, row in report["splits"].items():
-        entries = [e for e in lists if (e["hits"][0]["qid"] in dev_qids) == (split == "dev")]
-        qids = [e["hits"][0]["qid"] for e in entries]
-        scores = {
-            q: dict(zip([h["docid"] for h in e["hits"]], llm.predict([(e["query"], h["content"]) for h in e["hits"]])))
-            for q, e in zip(qids, entries)
-        }
-        expected = ranx_ndcg(
-            {q: grades[q] for q in qids}, {q: {d: float(s) for d, s in v.items()} for q, v in scores.items()}
-        )
-        assert row["models"][str(model_dir)]["ndcg@10"] == pytest.approx(expected, abs=1e-6)
+    for split, (queries, _, _, model) in split_references(suite, llm.predict).items():
+        assert report["splits"][split]["queries"] == queries
+        assert report["splits"][split]["models"][str(model_dir)]["ndcg@10"] == pytest.approx(model, abs=1e-6)
