@@ -121,3 +121,30 @@ def test_mine_options_scope_cap_and_append(tmp_path, capsys):
     assert capped["mine"]["triplets"] == 3
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == 4 + 3 and [t["query"] for t in written[4:]] == ["q0", "q1", "q2"]
+
+
+def test_data_options_reach_materialize(tmp_path):
+    """evaluate/promote/train read triplet texts with the CLI's --snippet-chars and --chunks (no model is loaded
+    here: the texts the commands would score)."""
+    from mlx_cross_encoder.cli import build_parser
+    from mlx_cross_encoder.tribrid.cli import _texts
+    from mlx_cross_encoder.tribrid.querylog import Triplet, write_triplets
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.md").write_text("line one alpha\nline two beta\nline three gamma\n")
+    (root / "b.md").write_text("other file entirely\n")
+    triplets = tmp_path / "t.jsonl"
+    write_triplets([Triplet(query="q", positive="a.md:2-3:0", negative="b.md")], triplets)
+    parser = build_parser()  # `mlx-cross-encoder tribrid ...`
+    common = ["tribrid", "evaluate", "--triplets", str(triplets), "--corpus-root", str(root), "--model", "m"]
+
+    whole, _ = _texts(parser.parse_args([*common, "--chunks"]), triplets)
+    assert (whole[0].positive_text, whole[0].negative_text) == (
+        "line two beta\nline three gamma",
+        "other file entirely",
+    )
+    cut, _ = _texts(parser.parse_args([*common, "--chunks", "--snippet-chars", "8"]), triplets)
+    assert (cut[0].positive_text, cut[0].negative_text) == ("line two", "other fi")
+    refused, stats = _texts(parser.parse_args(common), triplets)  # without --chunks a chunk id is no path
+    assert refused == [] and stats.triplets_out == 0
