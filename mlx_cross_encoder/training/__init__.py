@@ -3,8 +3,8 @@
 Pure MLX + mlx-lm: nothing here imports torch or the harness. One concern per module:
 ``settings`` (the one training-settings model, no MLX), ``config`` (the trainers' configs, no MLX), ``data``
 (records, batching), ``losses``, ``lora`` (LoRA layers, adapter files), ``schedule`` (lr, AdamW),
-``checkpoint``, ``metrics`` (fallback dev metric), ``trainer`` (the loop), ``gpu_memory`` (MLX's cache bound on
-a GPU while training), ``encoder`` (cross-encoders),
+``checkpoint``, ``metrics`` (fallback dev metric), ``trainer`` (the loop), ``evaluation`` (its dev scoring and
+best checkpoint), ``gpu_memory`` (MLX's cache bound on a GPU while training), ``encoder`` (cross-encoders),
 ``llm`` (yes/no LLM rerankers), ``export`` (Hugging Face directories).
 
 Names are imported on first use (PEP 562), so ``from mlx_cross_encoder.training import TrainingSettings``

@@ -22,26 +22,20 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-import numpy as np
 from mlx.utils import tree_map
 from tqdm.auto import tqdm
 
-from ..base import length_sorted_batches, validate_pairs
 from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
+from .evaluation import BEST_DIR, DevEvaluation, MetricFn
 from .gpu_memory import bounded_gpu_cache
 from .loop_state import LOG_FILE, RunState, truncate_log
-from .lora import read_adapter_config, save_adapter
+from .lora import save_adapter
 from .losses import compute_loss
-from .metrics import ranking_metrics
 from .schedule import make_optimizer, make_schedule
 from .settings import TrainingSettings
 
 logger = logging.getLogger("mlx_cross_encoder.training")
-
-BEST_DIR = "best"
-
-MetricFn = Callable[[dict, dict], dict]
 
 
 def _micro_seed(seed: int, epoch: int, micro: int) -> int:
@@ -49,7 +43,7 @@ def _micro_seed(seed: int, epoch: int, micro: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 100_003 + int(micro)) % (2**32)
 
 
-class RerankerTrainerBase:
+class RerankerTrainerBase(DevEvaluation):
     """Shared loop; see the module docstring for what subclasses implement."""
 
     config: TrainingSettings
@@ -92,41 +86,6 @@ class RerankerTrainerBase:
         from mlx.utils import tree_flatten
 
         return sum(v.size for _, v in tree_flatten(self.model.trainable_parameters()))
-
-    # -- scoring -------------------------------------------------------------------------------------------
-    def predict_scores(self, pairs, batch_size: int | None = None) -> np.ndarray:
-        """Raw scores (logits) of the model being trained, in input order."""
-        self.prepare_model()
-        pairs, single = validate_pairs(pairs)
-        batch_size = batch_size or self.config.eval_batch_size
-        was_training = self.model.training
-        self.model.eval()
-        out = np.empty(len(pairs), dtype=np.float32)
-        lengths = [len(q) + len(d) for q, d in pairs]  # characters: a cheap proxy to group similar lengths
-        for idx in length_sorted_batches(lengths, batch_size):
-            inputs, _ = self._encode([pairs[i] for i in idx])
-            out[idx] = np.asarray(self._scores(inputs).astype(mx.float32))
-        if was_training:
-            self.model.train()
-        return out[0] if single else out
-
-    def evaluate(self, eval_data, metric_fn: MetricFn | None = None) -> dict[str, float]:
-        """Rank each dev query's documents and score the rankings with ``metric_fn(run, qrels)``.
-
-        ``eval_data`` is any accepted record format (records of one query are merged into one ranking);
-        ``metric_fn`` defaults to :func:`~mlx_cross_encoder.training.metrics.ranking_metrics` (nDCG@10, MRR@10).
-        """
-        queries, docs, qrels = eval_data if isinstance(eval_data, tuple) else eval_rankings(eval_data)
-        pairs, keys = [], []
-        for qid, texts in docs.items():
-            for di, text in enumerate(texts):
-                pairs.append((queries[qid], text))
-                keys.append((qid, f"{qid}-d{di}"))
-        scores = self.predict_scores(pairs)
-        run: dict[str, dict[str, float]] = {}
-        for (qid, did), s in zip(keys, np.atleast_1d(scores)):
-            run.setdefault(qid, {})[did] = float(s)
-        return {k: float(v) for k, v in (metric_fn or ranking_metrics)(run, qrels).items()}
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def save_adapter(self, path=None) -> Path:
@@ -378,42 +337,6 @@ class RerankerTrainerBase:
         if r:
             return Path(r)
         return None
-
-    def _evaluate_step(self, dev, metric_fn, state, log_path) -> bool:
-        """Evaluate, track the best (saved to ``best/``), return True when early stopping triggers."""
-        cfg = self.config
-        metrics = self.evaluate(dev, metric_fn)
-        if cfg.metric_for_best not in metrics:
-            raise KeyError(f"metric_for_best={cfg.metric_for_best!r} is not among the metrics {sorted(metrics)}")
-        value = metrics[cfg.metric_for_best]
-        best = state["best_metric"]
-        sign = 1.0 if cfg.greater_is_better else -1.0
-        improved = best is None or sign * (value - best) > cfg.early_stopping_threshold
-        if improved:
-            state.update(best_metric=value, best_step=state["step"], best_metrics=metrics, evals_without_improvement=0)
-            save_adapter(
-                self.model,
-                self.output_dir / BEST_DIR,
-                self.adapter_config,
-                {**self._adapter_extra(), "step": state["step"], "metrics": metrics},
-            )
-        else:
-            state["evals_without_improvement"] += 1
-        state["last_eval"] = metrics
-        self._log(log_path, {"type": "eval", "step": state["step"], "metrics": metrics, "improved": improved})
-        patience = cfg.early_stopping_patience
-        if patience and state["evals_without_improvement"] >= patience:
-            state["stopped_early"] = True
-            logger.info("early stopping at step %d (%d evaluations without improvement)", state["step"], patience)
-            return True
-        return False
-
-    def _load_trainable(self, adapter_dir: Path) -> None:
-        recover_dir(adapter_dir)
-        read_adapter_config(adapter_dir)
-        weights = mx.load(str(adapter_dir / "adapters.safetensors"))
-        self.model.load_weights(list(weights.items()), strict=False)
-        mx.eval(self.model.parameters())
 
     def _log(self, path: Path, record: dict) -> None:
         self.history.append(record)
