@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..results.models import ResultsFile, Run
+from ..scenarios import SINGLE_QUERY
 from .gate import Gate
 from .inputs import check_comparable, pair_runs, read_file
 from .records import Comparison, MemoryVerdict, QualityVerdict, SpeedVerdict
@@ -54,9 +55,6 @@ def quality_verdicts(base: Run, head: Run, metrics: list[str], gate: Gate) -> li
             )
         )
     return out
-
-
-SINGLE_QUERY = "single_query"
 
 
 def scenarios_of(base: Run, head: Run) -> list[str]:

@@ -15,9 +15,10 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import bootstrap
 
+from ..scenarios import SINGLE_QUERY
+
 CONFIDENCE = 0.95
 RESAMPLES = 2000
-SINGLE_QUERY = "single_query"
 
 
 class Speed(BaseModel):

@@ -27,9 +27,11 @@ class ScenarioInfo:
     options: frozenset[str] = frozenset()  # keys accepted in measure.scenario_options[name]
 
 
+SINGLE_QUERY = "single_query"  # the default scenario, the one older results files measured (readers use the name)
+
 SCENARIOS: dict[str, ScenarioInfo] = {
-    "single_query": ScenarioInfo(
-        name="single_query",
+    SINGLE_QUERY: ScenarioInfo(
+        name=SINGLE_QUERY,
         module="harness.scenarios.single_query",
         description="one predict call per query's top-k candidates (latency p50/p90/p99 per query)",
     ),
@@ -62,7 +64,7 @@ SCENARIOS: dict[str, ScenarioInfo] = {
     ),
 }
 
-DEFAULT_SCENARIOS = ("single_query",)
+DEFAULT_SCENARIOS = (SINGLE_QUERY,)
 
 
 def scenario_module(name: str) -> str:
