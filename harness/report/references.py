@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .leaderboard import PRIMARY
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -58,7 +60,6 @@ FIRST_STAGES = (
     ("BM25", "dl21", "trec-dl/bm25_top100_dl21.json", "trec-dl/qrels_dl21.txt"),
 )
 METRICS = ["ndcg@10", "mrr@10", "map@100", "recall@100"]
-PRIMARY = "ndcg@10"
 ALPHA = 0.05
 
 
