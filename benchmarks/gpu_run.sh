@@ -66,10 +66,10 @@ for step in "$@"; do
       wait_build; name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
       only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
       timeout "$(left "${STEP_TIMEOUT:-550}")" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
-        --output results/$name-h200.json --overwrite --timeout 300 --no-progress ${only[*]}" > "$LOGS/$step.log" 2>&1
-      echo "$step rc $?"; tail -30 "$LOGS/$step.log" | cut -c1-300
-      cp "results/$name-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$name-h200.json" > "$LOGS/$step-mfu.md"
-      cat "$LOGS/$step-mfu.md" ;;
+        --output results/$name-h200.json --overwrite --timeout 300 --no-progress ${only[*]}" > "$LOGS/$name.log" 2>&1
+      echo "$step rc $?"; tail -30 "$LOGS/$name.log" | cut -c1-300
+      cp "results/$name-h200.json" "$OUT/" && python3 benchmarks/gpu_mfu.py "results/$name-h200.json" > "$LOGS/$name-mfu.md"
+      cat "$LOGS/$name-mfu.md" ;;
     profile-encoder)
       # PROFILE_ENCODER_ARGS: extra gpu_profile.py options (e.g. "--threads 16"); PROFILE_TORCH ("--torch" or "")
       wait_build; timeout "$(left 150)" python3 benchmarks/gpu_profile.py encoder local:minilm-l6-seeded-head ${PROFILE_TORCH---torch} \
@@ -97,7 +97,9 @@ for step in "$@"; do
       echo "enc-chunks rc $?"; tail -c 1500 "$LOGS/enc-chunks.log" ;;
     build)
       # BUILD_SPECS: local: models built (harness.localmodels) before the steps that time them; BUILD_BG=1: in the
-      # background (CPU work beside GPU steps that time nothing); timed steps wait for it (wait_build)
+      # background (CPU work beside GPU steps that time nothing); timed steps wait for it (wait_build). A background
+      # build must end within its call: the device kills what a command leaves running (session 5: the 4B shape's
+      # build beside the shared step was cut at 250 s and rebuilt inside the next call's timed llm step)
       b() { for spec in ${BUILD_SPECS:-}; do
           timeout "$(left 250)" python3 -c "import sys; from harness.localmodels import resolve_model as r; print(r(sys.argv[1]))" \
             "$spec" >> "$LOGS/build.log" 2>&1; echo "build $spec rc $?" >> "$LOGS/build.log"; done; }
