@@ -158,7 +158,7 @@ for l in open(sys.argv[1]):
       ( BUDGET_S=${BUDGET_S:-420} bash benchmarks/gpu_quality.sh > "$LOGS/quality.log" 2>&1; echo "quality rc $?" ) &
       ( BUDGET_S=${BUDGET_S:-420} bash benchmarks/gpu_embed.sh > "$LOGS/embed.log" 2>&1; echo "embed rc $?" ) &
       ( bash "$0" tests > "$LOGS/tests-step.log" 2>&1; echo "tests step done" ) &
-      wait; cat "$LOGS/tests-step.log"; tail -5 "$LOGS/quality.log" "$LOGS/embed.log" | cut -c1-300; ls -la "$OUT" ;;
+      wait; cat "$LOGS/tests-step.log"; tail -n 5 "$LOGS/quality.log" "$LOGS/embed.log" | cut -c1-300; ls -la "$OUT" ;;
     probe)
       GPU_PROBE_CONFIGS=${GPU_PROBE_CONFIGS:-float32-tf32off,bfloat16,float16} timeout "${STEP_TIMEOUT:-150}" \
         python3 benchmarks/gpu_probe.py --candidates ../shared/data/trec-dl/bm25_top100_dl19.json --out /tmp/probe \
