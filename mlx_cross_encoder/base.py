@@ -230,9 +230,13 @@ STREAM_ROWS = 256
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
 #: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
 #: 1,024 x 288) and ~60 KB for BERT-large bf16 (1,971 MB at 113 x 288), ~2.5x that in float32, against
-#: sentence-transformers' 2,323 / 695 MB (bf16) and 4,531 / 1,345 MB (fp32) for those whole batches; by that slope
-#: chunks of this size peak at ~0.2-0.7x torch's there (an estimate until measured). See ``MLXCrossEncoder``
-#: ``chunk_tokens``.
+#: sentence-transformers' 2,323 / 695 MB (bf16) and 4,531 / 1,345 MB (fp32) for those whole batches. Measured with
+#: this default in the harness's offline rows on the H200 (report/h200.md, session 5): MLX / torch peak MiniLM bf16
+#: 415 / 2,367 MB, fp32 1,162 / 4,618, BERT-large 0.73x, XLM-R-large 0.79x, ModernBERT-base 0.70x. MiniLM with
+#: 32,768-token chunks ran 16% faster there (787 MB; benchmarks/enc_chunks.py A/B); not the default because doubling
+#: this constant would put the large encoders' estimated peaks at ~0.97x torch's (unmeasured). A batch that fits in
+#: one chunk (a 100-pair single_query call) is not bounded: MLX's peak per token is ~2.9x torch's there.
+#: See ``MLXCrossEncoder`` ``chunk_tokens``.
 CHUNK_TOKEN_ELEMENTS = 16384 * 384
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"
 
