@@ -51,6 +51,12 @@ for step in "$@"; do
   case $step in
     setup)
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
+      # the device's .git is a snapshot from the session's start, so every run recorded that commit + "dirty" (session
+      # 5's results say 335bf14 for code 977909c). .h200/head.bundle (`git bundle create .h200/head.bundle HEAD`, made
+      # with head.tgz) brings the measured commit; the index is reset to it (the files stay), so git, and the runs'
+      # provenance, say which commit the tree is and whether it differs from it
+      if [ -f .h200/head.bundle ]; then git fetch -q .h200/head.bundle HEAD && git reset -q --mixed FETCH_HEAD &&
+        echo "git: $(git rev-parse --short HEAD), $(git status --porcelain --untracked-files=no | wc -l) tracked files differ"; fi
       # data.tgz staged by pack.py (trec-dl/ and noveleval/ of ../shared/data, compressed) -> ../shared/data
       [ -f /root/gpu-stage/files/data.tgz ] && tar -xzf /root/gpu-stage/files/data.tgz --skip-old-files -C ../shared/data &&
         echo "data: $(ls ../shared/data/trec-dl | wc -l) trec-dl files, $(ls ../shared/data/noveleval 2>/dev/null | wc -l) noveleval files"
