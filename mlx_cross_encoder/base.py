@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -281,3 +281,19 @@ def prepared_ahead(pieces: Sequence, threaded: bool):
     finally:
         for future in ahead:
             future.cancel() or future.exception()
+
+
+def read_back_behind(groups: Iterable[list[tuple[Any, Any]]], out: np.ndarray) -> None:
+    """Double buffering of the rerankers' scoring loops: each group of ``(rows, mlx array)`` is handed to MLX
+    (``mx.async_eval``) and only then are the previous group's results copied into ``out[rows]``, so the device
+    computes a group while the host builds the next one (the generator's body). The last group is read at the end."""
+    import mlx.core as mx  # here, not at the top: the rest of this module is host work that needs no MLX
+
+    pending: list[tuple[Any, Any]] = []
+    for submitted in groups:
+        mx.async_eval([x for _, x in submitted])
+        for rows, x in pending:
+            out[rows] = np.asarray(x)
+        pending = submitted
+    for rows, x in pending:
+        out[rows] = np.asarray(x)

@@ -29,6 +29,7 @@ from .base import (
     length_sorted_batches,
     padded_width,
     prepared_ahead,
+    read_back_behind,
     validate_pairs,
 )
 from .errors import ModelLoadError
@@ -360,20 +361,18 @@ class MLXCrossEncoder(RerankerBase):
         scores = np.empty((n, self.num_labels), dtype=np.float32)
         streams = self._cpu_streams()
         chunked = self.chunk_tokens is not None
-        pending: list = []
-        with _blas.single_threaded_while(len(streams) > 1), prepared_ahead(pieces, chunked) as prepared:
+
+        def groups(prepared):
             for chunks in tqdm(prepared, total=len(pieces), desc="Scoring", disable=not show_progress_bar):
                 for group in ([c] for c in chunks) if chunked else [chunks]:
                     submitted = []
                     for (rows, host), stream in zip(group, itertools.cycle(streams)):
                         with mx.stream(stream) if stream is not None else nullcontext():
                             submitted.append((rows, act(self.model(*self._device_inputs(host)).astype(mx.float32))))
-                    mx.async_eval([out for _, out in submitted])
-                    for rows, out in pending:
-                        scores[rows] = np.asarray(out)
-                    pending = submitted
-        for rows, out in pending:
-            scores[rows] = np.asarray(out)
+                    yield submitted
+
+        with _blas.single_threaded_while(len(streams) > 1), prepared_ahead(pieces, chunked) as prepared:
+            read_back_behind(groups(prepared), scores)
         return scores
 
     def __repr__(self) -> str:

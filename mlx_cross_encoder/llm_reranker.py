@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import _blas
 from . import llm_head as head
-from .base import RerankerBase, encode_in_threads, validate_pairs
+from .base import RerankerBase, encode_in_threads, read_back_behind, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
 from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
@@ -260,11 +260,10 @@ class Qwen3Reranker(RerankerBase):
         """``(n, 2)`` [no, yes] logits; each batch's rows are dealt over the streams, and the next batch's graph is
         built while the previous one runs."""
         out = np.empty((len(seqs), 2), dtype=np.float32)
-        prefix_key, prefix_kv = None, None
         streams = self._streams()
-        with _blas.single_threaded_while(len(streams) > 1):
-            pending: list = []
-            plan = self._plan(pairs, seqs, batch_size, max_batch_tokens)
+
+        def groups(plan):
+            prefix_key, prefix_kv = None, None
             for shared, idx in tqdm(plan, desc="Scoring", disable=not progress):
                 if shared and tuple(seqs[idx[0]][:shared]) != prefix_key:
                     prefix_key = tuple(seqs[idx[0]][:shared])
@@ -281,12 +280,10 @@ class Qwen3Reranker(RerankerBase):
                         else:
                             logits = self._last_logits([seqs[i] for i in chunk])
                         submitted.append((chunk, logits.astype(mx.float32)))
-                mx.async_eval([x for _, x in submitted])
-                for chunk, x in pending:
-                    out[chunk] = np.asarray(x)
-                pending = submitted
-            for chunk, x in pending:
-                out[chunk] = np.asarray(x)
+                yield submitted
+
+        with _blas.single_threaded_while(len(streams) > 1):
+            read_back_behind(groups(self._plan(pairs, seqs, batch_size, max_batch_tokens)), out)
         return out
 
     def predict_logits(
