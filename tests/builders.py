@@ -367,3 +367,14 @@ def qwen3_reranker_shaped(directory: Path, num_hidden_layers: int = 2, seed: int
         seed=seed,
         **{**QWEN3_RERANKER_06B_LAYER, "num_hidden_layers": num_hidden_layers, "initializer_range": 0.02, **config},
     )
+
+
+def peak_bytes(fn) -> int:
+    """Peak MLX memory of ``fn`` above what was allocated before it (the weights)."""
+    import mlx.core as mx
+
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    before = mx.get_active_memory()
+    fn()
+    return mx.get_peak_memory() - before

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import mlx.core as mx
 import numpy as np
 import pytest
-from builders import QUERIES, bert_cross_encoder, long_document, pairs, qwen3_causal_lm, qwen3_reranker_shaped
+from builders import (
+    QUERIES,
+    bert_cross_encoder,
+    long_document,
+    pairs,
+    peak_bytes,
+    qwen3_causal_lm,
+    qwen3_reranker_shaped,
+)
 
 from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
 from mlx_cross_encoder import llm_reranker as llm_reranker_module
@@ -104,15 +111,6 @@ def test_llm_reranker_scores_with_a_budget_equal_without(tmp_path_factory, prefi
 
 
 # -- memory ---------------------------------------------------------------------------------------------------
-
-
-def peak_bytes(fn) -> int:
-    """Peak MLX memory of ``fn`` above what was allocated before it (the weights)."""
-    mx.clear_cache()
-    mx.reset_peak_memory()
-    before = mx.get_active_memory()
-    fn()
-    return mx.get_peak_memory() - before
 
 
 @pytest.fixture(scope="module")

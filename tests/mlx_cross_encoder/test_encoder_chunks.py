@@ -150,14 +150,6 @@ def test_encode_arrays_equal_encode_batch_with_truncation(tmp_path, arch, thread
     assert base.encode_arrays(model.tokenizer, data, threads=threads).type_ids is None
 
 
-def peak_bytes(fn) -> int:
-    mx.clear_cache()
-    mx.reset_peak_memory()
-    before = mx.get_active_memory()
-    fn()
-    return mx.get_peak_memory() - before
-
-
 def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
     """A 4-layer, 256-wide BERT over 64 long pairs as one batch: chunks of ~1/8 of its tokens peak far lower."""
     directory = builders.bert_cross_encoder(
@@ -167,11 +159,11 @@ def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
     model = MLXCrossEncoder(directory, chunk_tokens=None)
     data = [(q, builders.long_document(100, seed=i)) for i, (q, _) in enumerate(builders.pairs(64))]
     whole_scores = model.predict(data, batch_size=64)
-    whole = peak_bytes(lambda: model.predict(data, batch_size=64))
+    whole = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
     width = int(base.encode_arrays(model.tokenizer, data).lengths.max())
     model.chunk_tokens = 8 * width
     chunked_scores = model.predict(data, batch_size=64)
-    chunked = peak_bytes(lambda: model.predict(data, batch_size=64))
+    chunked = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
     np.testing.assert_allclose(chunked_scores, whole_scores, atol=1e-5, rtol=0)
     assert chunked < 0.5 * whole, (chunked, whole)
 
