@@ -73,17 +73,14 @@ def first_stage_scores(pairs: list) -> list[float]:
 
 
 def load_model(model_dir: str, max_length: int):
-    """The folder as the harness's MLX backend scores it, float32: a causal LM (``*ForCausalLM``: SmolLM2, Qwen3) as
-    an LLM yes/no reranker (``Qwen3Reranker``, its default prompt: the train suite's models give no instruction),
-    anything else as an ``MLXCrossEncoder``."""
-    from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker
+    """The folder as ``harness run``'s MLX backend scores it, float32 (:func:`harness.backends.load_backend`: a causal
+    LM (``*ForCausalLM``: SmolLM2, Qwen3) as the LLM yes/no reranker ``Qwen3Reranker`` with its default prompt (the
+    train suite's models give no instruction), anything else as an ``MLXCrossEncoder``)."""
+    from ..backends import load_backend
+    from ..suite.models import RerankerSpec
 
-    from ..backends import is_causal_lm
-
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    if is_causal_lm(config):
-        return Qwen3Reranker(model_dir, max_length=max_length, dtype="float32")
-    return MLXCrossEncoder(model_dir, max_length=max_length, dtype="float32")
+    spec = RerankerSpec(name="fit-check", backend="mlx", model=str(model_dir), dtype="float32", max_length=max_length)
+    return load_backend(spec, max_length, model_dir)
 
 
 def fit_report(
