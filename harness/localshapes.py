@@ -154,8 +154,8 @@ def build_qwen3_reranker_8b_shape(out: Path) -> Path:
 
 def build_qwen3_shape(out: Path, shape: dict, layers: int, seed: int = 0, dtype: str = "bfloat16") -> Path:
     """Random-init ``Qwen3ForCausalLM`` of ``shape`` with ``layers`` layers, weights in ``dtype``, and SmolLM2's
-    byte-level BPE tokenizer (Qwen's chat markers are single tokens there too). Also builds harness.localmodels'
-    few-layer float32 shape."""
+    byte-level BPE tokenizer (Qwen's chat markers are single tokens there too). Initialised on CUDA when torch sees
+    one, else on the CPU. Also builds harness.localmodels' few-layer float32 shape."""
     import shutil
 
     import torch
@@ -179,7 +179,10 @@ def build_qwen3_shape(out: Path, shape: dict, layers: int, seed: int = 0, dtype:
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))  # initialise in dtype: bfloat16 halves the 4B build
     try:
-        model = Qwen3ForCausalLM(config)
+        # Random init runs on the GPU when there is one: the 8B shape's 8 billion draws take minutes on a CPU.
+        # The values then differ from a CPU build with the same seed; every system of a run loads the one folder.
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = Qwen3ForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
     _save(model, out)
