@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Issue #13 items 1/3 (trained cross-encoders) on the lent H200, session 5: what gpu runs for quality in the main
-# window, from the repository root after `bash benchmarks/gpu_run.sh setup`, beside benchmarks/gpu_embed.sh (so
-# every wall time here is under a shared GPU).
+# Issue #13 items 1/3 (trained cross-encoders) on the lent H200, session 6: what gpu runs for quality in the main
+# window, from the repository root after `bash benchmarks/gpu_run.sh setup`, beside benchmarks/gpu_embed.sh and the
+# parity tests (so every wall time here is under a shared GPU).
 #   bash benchmarks/gpu_quality.sh           env: OUT (the call's output folder), BUDGET_S (seconds, default 480),
-#                                            ONLY (names of the runs below to do, e.g. "minilm-lora-mlx"; default all)
-#   DRY=1 bash benchmarks/gpu_quality.sh     the same runs at toy scale on a CPU (2 updates of 2 groups of 4, all
+#                                            ONLY (names of the steps below to do: smollm2-lora-torch,
+#                                            fit-smollm2-trained, fit-smollm2-base; default all)
+#   DIAG=1 bash benchmarks/gpu_quality.sh    the SmolLM2 torch twin at its real shapes but 1 epoch (10 updates, dev
+#                                            every 5) and 3 evaluated queries: seconds per update and per dev pass on
+#                                            the H200; results under a temporary folder, never results/; no fit_check
+#   DRY=1 bash benchmarks/gpu_quality.sh     the same steps at toy scale on a CPU (2 updates of 2 groups of 4, all
 #                                            training pairs, 2 dev documents per dev query, 1 test query), one
 #                                            after the other
 # suites/train-full.yaml, each (model, backend) its own `harness run --only <model>-<backend> dl20 noveleval` and
-# results file results/train-full-<TAG>-<model>-<backend>.json (TAG h200-s5; DRY: dry-s5 under a temporary folder,
-# never results/), in two lanes at once:
-#   lane 1: smollm2-lora-mlx, then smollm2-lora-torch  (SmolLM2-135M LoRA r8; session 3 peaked at 55 / 44 GB)
-#   lane 2: minilm-lora-mlx                            (the MiniLM LoRA MLX twin that session 4 lost to OOM)
-# The torch MiniLM LoRA twin and both MiniLM full twins are session 4's (same suite recipe, same data fingerprint).
+# results file results/train-full-<TAG>-<model>-<backend>.json (TAG h200-s6; DRY/DIAG: dry-s6/diag-s6 under a
+# temporary folder, never results/). What #13 still lacks, in two lanes at once:
+#   lane 1: smollm2-lora-torch, the PyTorch twin of session 5's results/train-full-h200-s5-smollm2-lora-mlx.json
+#           (same suite recipe: 10 epochs, 100 updates, LoRA r8 started from the MLX trainer's initial matrices, the
+#           same batches; session 3's 8-epoch torch twin trained 80 updates in 86 s wall), then fit-smollm2-trained:
+#           fit_check of the folder it trained
+#   lane 2: fit-smollm2-base: fit_check of SmolLM2's base folder (zero-shot: does LoRA training help at all?)
+# The MiniLM twins (full: session 4; LoRA: torch session 4, MLX session 5) and SmolLM2's MLX run are not re-run.
 # Each harness run is ended by `timeout` (SIGTERM: the harness keeps what finished and marks the file incomplete),
 # all by BUDGET_S - 25 s. The teacher is the committed results/quality-teacher-minilm-bi.run (not recomputed).
-# Then, while time is left, `python -m harness.train.fit_check` (nDCG@10 on the training and the dev queries' BM25
-# lists, never a held-out set) of each lane's models: SmolLM2's base (zero-shot) and trained folders, the MiniLM
-# LoRA MLX model: fit-<name>.json. nvidia-smi's per-process memory is sampled every 5 s (logs/nvidia-smi.csv). Writes exactly one file,
-# $OUT/quality.tgz: the results files, the harness logs, each training's train_log.jsonl, nvidia-smi samples and
-# versions (trained model folders stay on the machine: their fingerprints are in the results).
+# fit_check (`python -m harness.train.fit_check`): nDCG@10 on the training and the dev queries' BM25 lists, never a
+# held-out set: fit-<name>.json. nvidia-smi's per-process memory is sampled every 5 s (logs/nvidia-smi.csv). Writes
+# exactly one file, $OUT/quality.tgz: the results files (a torch training's dev evaluations are in its train block),
+# the harness logs, each MLX training's train_log.jsonl, the fit files, nvidia-smi samples and versions (trained model
+# folders stay on the machine: their fingerprints are in the results).
 set -u
 BUDGET=${BUDGET_S:-480}
 END=$(( $(date +%s) + BUDGET - 25 ))  # 25 s to pack
@@ -38,23 +45,32 @@ done
 $PY -c 'import datasets' 2>/dev/null || { [ -d .whl-train ] && $PY -m pip install -q --no-index --no-deps .whl-train/*.whl; }
 
 SUITE=suites/train-full.yaml
-TAG=h200-s5
+TAG=h200-s6
 RES=results  # the results files (and their .train/ folders of trained models)
 EXTRA=()
-if [ -n "${DRY:-}" ]; then
-  TAG=dry-s5
-  RES=$WORK/results  # toy results never land in results/ (every results/*.json there is a real one)
-  SUITE=suites/.train-full-dry-s5.yaml  # beside the suite (its paths are relative to suites/); removed at the end
-  $PY - <<'PYEOF' || exit 1
+SCALE=""  # DRY or DIAG: a derived suite beside the real one (its paths are relative to suites/), removed at the end
+[ -n "${DIAG:-}" ] && SCALE=diag
+[ -n "${DRY:-}" ] && SCALE=dry
+if [ -n "$SCALE" ]; then
+  TAG=$SCALE-s6
+  RES=$WORK/results  # toy/diagnostic results never land in results/ (every results/*.json there is a real one)
+  SUITE=suites/.train-full-$SCALE-s6.yaml
+  SCALE=$SCALE $PY - "$SUITE" <<'PYEOF' || exit 1
+import os, sys
 import yaml
 s = yaml.safe_load(open("suites/train-full.yaml"))
 t = s["train"]
-t["recipe"].update(epochs=1, max_steps=2, group_size=4, batch_size=2, eval_steps=1, dev_max_docs=2)
-for m in t["models"]:
-    m.get("recipe", {}).update(epochs=1, max_steps=2, group_size=4, eval_steps=1)
-open("suites/.train-full-dry-s5.yaml", "w").write(yaml.safe_dump(s, sort_keys=False))
+if os.environ["SCALE"] == "dry":  # toy scale for a CPU
+    t["recipe"].update(epochs=1, max_steps=2, group_size=4, batch_size=2, eval_steps=1, dev_max_docs=2)
+    for m in t["models"]:
+        m.get("recipe", {}).update(epochs=1, max_steps=2, group_size=4, eval_steps=1)
+else:  # diag: SmolLM2's real shapes (batch, group, max_length, dev lists), 1 epoch = 10 updates, dev every 5
+    for m in t["models"]:
+        if m["name"] == "smollm2-lora":
+            m["recipe"].update(epochs=1, eval_steps=5)
+open(sys.argv[1], "w").write(yaml.safe_dump(s, sort_keys=False))
 PYEOF
-  EXTRA=(--max-queries 1)
+  EXTRA=(--max-queries $([ -n "${DRY:-}" ] && echo 1 || echo 3))
 fi
 missing=""
 for f in $(grep -o '\.\./\.\./shared/data/[^,} ]*' suites/train-full.yaml | sort -u); do
@@ -75,9 +91,10 @@ if command -v nvidia-smi > /dev/null; then
   SAMPLER=$!
 fi
 
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }  # a step named in ONLY (or no ONLY)
 run_model() {  # $1 model, $2 backend: one harness run, its own results file (a kill loses only this one)
   local name=$1-$2 left=$(( END - $(date +%s) ))
-  [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || return 0
+  want "$name" || return 0
   [ "$left" -gt 30 ] || { echo "$name skipped: no time left"; return; }
   timeout "$left" $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run "$SUITE" \
     --only "$name" dl20 noveleval --output "$RES/train-full-$TAG-$name.json" --overwrite --no-progress \
@@ -86,21 +103,19 @@ run_model() {  # $1 model, $2 backend: one harness run, its own results file (a 
   grep -E "^\[train|error" "$LOGS/$name.log" | head -3 | cut -c1-300
 }
 fit() {  # $1 name, then model folders: fit_check (train/dev lists only, never DL20/NovelEval) while time is left
-  local name=$1 left=$(( END - $(date +%s) - 5 )) dirs=()
+  local name=fit-$1 left=$(( END - $(date +%s) - 5 )) dirs=()
   shift
+  want "$name" && [ -z "${DIAG:-}" ] || return 0
   for d in "$@"; do [ -f "$d/config.json" ] && dirs+=("$d"); done
-  [ ${#dirs[@]} -gt 0 ] && [ "$left" -gt 40 ] || { echo "fit-$name skipped (${#dirs[@]} models, $left s left)"; return; }
-  timeout "$left" $PY -m harness.train.fit_check "$SUITE" "${dirs[@]}" --output "$WORK/fit-$name.json" \
-    ${DRY:+--max-queries 2} > "$LOGS/fit-$name.log" 2>&1
-  echo "fit-$name rc $?"; head -2 "$LOGS/fit-$name.log" | cut -c1-300
+  [ ${#dirs[@]} -gt 0 ] && [ "$left" -gt 40 ] || { echo "$name skipped (${#dirs[@]} models, $left s left)"; return; }
+  timeout "$left" $PY -m harness.train.fit_check "$SUITE" "${dirs[@]}" --output "$WORK/$name.json" \
+    ${DRY:+--max-queries 2} > "$LOGS/$name.log" 2>&1
+  echo "$name rc $? ($(( END - $(date +%s) )) s left)"; head -2 "$LOGS/$name.log" | cut -c1-300
 }
 trained() { echo "$RES/train-full-$TAG-$1.train/$1/model"; }
 smollm2_base() { $PY -c 'from harness.localmodels import resolve_model as r; print(r("local:smollm2-135m-instruct"))'; }
-lane1() {
-  run_model smollm2-lora mlx; run_model smollm2-lora torch
-  fit smollm2 "$(smollm2_base)" "$(trained smollm2-lora-mlx)" "$(trained smollm2-lora-torch)"  # zero-shot + trained
-}
-lane2() { run_model minilm-lora mlx; fit minilm-lora "$(trained minilm-lora-mlx)"; }
+lane1() { run_model smollm2-lora torch; fit smollm2-trained "$(trained smollm2-lora-torch)"; }
+lane2() { fit smollm2-base "$(smollm2_base)"; }
 if [ -n "${DRY:-}" ]; then lane1; lane2  # one process at a time on the shared CPU box
 else
   lane1 & LANE1=$!
@@ -119,5 +134,5 @@ cp -r "$LOGS" "$WORK/pack/"
 cp "$WORK"/fit-*.json "$WORK/pack/" 2>/dev/null
 tar -czf "$OUT/quality.tgz" -C "$WORK/pack" .
 ls -l "$OUT/quality.tgz"
-[ -n "${DRY:-}" ] && rm -f "$SUITE"
+[ -n "$SCALE" ] && rm -f "$SUITE"
 exit 0
