@@ -13,8 +13,9 @@
 #                             wheels in .whl (pydantic; gguf, which transformers needs to read a GGUF) and
 #                             .whl-train (datasets, dill, multiprocess: the torch cross-encoder trainer needs
 #                             datasets, which the GPU image lacks) are installed
-#   minilm | encoders | llm | llm-8b | memory   harness run suites/h200-STEP.yaml -> results/STEP-RESULTS_TAG-h200.json
-#                             (RESULTS_TAG, default "offline"; llm-8b -> results/llm-8b-h200.json) + MFU table;
+#   minilm | encoders | encoders-fp | llm | llm-8b | memory
+#                             harness run suites/h200-STEP.yaml -> results/STEP-RESULTS_TAG-h200.json
+#                             (RESULTS_TAG, default "offline") + MFU table;
 #                             ONLY="a b" runs only those rerankers (harness run --only)
 #   profile-encoder           benchmarks/gpu_profile.py encoder: MiniLM-L6 bf16 offline phases (+ torch)
 #   profile-llm               benchmarks/gpu_profile.py llm: Qwen3 0.6B and 4B shapes, offline phases (+ torch)
@@ -78,8 +79,8 @@ for step in "$@"; do
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)'
       python3 -c 'from transformers.utils import is_gguf_available as g; import pydantic; print("gguf for transformers:", g(), "pydantic", pydantic.VERSION)' ;;
-    minilm | encoders | llm | llm-8b | memory)
-      wait_build; name="$step-${RESULTS_TAG:-offline}"; [ "$step" = llm-8b ] && name=llm-8b
+    minilm | encoders | encoders-fp | llm | llm-8b | memory)
+      wait_build; name="$step-${RESULTS_TAG:-offline}"
       only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
       timeout "$(left "${STEP_TIMEOUT:-550}")" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
         --output results/$name-h200.json --overwrite --timeout 300 --no-progress ${only[*]}" > "$LOGS/$name.log" 2>&1
