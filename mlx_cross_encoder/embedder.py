@@ -155,25 +155,38 @@ class MLXEmbedder:
     def dimension(self) -> int:
         return int(self.config["hidden_size"])
 
-    def _forward(self, encodings) -> mx.array:
+    def collate(self, encodings, pad_multiple: int | None = None) -> tuple[mx.array, mx.array]:
+        """``(ids, mask)`` int32 arrays of right-padded tokenizer encodings; the width is the longest row, rounded
+        up to a multiple of ``pad_multiple`` when given (fewer distinct shapes in training; the padding is masked,
+        so every pooling gives the same embeddings)."""
         width = max(len(e.ids) for e in encodings)
+        if pad_multiple:  # never past the positions the model has (the longest row fits: max_length caps it)
+            width = min(-(-width // pad_multiple) * pad_multiple, max(width, self.model.max_positions))
         ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
         mask = np.zeros((len(encodings), width), dtype=np.int32)
         for row, enc in enumerate(encodings):
             ids[row, : len(enc.ids)] = enc.ids
             mask[row, : len(enc.ids)] = 1
-        hidden = self._encode(mx.array(ids), mx.array(mask)).astype(mx.float32)
+        return mx.array(ids), mx.array(mask)
+
+    def pooled(self, ids: mx.array, mask: mx.array) -> mx.array:
+        """Sentence embeddings ``(batch, dimension)`` float32 of right-padded ``ids`` (arrays in, arrays out:
+        a training step can wrap it in ``mx.compile``)."""
+        hidden = self._encode(ids, mask).astype(mx.float32)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "lasttoken":  # the last real token of each right-padded row
-            last = mx.array([len(e.ids) - 1 for e in encodings])
-            pooled = hidden[mx.arange(len(encodings)), last]
+            last = mask.astype(mx.int32).sum(axis=1) - 1
+            pooled = mx.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
         else:
-            m = mx.array(mask, dtype=mx.float32)[..., None]
+            m = mask.astype(mx.float32)[..., None]
             pooled = (hidden * m).sum(axis=1) / mx.maximum(m.sum(axis=1), 1e-9)
         if self.normalize:
             pooled = pooled / mx.maximum(mx.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
         return pooled
+
+    def _forward(self, encodings, pad_multiple: int | None = None) -> mx.array:
+        return self.pooled(*self.collate(encodings, pad_multiple))
 
     def encode(self, texts: str | Sequence[str], batch_size: int = 32) -> np.ndarray:
         """``(n, dimension)`` float32 embeddings in input order (one string gives ``(dimension,)``)."""

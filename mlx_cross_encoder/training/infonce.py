@@ -63,6 +63,10 @@ class InfoNCESettings(BaseModel):
     lora_targets: tuple[str, ...] | None = None  # None: the model's attention projections
     seed: int = 0
     eval_steps: Annotated[int | None, Field(ge=1)] = None  # dev evaluation every N updates (+ step 0 and the last)
+    # speed only (MLX side; the same losses): batch widths rounded up to a multiple of this many tokens (fewer
+    # distinct shapes; the padding is masked), and the step (loss, gradients, AdamW update) as one mx.compile graph
+    pad_multiple: Annotated[int | None, Field(ge=1)] = None
+    compile_step: bool = False
 
     def warmup_steps(self, total: int) -> int:
         return int(np.ceil(self.warmup_ratio * total))
@@ -200,18 +204,39 @@ class InfoNCETrainer:
         targets = s.lora_targets or default
         module.freeze()
         paths = lora_target_paths(module, targets, exclude=head)
+        import mlx.core as mx
+
+        mx.random.seed(s.seed)  # LoRALinear draws its A matrices from MLX's global generator: seeded, reproducible
         apply_lora(module, paths, s.lora_rank, s.lora_alpha / s.lora_rank)
         return {"fine_tune_type": "lora", "rank": s.lora_rank, "alpha": s.lora_alpha, "keys": paths}
 
-    def _encoded_loss(self, queries: list, docs: list):
-        """The loss of one batch of tokenizer encodings (what a training step differentiates)."""
-        forward = self.embedder._forward
-        return infonce_loss(forward(queries), forward(docs), self.settings.scale)
+    def _array_loss(self, q_ids, q_mask, d_ids, d_mask):
+        """The loss of one batch of padded token arrays (what a training step differentiates)."""
+        pooled = self.embedder.pooled
+        return infonce_loss(pooled(q_ids, q_mask), pooled(d_ids, d_mask), self.settings.scale)
 
     def loss(self, queries: list[str], docs: list[str]):
         """The loss of one batch with the current weights (MLX scalar)."""
-        encode = self.embedder.tokenizer.encode_batch
-        return self._encoded_loss(encode(queries), encode(docs))
+        encode, collate = self.embedder.tokenizer.encode_batch, self.embedder.collate
+        return self._array_loss(*collate(encode(queries)), *collate(encode(docs)))
+
+    def _step_fn(self, optimizer):
+        """``step(q_ids, q_mask, d_ids, d_mask) -> loss`` that updates the weights (lazily): value_and_grad + AdamW,
+        compiled into one graph when ``settings.compile_step`` (the model and optimizer state are its in/outputs)."""
+        import mlx.core as mx
+        import mlx.nn as nn
+
+        value_and_grad = nn.value_and_grad(self.module, self._array_loss)
+
+        def step(*arrays):
+            loss, grads = value_and_grad(*arrays)
+            optimizer.update(self.module, grads)
+            return loss
+
+        if not self.settings.compile_step:
+            return step
+        state = [self.module.state, optimizer.state]
+        return mx.compile(step, inputs=state, outputs=state)
 
     def selection(self, evaluate: Callable[[], dict[str, float]], metric: str = "ndcg@10") -> DevSelection:
         """A :class:`DevSelection` over this trainer's trainable weights (MLX arrays are immutable: a snapshot
@@ -238,7 +263,6 @@ class InfoNCETrainer:
 
     def _train(self, examples, log_every, evaluate, metric) -> dict:
         import mlx.core as mx
-        import mlx.nn as nn
 
         from .schedule import make_optimizer, make_schedule
 
@@ -250,8 +274,8 @@ class InfoNCETrainer:
         optimizer = make_optimizer(
             make_schedule(s.learning_rate, total, s.warmup_steps(total), "linear"), s.weight_decay
         )
-        step_fn = nn.value_and_grad(self.module, self._encoded_loss)
-        encode = self.embedder.tokenizer.encode_batch
+        step_fn = self._step_fn(optimizer)
+        encode, collate = self.embedder.tokenizer.encode_batch, self.embedder.collate
         selection = self.selection(evaluate, metric) if evaluate is not None else None
         points = set(eval_points(total, s.eval_steps))
         mx.reset_peak_memory()
@@ -263,8 +287,7 @@ class InfoNCETrainer:
         for step, batch in enumerate(batches, 1):
             self.module.train()
             queries, docs = (encode(texts) for texts in batch_texts(examples, batch))  # once: the step and the count
-            loss, grads = step_fn(queries, docs)
-            optimizer.update(self.module, grads)
+            loss = step_fn(*collate(queries, s.pad_multiple), *collate(docs, s.pad_multiple))
             mx.eval(self.module.parameters(), optimizer.state, loss)
             losses.append(float(loss))
             tokens += sum(len(e.ids) for e in queries + docs)

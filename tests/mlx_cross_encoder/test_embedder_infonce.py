@@ -197,3 +197,29 @@ def test_dev_selection_keeps_the_first_best_step_on_both_stacks(st_folder, scrip
         assert np.abs(final - seen[-1]).max() > 1e-2  # not the last step's
         results[name] = final
     np.testing.assert_allclose(results["mlx"], results["torch"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["encoder", "decoder"])
+def test_padding_to_a_multiple_trains_as_exact_widths(tmp_path, st_folder, family):
+    """``pad_multiple`` (a speed knob: fewer distinct shapes) masks its padding: the same losses and weights as
+    exact-width batches, with mean pooling (encoder) and last-token pooling (decoder LoRA)."""
+    from mlx_cross_encoder import MLXEmbedder
+
+    examples = _examples()
+    if family == "decoder":
+        folder = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=1)
+        load = lambda: MLXEmbedder(folder, pooling="lasttoken", max_length=32)  # noqa: E731
+        recipe = {"fine_tune": "lora", "learning_rate": 2e-2}
+    else:
+        load = lambda: MLXEmbedder(st_folder)  # noqa: E731
+        recipe = {"learning_rate": 5e-3}
+    runs = []
+    for pad in (None, 16):
+        mlx = load()
+        settings = InfoNCESettings(batch_size=3, max_steps=4, scale=10.0, seed=1, pad_multiple=pad, **recipe)
+        widths = {mlx.collate(mlx.tokenizer.encode_batch(t), pad)[0].shape[1] for t in _batch(examples)}
+        runs.append((InfoNCETrainer(mlx, settings).train(examples)["losses"], mlx.encode(builders.DOCUMENTS), widths))
+    (exact, emb_exact, _), (padded, emb_padded, widths) = runs
+    assert all(w % 16 == 0 for w in widths)  # the padded run did pad
+    np.testing.assert_allclose(padded, exact, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(emb_padded, emb_exact, atol=1e-5, rtol=0)
