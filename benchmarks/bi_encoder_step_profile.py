@@ -2,6 +2,7 @@
 
     python benchmarks/bi_encoder_step_profile.py [--steps 12] [--warmup 2] [--batch-size 32] [--negatives 1]
         [--max-length 256] [--modes plain,nocache,pad32,compile] [--torch] [--json OUT]
+        [--model local:smollm2-135m-instruct --pooling lasttoken --lora]   (a decoder, MLX only)
 
 Real weights (``local:all-minilm-l6-v2``), float32, full fine-tuning, the session-5 H200 recipe's batch shape
 (batch 32, 1 hard negative, 256 tokens per text); the batches are the first ones of ``infonce.training_batches``
@@ -75,8 +76,10 @@ def run_mlx(mode: str, args, texts) -> dict:
 
     from harness.localmodels import resolve_model
 
-    settings = InfoNCESettings(batch_size=args.batch_size, **MODES[mode])
-    embedder = MLXEmbedder(resolve_model(args.model), max_length=args.max_length, dtype="float32")
+    fine_tune = "lora" if args.lora else "full"
+    settings = InfoNCESettings(batch_size=args.batch_size, fine_tune=fine_tune, **MODES[mode])
+    pooling = {"pooling": args.pooling, "normalize": True} if args.pooling else {}
+    embedder = MLXEmbedder(resolve_model(args.model), max_length=args.max_length, dtype="float32", **pooling)
     trainer = InfoNCETrainer(embedder, settings)
     optimizer = make_optimizer(make_schedule(2e-5, len(texts), 1, "linear"), 0.01)
     step_fn = trainer._step_fn(optimizer)
@@ -160,6 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--negatives", type=int, default=1)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--modes", default="plain,nocache,pad32,compile", help=f"MLX modes, of {','.join(MODES)}")
+    parser.add_argument("--lora", action="store_true", help="MLX LoRA r8 on the attention projections (decoders)")
+    parser.add_argument("--pooling", help="override the folder's pooling (e.g. lasttoken for a causal-LM folder)")
     parser.add_argument("--torch", action="store_true", help="also time the sentence-transformers MNRL step")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
