@@ -3,12 +3,13 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 
     python benchmarks/enc_chunks.py MODEL --candidates DL19.json [--queries 43] [--dtype bfloat16]
         [--batch-size 1024] [--max-batch-tokens N] [--chunk-tokens 0,auto,16384,65536] [--repeats 5] [--torch]
-        [--json OUT]
+        [--scenario offline|single_query] [--json OUT]
 
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
 chunk): one untimed warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is
-the sum of its calls' times, as in the harness. Reported: ``pairs_per_s`` per pass and their median,
+the sum of its calls' times, as in the harness. ``--scenario single_query``: the calls are the harness's single_query
+calls instead (one per query: its candidates in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
 ``max_abs_diff`` of the scores against the first setting's. ``--torch``: sentence-transformers' ``CrossEncoder`` over
 the same batches (``torch.cuda.max_memory_allocated``, weights included). Prints one JSON object.
@@ -39,6 +40,18 @@ def offline_calls(model, pairs, batch_size: int, budget: int | None) -> list[lis
     return [[pairs[i] for i in batch] for batch in length_sorted_batches(lengths, batch_size, budget)]
 
 
+def single_query_calls(a) -> list[list[tuple[str, str]]]:
+    """The harness single_query scenario's calls: one per query, its candidates in order."""
+    data = json.loads(Path(a.candidates).read_text())[: a.queries]
+    return [[(q["query"], h["content"]) for h in q["hits"]] for q in data]
+
+
+def scenario_calls(a, model, pairs) -> list[list[tuple[str, str]]]:
+    if a.scenario == "single_query":
+        return single_query_calls(a)
+    return offline_calls(model, pairs, a.batch_size, a.mbt)
+
+
 def passes(predict, calls, repeats: int, sync=lambda: None) -> tuple[list[float], np.ndarray]:
     """Seconds of each timed pass (sum of its calls) and the last pass's scores, after one warm-up pass."""
     for rows in calls:
@@ -64,13 +77,14 @@ def mlx_rows(a, path: str, pairs) -> list[dict]:
     from mlx_cross_encoder import MLXCrossEncoder
 
     rows, reference = [], None
+    batch = (lambda r: a.batch_size) if a.scenario == "single_query" else len
     for setting in a.chunk_tokens.split(","):
         chunk = "auto" if setting == "auto" else int(setting)
         model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk, max_batch_tokens=a.mbt)
-        calls = offline_calls(model, pairs, a.batch_size, a.mbt)
+        calls = scenario_calls(a, model, pairs)
         mx.reset_peak_memory()
         print(f"[enc_chunks] mlx chunk_tokens={setting} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
-        seconds, scores = passes(lambda r, m=model: m.predict(r, batch_size=len(r)), calls, a.repeats)
+        seconds, scores = passes(lambda r, m=model: m.predict(r, batch_size=batch(r)), calls, a.repeats)
         reference = scores if reference is None else reference
         rows.append(
             {
@@ -98,10 +112,11 @@ def torch_row(a, path: str, pairs, calls) -> dict:
         path, device="cuda" if cuda else "cpu", max_length=512, model_kwargs={"torch_dtype": getattr(torch, a.dtype)}
     )
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    batch = (lambda r: a.batch_size) if a.scenario == "single_query" else len
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     seconds, _ = passes(
-        lambda r: st.predict(r, batch_size=len(r), show_progress_bar=False, convert_to_numpy=True),
+        lambda r: st.predict(r, batch_size=batch(r), show_progress_bar=False, convert_to_numpy=True),
         calls,
         a.repeats,
         sync,
@@ -126,6 +141,7 @@ def main() -> None:
     ap.add_argument("--chunk-tokens", default="0,auto", help="comma-separated: 0 (off), auto, or a token count")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch", action="store_true")
+    ap.add_argument("--scenario", choices=["offline", "single_query"], default="offline")
     ap.add_argument("--json", default=None, help="also write the JSON object here")
     a = ap.parse_args()
 
@@ -136,11 +152,12 @@ def main() -> None:
     start = time.perf_counter()
     out = {"model": a.model, "dtype": a.dtype, "pairs": len(pairs), "batch_size": a.batch_size}
     out["max_batch_tokens"] = a.mbt
+    out["scenario"] = a.scenario
     out["rows"] = mlx_rows(a, path, pairs)
     if a.torch:
         from mlx_cross_encoder import MLXCrossEncoder
 
-        calls = offline_calls(MLXCrossEncoder(path, max_length=512, chunk_tokens=None), pairs, a.batch_size, a.mbt)
+        calls = scenario_calls(a, MLXCrossEncoder(path, max_length=512, chunk_tokens=None), pairs)
         out["rows"].append(torch_row(a, path, pairs, calls))
     out["wall_s"] = time.perf_counter() - start
     text = json.dumps(out)
