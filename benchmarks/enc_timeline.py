@@ -268,7 +268,6 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     row.update(device_only(model, trace.hosts, resolve_activation(model.default_activation)))
     if a.kernels:
         row["kernels"] = kernel_busy(one_pass)
-    del model
     mx.clear_cache()
     return row
 
