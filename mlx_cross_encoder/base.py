@@ -46,10 +46,25 @@ TOKENIZE_CHUNK_MIN = 16
 _POOL: dict[int, ThreadPoolExecutor] = {}
 
 
+def env_int(name: str, minimum: int = 0) -> int | None:
+    """The environment variable ``name`` as an integer >= ``minimum``; None when unset or blank. Anything else
+    raises ValueError naming the variable and its value."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ValueError(f"environment variable {name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
 def tokenize_threads() -> int:
     """Threads for :func:`encode_in_threads`: ``MLX_CROSS_ENCODER_TOKENIZE_THREADS``, else the cores, at most 16."""
-    value = os.environ.get("MLX_CROSS_ENCODER_TOKENIZE_THREADS")
-    return max(1, int(value)) if value else max(1, min(16, os.cpu_count() or 1))
+    value = env_int("MLX_CROSS_ENCODER_TOKENIZE_THREADS")
+    return max(1, value) if value is not None else max(1, min(16, os.cpu_count() or 1))
 
 
 def _thread_chunks(n_inputs: int, threads: int) -> list[tuple[int, int]]:

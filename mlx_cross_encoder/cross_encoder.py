@@ -25,6 +25,7 @@ from .base import (
     TokenArrays,
     encode_arrays,
     encode_in_threads,
+    env_int,
     even_chunks,
     length_sorted_batches,
     padded_width,
@@ -216,10 +217,10 @@ class MLXCrossEncoder(RerankerBase):
 
     def _resolve_chunk_tokens(self, chunk_tokens) -> int | None:
         if chunk_tokens == "auto":
+            env = env_int(CHUNK_TOKENS_ENV_VAR)  # checked on every device: a bad value is an error, not ignored
             if mx.default_device() != mx.gpu:
                 return None
-            env = os.environ.get(CHUNK_TOKENS_ENV_VAR)
-            chunk_tokens = int(env) if env else max(1, CHUNK_TOKEN_ELEMENTS // self.args.hidden_size)
+            chunk_tokens = env if env is not None else max(1, CHUNK_TOKEN_ELEMENTS // self.args.hidden_size)
         if chunk_tokens is None or chunk_tokens == 0:
             return None
         if not isinstance(chunk_tokens, int) or chunk_tokens < 0:

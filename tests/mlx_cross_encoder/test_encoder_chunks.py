@@ -185,3 +185,16 @@ def test_chunk_tokens_option(tmp_path, monkeypatch):
     model = MLXCrossEncoder(directory, chunk_tokens=500)
     data = varied_pairs(9)
     assert len(model._pieces(data, 9, 10_000)) == 1  # a token budget: planned (all lengths first), not streamed
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "1.5"])
+def test_bad_chunk_tokens_environment_value_is_an_error_naming_it(tmp_path, monkeypatch, value):
+    directory = builders.bert_cross_encoder(tmp_path / "bert")
+    monkeypatch.setenv(base.CHUNK_TOKENS_ENV_VAR, value)
+    with pytest.raises(ValueError, match=f"{base.CHUNK_TOKENS_ENV_VAR}.*{value!r}"):
+        MLXCrossEncoder(directory)
+    monkeypatch.setenv(base.CHUNK_TOKENS_ENV_VAR, " 0 ")
+    assert MLXCrossEncoder(directory).chunk_tokens is None  # 0 = whole batches, blanks stripped
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", value)
+    with pytest.raises(ValueError, match=f"MLX_CROSS_ENCODER_TOKENIZE_THREADS.*{value!r}"):
+        base.tokenize_threads()
