@@ -1,7 +1,7 @@
 """Where a MiniLM-L6 training step spends its time, MLX vs PyTorch, in ONE process (issue 12 item 6).
 
     python benchmarks/train_step_profile.py [--steps 8] [--batch-size 32] [--max-length 256] [--lora]
-        [--mlx-modes before,plain,trainer] [--json OUT]
+        [--mlx-modes before,plain,trainer] [--torch-device cuda|cpu] [--json OUT]
 
 The real all-MiniLM-L6-v2 encoder + seeded head (``local:minilm-l6-seeded-head``), float32, full fine-tuning
 (``--lora``: LoRA r8 alpha 16, head in full), BCE on DL19 judged BM25 pairs (``benchmarks/gpu_train.py``'s
@@ -24,7 +24,11 @@ MLX modes: ``plain`` (one stream, the step as ``RerankerTrainerBase`` does it, p
 same with the GELU as it was before the training-speed fix: MLX differentiating through the compiled rational erf
 instead of ``layers._gelu_rational``'s closed-form derivative), ``streams`` (the micro-batch split over one CPU
 stream per core, as the trainer does on a CPU), ``trainer`` (the trainer's own ``_accumulate`` + ``_update``:
-tokenization and collation inside ``fwd_bwd``), ``trainer-before`` (``trainer`` with the GELU as before the fix).
+tokenization and collation inside ``fwd_bwd``), ``trainer-before`` (``trainer`` with the GELU as before the fix),
+``compiled`` (``trainer`` with the compiled step of ``training/compiled_step.py``, the GPU default: its
+``fwd_bwd`` only builds and dispatches the work, the wait for it falls in ``update``).
+MLX runs on its default device (a GPU when MLX has one); torch on ``--torch-device`` (default: cuda when torch sees
+one), each torch phase ended by ``torch.cuda.synchronize()`` there.
 Ratios to torch are reported as the median of the per-step ratios (each step's MLX and torch times were taken
 back to back) and as the ratio of the medians.
 ``MLX_CROSS_ENCODER_CPU_STREAMS`` applies as in the trainer.
@@ -97,6 +101,10 @@ class MLXRunner:
         self.vg = nn.value_and_grad(self.t.model, self.t._loss)
         if mode == "streams" and not (len(self.t._cpu_streams()) > 1):
             raise SystemExit("streams mode needs more than one CPU stream")
+        if mode == "compiled":  # the trainer's compiled step (training/compiled_step.py), as train() sets it up
+            from mlx_cross_encoder.training.compiled_step import CompiledStep
+
+            self.t._compiled = CompiledStep(self.t.model, self.t.optimizer, self.vg, cfg.max_grad_norm)
         if mode in ("before", "trainer-before"):
             from mlx_cross_encoder.models import layers
 
@@ -109,13 +117,13 @@ class MLXRunner:
 
         t = self.t
         times: dict[str, float] = {}
-        if self.mode in ("trainer", "trainer-before"):
+        if self.mode in ("trainer", "trainer-before", "compiled"):
             t0 = _now()
             acc, loss_sum, _ = t._accumulate(self.vg, batch, None)
             t1 = _now()
             t._update(acc, batch.n_examples)
             t2 = _now()
-            self.losses.append(loss_sum / batch.n_examples)
+            self.losses.append(float(loss_sum) / batch.n_examples)
             return {"fwd_bwd": t1 - t0, "update": t2 - t1, "total": t2 - t0}
         t0 = _now()
         enc = t.encoder.tokenizer.encode_batch(batch.pairs)
@@ -188,7 +196,9 @@ class TorchRunner:
                     lora_dropout=0.0,
                 ),
             )
-        self.model.train()
+        self.device = a.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).train()
+        self.sync = torch.cuda.synchronize if self.device.startswith("cuda") else (lambda: None)
         self.max_length = a.max_length
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=1e-4 if a.lora else 2e-5, weight_decay=0.01)
@@ -201,16 +211,21 @@ class TorchRunner:
         q = [p[0] for p in batch.pairs]
         d = [p[1] for p in batch.pairs]
         enc = self.tok(q, d, truncation="longest_first", max_length=self.max_length, padding=True, return_tensors="pt")
-        labels = torch.tensor(batch.labels, dtype=torch.float32)
+        enc = enc.to(self.device)
+        labels = torch.tensor(batch.labels, dtype=torch.float32, device=self.device)
+        self.sync()
         t1 = _now()
         logits = self.model(**enc).logits.view(-1)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        self.sync()
         t2 = _now()
         loss.backward()
+        self.sync()
         t3 = _now()
         norm = torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        self.sync()
         t4 = _now()
         self.losses.append(loss.item())
         float(norm)
@@ -245,7 +260,7 @@ def torch_worker(a) -> None:
     assert "mlx.core" not in sys.modules
     batches = build_batches(a)
     runner = TorchRunner(str(resolve_model("local:minilm-l6-seeded-head")), a, len(batches))
-    print(json.dumps({"ready": True, "threads": runner.torch.get_num_threads()}), flush=True)
+    print(json.dumps({"ready": True, "threads": runner.torch.get_num_threads(), "device": runner.device}), flush=True)
     for line in sys.stdin:
         out = runner.step(batches[int(line)])
         print(json.dumps({"times": out, "loss": runner.losses[-1]}), flush=True)
@@ -265,7 +280,8 @@ class TorchProcess:
             text=True,
             env=env,
         )
-        self.threads = self._read()["threads"]
+        ready = self._read()
+        self.threads, self.device = ready["threads"], ready["device"]
         self.losses: list[float] = []
 
     def _read(self) -> dict:
@@ -305,6 +321,7 @@ def main() -> None:
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--mlx-modes", default="before,plain,trainer")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--torch-device", help="torch's device (default: cuda when torch sees one, else cpu)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/trec-dl")
     ap.add_argument("--json")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
@@ -321,8 +338,8 @@ def main() -> None:
     runners = {m: MLXRunner(path, a, m, n_steps) for m in a.mlx_modes.split(",") if m}
     torch_threads = None
     if not a.no_torch:
-        keys = ("steps", "warmup", "batch_size", "max_length", "data")
-        argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k in keys]
+        keys = ("steps", "warmup", "batch_size", "max_length", "data", "torch_device")
+        argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k in keys and v is not None]
         runners["torch"] = TorchProcess(argv + (["--lora"] if a.lora else []))
         torch_threads = runners["torch"].threads
     rows: dict[str, list] = {k: [] for k in runners}
@@ -346,6 +363,9 @@ def main() -> None:
         "load_avg_after": load_after,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch_threads,
+        "torch_device": runners["torch"].device if "torch" in runners else None,
+        "mlx_device": str(mx.default_device()),
+        "mlx_max_ops_per_buffer": os.environ.get("MLX_MAX_OPS_PER_BUFFER"),
         "mlx_streams": len(next(iter(runners.values())).t._cpu_streams()) if a.mlx_modes else None,
         "phases": {k: summary(v) for k, v in rows.items() if v},
         "losses": {k: runners[k].losses for k in runners},

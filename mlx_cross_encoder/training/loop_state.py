@@ -28,6 +28,9 @@ class RunState:
     bar: Any = None
     train_time: float = 0.0
     tokens: int = 0
+    #: seconds and non-padding tokens of each update of this call, in order (what ``train_time``/``tokens`` sum)
+    step_times: list[float] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0})
     state: dict[str, Any] = field(
         default_factory=lambda: {
@@ -46,8 +49,13 @@ class RunState:
     def stopped(self) -> bool:
         return self.state["step"] >= self.total_steps or self.state["stopped_early"]
 
-    def add_time(self, seconds: float, loss_sum: float, n_examples: int) -> None:
+    def add_step(self, seconds: float, loss_sum: float, n_examples: int, tokens: int) -> None:
+        """One update: its seconds, summed loss, examples and non-padding tokens."""
         self.train_time += seconds
+        self.tokens += tokens
+        self.window["tokens"] += tokens
+        self.step_times.append(seconds)
+        self.step_tokens.append(tokens)
         self.window["time"] += seconds
         self.window["loss"] += loss_sum
         self.window["n"] += n_examples

@@ -26,6 +26,7 @@ from mlx.utils import tree_map
 from tqdm.auto import tqdm
 
 from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
+from .compiled_step import CompiledStep, compile_enabled
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
 from .evaluation import BEST_DIR, DevEvaluation, MetricFn
 from .gpu_memory import bounded_gpu_cache
@@ -55,6 +56,7 @@ class RerankerTrainerBase(DevEvaluation):
         self._prepared = False
         self.optimizer: optim.Optimizer | None = None
         self.history: list[dict[str, Any]] = []
+        self._compiled: CompiledStep | None = None  # set by train() (compiled_step.compile_enabled)
 
     # -- to implement ----------------------------------------------------------------------------------
     def _prepare(self) -> None:  # pragma: no cover - abstract
@@ -116,6 +118,19 @@ class RerankerTrainerBase(DevEvaluation):
         return self._streams
 
     def _accumulate(self, value_and_grad, batch: Batch, acc_grads):
+        """Add one micro-batch's example-weighted gradient to ``acc_grads``: :meth:`_accumulate_plain`, or the
+        compiled step's ``accumulate`` (:mod:`.compiled_step`; lazy: evaluated with the update)."""
+        compiled = self._compiled
+        if compiled is None:
+            return self._accumulate_plain(value_and_grad, batch, acc_grads)
+        inputs, labels, teacher, n_tokens = self._batch_arrays(batch)
+        loss_sum, acc_grads = compiled.accumulate(
+            inputs, labels, teacher, batch.group_size, batch.n_examples, acc_grads
+        )
+        mx.async_eval(loss_sum, acc_grads)  # the device computes while the host prepares what comes next
+        return acc_grads, loss_sum, n_tokens
+
+    def _accumulate_plain(self, value_and_grad, batch: Batch, acc_grads):
         """Add one micro-batch's example-weighted gradient (``n_examples * mean gradient``) to ``acc_grads``;
         returns ``(acc_grads, loss * n_examples, tokens)``.
 
@@ -166,6 +181,11 @@ class RerankerTrainerBase(DevEvaluation):
         run = self._start(train_data, eval_data)
         value_and_grad = nn.value_and_grad(self.model, self._loss)
         self.model.train()
+        self._compiled = (
+            CompiledStep(self.model, self.optimizer, value_and_grad, self.config.max_grad_norm)
+            if compile_enabled()
+            else None
+        )
         mx.reset_peak_memory()
         try:
             with bounded_gpu_cache():  # a GPU process holds about what it uses (gpu_memory: session 4's OOM)
@@ -227,7 +247,7 @@ class RerankerTrainerBase(DevEvaluation):
         cfg, state = self.config, run.state
         epoch, skip = state["epoch"], state["micro_in_epoch"]
         micro_per_epoch = len(run.batcher)
-        acc_grads, acc_n, acc_loss = None, 0, 0.0
+        acc_grads, acc_n, acc_loss, acc_tokens = None, 0, 0.0, 0
         tic = time.perf_counter()
         for mi, batch in enumerate(run.batcher.batches(epoch)):
             if mi < skip:
@@ -236,13 +256,13 @@ class RerankerTrainerBase(DevEvaluation):
             acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads)
             acc_loss += loss_sum
             acc_n += batch.n_examples
-            run.window["tokens"] += n_tokens
-            run.tokens += n_tokens
+            acc_tokens += n_tokens
             last_micro = mi == micro_per_epoch - 1
             if (mi + 1) % cfg.gradient_accumulation_steps != 0 and not last_micro:
                 continue
             grad_norm, lr = self._update(acc_grads, acc_n)
-            run.add_time(time.perf_counter() - tic, acc_loss, acc_n)
+            acc_loss = float(acc_loss)  # the compiled step's loss is an array, evaluated by the update
+            run.add_step(time.perf_counter() - tic, acc_loss, acc_n, acc_tokens)
             state["step"] += 1
             state["epoch"], state["micro_in_epoch"] = (epoch + 1, 0) if last_micro else (epoch, mi + 1)
             record: dict[str, Any] = {
@@ -253,7 +273,7 @@ class RerankerTrainerBase(DevEvaluation):
                 "lr": lr,
                 "grad_norm": grad_norm,
             }
-            acc_grads, acc_n, acc_loss = None, 0, 0.0
+            acc_grads, acc_n, acc_loss, acc_tokens = None, 0, 0.0, 0
             if self._after_update(run, record, last_micro, metric_fn, callbacks):
                 return True
             tic = time.perf_counter()
@@ -263,6 +283,11 @@ class RerankerTrainerBase(DevEvaluation):
         """One optimizer update with the mean gradient: clipped, then AdamW. Returns (the norm before clipping,
         the learning rate the optimizer used)."""
         cfg = self.config
+        compiled = self._compiled
+        if compiled is not None:
+            norm, lr = compiled.apply(acc_grads, acc_n)
+            mx.eval(norm, lr, self.model.parameters(), self.optimizer.state)
+            return (float(norm.item()) if compiled.clips else None), lr.item()
         grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
         grad_norm = None
         if cfg.max_grad_norm:
@@ -314,6 +339,9 @@ class RerankerTrainerBase(DevEvaluation):
             "stopped_early": state["stopped_early"],
             "wall_time_s": time.perf_counter() - run.wall_start,
             "train_time_s": run.train_time,
+            "step_times_s": list(run.step_times),  # each update of this call (what train_time_s sums)
+            "step_tokens": list(run.step_tokens),  # its non-padding tokens (what train_tokens sums)
+            "compiled_step": self._compiled is not None,
             "train_tokens": run.tokens,
             "tokens_per_s": run.tokens / run.train_time if run.train_time else None,
             "peak_memory_bytes": int(mx.get_peak_memory()),

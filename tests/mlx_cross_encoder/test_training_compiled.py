@@ -1,0 +1,137 @@
+"""The compiled training step (training/compiled_step.py, the GPU default) makes the updates the plain step makes:
+same losses, gradient norms, learning rates and parameters after several updates, for full fine-tuning with
+gradient accumulation and a smaller last batch, LoRA with a grouped loss, and the LLM reranker trainer."""
+
+import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
+import mlx.core as mx
+import numpy as np
+import pytest
+from builders import bert_cross_encoder, qwen3_causal_lm
+from mlx.utils import tree_flatten
+from training_helpers import toy_groups, toy_pairs
+
+from mlx_cross_encoder.training import (
+    MLXCrossEncoderConfig,
+    MLXCrossEncoderTrainer,
+    Qwen3RerankerConfig,
+    Qwen3RerankerTrainer,
+    compiled_step,
+)
+from mlx_cross_encoder.training.compiled_step import COMPILE_ENV_VAR, compile_enabled
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return bert_cross_encoder(tmp_path_factory.mktemp("bert"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    return qwen3_causal_lm(tmp_path_factory.mktemp("qwen"))
+
+
+def run(make_trainer, data, monkeypatch, compiled: bool):
+    monkeypatch.setenv(COMPILE_ENV_VAR, "1" if compiled else "0")
+    monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")  # the plain path's stream split is not compared here
+    trainer = make_trainer()
+    if hasattr(trainer, "encoder"):
+        trainer.encoder.length_multiple = 32  # widths as on a GPU: few shapes to trace (each is compiled once)
+    trainer.prepare_model()
+    trainer.train(data)
+    assert (trainer._compiled is not None) is compiled
+    records = [r for r in trainer.history if r["type"] == "train"]
+    params = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(trainer.model.trainable_parameters())}
+    return records, params
+
+
+def assert_same_training(plain, compiled, n_updates: int, atol: float):
+    (p_rec, p_par), (c_rec, c_par) = plain, compiled
+    assert len(p_rec) == len(c_rec) == n_updates
+    for key in ("loss", "grad_norm", "lr"):
+        np.testing.assert_allclose([r[key] for r in c_rec], [r[key] for r in p_rec], rtol=1e-5, atol=atol, err_msg=key)
+    assert c_par.keys() == p_par.keys()
+    moved = max(float(np.abs(c_par[k] - p_par[k]).max()) for k in p_par)
+    assert moved <= atol, moved
+
+
+def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch):
+    def make():
+        cfg = MLXCrossEncoderConfig(
+            pretrained_path=str(bert_dir),
+            output_dir=str(tmp_path / "out"),
+            learning_rate=5e-3,
+            batch_size=5,  # 32 pairs: the epoch's last micro-batch has 2
+            gradient_accumulation_steps=2,
+            num_epochs=2,
+            max_grad_norm=0.5,  # clipping active
+            warmup_ratio=0.2,
+            show_progress_bar=False,
+            logging_steps=1,
+            seed=3,
+        )
+        return MLXCrossEncoderTrainer(config=cfg)
+
+    with mx.stream(mx.cpu):
+        plain = run(make, toy_pairs(8), monkeypatch, compiled=False)
+        compiled = run(make, toy_pairs(8), monkeypatch, compiled=True)
+    assert_same_training(plain, compiled, n_updates=8, atol=2e-5)
+
+
+def test_compiled_lora_listwise_equals_the_plain_step(bert_dir, tmp_path, monkeypatch):
+    def make():
+        cfg = MLXCrossEncoderConfig(
+            pretrained_path=str(bert_dir),
+            output_dir=str(tmp_path / "out"),
+            fine_tune_type="lora",
+            lora_rank=4,
+            lora_dropout=0.1,  # dropout: the compiled step draws from the same seeded generator
+            loss="listwise",
+            group_size=4,
+            learning_rate=1e-2,
+            batch_size=2,
+            num_epochs=2,
+            show_progress_bar=False,
+            logging_steps=1,
+            seed=5,
+        )
+        return MLXCrossEncoderTrainer(config=cfg)
+
+    with mx.stream(mx.cpu):
+        plain = run(make, toy_groups(6, n_neg=3), monkeypatch, compiled=False)
+        compiled = run(make, toy_groups(6, n_neg=3), monkeypatch, compiled=True)
+    assert_same_training(plain, compiled, n_updates=6, atol=2e-5)
+
+
+def test_compiled_llm_lora_equals_the_plain_step(qwen_dir, tmp_path, monkeypatch):
+    def make():
+        cfg = Qwen3RerankerConfig(
+            model_name=str(qwen_dir),
+            output_dir=str(tmp_path / "out"),
+            lora_rank=4,
+            learning_rate=1e-2,
+            batch_size=4,
+            max_steps=4,
+            max_length=64,
+            show_progress_bar=False,
+            logging_steps=1,
+            seed=1,
+        )
+        return Qwen3RerankerTrainer(cfg)
+
+    with mx.stream(mx.cpu):
+        plain = run(make, toy_pairs(4), monkeypatch, compiled=False)
+        compiled = run(make, toy_pairs(4), monkeypatch, compiled=True)
+    assert_same_training(plain, compiled, n_updates=4, atol=5e-5)
+
+
+def test_compile_switch(monkeypatch):
+    monkeypatch.setenv(COMPILE_ENV_VAR, "auto")
+    assert compile_enabled() is (mx.default_device().type == mx.gpu)
+    monkeypatch.setenv(COMPILE_ENV_VAR, "0")
+    assert compile_enabled() is False
+    monkeypatch.setenv(COMPILE_ENV_VAR, "1")
+    assert compile_enabled() is True
+    monkeypatch.setenv(COMPILE_ENV_VAR, "sometimes")
+    with pytest.raises(ValueError, match=COMPILE_ENV_VAR):
+        compile_enabled()
+    assert compiled_step.CompiledStep  # the module the trainer uses
