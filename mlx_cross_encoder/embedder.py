@@ -206,17 +206,35 @@ class MLXEmbedder:
             mx.clear_cache()
         return out[0] if single else out
 
+    def trained_weights(self) -> dict[str, mx.array]:
+        """The embedding module's current tensors by name (a decoder's: relative to its backbone, the Hugging Face
+        names without ``model.``), LoRA adapters fused: a ``LoRALinear`` at ``path`` gives ``path.weight`` =
+        ``W + scale * (A B)^T`` (mlx-lm's ``fuse``) and its bias."""
+        from mlx.utils import tree_flatten
+
+        from .training.lora import is_lora_linear
+
+        module = self.model.model if self.is_decoder else self.model
+        out = dict(tree_flatten(module.parameters()))
+        for path, layer in module.named_modules():
+            if is_lora_linear(layer):
+                fused = layer.fuse()
+                for key in [k for k in out if k.startswith(path + ".")]:
+                    del out[key]
+                out.update({f"{path}.{k}": v for k, v in tree_flatten(fused.parameters())})
+        return out
+
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write an embedding folder like the one loaded, holding this embedder's current weights (e.g. after
-        ``training.infonce.InfoNCETrainer``): the source folder's files are copied (tokenizer, sentence-transformers
-        modules, config), and its safetensors tensors are written to ``model.safetensors`` under their own names and
-        shapes, each with the trained value when the encoder loaded it (buffers, an unused pooler or head: the
-        source's value). ``SentenceTransformer(path)`` and ``MLXEmbedder(path)`` load it. Encoders only (a decoder
-        embedder trains LoRA adapters: ``InfoNCETrainer.adapter_config``)."""
+        ``training.infonce.InfoNCETrainer``, LoRA adapters fused into their layers): the source folder's files are
+        copied (tokenizer, sentence-transformers modules, config), and its safetensors tensors are written to
+        ``model.safetensors`` under their own names and shapes, each with the trained value when the embedder
+        loaded it (buffers, an unused pooler, head or LM head: the source's value). ``SentenceTransformer(path)``
+        and ``MLXEmbedder(path)`` load it."""
         import shutil
 
-        if self.is_decoder:
-            raise ValueError("save_pretrained writes encoder folders; a decoder embedder trains LoRA adapters")
+        from .embedding.decoder import PREFIX
+
         out = Path(path)
         if out.resolve() == self.model_dir.resolve():
             raise ValueError(f"{out} is the folder this embedder was loaded from: write the trained one elsewhere")
@@ -224,15 +242,18 @@ class MLXEmbedder:
         shutil.copytree(
             self.model_dir, out, ignore=shutil.ignore_patterns(*weight_files, "onnx", "openvino"), dirs_exist_ok=True
         )
-        current = dict(nn.utils.tree_flatten(self.model.parameters()))
-        skipped = (*self.model.head_prefixes, "bert.pooler.", "roberta.pooler.")  # not loaded by _load_weights
+        current = self.trained_weights()
+        skipped = () if self.is_decoder else (*self.model.head_prefixes, "bert.pooler.", "roberta.pooler.")
         tensors = {}
         for name, value in load_weights(self.model_dir).items():
-            mapped = next(iter(self.model.sanitize({name: value})), None)
+            if self.is_decoder:  # a causal-LM file's "model.*" or a bare backbone's names
+                mapped = name.removeprefix(PREFIX)
+            else:
+                mapped = next(iter(self.model.sanitize({name: value})), None)
             if mapped in current and not mapped.startswith(skipped):
                 if current[mapped].shape != value.shape:
                     raise ValueError(f"{name}: trained shape {current[mapped].shape} != source {value.shape}")
-                value = current[mapped]
+                value = current[mapped].astype(value.dtype)
             tensors[name] = value
         mx.save_safetensors(str(out / "model.safetensors"), tensors, metadata={"format": "pt"})
         return out

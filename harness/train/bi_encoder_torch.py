@@ -9,6 +9,12 @@ stays in eval mode), as MLX encoders have none. A plain loop rather than ``Sente
 trainer's sampler and schedule would give each stack different batches and learning rates. With ``evaluate``, the
 MLX trainer's checkpoint selection (``infonce.DevSelection`` at ``infonce.eval_points``: step 0, every
 ``eval_steps``, the last update; the best step's weights restored).
+
+``fine_tune="lora"`` (:func:`add_lora`): PEFT LoRA (``peft.get_peft_model``) on the transformer of the
+``SentenceTransformer``, on the MLX trainer's targets (``settings.lora_targets``; a decoder's default ``q_proj/k_proj/v_proj/o_proj``,
+an encoder's must be named), ``scaling = alpha / rank``, no dropout, ``A`` from
+``infonce.lora_a_init`` keyed by the module's name (a decoder's names are the MLX paths: both stacks start from the
+same adapters), ``B = 0``; :func:`merge_lora` folds the adapters into the weights before saving.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 from mlx_cross_encoder.training.infonce import (
+    DECODER_LORA_TARGETS,
     DevSelection,
     InfoNCEExample,
     InfoNCESettings,
     batch_texts,
     eval_points,
+    lora_a_init,
     training_batches,
 )
 from mlx_cross_encoder.training.schedule import lr_at, no_decay
@@ -31,6 +39,53 @@ from mlx_cross_encoder.training.schedule import lr_at, no_decay
 def _features(model, texts: list[str]):
     features = model.preprocess(texts)
     return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+
+
+def add_lora(model, settings: InfoNCESettings) -> list[str]:
+    """PEFT LoRA on ``model[0].auto_model`` (frozen base; trainable ``lora_A``/``lora_B``); returns the wrapped
+    module names (relative to the transformer)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    transformer = model[0]
+    names = [n for n, _ in transformer.auto_model.named_modules()]
+    is_decoder = any(n.endswith("." + t) for n in names for t in DECODER_LORA_TARGETS)  # a decoder's projections
+    if not (settings.lora_targets or is_decoder):
+        raise ValueError("an encoder's LoRA twin needs lora_targets named (recipe lora_target_modules, as the MLX "
+                         "model file's lora_targets); a decoder's default to q_proj/k_proj/v_proj/o_proj")  # fmt: skip
+    targets = list(settings.lora_targets or DECODER_LORA_TARGETS)
+    config = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, target_modules=targets,
+                        lora_dropout=0.0, bias="none")  # fmt: skip
+    peft_model = get_peft_model(transformer.auto_model, config)
+    _set_transformer_model(transformer, peft_model)
+    inner = peft_model.base_model.model
+    wrapped = []
+    with torch.no_grad():
+        for name, module in inner.named_modules():
+            if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+                a = module.lora_A["default"].weight  # (rank, in)
+                a.copy_(torch.from_numpy(lora_a_init(name, a.shape[1], settings.lora_rank, settings.seed).T))
+                module.lora_B["default"].weight.zero_()
+                wrapped.append(name)
+    if not wrapped:
+        raise ValueError(f"lora targets {targets} match no module of {type(inner).__name__}")
+    return sorted(wrapped)
+
+
+def merge_lora(model) -> None:
+    """Fold PEFT adapters into the transformer's weights (``merge_and_unload``): a plain model to save."""
+    transformer = model[0]
+    if hasattr(transformer.auto_model, "merge_and_unload"):
+        _set_transformer_model(transformer, transformer.auto_model.merge_and_unload())
+
+
+def _set_transformer_model(transformer, model) -> None:
+    """Replace the transformers model of a sentence-transformers ``Transformer`` module (``auto_model`` is a read-only
+    view of ``model`` in sentence-transformers 6.x, the attribute itself before)."""
+    if isinstance(getattr(type(transformer), "auto_model", None), property):
+        transformer.model = model
+    else:
+        transformer.auto_model = model
 
 
 def selection(model, evaluate: Callable[[], dict[str, float]], metric: str = "ndcg@10") -> DevSelection:
@@ -56,15 +111,15 @@ def train_sentence_transformer(
     evaluate: Callable[[], dict[str, float]] | None = None,
     metric: str = "ndcg@10",
 ) -> dict[str, Any]:
-    """Full fine-tuning of ``model`` (a ``SentenceTransformer``) in place; returns losses, wall time (dev
-    evaluations excluded), tokens/s, peak memory (CUDA only; None on CPU, where PyTorch keeps no peak) and, with
+    """Fine-tuning of ``model`` (a ``SentenceTransformer``) in place, full or LoRA (:func:`add_lora`; the adapters
+    stay unmerged: :func:`merge_lora` before saving); returns losses, wall time (dev evaluations excluded),
+    tokens/s, peak memory (CUDA only; None on CPU, where PyTorch keeps no peak), the LoRA modules and, with
     ``evaluate``, the checkpoint selection (the best step's weights restored)."""
     import torch
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    if settings.fine_tune != "full":
-        raise ValueError("the PyTorch twin trains fine_tune='full' only (LoRA: MLX side only)")
     torch.manual_seed(settings.seed)
+    lora_modules = add_lora(model, settings) if settings.fine_tune == "lora" else None
     loss_fn = MultipleNegativesRankingLoss(model, scale=settings.scale)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -119,4 +174,5 @@ def train_sentence_transformer(
         "tokens_per_s": tokens / wall if wall else None,
         "peak_memory_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None,
         "selection": chooser.summary() if chooser else None,
+        "lora_modules": lora_modules,
     }

@@ -13,7 +13,8 @@ would then be an in-batch "negative" (sentence-transformers' ``NO_DUPLICATES`` i
 
 Fine-tuning: ``full`` (every encoder weight; an encoder folder's classification head, unused, stays frozen) or
 ``lora`` (mlx-lm ``LoRALinear`` on the attention projections: the model file's ``lora_targets`` for encoders,
-``q_proj``/``k_proj``/``v_proj``/``o_proj`` for decoders, ``scale = alpha / rank``). Decoders train LoRA only.
+``q_proj``/``k_proj``/``v_proj``/``o_proj`` for decoders, ``scale = alpha / rank``; ``A`` from
+:func:`lora_a_init`, ``B = 0``). Decoders train LoRA only.
 AdamW and the warmup + linear decay schedule are the cross-encoder trainers' (``training.schedule``). MLX is
 imported by the functions that need it, so the PyTorch twin can import :func:`batch_order` without it.
 
@@ -154,6 +155,19 @@ class DevSelection:
                 "eval_time_s": self.eval_time_s}  # fmt: skip
 
 
+def lora_a_init(path: str, input_dims: int, rank: int, seed: int) -> np.ndarray:
+    """The initial LoRA ``A`` of the module at ``path``, ``(input_dims, rank)`` float32: uniform in
+    ``±1/sqrt(input_dims)`` (the distribution of mlx-lm's ``LoRALinear`` and of PEFT's Kaiming-uniform ``lora_A``),
+    drawn from a generator seeded by ``seed`` and the path. Both stacks use it, so a decoder's twins (whose module
+    paths are the Hugging Face names on both sides, e.g. ``layers.0.self_attn.q_proj``) start from the same
+    adapters and train update for update. ``B`` starts at zero on both."""
+    import zlib
+
+    bound = 1.0 / np.sqrt(input_dims)
+    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
+    return rng.uniform(-bound, bound, size=(input_dims, rank)).astype(np.float32)
+
+
 def batch_texts(examples: list[InfoNCEExample], batch: list[int]) -> tuple[list[str], list[str]]:
     """Queries and documents of a batch in the loss's layout (positives, then each hard-negative column)."""
     chosen = [examples[i] for i in batch]
@@ -204,10 +218,13 @@ class InfoNCETrainer:
         targets = s.lora_targets or default
         module.freeze()
         paths = lora_target_paths(module, targets, exclude=head)
+        apply_lora(module, paths, s.lora_rank, s.lora_alpha / s.lora_rank)
         import mlx.core as mx
 
-        mx.random.seed(s.seed)  # LoRALinear draws its A matrices from MLX's global generator: seeded, reproducible
-        apply_lora(module, paths, s.lora_rank, s.lora_alpha / s.lora_rank)
+        modules = dict(module.named_modules())
+        for path in paths:  # A from lora_a_init (the PyTorch twin draws the same), B = 0 (mlx-lm's, PEFT's)
+            lora = modules[path]
+            lora.lora_a = mx.array(lora_a_init(path, lora.lora_a.shape[0], s.lora_rank, s.seed))
         return {"fine_tune_type": "lora", "rank": s.lora_rank, "alpha": s.lora_alpha, "keys": paths}
 
     def _array_loss(self, q_ids, q_mask, d_ids, d_mask):
