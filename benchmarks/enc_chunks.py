@@ -7,7 +7,7 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
-chunk): one untimed warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is
+chunk; ``SETTING/N``: streamed calls' first piece of N pairs, doubling up to ``STREAM_ROWS``): one untimed warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is
 the sum of its calls' times, as in the harness. ``--scenario single_query``: the calls are the harness's single_query
 calls instead (one per query: its candidates in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
@@ -25,6 +25,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def apply_setting(setting: str):
+    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST]``: the ``chunk_tokens`` value to construct with ("auto" or an
+    int); ``/FIRST`` sets the streamed calls' first piece size (``cross_encoder.STREAM_FIRST_ROWS``) until the
+    next setting (default: the module's own)."""
+    from mlx_cross_encoder import base, cross_encoder
+
+    chunk, _, first = setting.partition("/")
+    cross_encoder.STREAM_FIRST_ROWS = int(first) if first else base.STREAM_FIRST_ROWS
+    return "auto" if chunk == "auto" else int(chunk)
 
 
 def load_pairs(path: str, queries: int) -> list[tuple[str, str]]:
@@ -79,7 +90,7 @@ def mlx_rows(a, path: str, pairs) -> list[dict]:
     rows, reference = [], None
     batch = (lambda r: a.batch_size) if a.scenario == "single_query" else len
     for setting in a.chunk_tokens.split(","):
-        chunk = "auto" if setting == "auto" else int(setting)
+        chunk = apply_setting(setting)
         model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk, max_batch_tokens=a.mbt)
         calls = scenario_calls(a, model, pairs)
         mx.reset_peak_memory()
@@ -138,7 +149,11 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--max-batch-tokens", dest="mbt", type=int, default=None)
-    ap.add_argument("--chunk-tokens", default="0,auto", help="comma-separated: 0 (off), auto, or a token count")
+    ap.add_argument(
+        "--chunk-tokens",
+        default="0,auto",
+        help="comma-separated: 0 (off), auto, or a token count; /N: first piece N pairs",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--scenario", choices=["offline", "single_query"], default="offline")

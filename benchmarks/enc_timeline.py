@@ -4,9 +4,10 @@ bf16 >= 20,000 pairs/s): a host/GPU timeline per chunk, not a guess.
     python benchmarks/enc_timeline.py MODEL --candidates DL19.json [--queries 43] [--dtype bfloat16]
         [--batch-size 1024] [--chunk-tokens auto,32768,65536] [--repeats 3] [--kernels] [--json OUT]
 
-Per ``--chunk-tokens`` setting (as in benchmarks/enc_chunks.py: the offline scenario's length-sorted calls, one
-untimed warm-up pass over every call, then ``--repeats`` plain timed passes -> ``pairs_per_s``), one more pass with
-every step of ``predict`` timed on the thread that runs it (functions wrapped, code unchanged):
+Per ``--chunk-tokens`` setting (as in benchmarks/enc_chunks.py, ``/N`` included: the offline scenario's
+length-sorted calls, one untimed warm-up pass over every call, then ``--repeats`` plain timed passes ->
+``pairs_per_s``), one more pass with every step of ``predict`` timed on the thread that runs it (functions wrapped,
+code unchanged):
 
 * prepare thread: ``tokenize`` (``encode_arrays``), ``pad`` (``_chunks``: padded host arrays), ``piece`` (both);
 * main thread: ``wait_piece`` (blocked on the next prepared piece = waiting for the host), ``to_device``
@@ -38,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enc_chunks import load_pairs, offline_calls, passes  # noqa: E402  (a sibling script, not a package)
+from enc_chunks import apply_setting, load_pairs, offline_calls, passes  # noqa: E402  (a sibling script, not a package)
 
 
 class Trace:
@@ -235,7 +236,7 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     from mlx_cross_encoder import MLXCrossEncoder
     from mlx_cross_encoder.cross_encoder import resolve_activation
 
-    chunk = "auto" if setting == "auto" else int(setting)
+    chunk = apply_setting(setting)
     model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk)
     calls = offline_calls(model, pairs, a.batch_size, None)
 
@@ -279,7 +280,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=43)
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--chunk-tokens", default="auto,32768,65536", help="comma-separated: 0 (off), auto or a count")
+    ap.add_argument(
+        "--chunk-tokens",
+        default="auto,32768,65536",
+        help="comma-separated: 0 (off), auto or a count; /N: first piece N pairs",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--kernels", action="store_true", help="also a pass under torch.profiler (CUPTI kernel times)")
     ap.add_argument("--json", default=None, help="also write the JSON object here")
@@ -297,12 +302,13 @@ def main() -> None:
     out["device"] = str(mx.default_device())
     out["env"] = {k: os.environ.get(k) for k in ("MLX_MAX_OPS_PER_BUFFER", "TOKENIZERS_PARALLELISM")}
     out["cpu_count"] = os.cpu_count()
-    out["rows"] = [profile_setting(a, path, pairs, s) for s in a.chunk_tokens.split(",")]
-    out["wall_s"] = time.perf_counter() - start
-    text = json.dumps(out)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n")
+    out["rows"] = []
+    for setting in a.chunk_tokens.split(","):
+        out["rows"].append(profile_setting(a, path, pairs, setting))
+        out["wall_s"] = time.perf_counter() - start
+        if a.json:  # after every setting: a run cut short by a timeout keeps what it measured
+            Path(a.json).write_text(json.dumps(out) + "\n")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

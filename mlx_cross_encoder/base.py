@@ -241,6 +241,10 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
+#: the first piece of a streamed call holds this many pairs and each next piece twice as many as the one before, up to
+#: ``STREAM_ROWS`` (:func:`stream_bounds`): the GPU can start after tokenizing this many pairs. Equal to
+#: ``STREAM_ROWS``: pieces of one size.
+STREAM_FIRST_ROWS = 256
 #: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
 #: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
@@ -254,6 +258,18 @@ STREAM_ROWS = 256
 #: See ``MLXCrossEncoder`` ``chunk_tokens``.
 CHUNK_TOKEN_ELEMENTS = 16384 * 384
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"
+
+
+def stream_bounds(n: int, first: int, most: int) -> list[int]:
+    """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs: ``first`` pairs, then each piece
+    twice the one before, at most ``most`` pairs each."""
+    if first < 1 or most < 1:
+        raise ValueError(f"piece sizes must be >= 1, got first={first}, most={most}")
+    bounds, size = [0], min(first, most)
+    while bounds[-1] < n:
+        bounds.append(min(n, bounds[-1] + size))
+        size = min(most, 2 * size)
+    return bounds
 
 
 def even_chunks(width: int, rows: int, chunk_tokens: int) -> list[int]:

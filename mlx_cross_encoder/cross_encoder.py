@@ -20,6 +20,7 @@ from . import _blas
 from .base import (
     CHUNK_TOKEN_ELEMENTS,
     CHUNK_TOKENS_ENV_VAR,
+    STREAM_FIRST_ROWS,
     STREAM_ROWS,
     RerankerBase,
     TokenArrays,
@@ -31,6 +32,7 @@ from .base import (
     padded_width,
     prepared_ahead,
     read_back_behind,
+    stream_bounds,
     validate_pairs,
 )
 from .errors import ModelLoadError
@@ -323,9 +325,10 @@ class MLXCrossEncoder(RerankerBase):
         """The call's work as pieces, each a function returning its chunks ``[(rows, host arrays)]``.
 
         A call that is one batch whatever its lengths (at most ``batch_size`` pairs, no token budget: each call
-        of the harness's offline and single-query scenarios) is streamed on a GPU: pieces of ``STREAM_ROWS`` pairs
-        in input order, each tokenized when it is prepared, so tokenizing overlaps the GPU. Otherwise every pair is
-        tokenized first (the planner needs the lengths) and each planned batch is a piece.
+        of the harness's offline and single-query scenarios) is streamed on a GPU: pieces of ``STREAM_FIRST_ROWS``
+        pairs growing to ``STREAM_ROWS`` (:func:`base.stream_bounds`) in input order, each tokenized when it is
+        prepared, so tokenizing overlaps the GPU. Otherwise every pair is tokenized first (the planner needs the
+        lengths) and each planned batch is a piece.
         """
         types = self.model.uses_token_type_ids
         chunked = self.chunk_tokens is not None
@@ -335,7 +338,7 @@ class MLXCrossEncoder(RerankerBase):
                 tokens = encode_arrays(self.tokenizer, pairs[start:stop], types)
                 return [(start + rows, host) for rows, host in self._chunks(tokens, np.arange(len(tokens)))]
 
-            bounds = list(range(0, len(pairs), STREAM_ROWS)) + [len(pairs)]
+            bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)
             return [functools.partial(streamed, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         tokens = encode_arrays(self.tokenizer, pairs, types)
         batches = self.plan(tokens.lengths, batch_size, budget)

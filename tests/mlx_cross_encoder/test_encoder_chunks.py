@@ -198,3 +198,28 @@ def test_bad_chunk_tokens_environment_value_is_an_error_naming_it(tmp_path, monk
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", value)
     with pytest.raises(ValueError, match=f"MLX_CROSS_ENCODER_TOKENIZE_THREADS.*{value!r}"):
         base.tokenize_threads()
+
+
+@pytest.mark.parametrize("n", [1, 5, 31, 100, 1024, 1500])
+@pytest.mark.parametrize(("first", "most"), [(32, 256), (256, 256), (1, 4), (300, 256)])
+def test_stream_pieces_start_small_and_double_up_to_the_cap(n, first, most):
+    bounds = base.stream_bounds(n, first, most)
+    sizes = np.diff(bounds).tolist()
+    assert bounds[0] == 0 and bounds[-1] == n and min(sizes) >= 1  # every pair once, in order
+    expected, size = [], min(first, most)
+    while sum(expected) < n:
+        expected.append(min(size, n - sum(expected)))
+        size = min(most, 2 * size)
+    assert sizes == expected
+
+
+def test_streamed_call_with_growing_pieces_scores_as_the_plain_path(tmp_path, monkeypatch):
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=None)
+    data = varied_pairs(23)
+    plain = model.predict(data, batch_size=len(data), activation_fn="identity")
+    monkeypatch.setattr(cross_encoder_module, "STREAM_FIRST_ROWS", 2)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 8)
+    model.chunk_tokens = 10_000
+    pieces = model._pieces(data, len(data), None)
+    assert [len(np.concatenate([rows for rows, _ in piece()])) for piece in pieces] == [2, 4, 8, 8, 1]
+    np.testing.assert_allclose(model.predict(data, batch_size=len(data), activation_fn="identity"), plain, atol=1e-5)
