@@ -20,6 +20,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from ..base import padded_width
+from ..cross_encoder import GPU_LENGTH_MULTIPLE
 from .config import Qwen3RerankerConfig
 from .lora import fuse_lora
 from .trainer import RerankerTrainerBase
@@ -140,7 +142,10 @@ class Qwen3RerankerTrainer(RerankerTrainerBase):
     def _encode(self, pairs):
         ids = self.reranker.tokenize(pairs)
         lengths = [len(x) for x in ids]
-        batch = np.full((len(ids), max(lengths)), self.reranker.pad_token_id, dtype=np.int32)
+        # on a GPU, widths in multiples of 32 (as inference pads): few shapes, so few kernel builds and compiled
+        # traces (training/compiled_step.py); the right padding is behind every row's last token (causal mask)
+        width = padded_width(max(lengths), GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1)
+        batch = np.full((len(ids), width), self.reranker.pad_token_id, dtype=np.int32)
         for row, x in enumerate(ids):
             batch[row, : len(x)] = x
         return (mx.array(batch), mx.array(np.array(lengths, dtype=np.int32) - 1)), sum(lengths)

@@ -135,3 +135,17 @@ def test_compile_switch(monkeypatch):
     with pytest.raises(ValueError, match=COMPILE_ENV_VAR):
         compile_enabled()
     assert compiled_step.CompiledStep  # the module the trainer uses
+
+
+def test_llm_training_scores_ignore_right_padding(qwen_dir, tmp_path):
+    """On a GPU the LLM trainer pads widths to a multiple of 32 (few shapes to trace): the padding is behind each
+    row's last token, so the training scores are those of the exact width."""
+    with mx.stream(mx.cpu):
+        cfg = Qwen3RerankerConfig(model_name=str(qwen_dir), output_dir=str(tmp_path / "o"), show_progress_bar=False)
+        trainer = Qwen3RerankerTrainer(cfg).prepare_model()
+        pairs = [(r["query"], r["document"]) for r in toy_pairs(2)][:5]
+        (tokens, last), _ = trainer._encode(pairs)
+        pad = mx.full((tokens.shape[0], 32 - tokens.shape[1] % 32), trainer.reranker.pad_token_id, dtype=tokens.dtype)
+        exact = np.array(trainer._scores((tokens, last)))
+        wide = np.array(trainer._scores((mx.concatenate([tokens, pad], axis=1), last)))
+    np.testing.assert_allclose(wide, exact, rtol=0, atol=1e-5)
