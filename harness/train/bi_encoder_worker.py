@@ -13,8 +13,8 @@ registry names ``train_mlx_bi_encoder`` / ``train_torch_bi_encoder`` for the kin
   schedule, ...), so a recipe never means something it does not do.
 * **Training**: MLX ``mlx_cross_encoder.training.infonce.InfoNCETrainer`` on ``MLXEmbedder``; PyTorch
   ``harness.train.bi_encoder_torch.train_sentence_transformer`` (``MultipleNegativesRankingLoss`` on a
-  ``SentenceTransformer``): same batches, loss, optimizer and schedule, update for update. Full fine-tuning on both
-  (LoRA: MLX only, the twin refuses it).
+  ``SentenceTransformer``): same batches, loss, optimizer and schedule, update for update. ``fine_tune``: full, or
+  LoRA (mlx-lm ``LoRALinear`` / PEFT on the same modules, the same initial adapters for decoders; no dropout).
 * **Dev and checkpoint selection**: when the job has a dev file, the model ranks each dev query's documents (the
   dev file's records: with ``recipe.candidates: all`` each dev query's full candidate list) by cosine, scored by
   the harness's metrics with the dev records' grades (:func:`dev_evaluator`), before the first update (step 0: the
@@ -22,7 +22,7 @@ registry names ``train_mlx_bi_encoder`` / ``train_torch_bi_encoder`` for the kin
   first best ``job["dev_metric"]`` (``infonce.DevSelection``) and save that step's weights. ``final_dev`` = the
   kept model's dev metrics. Without a dev file the last step's model is kept.
 * **Output**: ``<output_dir>/model``, a sentence-transformers folder (``MLXEmbedder.save_pretrained`` /
-  ``SentenceTransformer.save``), which the harness infers as a bi-encoder and evaluates with the same backend.
+  ``SentenceTransformer.save``; LoRA adapters fused into the weights first), which the harness infers as a bi-encoder and evaluates with the same backend.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ UNSUPPORTED = {
     "adam_betas": [0.9, 0.999],
     "adam_eps": 1e-8,
     "pos_weight": None,
+    "lora_dropout": 0.0,  # LoRA without dropout on both stacks
 }
 LOSS = "InfoNCE: sentence-transformers MultipleNegativesRankingLoss (in-batch + hard negatives, scale 1/temperature)"
 
@@ -152,8 +153,6 @@ def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
     from mlx_cross_encoder.training.infonce import InfoNCETrainer
 
     settings, examples = infonce_settings(job), job_examples(job)
-    if settings.fine_tune == "lora":  # InfoNCETrainer trains LoRA; merging it into an encoder folder is not written
-        raise ValueError("kind bi_encoder with fine_tune lora: the harness saves full encoder folders only")
     embedder = MLXEmbedder(_base_dir(job), max_length=job["settings"]["max_length"], dtype="float32")
     trainer = InfoNCETrainer(embedder, settings)
     trainable = sum(v.size for _, v in tree_flatten(trainer.module.trainable_parameters()))
@@ -174,17 +173,18 @@ def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
 def train_torch_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
-    from .bi_encoder_torch import train_sentence_transformer
+    from .bi_encoder_torch import merge_lora, train_sentence_transformer
 
     settings, examples = infonce_settings(job), job_examples(job)
     device = _torch_device()
     model = SentenceTransformer(str(_base_dir(job)), device=device, local_files_only=True)
     if job["settings"]["max_length"] is not None:  # as MLXEmbedder(max_length=...): the recipe's, not the folder's
         model.max_seq_length = job["settings"]["max_length"]
-    trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     batch = job["settings"]["eval_batch_size"]
     evaluate = dev_evaluator(job, lambda texts: model.encode(texts, batch_size=batch, show_progress_bar=False))
     summary = train_sentence_transformer(model, examples, settings, evaluate=evaluate, metric=job["dev_metric"])
+    trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))  # LoRA: the adapters
+    merge_lora(model)  # LoRA: adapters folded into the weights (a plain folder); full: nothing to do
     model_dir = Path(job["output_dir"]) / "model"
     model.save(str(model_dir))
     return {

@@ -50,12 +50,31 @@ def st_folder(folder: Path) -> Path:
     return folder / "st"
 
 
+def decoder_st_folder(folder: Path) -> Path:
+    """A tiny sentence-transformers folder of a decoder (random Qwen3, last-token pooling, Normalize)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    qwen3 = builders.qwen3_causal_lm(folder / "qwen3", seed=3)
+    encoder = models.Transformer(str(qwen3), max_seq_length=MAX_LENGTH)
+    pooling = models.Pooling(encoder.get_embedding_dimension(), pooling_mode="lasttoken")
+    SentenceTransformer(modules=[encoder, pooling, models.Normalize()], device="cpu").save(str(folder / "st"))
+    return folder / "st"
+
+
+#: (base folder builder, the train model's extra keys, recipe keys over RECIPE) per family
+FAMILIES = {
+    "encoder-full": (st_folder, {}, {}),
+    "decoder-lora": (decoder_st_folder, {"fine_tune": "lora", "lora_rank": 4, "lora_alpha": 8.0}, {"learning_rate": 3e-2}),
+}
+
 RECIPE = {"num_epochs": 2, "batch_size": 3, "learning_rate": 5e-3, "temperature": 0.1, "group_size": 2,
           "max_grad_norm": None, "max_length": MAX_LENGTH, "seed": 1, "eval_steps": 2}  # fmt: skip
 
 
-def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step(tmp_path, monkeypatch):
-    """The harness's training jobs for ``kind: bi_encoder`` (planned by ``harness.train.plan`` from a suite, run by
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step(tmp_path, monkeypatch, family):
+    """The harness's training jobs for ``kind: bi_encoder`` (full fine-tuning of an encoder; LoRA on a decoder, the
+    adapters fused into the saved folders) (planned by ``harness.train.plan`` from a suite, run by
     the worker's ``run_job`` with the trainer the backend registry names; in this process rather than in two
     worker processes, to keep the test fast): MLX InfoNCE and the sentence-transformers MNRL twin see the same
     examples, take the same steps, evaluate dev at the same steps with the same metrics, keep the same best step
@@ -71,7 +90,8 @@ def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step
     monkeypatch.setenv("RERANKER_HARNESS_CACHE", str(tmp_path / "cache"))
     write_candidates(tmp_path, "train", 10, seed=0, qid_base=100)
     write_candidates(tmp_path, "test", 4, seed=1, qid_base=900)
-    base = st_folder(tmp_path)
+    build, model_keys, recipe_keys = FAMILIES[family]
+    base = build(tmp_path)
     suite = {
         "name": "tiny-bi-train",
         "datasets": [{"name": "test", "candidates": "test.json", "qrels": "test.qrels", "top_k": 6}],
@@ -79,8 +99,8 @@ def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step
             "data": [{"candidates": "train.json", "qrels": "train.qrels"}],
             "label_threshold": 2,
             "dev": {"fraction": 0.3, "seed": 0},
-            "recipe": RECIPE,
-            "models": [{"name": "tb-bi", "base": str(base), "kind": "bi_encoder"}],
+            "recipe": {**RECIPE, **recipe_keys},
+            "models": [{"name": "tb-bi", "base": str(base), "kind": "bi_encoder", **model_keys}],
         },
         "metrics": ["ndcg@10", "mrr@10"],
     }
@@ -95,6 +115,7 @@ def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step
     assert mlx["n_examples"] == torch["n_examples"] == 2 * n_queries  # 2 positives, 1 grade-0 record each
     assert mlx["infonce"] == torch["infonce"] and mlx["infonce"]["scale"] == pytest.approx(10.0)
     assert mlx["steps"] == torch["steps"] >= 4 and mlx["train_tokens"] == torch["train_tokens"]
+    assert mlx["trainable_parameters"] == torch["trainable_parameters"]  # LoRA: the same adapters on both
     np.testing.assert_allclose(mlx["loss_first_last10"], torch["loss_first_last10"], atol=1e-4, rtol=0)
 
     # dev checkpoint selection: step 0 (the untrained model), every eval_steps, the last update; same choice
@@ -114,6 +135,7 @@ def test_bi_encoder_jobs_train_alike_on_both_backends_and_keep_the_dev_best_step
     from_mlx_folder = SentenceTransformer(mlx["model_dir"], device="cpu").encode(texts)
     np.testing.assert_allclose(from_mlx_folder, theirs, atol=1e-4, rtol=0)  # MLX-trained == torch-trained
     np.testing.assert_allclose(MLXEmbedder(mlx["model_dir"]).encode(texts), from_mlx_folder, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(MLXEmbedder(torch["model_dir"]).encode(texts), theirs, atol=1e-4, rtol=0)  # plain
     before = SentenceTransformer(str(base), device="cpu").encode(texts)
     moved = np.abs(theirs - before).max()
     assert moved > 1e-2 if mlx["best_step"] else moved < 1e-6  # step 0 kept: the base weights
