@@ -15,10 +15,9 @@ import numpy as np
 
 from . import Backend, BackendError, as_scores
 from .bi_encoder import cosine_scores, pair_token_counts
-from .torch_backend import TorchBackend, resolve_device
+from .torch_backend import TOKEN_COUNT_CHUNK, TorchBackend, resolve_device
 
 OPTIONS: frozenset[str] = frozenset()  # no options: truncation and dtype are the suite fields
-TOKEN_COUNT_CHUNK = 256
 
 
 class TorchBiEncoderBackend(TorchBackend):
