@@ -259,6 +259,38 @@ STREAM_FIRST_ROWS = 256
 CHUNK_TOKEN_ELEMENTS = 16384 * 384
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"
 
+#: The memory bound of a chunk (:func:`memory_chunk_rows`), a model of MLX's peak on a GPU from the session-5 H200
+#: profile (gpu_memprof.py, whole batch of 1,024 x 288 tokens, MLX_MAX_OPS_PER_BUFFER=2): MLX holds ~30 activations
+#: of the hidden width per token at once (MiniLM bf16 6,697 MB = 29.6 x 1,024 x 288 x 384 x 2 bytes; float32 the same
+#: 29.6 beside the attention scores; BERT-large bf16 29.6), because its CUDA backend keeps the inputs of ~20 queued
+#: operations alive, where sentence-transformers holds ~10 (2,323 MB bf16, 4,531 MB fp32; BERT-large 10.4).
+LIVE_WIDTHS = 30
+#: float32 attention on CUDA is not fused in MLX 0.32: its B x H x L x L float32 scores are materialized; ~1.33 such
+#: tensors alive at once in the profile (fp32 whole model minus 2 x bf16's, over the scores' size)
+LIVE_SCORE_TENSORS = 1.5
+#: a chunk may hold at most this many hidden-width activations per padded token of its whole batch: MLX's peak for a
+#: batch stays at or below an eager framework's for that batch (sentence-transformers: ~10) whatever its size
+BATCH_WIDTHS: float | None = 10
+#: batches of fewer padded tokens are not split for memory (a chunk's fixed cost would dominate; torch's own fixed
+#: buffers are larger than such a batch's activations)
+MIN_SPLIT_TOKENS = 2048
+
+
+def memory_chunk_rows(
+    width: int, batch_rows: int, *, hidden: int, heads: int, dtype_bytes: int, fused_attention: bool
+) -> int:
+    """Rows per chunk of a batch of ``batch_rows`` rows (padded to ``width`` tokens) that keep a chunk's live
+    activations (``LIVE_WIDTHS`` hidden widths per token, plus ``LIVE_SCORE_TENSORS`` float32 score tensors when
+    attention is not fused) within ``BATCH_WIDTHS`` hidden widths per token of the whole batch; at least
+    ``MIN_SPLIT_TOKENS // width`` rows (and one). ``BATCH_WIDTHS`` None: no bound (``batch_rows``)."""
+    if BATCH_WIDTHS is None:
+        return max(1, batch_rows)
+    per_row = width * hidden * dtype_bytes * LIVE_WIDTHS
+    if not fused_attention:
+        per_row += LIVE_SCORE_TENSORS * heads * width * width * 4
+    allowed = batch_rows * width * hidden * dtype_bytes * BATCH_WIDTHS
+    return max(1, MIN_SPLIT_TOKENS // width, int(allowed // per_row))
+
 
 def stream_bounds(n: int, first: int, most: int) -> list[int]:
     """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs: ``first`` pairs, then each piece

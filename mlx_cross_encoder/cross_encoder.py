@@ -29,6 +29,7 @@ from .base import (
     env_int,
     even_chunks,
     length_sorted_batches,
+    memory_chunk_rows,
     padded_width,
     prepared_ahead,
     read_back_behind,
@@ -336,7 +337,8 @@ class MLXCrossEncoder(RerankerBase):
 
             def streamed(start: int, stop: int) -> list:
                 tokens = encode_arrays(self.tokenizer, pairs[start:stop], types)
-                return [(start + rows, host) for rows, host in self._chunks(tokens, np.arange(len(tokens)))]
+                chunks = self._chunks(tokens, np.arange(len(tokens)), len(pairs))
+                return [(start + rows, host) for rows, host in chunks]
 
             bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)
             return [functools.partial(streamed, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -344,11 +346,15 @@ class MLXCrossEncoder(RerankerBase):
         batches = self.plan(tokens.lengths, batch_size, budget)
         return [functools.partial(self._chunks, tokens, np.asarray(b, dtype=np.int64)) for b in batches]
 
-    def _chunks(self, tokens: TokenArrays, rows: np.ndarray) -> list[tuple[np.ndarray, tuple]]:
-        """A batch's row chunks with their padded host arrays: on a GPU, contiguous chunks of at most about
-        ``chunk_tokens`` padded tokens (:func:`base.even_chunks`); on the CPU, one chunk per CPU stream."""
+    def _chunks(self, tokens: TokenArrays, rows: np.ndarray, batch_rows: int | None = None) -> list[tuple]:
+        """A batch's row chunks with their padded host arrays: on a GPU, the fewest even contiguous chunks of at
+        most ``chunk_tokens`` padded tokens and at most :func:`base.memory_chunk_rows` rows for a batch of
+        ``batch_rows`` rows (default: these rows; a streamed piece passes its call's); on the CPU, one chunk per CPU
+        stream."""
         if self.chunk_tokens is not None:
-            parts = even_chunks(self._width(int(tokens.lengths[rows].max())), len(rows), self.chunk_tokens)
+            width = self._width(int(tokens.lengths[rows].max()))
+            limit = min(max(1, self.chunk_tokens // width), self._memory_rows(width, batch_rows or len(rows)))
+            parts = even_chunks(width, len(rows), limit * width)
         else:
             parts = [len(p) for p in np.array_split(rows, min(len(self._cpu_streams()), len(rows)))]
         out = []
@@ -356,6 +362,20 @@ class MLXCrossEncoder(RerankerBase):
             width = self._width(int(tokens.lengths[part].max()))
             out.append((part, tokens.padded(part, width, self.pad_token_id)))
         return out
+
+    def _memory_rows(self, width: int, batch_rows: int) -> int:
+        """:func:`base.memory_chunk_rows` for this model; attention counts as fused except float32 on CUDA (MLX
+        0.32's CUDA backend has no fused float32 attention) and on the CPU."""
+        cuda = mx.default_device() == mx.gpu and mx.cuda.is_available()
+        fused = mx.default_device() == mx.gpu and not (cuda and self.dtype == mx.float32)
+        return memory_chunk_rows(
+            width,
+            batch_rows,
+            hidden=self.args.hidden_size,
+            heads=self.args.num_attention_heads,
+            dtype_bytes=self.dtype.size,
+            fused_attention=fused,
+        )
 
     def _run(self, pieces: list[Callable[[], list]], n: int, act, show_progress_bar: bool) -> np.ndarray:
         """``(n, num_labels)`` scores of the pieces' chunks, double-buffered: a group is built and handed to MLX

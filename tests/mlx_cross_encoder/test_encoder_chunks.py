@@ -223,3 +223,46 @@ def test_streamed_call_with_growing_pieces_scores_as_the_plain_path(tmp_path, mo
     pieces = model._pieces(data, len(data), None)
     assert [len(np.concatenate([rows for rows, _ in piece()])) for piece in pieces] == [2, 4, 8, 8, 1]
     np.testing.assert_allclose(model.predict(data, batch_size=len(data), activation_fn="identity"), plain, atol=1e-5)
+
+
+def modeled_chunk_bytes(rows, width, hidden, heads, dtype_bytes, fused) -> float:
+    """MLX's live bytes for a chunk as base's constants describe them, written out independently."""
+    scores = 0 if fused else base.LIVE_SCORE_TENSORS * rows * heads * width**2 * 4
+    return rows * width * hidden * dtype_bytes * base.LIVE_WIDTHS + scores
+
+
+@pytest.mark.parametrize("width", [32, 160, 288, 512])
+@pytest.mark.parametrize("batch_rows", [1, 10, 100, 1024])
+@pytest.mark.parametrize(("dtype_bytes", "fused"), [(2, True), (4, False), (4, True)])
+@pytest.mark.parametrize(("hidden", "heads"), [(384, 12), (1024, 16)])
+def test_memory_chunk_rows_are_the_most_within_the_batch_share(width, batch_rows, dtype_bytes, fused, hidden, heads):
+    rows = base.memory_chunk_rows(
+        width, batch_rows, hidden=hidden, heads=heads, dtype_bytes=dtype_bytes, fused_attention=fused
+    )
+    share = base.BATCH_WIDTHS * batch_rows * width * hidden * dtype_bytes
+    floor = max(1, base.MIN_SPLIT_TOKENS // width)
+    assert rows >= floor
+    if rows > floor:  # above the floor: within the batch's share, and one more row would not be
+        assert modeled_chunk_bytes(rows, width, hidden, heads, dtype_bytes, fused) <= share
+        assert modeled_chunk_bytes(rows + 1, width, hidden, heads, dtype_bytes, fused) > share
+
+
+def test_memory_bound_splits_a_one_chunk_batch_and_lowers_its_peak(tmp_path, monkeypatch):
+    """A batch far below ``chunk_tokens``: only the memory bound splits it; same scores, lower MLX peak."""
+    directory = builders.bert_cross_encoder(
+        tmp_path / "wide", hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_hidden_layers=4
+    )
+    monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")
+    monkeypatch.setattr(base, "MIN_SPLIT_TOKENS", 1)
+    model = MLXCrossEncoder(directory, chunk_tokens=10**9)
+    data = [(q, builders.long_document(100, seed=i)) for i, (q, _) in enumerate(builders.pairs(48))]
+    pieces = model._pieces(data, len(data), None)
+    assert len(pieces) == 1 and len(pieces[0]()) > 1  # one streamed piece, split into several chunks
+    bounded_scores = model.predict(data, batch_size=64)
+    bounded = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
+    monkeypatch.setattr(base, "BATCH_WIDTHS", None)
+    assert len(model._pieces(data, len(data), None)[0]()) == 1
+    whole_scores = model.predict(data, batch_size=64)
+    whole = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
+    np.testing.assert_allclose(bounded_scores, whole_scores, atol=1e-5, rtol=0)
+    assert bounded < 0.75 * whole, (bounded, whole)
