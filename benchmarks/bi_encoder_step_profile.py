@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODES = {
-    "plain": {},
-    "nocache": {},
-    "pad32": {"pad_multiple": 32},
+    "plain": {"pad_multiple": 1, "compile_step": False},
+    "nocache": {"pad_multiple": 1, "compile_step": False},
+    "pad32": {"pad_multiple": 32, "compile_step": False},
     "compile": {"pad_multiple": 32, "compile_step": True},
 }
 

@@ -167,6 +167,8 @@ def train_mlx_bi_encoder(job: dict[str, Any]) -> dict[str, Any]:
         "optimizer state, activations)",
         "model_dir": str(model_dir),
         "trainer": "mlx_cross_encoder.training.infonce.InfoNCETrainer (MLXEmbedder)",
+        "mlx_pad_multiple": summary["pad_multiple"],  # speed knobs as resolved on the device (same losses)
+        "mlx_compiled_step": summary["compiled_step"],
     }
 
 

@@ -65,9 +65,23 @@ class InfoNCESettings(BaseModel):
     seed: int = 0
     eval_steps: Annotated[int | None, Field(ge=1)] = None  # dev evaluation every N updates (+ step 0 and the last)
     # speed only (MLX side; the same losses): batch widths rounded up to a multiple of this many tokens (fewer
-    # distinct shapes; the padding is masked), and the step (loss, gradients, AdamW update) as one mx.compile graph
+    # distinct shapes; the padding is masked; None: cross_encoder.GPU_LENGTH_MULTIPLE on a GPU, exact widths on the
+    # CPU, as the other MLX trainers), and the step (loss, gradients, AdamW update) as one mx.compile graph (None:
+    # the other MLX trainers' switch, training.compiled_step.compile_enabled: on a GPU unless
+    # MLX_CROSS_ENCODER_TRAIN_COMPILE says otherwise)
     pad_multiple: Annotated[int | None, Field(ge=1)] = None
-    compile_step: bool = False
+    compile_step: bool | None = None
+
+    def resolved_speed(self) -> tuple[int, bool]:
+        """``(pad_multiple, compile_step)`` with the defaults resolved for MLX's current device."""
+        import mlx.core as mx
+
+        from ..cross_encoder import GPU_LENGTH_MULTIPLE
+        from .compiled_step import compile_enabled
+
+        gpu = mx.default_device().type == mx.gpu
+        pad = self.pad_multiple or (GPU_LENGTH_MULTIPLE if gpu else 1)
+        return pad, compile_enabled() if self.compile_step is None else self.compile_step
 
     def warmup_steps(self, total: int) -> int:
         return int(np.ceil(self.warmup_ratio * total))
@@ -250,7 +264,7 @@ class InfoNCETrainer:
             optimizer.update(self.module, grads)
             return loss
 
-        if not self.settings.compile_step:
+        if not self.settings.resolved_speed()[1]:
             return step
         state = [self.module.state, optimizer.state]
         return mx.compile(step, inputs=state, outputs=state)
@@ -292,6 +306,7 @@ class InfoNCETrainer:
             make_schedule(s.learning_rate, total, s.warmup_steps(total), "linear"), s.weight_decay
         )
         step_fn = self._step_fn(optimizer)
+        pad, compiled = s.resolved_speed()
         encode, collate = self.embedder.tokenizer.encode_batch, self.embedder.collate
         selection = self.selection(evaluate, metric) if evaluate is not None else None
         points = set(eval_points(total, s.eval_steps))
@@ -304,7 +319,7 @@ class InfoNCETrainer:
         for step, batch in enumerate(batches, 1):
             self.module.train()
             queries, docs = (encode(texts) for texts in batch_texts(examples, batch))  # once: the step and the count
-            loss = step_fn(*collate(queries, s.pad_multiple), *collate(docs, s.pad_multiple))
+            loss = step_fn(*collate(queries, pad), *collate(docs, pad))
             mx.eval(self.module.parameters(), optimizer.state, loss)
             losses.append(float(loss))
             tokens += sum(len(e.ids) for e in queries + docs)
@@ -326,5 +341,7 @@ class InfoNCETrainer:
             "tokens_per_s": tokens / wall,
             "peak_memory_mb": mx.get_peak_memory() / 2**20,
             "adapter": self.adapter_config,
+            "pad_multiple": pad,
+            "compiled_step": compiled,
             "selection": selection.summary() if selection else None,
         }

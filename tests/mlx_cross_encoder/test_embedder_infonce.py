@@ -223,3 +223,23 @@ def test_padding_to_a_multiple_trains_as_exact_widths(tmp_path, st_folder, famil
     assert all(w % 16 == 0 for w in widths)  # the padded run did pad
     np.testing.assert_allclose(padded, exact, atol=1e-5, rtol=0)
     np.testing.assert_allclose(emb_padded, emb_exact, atol=1e-5, rtol=0)
+
+
+def test_compiled_step_trains_as_the_plain_step(tmp_path):
+    """``compile_step`` (value_and_grad + AdamW as one ``mx.compile`` graph, the model and optimizer state its
+    implicit inputs/outputs) gives the plain step's losses and weights (decoder LoRA, last-token pooling)."""
+    from mlx_cross_encoder import MLXEmbedder
+
+    folder = builders.qwen3_causal_lm(tmp_path / "qwen3", seed=1)
+    runs = []
+    for compiled in (False, True):
+        mlx = MLXEmbedder(folder, pooling="lasttoken", max_length=32)
+        settings = InfoNCESettings(fine_tune="lora", batch_size=3, max_steps=4, learning_rate=2e-2, pad_multiple=16,
+                                   compile_step=compiled)  # fmt: skip
+        summary = InfoNCETrainer(mlx, settings).train(_examples())
+        assert (summary["compiled_step"], summary["pad_multiple"]) == (compiled, 16)
+        runs.append((summary["losses"], mlx.encode(builders.DOCUMENTS)))
+    (plain, emb_plain), (compiled, emb_compiled) = runs
+    assert len(set(np.round(plain, 4))) == len(plain)  # the weights moved between the steps
+    np.testing.assert_allclose(compiled, plain, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(emb_compiled, emb_plain, atol=1e-5, rtol=0)
