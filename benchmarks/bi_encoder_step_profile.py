@@ -170,18 +170,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import mlx_cross_encoder  # noqa: F401  (the import hook: BLAS, TF32 off, CUDA graph size, before mlx.core)
 
-    texts = batches(args)
-    report = {"args": vars(args), "batches": len(texts), "modes": {}}
-    for mode in [m for m in args.modes.split(",") if m]:
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
         if mode not in MODES:
             parser.error(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-        report["modes"][mode] = run_mlx(mode, args, texts)
+    texts = batches(args)
+    report = {"args": vars(args), "batches": len(texts), "modes": {}}
+    for mode in modes + (["torch"] if args.torch else []):  # the file is rewritten after each: a cut run keeps rows
+        report["modes"][mode] = run_torch(args, texts) if mode == "torch" else run_mlx(mode, args, texts)
         print(mode, json.dumps(report["modes"][mode]), flush=True)
-    if args.torch:
-        report["modes"]["torch"] = run_torch(args, texts)
-        print("torch", json.dumps(report["modes"]["torch"]), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
