@@ -220,7 +220,11 @@ def train_once(
                 "param_dtype": str(trainable[0][1].dtype) if trainable else None,
                 "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32"),  # None: mlx_cross_encoder sets 0 (float32)
                 "MLX_CROSS_ENCODER_TRAIN_COMPILE": os.environ.get("MLX_CROSS_ENCODER_TRAIN_COMPILE", "auto"),
-                "MLX_MAX_OPS_PER_BUFFER": os.environ.get("MLX_MAX_OPS_PER_BUFFER"),
+                **{
+                    k: os.environ.get(k)
+                    for k in ("MLX_MAX_OPS_PER_BUFFER", "MLX_CUDA_GRAPH_CACHE_SIZE", "MLX_USE_CUDA_GRAPHS")
+                },
+                "MLX_CROSS_ENCODER_TRAIN_CACHE_GB": os.environ.get("MLX_CROSS_ENCODER_TRAIN_CACHE_GB"),
             }
             callbacks = [clock.mlx_callback]
             clock.stamp()
@@ -248,8 +252,10 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
 
     ``torch``; ``mlx`` (the trainer's default step: compiled on a GPU, training/compiled_step.py), ``mlx-plain``
     (``MLX_CROSS_ENCODER_TRAIN_COMPILE=0``), ``mlx-compiled`` (``=1``); an MLX name may end in ``-opsN``:
-    ``MLX_MAX_OPS_PER_BUFFER=N`` (operations per CUDA graph; mlx_cross_encoder's default on CUDA is 2) and/or
-    ``-nocache`` (``MLX_CROSS_ENCODER_TRAIN_CACHE_GB=none``: MLX's own buffer-cache limit during training)."""
+    ``MLX_MAX_OPS_PER_BUFFER=N`` (operations per CUDA graph; mlx_cross_encoder's default on CUDA is 2), ``-gcN``
+    (``MLX_CUDA_GRAPH_CACHE_SIZE=N``: instantiated graphs MLX keeps, default 100), ``-nographs``
+    (``MLX_USE_CUDA_GRAPHS=0``: kernels launched one by one) and/or ``-nocache``
+    (``MLX_CROSS_ENCODER_TRAIN_CACHE_GB=none``: MLX's own buffer-cache limit during training)."""
     if name == "torch":
         return "torch", {}
     parts = name.split("-")
@@ -263,8 +269,14 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
             env["MLX_MAX_OPS_PER_BUFFER"] = part[3:]
         elif part == "nocache":
             env["MLX_CROSS_ENCODER_TRAIN_CACHE_GB"] = "none"
+        elif part.startswith("gc") and part[2:].isdigit():
+            env["MLX_CUDA_GRAPH_CACHE_SIZE"] = part[2:]
+        elif part == "nographs":
+            env["MLX_USE_CUDA_GRAPHS"] = "0"
         else:
-            raise ValueError(f"unknown backend {name!r} (mlx[-plain|-compiled][-opsN][-nocache] or torch)")
+            raise ValueError(
+                f"unknown backend {name!r} (mlx[-plain|-compiled][-opsN][-gcN][-nographs][-nocache] or torch)"
+            )
     return "mlx", env
 
 
@@ -375,7 +387,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("stamps", "step_tokens")})[:1500])
             if a.json:
                 Path(a.json).write_text(json.dumps(rows, indent=1))
-    print(table(rows, a.warmup), flush=True)
+            print(table(rows, a.warmup), flush=True)  # after each trainer: a cut-off run still shows its rows
 
 
 def table(rows: list[dict], warmup: int) -> str:
