@@ -8,9 +8,11 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
 chunk; ``SETTING/N``: streamed calls' first piece of N pairs, doubling up to ``STREAM_ROWS``; ``SETTING/N/W`` or
-``SETTING//W``: the memory bound ``base.BATCH_WIDTHS`` = W, ``none`` = off): one untimed warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is
-the sum of its calls' times, as in the harness. ``--scenario single_query``: the calls are the harness's single_query
-calls instead (one per query: its candidates in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
+``SETTING//W``: the memory bound ``base.BATCH_WIDTHS`` = W, ``none`` = off; ``SETTING/N/W/keep`` or
+``SETTING///keep``: predict's ``mx.clear_cache`` skipped): one untimed warm-up pass over every batch (each shape
+built once), then ``--repeats`` timed passes; a pass is the sum of its calls' times, as in the harness.
+``--scenario single_query``: the calls are the harness's single_query calls instead (one per query: its candidates
+in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
 ``max_abs_diff`` of the scores against the first setting's. ``--torch``: sentence-transformers' ``CrossEncoder`` over
 the same batches (``torch.cuda.max_memory_allocated``, weights included). Prints one JSON object.
@@ -31,16 +33,20 @@ _DEFAULTS: dict = {}  # the library's own values, saved before the first setting
 
 
 def apply_setting(setting: str):
-    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST[/WIDTHS]]``: returns the ``chunk_tokens`` value to construct with
-    ("auto" or an int); ``FIRST`` sets the streamed calls' first piece (``cross_encoder.STREAM_FIRST_ROWS``) and
-    ``WIDTHS`` the memory bound (``base.BATCH_WIDTHS``; ``none`` = off) until the next setting; empty or absent:
-    the library's defaults."""
+    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST[/WIDTHS[/keep]]]``: returns the ``chunk_tokens`` value to construct
+    with ("auto" or an int); ``FIRST`` sets the streamed calls' first piece (``cross_encoder.STREAM_FIRST_ROWS``),
+    ``WIDTHS`` the memory bound (``base.BATCH_WIDTHS``; ``none`` = off), ``keep``: ``mx.clear_cache`` does nothing
+    (predict's end-of-call cache release skipped), until the next setting; empty or absent: the library's own."""
+    import mlx.core as mx
+
     from mlx_cross_encoder import base, cross_encoder
 
     _DEFAULTS.setdefault("widths", base.BATCH_WIDTHS)
-    chunk, first, widths = (setting.split("/") + ["", ""])[:3]
+    _DEFAULTS.setdefault("clear_cache", mx.clear_cache)
+    chunk, first, widths, cache = (setting.split("/") + ["", "", ""])[:4]
     cross_encoder.STREAM_FIRST_ROWS = int(first) if first else base.STREAM_FIRST_ROWS
     base.BATCH_WIDTHS = (None if widths == "none" else float(widths)) if widths else _DEFAULTS["widths"]
+    mx.clear_cache = (lambda: None) if cache == "keep" else _DEFAULTS["clear_cache"]
     return "auto" if chunk == "auto" else int(chunk)
 
 
@@ -116,7 +122,7 @@ def mlx_rows(a, path: str, pairs) -> list[dict]:
             }
         )
         del model
-        mx.clear_cache()
+        _DEFAULTS.get("clear_cache", mx.clear_cache)()
     return rows
 
 
@@ -158,7 +164,7 @@ def main() -> None:
     ap.add_argument(
         "--chunk-tokens",
         default="0,auto",
-        help="comma-separated: 0 (off), auto, or a token count; /N: first piece N pairs; /N/W or //W: BATCH_WIDTHS",
+        help="comma-separated: 0 (off), auto or a token count; /N: first piece; //W: BATCH_WIDTHS; ///keep: no clear_cache",
     )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch", action="store_true")

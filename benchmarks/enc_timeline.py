@@ -2,7 +2,7 @@
 bf16 >= 20,000 pairs/s): a host/GPU timeline per chunk, not a guess.
 
     python benchmarks/enc_timeline.py MODEL --candidates DL19.json [--queries 43] [--dtype bfloat16]
-        [--batch-size 1024] [--chunk-tokens auto,32768,65536] [--repeats 3] [--kernels] [--json OUT]
+        [--batch-size 1024] [--chunk-tokens auto,32768,65536] [--repeats 3] [--kernels auto,...] [--json OUT]
 
 Per ``--chunk-tokens`` setting (as in benchmarks/enc_chunks.py, ``/N`` included: the offline scenario's
 length-sorted calls, one untimed warm-up pass over every call, then ``--repeats`` plain timed passes ->
@@ -15,12 +15,13 @@ code unchanged):
   (``mx.async_eval``: on MLX's CUDA backend the kernels are encoded and launched here), ``readback`` (``np.asarray``
   of the previous chunk's scores = waiting for the GPU).
 
-``totals_s`` per step, ``per_chunk_ms``, and ``main_idle_for_host`` / ``main_idle_for_gpu`` (fractions of the pass).
-Then the same chunks, already padded, without the host: ``device_floor_s`` (built and handed to MLX back to back,
-one sync at the end: launch + GPU), ``build_only_s`` (graphs built, nothing run) and ``sync_each_ms`` (each chunk
-run alone and waited for). ``--kernels``: the instrumented pass again under ``torch.profiler`` (CUPTI sees every
-kernel of the process, MLX's included): ``gpu_busy_s`` (union of kernel intervals), ``gpu_busy_fraction`` of the
-first-to-last kernel window, kernel count; null with the reason if CUPTI recorded nothing. Prints one JSON object.
+``totals_s`` per step, ``per_chunk_ms``, ``main_idle_for_host`` / ``main_idle_for_gpu`` (fractions of the pass) and
+``by_position_ms`` (each call's first chunk vs the rest: per-call costs). Then the same chunks, already padded,
+without the host: ``device_floor_s`` (built and handed to MLX back to back, one sync at the end: launch + GPU),
+``build_only_s`` (graphs built, nothing run) and ``sync_each_ms`` (each chunk run alone and waited for).
+``--kernels S1,S2``: for those settings the pass again under ``torch.profiler`` (CUPTI sees every kernel of the
+process, MLX's included): ``gpu_busy_s`` (union of kernel intervals), ``gpu_busy_fraction`` of the first-to-last
+kernel window, kernel count; null with the reason if CUPTI recorded nothing. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def traced(model, trace: Trace):
 
         return wrapper()
 
-    def chunks(tokens, rows):
-        out = saved_chunks(tokens, rows)
+    def chunks(tokens, rows, *args):
+        out = saved_chunks(tokens, rows, *args)
         trace.hosts.extend(host for _, host in out)
         return out
 
@@ -154,6 +155,26 @@ def traced(model, trace: Trace):
         cross_encoder.prepared_ahead, cross_encoder.encode_arrays = saved["prepared_ahead"], saved["encode_arrays"]
         del model._chunks, model._pieces, model._device_inputs
         model.model, mx.async_eval, base.np = saved_model, saved_async, saved_np
+
+
+def by_position(trace: Trace) -> dict:
+    """Main-thread steps of each call's first chunk vs its later chunks (mean ms): a per-call cost (e.g. buffers
+    allocated again after predict's ``mx.clear_cache``) shows as a dearer first chunk; ``call_ms``: mean call time,
+    ``first_wait_ms``: the wait for each call's first piece (tokenizing it, nothing to overlap with)."""
+    calls = [(a, b) for t, step, a, b in trace.events if step == "call"]
+    out: dict = {"call_ms": 1e3 * statistics.mean(b - a for a, b in calls) if calls else None}
+    for step in ("submit", "build", "readback", "wait_piece"):
+        first, rest = [], []
+        for a, b in calls:
+            inside = sorted((s, e) for t, k, s, e in trace.events if k == step and t == "MainThread" and a <= s <= b)
+            if inside:
+                first.append(inside[0][1] - inside[0][0])
+                rest.extend(e - s for s, e in inside[1:])
+        out[step] = {
+            "first_ms": 1e3 * statistics.mean(first) if first else None,
+            "rest_ms": 1e3 * statistics.mean(rest) if rest else None,
+        }
+    return out
 
 
 def device_only(model, hosts: list, act) -> dict:
@@ -249,7 +270,8 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     trace = Trace()
     with traced(model, trace):
         start = time.perf_counter()
-        one_pass()
+        for rows in calls:
+            trace.wrap("call", model.predict)(rows, batch_size=len(rows))
         traced_s = time.perf_counter() - start
     totals = trace.totals()
     chunks = totals.get("main:build", {}).get("n", 0)
@@ -266,8 +288,9 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
         "main_idle_for_host": totals.get("main:wait_piece", {}).get("s", 0.0) / traced_s,
         "main_idle_for_gpu": totals.get("main:readback", {}).get("s", 0.0) / traced_s,
     }
+    row["by_position_ms"] = by_position(trace)
     row.update(device_only(model, trace.hosts, resolve_activation(model.default_activation)))
-    if a.kernels:
+    if setting in a.kernels.split(","):
         row["kernels"] = kernel_busy(one_pass)
     mx.clear_cache()
     return row
@@ -286,7 +309,9 @@ def main() -> None:
         help="comma-separated: 0 (off), auto or a count; /N: first piece N pairs",
     )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--kernels", action="store_true", help="also a pass under torch.profiler (CUPTI kernel times)")
+    ap.add_argument(
+        "--kernels", default="", help="settings (comma-separated) that also get a pass under torch.profiler (CUPTI)"
+    )
     ap.add_argument("--json", default=None, help="also write the JSON object here")
     a = ap.parse_args()
 
