@@ -258,9 +258,8 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
-#: the first piece of a streamed call holds this many pairs and each next piece twice as many as the one before, up to
-#: ``STREAM_ROWS`` (:func:`stream_bounds`): the GPU can start after tokenizing this many pairs. Equal to
-#: ``STREAM_ROWS``: pieces of one size.
+#: the first (and last) piece of a streamed call holds this many pairs, the pieces between grow by doubling up to
+#: ``STREAM_ROWS`` and shrink the same way at the end (:func:`stream_bounds`). ``STREAM_ROWS`` or more: even pieces.
 STREAM_FIRST_ROWS = 256
 #: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
@@ -310,15 +309,27 @@ def memory_chunk_rows(
 
 
 def stream_bounds(n: int, first: int, most: int) -> list[int]:
-    """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs: ``first`` pairs, then each piece
-    twice the one before, at most ``most`` pairs each."""
+    """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs, tapered at both ends: ``first``
+    pairs, each next piece twice the one before up to ``most``, and the same sizes in reverse at the end, as far as
+    ``n`` allows; the middle in the fewest even pieces of at most ``most``. A small first piece lets the GPU start
+    sooner; a small last piece shortens the GPU's tail that nothing overlaps. ``first >= most``: even pieces of at
+    most ``most``."""
     if first < 1 or most < 1:
         raise ValueError(f"piece sizes must be >= 1, got first={first}, most={most}")
-    bounds, size = [0], min(first, most)
-    while bounds[-1] < n:
-        bounds.append(min(n, bounds[-1] + size))
-        size = min(most, 2 * size)
-    return bounds
+    ramp, size = [], first
+    while size < most:
+        ramp.append(size)
+        size *= 2
+    head: list[int] = []
+    left = n
+    for size in ramp:
+        if left < 2 * size:
+            break
+        head.append(size)
+        left -= 2 * size
+    pieces = -(-left // most)
+    middle = [left // pieces + (1 if i < left % pieces else 0) for i in range(pieces)] if left else []
+    return np.cumsum([0] + head + middle + head[::-1]).tolist()
 
 
 def even_chunks(width: int, rows: int, chunk_tokens: int) -> list[int]:
