@@ -1,5 +1,6 @@
 """Tiny CPU copies of the bi-encoder H200 suites for ``DRY=1 bash benchmarks/gpu_embed.sh`` (a rehearsal of the GPU
-script on the CPU box): data paths made absolute (the copies live in a temp folder), torch rerankers on ``cpu``,
+script on the CPU box): data paths made absolute (the copies live in a temp folder), at most 10 candidates per
+query, torch rerankers on ``cpu``,
 the training recipe cut to 1 epoch of batch 8, dev evaluation every 4 updates on 6 documents per dev query.
 
     python benchmarks/bi_encoder_dry_suites.py OUT_DIR SUITE.yaml...
@@ -13,6 +14,8 @@ from pathlib import Path
 import yaml
 
 PATH_KEYS = ("candidates", "qrels", "judged_pool", "corpus", "queries")
+#: candidates per query in the dry copies (a decoder such as SmolLM2 on the shared CPU box is slow)
+DRY_TOP_K = 10
 
 
 def tiny(suite_path: Path) -> dict:
@@ -21,7 +24,9 @@ def tiny(suite_path: Path) -> dict:
     def absolute(entry: dict) -> dict:
         return {k: str((suite_path.parent / v).resolve()) if k in PATH_KEYS else v for k, v in entry.items()}
 
-    suite["datasets"] = [absolute(d) for d in suite["datasets"]]
+    suite["datasets"] = [
+        {**absolute(d), "top_k": min(d.get("top_k") or DRY_TOP_K, DRY_TOP_K)} for d in suite["datasets"]
+    ]
     for reranker in suite.get("rerankers", []):
         if reranker["backend"] == "torch":
             reranker["device"] = "cpu"

@@ -69,12 +69,11 @@ def _summary(rows: list[dict], warmup: int) -> dict:
 def run_mlx(mode: str, args, texts) -> dict:
     import mlx.core as mx
 
+    from harness.localmodels import resolve_model
     from mlx_cross_encoder import MLXEmbedder
     from mlx_cross_encoder.training.gpu_memory import bounded_gpu_cache
     from mlx_cross_encoder.training.infonce import InfoNCESettings, InfoNCETrainer
     from mlx_cross_encoder.training.schedule import make_optimizer, make_schedule
-
-    from harness.localmodels import resolve_model
 
     fine_tune = "lora" if args.lora else "full"
     settings = InfoNCESettings(batch_size=args.batch_size, fine_tune=fine_tune, **MODES[mode])
@@ -106,8 +105,12 @@ def run_mlx(mode: str, args, texts) -> dict:
                          "tokens": sum(len(e.ids) for e in q + d), "shape": [list(s) for s in shape]})  # fmt: skip
             seen.add(shape)
     out = _summary(rows, args.warmup)
-    out.update(peak_mb=round(mx.get_peak_memory() / 2**20), distinct_shapes=len(seen),
-               device=str(mx.default_device()), mlx_max_ops_per_buffer=os.environ.get("MLX_MAX_OPS_PER_BUFFER"))
+    out.update(
+        peak_mb=round(mx.get_peak_memory() / 2**20),
+        distinct_shapes=len(seen),
+        device=str(mx.default_device()),
+        mlx_max_ops_per_buffer=os.environ.get("MLX_MAX_OPS_PER_BUFFER"),
+    )
     return out
 
 
@@ -148,8 +151,11 @@ def run_torch(args, texts) -> dict:
                      "sync": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3, "new_shape": False,
                      "tokens": int(qf["attention_mask"].sum()) + int(df["attention_mask"].sum())})  # fmt: skip
     out = _summary(rows, args.warmup)
-    out.update(device=device, torch=torch.__version__,
-               peak_mb=round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None)
+    out.update(
+        device=device,
+        torch=torch.__version__,
+        peak_mb=round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None,
+    )
     return out
 
 

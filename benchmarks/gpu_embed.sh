@@ -2,7 +2,8 @@
 # Issue #13 item 2 (embedding rerankers) on the lent H200, session 6: what gpu runs for embed in the main window,
 # from the repository root after `bash benchmarks/gpu_run.sh setup`, beside benchmarks/gpu_quality.sh.
 #   bash benchmarks/gpu_embed.sh            (env: OUT, the call's output folder; BUDGET_S, seconds, default 480)
-#   DRY=1 bash benchmarks/gpu_embed.sh      a tiny CPU trial of the same suites (2 queries per dataset, 400
+#   DRY=1 BUDGET_S=1500 bash benchmarks/gpu_embed.sh   a tiny CPU trial of the same suites (2 queries x 10
+#                                           candidates per dataset, 400
 #                                           training pairs, 6 dev documents per dev query, 1 epoch of batch 8, CPU
 #                                           devices, the harness runs one after the other), results under a temp folder
 # Four harness runs at once, each ended by `timeout` (SIGTERM: the harness keeps every finished run and marks the

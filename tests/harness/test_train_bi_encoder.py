@@ -64,7 +64,11 @@ def decoder_st_folder(folder: Path) -> Path:
 #: (base folder builder, the train model's extra keys, recipe keys over RECIPE) per family
 FAMILIES = {
     "encoder-full": (st_folder, {}, {}),
-    "decoder-lora": (decoder_st_folder, {"fine_tune": "lora", "lora_rank": 4, "lora_alpha": 8.0}, {"learning_rate": 3e-2}),
+    "decoder-lora": (
+        decoder_st_folder,
+        {"fine_tune": "lora", "lora_rank": 4, "lora_alpha": 8.0},
+        {"learning_rate": 3e-2},
+    ),
 }
 
 RECIPE = {"num_epochs": 2, "batch_size": 3, "learning_rate": 5e-3, "temperature": 0.1, "group_size": 2,
