@@ -19,7 +19,7 @@ code unchanged):
 ``by_position_ms`` (each call's first chunk vs the rest: per-call costs). Then the same chunks, already padded,
 without the host: ``device_floor_s`` (built and handed to MLX back to back, one sync at the end: launch + GPU),
 ``build_only_s`` (graphs built, nothing run) and ``sync_each_ms`` (each chunk run alone and waited for).
-``--kernels S1,S2``: for those settings the pass again under ``torch.profiler`` (CUPTI sees every kernel of the
+``--kernels S1,S2`` (alone: every setting): for those settings the pass again under ``torch.profiler`` (CUPTI sees every kernel of the
 process, MLX's included): ``gpu_busy_s`` (union of kernel intervals), ``gpu_busy_fraction`` of the first-to-last
 kernel window, kernel count; null with the reason if CUPTI recorded nothing. Prints one JSON object.
 """
@@ -290,7 +290,7 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     }
     row["by_position_ms"] = by_position(trace)
     row.update(device_only(model, trace.hosts, resolve_activation(model.default_activation)))
-    if setting in a.kernels.split(","):
+    if a.kernels == "*" or setting in a.kernels.split(","):
         row["kernels"] = kernel_busy(one_pass)
     mx.clear_cache()
     return row
@@ -310,7 +310,11 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
-        "--kernels", default="", help="settings (comma-separated) that also get a pass under torch.profiler (CUPTI)"
+        "--kernels",
+        nargs="?",
+        const="*",
+        default="",
+        help="settings (comma-separated; alone: all) that also get a pass under torch.profiler (CUPTI)",
     )
     ap.add_argument("--json", default=None, help="also write the JSON object here")
     a = ap.parse_args()
