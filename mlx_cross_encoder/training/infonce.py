@@ -266,6 +266,7 @@ class InfoNCETrainer:
 
         if not self.settings.resolved_speed()[1]:
             return step
+        optimizer.init(self.module.trainable_parameters())  # the state trees exist before they are captured
         state = [self.module.state, optimizer.state]
         return mx.compile(step, inputs=state, outputs=state)
 
