@@ -225,6 +225,7 @@ def train_once(
                     for k in ("MLX_MAX_OPS_PER_BUFFER", "MLX_CUDA_GRAPH_CACHE_SIZE", "MLX_USE_CUDA_GRAPHS")
                 },
                 "MLX_CROSS_ENCODER_TRAIN_CACHE_GB": os.environ.get("MLX_CROSS_ENCODER_TRAIN_CACHE_GB"),
+                "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM": os.environ.get("MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"),
             }
             callbacks = [clock.mlx_callback]
             clock.stamp()
@@ -254,7 +255,8 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
     (``MLX_CROSS_ENCODER_TRAIN_COMPILE=0``), ``mlx-compiled`` (``=1``); an MLX name may end in ``-opsN``:
     ``MLX_MAX_OPS_PER_BUFFER=N`` (operations per CUDA graph; mlx_cross_encoder's default on CUDA is 2), ``-gcN``
     (``MLX_CUDA_GRAPH_CACHE_SIZE=N``: instantiated graphs MLX keeps, default 100), ``-nographs``
-    (``MLX_USE_CUDA_GRAPHS=0``: kernels launched one by one) and/or ``-nocache``
+    (``MLX_USE_CUDA_GRAPHS=0``: kernels launched one by one), ``-noflat`` (the compiled step's AdamW tensor by tensor:
+    ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``) and/or ``-nocache``
     (``MLX_CROSS_ENCODER_TRAIN_CACHE_GB=none``: MLX's own buffer-cache limit during training)."""
     if name == "torch":
         return "torch", {}
@@ -273,9 +275,11 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
             env["MLX_CUDA_GRAPH_CACHE_SIZE"] = part[2:]
         elif part == "nographs":
             env["MLX_USE_CUDA_GRAPHS"] = "0"
+        elif part == "noflat":
+            env["MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"] = "0"
         else:
             raise ValueError(
-                f"unknown backend {name!r} (mlx[-plain|-compiled][-opsN][-gcN][-nographs][-nocache] or torch)"
+                f"unknown backend {name!r} (mlx[-plain|-compiled][-noflat][-opsN][-gcN][-nographs][-nocache] or torch)"
             )
     return "mlx", env
 

@@ -1,6 +1,7 @@
 """The compiled training step (training/compiled_step.py, the GPU default) makes the updates the plain step makes:
 same losses, gradient norms, learning rates and parameters after several updates, for full fine-tuning with
-gradient accumulation and a smaller last batch, LoRA with a grouped loss, and the LLM reranker trainer."""
+gradient accumulation, clipping and a smaller last batch (with the flat AdamW and the per-tensor one), LoRA with a
+grouped loss and dropout, and the LLM reranker trainer."""
 
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
@@ -17,7 +18,7 @@ from mlx_cross_encoder.training import (
     Qwen3RerankerTrainer,
     compiled_step,
 )
-from mlx_cross_encoder.training.compiled_step import COMPILE_ENV_VAR, compile_enabled
+from mlx_cross_encoder.training.compiled_step import COMPILE_ENV_VAR, FLAT_ENV_VAR, compile_enabled
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,9 @@ def qwen_dir(tmp_path_factory):
     return qwen3_causal_lm(tmp_path_factory.mktemp("qwen"))
 
 
-def run(make_trainer, data, monkeypatch, compiled: bool):
+def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True):
     monkeypatch.setenv(COMPILE_ENV_VAR, "1" if compiled else "0")
+    monkeypatch.setenv(FLAT_ENV_VAR, "1" if flat else "0")
     monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")  # the plain path's stream split is not compared here
     trainer = make_trainer()
     if hasattr(trainer, "encoder"):
@@ -39,6 +41,8 @@ def run(make_trainer, data, monkeypatch, compiled: bool):
     trainer.prepare_model()
     trainer.train(data)
     assert (trainer._compiled is not None) is compiled
+    if compiled:
+        assert trainer._compiled.flat is flat  # the flat AdamW (FlatAdam) when on, the per-tensor one when off
     records = [r for r in trainer.history if r["type"] == "train"]
     params = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(trainer.model.trainable_parameters())}
     return records, params
@@ -54,7 +58,8 @@ def assert_same_training(plain, compiled, n_updates: int, atol: float):
     assert moved <= atol, moved
 
 
-def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("flat", [True, False], ids=["flat-adam", "per-tensor-adam"])
+def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch, flat):
     def make():
         cfg = MLXCrossEncoderConfig(
             pretrained_path=str(bert_dir),
@@ -73,7 +78,7 @@ def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, mon
 
     with mx.stream(mx.cpu):
         plain = run(make, toy_pairs(8), monkeypatch, compiled=False)
-        compiled = run(make, toy_pairs(8), monkeypatch, compiled=True)
+        compiled = run(make, toy_pairs(8), monkeypatch, compiled=True, flat=flat)
     assert_same_training(plain, compiled, n_updates=8, atol=2e-5)
 
 
@@ -134,6 +139,9 @@ def test_compile_switch(monkeypatch):
     monkeypatch.setenv(COMPILE_ENV_VAR, "sometimes")
     with pytest.raises(ValueError, match=COMPILE_ENV_VAR):
         compile_enabled()
+    monkeypatch.setenv(FLAT_ENV_VAR, "yes")
+    with pytest.raises(ValueError, match=FLAT_ENV_VAR):
+        compiled_step.flat_adam_enabled()
     assert compiled_step.CompiledStep  # the module the trainer uses
 
 
