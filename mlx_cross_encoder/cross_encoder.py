@@ -363,6 +363,21 @@ class MLXCrossEncoder(RerankerBase):
             out.append((part, tokens.padded(part, width, self.pad_token_id)))
         return out
 
+    @property
+    def chunking(self) -> dict | None:
+        """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
+        ``batch_widths`` (:data:`base.BATCH_WIDTHS`) and a streamed call's piece sizes ``stream_rows`` =
+        [first, most] (:func:`base.stream_bounds`); None when chunking is off."""
+        if self.chunk_tokens is None:
+            return None
+        from . import base
+
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "batch_widths": base.BATCH_WIDTHS,
+            "stream_rows": [STREAM_FIRST_ROWS, STREAM_ROWS],
+        }
+
     def _memory_rows(self, width: int, batch_rows: int) -> int:
         """:func:`base.memory_chunk_rows` for this model; attention counts as fused except float32 on CUDA (MLX
         0.32's CUDA backend has no fused float32 attention) and on the CPU."""

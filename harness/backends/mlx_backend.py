@@ -101,9 +101,16 @@ class MLXBackend(MLXRuntime):
         return np.asarray(self.model.token_counts(pairs), dtype=np.int64)
 
     def describe(self) -> dict[str, Any]:
-        # chunk_tokens: MLXCrossEncoder's GPU row chunks per batch (None: off, e.g. on the CPU or an LLM reranker)
+        # chunk_tokens: MLXCrossEncoder's GPU row chunks per batch (None: off, e.g. on the CPU or an LLM reranker);
+        # chunking: the whole chunk rule that ran (token cap, memory bound, streamed piece sizes) or None
         chunks = getattr(self.model, "chunk_tokens", None)
-        return {**super().describe(), "quantize": self.options.get("quantize"), "chunk_tokens": chunks}
+        rule = getattr(self.model, "chunking", None)
+        return {
+            **super().describe(),
+            "quantize": self.options.get("quantize"),
+            "chunk_tokens": chunks,
+            "chunking": rule,
+        }
 
 
 def _load_causal_lm(backend: MLXBackend):

@@ -276,3 +276,16 @@ def test_memory_bound_splits_a_one_chunk_batch_and_lowers_its_peak(tmp_path, mon
     whole = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
     np.testing.assert_allclose(bounded_scores, whole_scores, atol=1e-5, rtol=0)
     assert bounded < 0.75 * whole, (bounded, whole)
+
+
+def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
+    directory = builders.bert_cross_encoder(tmp_path / "bert")
+    assert MLXCrossEncoder(directory, chunk_tokens=0).chunking is None
+    monkeypatch.setattr(cross_encoder_module, "STREAM_FIRST_ROWS", 3)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 12)
+    monkeypatch.setattr(base, "BATCH_WIDTHS", 7.5)
+    model = MLXCrossEncoder(directory, chunk_tokens=500)
+    assert model.chunking == {"chunk_tokens": 500, "batch_widths": 7.5, "stream_rows": [3, 12]}
+    data = varied_pairs(30)
+    sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
+    assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says
