@@ -144,10 +144,14 @@ class StepClock:
         def on_train_begin(handler, args, state, control):
             opt = getattr(handler.optimizer, "optimizer", handler.optimizer)  # accelerate's wrapper holds it
             params = [p for g in opt.param_groups for p in g["params"]]
+            import torch
+
             clock.info = {
+                "float32_matmul_precision": torch.get_float32_matmul_precision(),
+                "allow_tf32": torch.backends.cuda.matmul.allow_tf32,
                 "optimizer": type(opt).__name__,
                 "foreach": opt.defaults.get("foreach"),
-                "fused": opt.defaults.get("fused"),
+                "fused": opt.defaults.get("fused"),  # None/None: torch's default, the foreach kernels on CUDA
                 "param_dtype": str(params[0].dtype) if params else None,
                 "autocast": bool(args.bf16 or args.fp16),
                 "attn_implementation": getattr(getattr(handler.model, "config", None), "_attn_implementation", None),
