@@ -7,10 +7,11 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
-chunk; ``SETTING/N``: streamed calls' first piece of N pairs, doubling up to ``STREAM_ROWS``; ``SETTING/N/W`` or
-``SETTING//W``: the memory bound ``base.BATCH_WIDTHS`` = W, ``none`` = off; ``SETTING/N/W/keep`` or
-``SETTING///keep``: predict's ``mx.clear_cache`` skipped): one untimed warm-up pass over every batch (each shape
-built once), then ``--repeats`` timed passes; a pass is the sum of its calls' times, as in the harness.
+chunk; ``SETTING/N``: streamed calls tapered from and to pieces of N pairs (``base.stream_bounds``);
+``SETTING/N/W`` or ``SETTING//W``: the memory bound ``base.BATCH_WIDTHS`` = W, ``none`` = off;
+``SETTING///keep``: predict's ``mx.clear_cache`` skipped; ``SETTING////T``: T tokenizer threads): one untimed
+warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is the sum of its
+calls' times, as in the harness.
 ``--scenario single_query``: the calls are the harness's single_query calls instead (one per query: its candidates
 in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -33,17 +35,22 @@ _DEFAULTS: dict = {}  # the library's own values, saved before the first setting
 
 
 def apply_setting(setting: str):
-    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST[/WIDTHS[/keep]]]``: returns the ``chunk_tokens`` value to construct
+    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST[/WIDTHS[/keep[/THREADS]]]]``: returns the ``chunk_tokens`` value to construct
     with ("auto" or an int); ``FIRST`` sets the streamed calls' first piece (``cross_encoder.STREAM_FIRST_ROWS``),
     ``WIDTHS`` the memory bound (``base.BATCH_WIDTHS``; ``none`` = off), ``keep``: ``mx.clear_cache`` does nothing
-    (predict's end-of-call cache release skipped), until the next setting; empty or absent: the library's own."""
+    (predict's end-of-call cache release skipped), ``THREADS`` the tokenizer threads
+    (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), until the next setting; empty or absent: the library's own."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder
 
     _DEFAULTS.setdefault("widths", base.BATCH_WIDTHS)
     _DEFAULTS.setdefault("clear_cache", mx.clear_cache)
-    chunk, first, widths, cache = (setting.split("/") + ["", "", ""])[:4]
+    chunk, first, widths, cache, threads = (setting.split("/") + ["", "", "", ""])[:5]
+    if threads:  # read by base.tokenize_threads at every call
+        os.environ["MLX_CROSS_ENCODER_TOKENIZE_THREADS"] = threads
+    else:
+        os.environ.pop("MLX_CROSS_ENCODER_TOKENIZE_THREADS", None)
     cross_encoder.STREAM_FIRST_ROWS = int(first) if first else base.STREAM_FIRST_ROWS
     base.BATCH_WIDTHS = (None if widths == "none" else float(widths)) if widths else _DEFAULTS["widths"]
     mx.clear_cache = (lambda: None) if cache == "keep" else _DEFAULTS["clear_cache"]
