@@ -1,9 +1,11 @@
 """Training on one accelerator, MLX trainers vs the PyTorch baselines (issue 12 item 6), same data and settings.
 
-    python benchmarks/gpu_train.py [--jobs minilm-full,minilm-lora,qwen3-0.6b-lora] [--steps N] [--json OUT]
-        [--data DIR]
+    python benchmarks/gpu_train.py [--jobs minilm-full,minilm-lora,qwen3-0.6b-lora] [--backends mlx,torch]
+        [--steps N] [--warmup W] [--json OUT] [--data DIR]
 
-Jobs (each trainer in its own process, one after the other; torch on ``cuda`` when it sees a GPU):
+Jobs (each trainer in its own process, one after the other; torch on ``cuda`` when it sees a GPU; ``--backends``
+names the trainers and their order: ``torch``, ``mlx`` (the trainer's default step: compiled on a GPU), and MLX
+variants for A/B runs, see :func:`backend_spec`):
 
 - ``minilm-full``: the real all-MiniLM-L6-v2 encoder + seeded head (``local:minilm-l6-seeded-head``), full
   fine-tuning, float32 (true float32 on both: MLX_ENABLE_TF32=0 is mlx_cross_encoder's default, torch's
@@ -17,9 +19,18 @@ Jobs (each trainer in its own process, one after the other; torch on ``cuda`` wh
 
 Data: DL19's judged BM25 pairs (label = grade >= 2; positives and negatives interleaved, repeated to fill the
 steps) from ``--data`` (default ../shared/data/trec-dl). DL19 is a dev set here, not one of the held-out test
-sets. Reported per trainer: optimizer steps, train seconds (steps only: each trainer's own clock), the child
-process's wall seconds (imports, model load and setup included), tokens/s (each trainer's count of non-padding
-tokens fed / train seconds), peak memory (``mx.get_peak_memory()`` / ``torch.cuda.max_memory_allocated()``).
+sets. Reported per trainer:
+
+- steady figures, the first ``--warmup`` updates excluded (both stacks build kernels in their first steps: MLX's
+  CUDA backend compiles its kernels at run time): a host clock stamped at the start and after every update
+  (:class:`StepClock`; torch's device synchronized at the window's two ends only), the window's mean seconds per
+  update, the median / min / max of its single updates, tokens/s over the window (non-padding tokens per update as
+  the MLX trainer counts them; both stacks are fed the same micro-batches) and the warm-up's seconds;
+- the whole run: optimizer steps, train seconds (each trainer's own clock, warm-up included), the child process's
+  wall seconds (imports, model load and setup included), tokens/s over the whole run, peak memory
+  (``mx.get_peak_memory()`` / ``torch.cuda.max_memory_allocated()``), and what each stack ran with (parameter
+  dtype, autocast, optimizer kind, TF32 switches, MLX's CUDA-graph and compile settings).
+
 ``GPU_TRAIN_TINY=1`` swaps in tiny test models (tests/builders) to check the script on a CPU.
 """
 
