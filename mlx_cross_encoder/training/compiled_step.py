@@ -12,7 +12,8 @@ Two compiled functions, the same arithmetic as the plain path (``test_training_c
 parameters after several updates against it):
 
 - ``accumulate(inputs, labels, teacher, n, acc)``: the micro-batch's loss and gradients, weighted by its ``n``
-  examples and added to ``acc`` (the running sum; None for the update's first micro-batch);
+  examples and added to ``acc`` (the running sum; None for the update's first micro-batch; with the flat AdamW
+  the gradients are one vector, :meth:`FlatAdam.flatten`);
 - ``apply(acc, n_total)``: the mean gradient, clipped to ``max_grad_norm``, and the AdamW update; returns the norm
   before clipping and the learning rate used. The update runs on one flat vector per optimizer group
   (:class:`FlatAdam`, the optimizer's own ``apply_single``; ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``: tensor by
@@ -88,12 +89,17 @@ class FlatAdam:
         params = tree_flatten(model.trainable_parameters())
         return bool(params) and len({v.dtype for _, v in params}) == 1 and all(isinstance(o, optim.Adam) for o in subs)
 
-    def __call__(self, model, grads: dict, max_grad_norm: float | None, divisor) -> mx.array:
-        """Update ``model`` with ``grads / divisor`` (clipped); returns the norm before clipping (0 without it)."""
+    def flatten(self, grads: dict) -> mx.array:
+        """The gradient tree as one vector, tensors in the update's order (one copy per tensor)."""
         flat_g = dict(tree_flatten(grads))
+        return mx.concatenate([flat_g[k].reshape(-1) for k in self.keys])
+
+    def __call__(self, model, g: mx.array, max_grad_norm: float | None, divisor) -> mx.array:
+        """Update ``model`` with the flat gradient ``g / divisor`` (:meth:`flatten`), clipped; returns the norm
+        before clipping (0 without clipping)."""
         params = dict(tree_flatten(model.trainable_parameters()))
         sizes = [params[k].size for k in self.keys]
-        g = mx.concatenate([flat_g[k].reshape(-1) for k in self.keys]) / divisor
+        g = g / divisor
         norm = mx.array(0.0)
         if max_grad_norm:  # optim.clip_grad_norm's arithmetic, over one vector
             norm = mx.sqrt(mx.square(g.astype(mx.float32) if g.dtype == mx.float16 else g).sum())
@@ -149,15 +155,18 @@ class CompiledStep:
         flat_optimizer = flat_adam_enabled() if flat_optimizer is None else flat_optimizer
         state = [model.state, optimizer.state, mx.random.state]
 
+        flat = FlatAdam(model, optimizer) if flat_optimizer and FlatAdam.supports(model, optimizer) else None
+
         @partial(mx.compile, inputs=state, outputs=state)
         def accumulate(inputs, labels, teacher, group_size, n, acc):
             loss, grads = value_and_grad(inputs, labels, teacher, group_size)
+            if flat is not None:  # one vector: the weighting and the sum are one kernel each
+                weighted = flat.flatten(grads) * n
+                return loss * n, weighted if acc is None else acc + weighted
             weighted = tree_map(lambda g: g * n, grads)
             if acc is not None:
                 weighted = tree_map(lambda a, g: a + g, acc, weighted)
             return loss * n, weighted
-
-        flat = FlatAdam(model, optimizer) if flat_optimizer and FlatAdam.supports(model, optimizer) else None
 
         @partial(mx.compile, inputs=state, outputs=state)
         def apply(acc, n_total):
