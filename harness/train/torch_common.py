@@ -8,7 +8,8 @@ time, tokens/s, peak memory (with how it was measured), final dev metrics.
 
 Dev evaluation and checkpoint choice follow the MLX trainer (:class:`DevSelection`): with ``eval_data``, the dev
 metric is computed every ``eval_steps`` optimizer updates (``None``: at the end of each epoch) and after the last
-update, the best value of ``metric_for_best`` (strictly better than the best so far) keeps a copy of the
+update, the best value of ``metric_for_best`` (``TrainingSettings.improves``: better than the best so far by more
+than ``early_stopping_threshold``, the MLX trainers' rule) keeps a copy of the
 trainable weights in memory, and ``load_best_model_at_end`` puts that copy back before the model is saved;
 ``final_metrics`` are then the best evaluation's. Time spent evaluating is not counted in ``train_time_s``.
 """
@@ -135,12 +136,8 @@ class DevSelection:
             return self.last_metrics
         tic = time.perf_counter()
         metrics = self._evaluate()
-        name = self.settings.metric_for_best
-        if name not in metrics:
-            raise KeyError(f"metric_for_best={name!r} is not among the metrics {sorted(metrics)}")
-        value = metrics[name]
-        sign = 1.0 if self.settings.greater_is_better else -1.0
-        improved = self.best_metric is None or sign * (value - self.best_metric) > 0
+        value = self.settings.selection_value(metrics)
+        improved = self.settings.improves(value, self.best_metric)  # the MLX trainers' rule (TrainingSettings)
         if improved:
             self.best_metric, self.best_step, self.best_metrics = value, step, metrics
             self.best_state = {n: p.detach().clone() for n, p in self._parameters()}

@@ -7,7 +7,7 @@ in ``modules_to_save`` so that it trains and is saved and reloaded with the adap
 What the MLX trainer does is given to the Trainer: its AdamW groups (no decay on biases and norms), its
 learning-rate schedule (``mlx_schedule``: no zero-lr first update), no dropout in the base model (the MLX encoders
 have none; LoRA dropout stays), its micro-batches in their order, epoch by epoch (with the negatives the MLX
-trainer samples for each epoch; :class:`MLXBatches`), and example-weighted accumulation (each micro-batch's mean
+trainer samples for each epoch; :class:`.torch_encoder_data.MLXBatches`), and example-weighted accumulation (each micro-batch's mean
 loss weighted by its examples, where the Trainer would weight micro-batches alike). From the same weights (LoRA:
 ``lora_init``) both make the same updates: tested update for update, full and LoRA, with micro-batches of unequal
 size in one update. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that does the same.)
@@ -15,8 +15,6 @@ size in one update. (The LLM baseline, :mod:`.torch_llm`, is a plain loop that d
 
 from __future__ import annotations
 
-import collections
-import math
 import os
 import time
 from pathlib import Path
@@ -44,8 +42,7 @@ from .torch_common import (
     trainable_parameters,
     training_data,
 )
-
-DEFAULT_ENCODER_TARGETS = ("query", "key", "value", "dense")
+from .torch_encoder_data import MLXBatches, encoder_dataset
 
 
 def group_softmax_cross_entropy_loss(
@@ -85,95 +82,6 @@ def group_softmax_cross_entropy_loss(
     return GroupSoftmaxCrossEntropyLoss()
 
 
-class MLXBatches:
-    """A batch sampler that yields the MLX trainer's micro-batches (row indices) of the current epoch
-    (``set_epoch``, which the Trainer calls through accelerate), and the weight of each micro-batch's mean loss
-    that makes the Trainer's accumulation example-weighted as the MLX trainer's is (:meth:`next_weight`)."""
-
-    def __init__(self, per_epoch: list[list[list[int]]], accum: int):
-        self.per_epoch, self.epoch = per_epoch, 0
-        self.weights: collections.deque[float] = collections.deque()
-        self.epoch_weights = [self._weights(batches, accum) for batches in per_epoch]
-
-    @staticmethod
-    def _weights(batches: list[list[int]], accum: int) -> list[float]:
-        """The Trainer divides each micro-batch's mean loss by the number ``k`` of micro-batches in its update
-        (groups of ``accum`` in the epoch, the last one shorter); ``n * k / N`` turns that into ``n / N``."""
-        out = []
-        for start in range(0, len(batches), accum):
-            group = [len(b) for b in batches[start : start + accum]]
-            out += [n * len(group) / sum(group) for n in group]
-        return out
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        for batch, weight in zip(self.per_epoch[self.epoch], self.epoch_weights[self.epoch]):
-            self.weights.append(weight)
-            yield batch
-
-    def __len__(self) -> int:
-        return len(self.per_epoch[0])
-
-    def next_weight(self) -> float:
-        return self.weights.popleft()
-
-
-def _epochs_needed(settings: TrainingSettings, micro_per_epoch: int) -> int:
-    if not settings.max_steps:
-        return settings.num_epochs
-    return math.ceil(settings.max_steps * settings.gradient_accumulation_steps / micro_per_epoch)
-
-
-def _encoder_dataset(groups, settings: TrainingSettings):
-    """The MLX trainer's micro-batches of every epoch, in order, as a ``datasets.Dataset`` in the column layout the
-    chosen loss expects (one row per pair, or per query group), with the rows of each micro-batch
-    (:class:`MLXBatches`), the pairs it will score and the micro-batches per epoch."""
-    from datasets import Dataset
-
-    data = training_data()
-    b = data.Batcher(groups, settings.loss, settings.batch_size, settings.group_size, settings.seed)
-    pointwise = settings.loss in data.POINTWISE_LOSSES
-    k = 1 if pointwise else settings.group_size
-    cols = ["query", "document"] if pointwise else ["query", *(f"doc_{i}" for i in range(k))]
-    rows: dict[str, list] = {c: [] for c in [*cols, "label"]}
-    pairs, per_epoch = [], []
-    for epoch in range(_epochs_needed(settings, len(b))):  # the order and negatives of each MLX epoch
-        per_epoch.append([])
-        for batch in b.batches(epoch):
-            first = len(rows["query"])
-            for g in range(batch.n_examples):
-                members = batch.pairs[g * k : (g + 1) * k]
-                pairs += members
-                rows["query"].append(members[0][0])
-                for col, (_, doc) in zip(cols[1:], members):
-                    rows[col].append(doc)
-                rows["label"].append(_row_label(settings.loss, batch, g, k))
-            per_epoch[-1].append(list(range(first, len(rows["query"]))))
-    if settings.loss == "margin_mse":  # MarginMSELoss's columns: query, positive, negative_1..k-1
-        rows = {
-            "query": rows["query"],
-            "positive": rows["doc_0"],
-            **{f"negative_{i}": rows[f"doc_{i}"] for i in range(1, k)},
-            "label": rows["label"],
-        }
-    return Dataset.from_dict(rows), MLXBatches(per_epoch, settings.gradient_accumulation_steps), pairs, len(b)
-
-
-def _row_label(loss: str, batch, g: int, k: int):
-    if loss == "bce":
-        return float(batch.labels[g])
-    if loss == "mse":
-        return float(batch.teacher[g])
-    if loss == "margin_mse":
-        t = batch.teacher[g * k : (g + 1) * k]
-        return [float(t[0] - t[j]) for j in range(1, k)]
-    if loss == "listwise_kl":
-        return [float(v) for v in batch.teacher[g * k : (g + 1) * k]]
-    return 0.0  # listwise: the positive is the first document
-
-
 def _encoder_loss(model, settings: TrainingSettings):
     import torch
     from sentence_transformers.cross_encoder import losses
@@ -195,6 +103,8 @@ def add_lora_with_head(model, settings: TrainingSettings, head: tuple[str, ...] 
     (``CrossEncoder.add_adapter`` goes through transformers' integration, which also requires a newer peft).
     """
     from peft import LoraConfig, get_peft_model
+
+    from mlx_cross_encoder.training.lora import DEFAULT_ENCODER_TARGETS  # the MLX trainer's targets: one list
 
     config = LoraConfig(
         r=settings.lora_rank,
@@ -346,7 +256,7 @@ def train_cross_encoder_torch(
             load_lora_init(model[0].model, lora_init)
     elif fine_tune != "full":
         raise ValueError(f"fine_tune_type must be 'full' or 'lora', got {fine_tune!r}")
-    dataset, batches, pairs, micro_per_epoch = _encoder_dataset(groups, settings)
+    dataset, batches, pairs, micro_per_epoch = encoder_dataset(groups, settings)
     total = total_updates(micro_per_epoch, settings)
     out = Path(settings.output_dir)
     args = _training_arguments(settings, total, out, device)

@@ -39,8 +39,6 @@ from .torch_common import (
     training_data,
 )
 
-DEFAULT_LLM_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
 
 class LLMRerankerScorer:
     """A transformers causal LM scored as ``Qwen3Reranker`` scores: official prompt, right padding, last token."""
@@ -94,6 +92,9 @@ def _model(model_name_or_path, settings: TrainingSettings, fine_tune: str, devic
             raise ValueError("lora_init needs fine_tune_type='lora'")
         return model
     from peft import LoraConfig, get_peft_model
+
+    # the MLX trainer's targets (mlx-lm module paths inside a block; peft matches them as name suffixes)
+    from mlx_cross_encoder.training.llm import DEFAULT_LLM_TARGETS
 
     model = get_peft_model(
         model,

@@ -34,18 +34,6 @@ import mlx_cross_encoder  # noqa: F401
 
 from ..run.worker import peak_rss_mb, worker_main
 
-#: files copied next to a merged LLM's weights
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-    "generation_config.json",
-)
-
 
 def read_records(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -230,7 +218,9 @@ def train_mlx_llm(job: dict[str, Any]) -> dict[str, Any]:
     config_json.pop("quantization_config", None)
     config_json["torch_dtype"] = "float32"
     (model_dir / "config.json").write_text(json.dumps(config_json, indent=2))
-    for name in TOKENIZER_FILES:
+    from mlx_cross_encoder.training.export import TOKENIZER_FILES
+
+    for name in TOKENIZER_FILES:  # copied next to the merged LLM's weights
         if (base / name).is_file():
             shutil.copy2(base / name, model_dir / name)
     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)

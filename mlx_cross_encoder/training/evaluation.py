@@ -66,12 +66,8 @@ class DevEvaluation:
         """Evaluate, track the best (saved to ``best/``), return True when early stopping triggers."""
         cfg = self.config
         metrics = self.evaluate(dev, metric_fn)
-        if cfg.metric_for_best not in metrics:
-            raise KeyError(f"metric_for_best={cfg.metric_for_best!r} is not among the metrics {sorted(metrics)}")
-        value = metrics[cfg.metric_for_best]
-        best = state["best_metric"]
-        sign = 1.0 if cfg.greater_is_better else -1.0
-        improved = best is None or sign * (value - best) > cfg.early_stopping_threshold
+        value = cfg.selection_value(metrics)
+        improved = cfg.improves(value, state["best_metric"])
         if improved:
             state.update(best_metric=value, best_step=state["step"], best_metrics=metrics, evals_without_improvement=0)
             save_adapter(

@@ -18,6 +18,8 @@ from mlx.utils import tree_flatten
 
 from .lora import is_lora_linear, write_dir_atomically
 
+#: the tokenizer's files (and an LLM's generation_config.json) copied next to exported weights when the source has
+#: them: the cross-encoder export here and the harness's merged LLM folders (harness.train.worker)
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -27,7 +29,9 @@ TOKENIZER_FILES = (
     "merges.txt",
     "sentencepiece.bpe.model",
     "spiece.model",
+    "tokenizer.model",
     "added_tokens.json",
+    "generation_config.json",
 )
 
 # sentence-transformers records the activation as a torch class path in config.json

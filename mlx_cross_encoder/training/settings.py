@@ -112,6 +112,19 @@ class TrainingSettings(BaseModel):
             return self.warmup_steps
         return math.ceil(round(self.warmup_ratio * total_steps, 9))  # 0.1 * 30 is 3, not 3.0000000000000004
 
+    def selection_value(self, metrics: dict[str, float]) -> float:
+        """The dev value that chooses the best checkpoint: ``metrics[metric_for_best]`` (a KeyError naming the
+        metrics there when it is absent). The MLX trainers and the PyTorch baselines select by this rule."""
+        if self.metric_for_best not in metrics:
+            raise KeyError(f"metric_for_best={self.metric_for_best!r} is not among the metrics {sorted(metrics)}")
+        return metrics[self.metric_for_best]
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """Whether a dev value is a new best: the first one, or better than ``best`` (higher when
+        ``greater_is_better``, else lower) by more than ``early_stopping_threshold``."""
+        sign = 1.0 if self.greater_is_better else -1.0
+        return best is None or sign * (value - best) > self.early_stopping_threshold
+
     def settings(self) -> TrainingSettings:
         """The shared settings alone (a model-family config without its own fields)."""
         names = TrainingSettings.model_fields

@@ -427,6 +427,32 @@ def test_torch_dev_selection_restores_the_best_weights():
     assert [e["improved"] for e in selection.evaluations] == [True, True, False]
 
 
+def test_torch_dev_selection_counts_an_improvement_by_the_mlx_trainers_rule():
+    """A new best must beat the best so far by more than early_stopping_threshold, in the direction
+    greater_is_better says, as the MLX trainers' _evaluate_step counts it (written out here by hand)."""
+    from harness.train.torch_common import DevSelection
+
+    def improved(values, **settings):
+        values = iter(values)
+        selection = DevSelection(TrainingSettings(**settings), 10, lambda: {"loss": next(values)}, lambda: iter(()))
+        for step in range(1, 5):
+            selection.run(step)
+        return [e["improved"] for e in selection.evaluations], selection.best_step
+
+    # higher is better, threshold 0.05: 0.52 is not 0.05 above 0.5; 0.6 is; 0.64 is not above 0.6 + 0.05
+    assert improved([0.5, 0.52, 0.6, 0.64], metric_for_best="loss", early_stopping_threshold=0.05) == (
+        [True, False, True, False],
+        3,
+    )
+    # lower is better, no threshold: 0.4 and 0.3 improve, 0.45 and an equal 0.3 do not
+    assert improved([0.4, 0.45, 0.3, 0.3], metric_for_best="loss", greater_is_better=False) == (
+        [True, False, True, False],
+        3,
+    )
+    with pytest.raises(KeyError, match="metric_for_best='ndcg@10' is not among the metrics \\['loss'\\]"):
+        improved([0.5, 0.5, 0.5, 0.5])
+
+
 # --- harness run ----------------------------------------------------------------------------------------------------
 @pytest.fixture
 def env(monkeypatch, tmp_path):
