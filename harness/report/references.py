@@ -225,24 +225,13 @@ def quality_appendix(results: Sequence[dict[str, Any]], data_dir: str | Path) ->
         "",
         f"## Significance of {PRIMARY}",
         "",
-        "Paired randomization test on per-query values (10,000 sign flips, seed 0), Holm-corrected over the "
-        f"rows of each table; significant at α = {ALPHA}. Δ vs first stage: the run minus the first stage it "
-        "reranks (same results file); Δ vs twin: an MLX-trained model minus its PyTorch-trained twin.",
+        "Paired randomization test on per-query values (10,000 sign flips, seed 0): p is each comparison's own "
+        "(the figure for a comparison planned alone), Holm the same p corrected over every row of its table and "
+        f"column (a family of all the runs reranking those candidates, twins included); significant: Holm < {ALPHA}. "
+        "Δ vs first stage: the run minus the first stage it reranks (same results file); Δ vs twin: an "
+        "MLX-trained model minus its PyTorch-trained twin.",
         "",
     ]
-    curves = learning_curves(results)
-    if curves:
-        lines += (
-            [
-                "",
-                f"## Learning curves: dev {PRIMARY} per evaluation",
-                "",
-                "Each dev query's full candidate list ranked, as the test ranks its lists; * = the checkpoint kept.",
-                "",
-            ]
-            + curves
-            + [""]
-        )
     for (dataset, fp), rows in significance_rows(results).items():
         first = rows[0]["first_stage"]
         lines += [
@@ -256,4 +245,17 @@ def quality_appendix(results: Sequence[dict[str, Any]], data_dir: str | Path) ->
             twin = f"`{r['twin']}` " + _test_cell(r, "vs_twin") if "twin" in r else ""
             lines.append(f"| {r['reranker']} | {r['value']:.4f} | {_test_cell(r, 'vs_first')} | {twin} |")
         lines.append("")
+    curves = learning_curves(results)
+    if curves:
+        lines += (
+            [
+                "",
+                f"## Learning curves: dev {PRIMARY} per evaluation",
+                "",
+                "Each dev query's full candidate list ranked, as the test ranks its lists; * = the checkpoint kept.",
+                "",
+            ]
+            + curves
+            + [""]
+        )
     return "\n".join(lines) + "\n"

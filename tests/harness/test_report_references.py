@@ -65,6 +65,24 @@ def test_significance_against_the_first_stage_and_the_twin_on_the_same_candidate
     assert "References (published figures, not runs)" in text
 
 
+def test_significance_tables_sit_under_their_heading_and_the_learning_curves_after_them():
+    qids = [f"q{i}" for i in range(8)]
+    bm25 = {q: 0.1 * i for i, q in enumerate(qids)}
+    block = {"model": "m", "backend": "mlx", "best_step": 2, "evaluations": [
+        {"step": 1, "metrics": {"ndcg@10": 0.4}}, {"step": 2, "metrics": {"ndcg@10": 0.5}}]}  # fmt: skip
+    results = [
+        {
+            "runs": [_run("bm25", "first_stage", "A", bm25), _run("m-mlx", "mlx", "A", {q: 0.5 for q in qids})],
+            "train": {"models": [block]},
+        }
+    ]
+    text = quality_appendix(results, "no-such-dir")
+    significance, table = text.index("## Significance of ndcg@10"), text.index("### dl20 (first stage `bm25`")
+    curves = text.index("## Learning curves: dev ndcg@10")
+    assert significance < table < curves
+    assert "| 2 | 0.5000* |" in text[curves:]
+
+
 def test_first_stage_table_sets_the_stored_run_beside_the_computed_one_and_flags_a_difference(tmp_path):
     from harness.report.references import FIRST_STAGES, first_stage_table
 
