@@ -29,6 +29,7 @@ The compiled path runs each micro-batch on one stream (the CPU-stream split is t
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from functools import partial
@@ -69,9 +70,11 @@ class FlatAdam:
     state kept per tensor (what checkpoints save) and the global-norm clipping of ``optim.clip_grad_norm``.
 
     Per tensor, MLX's AdamW is a chain of ~20 small ops (moments, bias-correction scalars, decay); on a GPU each
-    is a kernel, ~2,000 per update for MiniLM-L6's 105 tensors. Flat, an update is the concatenations (one copy per
-    tensor) and a dozen kernels over the vector. Used only when every trainable tensor has one dtype and every
-    sub-optimizer keeps Adam's ``m``/``v`` state (:meth:`supports`)."""
+    is a kernel, ~2,000 per update for MiniLM-L6's 105 tensors. Flat, an update is the gradients' concatenation
+    (one copy per tensor, in ``accumulate``) and a dozen kernels over the vectors: the parameters and moments stay
+    flat from update to update (``buffers``, part of the compiled state), the model's tensors and the optimizer's
+    per-tensor ``m``/``v`` (what checkpoints save) are views into them. Used only when every trainable tensor has
+    one dtype and every sub-optimizer is an Adam (:meth:`supports`)."""
 
     def __init__(self, model, optimizer):
         self.optimizer = optimizer
@@ -82,6 +85,22 @@ class FlatAdam:
             groups[next(i for i, fn in enumerate(filters) if fn(key, value))].append(key)
         self.groups = list(zip(subs, groups))  # empty groups too: their step and schedule advance as well
         self.keys = [k for _, keys in self.groups for k in keys]
+        # each group's parameters and moments as flat vectors, kept from update to update (compiled state): the
+        # model's tensors and the optimizer's per-tensor m/v are views into the latest ones, so an update copies
+        # only the gradients into one vector. Built from the tensors as they are now (after any resume).
+        params = dict(tree_flatten(model.trainable_parameters()))
+        self.shapes = {k: params[k].shape for k in self.keys}
+        self.buffers: list[dict[str, mx.array]] = []
+        for o, keys in self.groups:
+            if keys:
+                st = [_leaf(o.state, k) for k in keys]
+                self.buffers.append(
+                    {
+                        "p": mx.concatenate([params[k].reshape(-1) for k in keys]),
+                        "m": mx.concatenate([x["m"].reshape(-1) for x in st]),
+                        "v": mx.concatenate([x["v"].reshape(-1) for x in st]),
+                    }
+                )
 
     @staticmethod
     def supports(model, optimizer) -> bool:
@@ -97,35 +116,31 @@ class FlatAdam:
     def __call__(self, model, g: mx.array, max_grad_norm: float | None, divisor) -> mx.array:
         """Update ``model`` with the flat gradient ``g / divisor`` (:meth:`flatten`), clipped; returns the norm
         before clipping (0 without clipping)."""
-        params = dict(tree_flatten(model.trainable_parameters()))
-        sizes = [params[k].size for k in self.keys]
         g = g / divisor
         norm = mx.array(0.0)
         if max_grad_norm:  # optim.clip_grad_norm's arithmetic, over one vector
             norm = mx.sqrt(mx.square(g.astype(mx.float32) if g.dtype == mx.float16 else g).sum())
             g = (g * mx.minimum(max_grad_norm / (norm + 1e-6), 1.0)).astype(g.dtype)
-        updated, start = [], 0
+        updated, start, buffers = [], 0, iter(self.buffers)
         for o, keys in self.groups:
             o.apply_gradients({}, {})  # the schedule and step bookkeeping that apply_gradients does first
             if not keys:
                 continue
-            n = sum(params[k].size for k in keys)
-            st = [_leaf(o.state, k) for k in keys]
-            state = {
-                "m": mx.concatenate([s["m"].reshape(-1) for s in st]),
-                "v": mx.concatenate([s["v"].reshape(-1) for s in st]),
-            }
-            p = mx.concatenate([params[k].reshape(-1) for k in keys])
-            new_p = o.apply_single(g[start : start + n], p, state)
+            buf = next(buffers)
+            n = buf["p"].size
+            state = {"m": buf["m"], "v": buf["v"]}
+            buf["p"] = o.apply_single(g[start : start + n], buf["p"], state)
+            buf["m"], buf["v"] = state["m"], state["v"]
             offset = 0
-            for k, s in zip(keys, st):
-                size, shape = params[k].size, params[k].shape
-                s["m"] = state["m"][offset : offset + size].reshape(shape)
-                s["v"] = state["v"][offset : offset + size].reshape(shape)
-                updated.append((k, new_p[offset : offset + size].reshape(shape)))
+            for k in keys:
+                shape = self.shapes[k]
+                size = math.prod(shape)
+                leaf = _leaf(o.state, k)
+                leaf["m"] = buf["m"][offset : offset + size].reshape(shape)
+                leaf["v"] = buf["v"][offset : offset + size].reshape(shape)
+                updated.append((k, buf["p"][offset : offset + size].reshape(shape)))
                 offset += size
             start += n
-        assert start == sum(sizes)
         model.update(tree_unflatten(updated))
         return norm
 
@@ -153,9 +168,8 @@ class CompiledStep:
         flat_optimizer: bool | None = None,
     ):
         flat_optimizer = flat_adam_enabled() if flat_optimizer is None else flat_optimizer
-        state = [model.state, optimizer.state, mx.random.state]
-
         flat = FlatAdam(model, optimizer) if flat_optimizer and FlatAdam.supports(model, optimizer) else None
+        state = [model.state, optimizer.state, mx.random.state, flat.buffers if flat is not None else []]
 
         @partial(mx.compile, inputs=state, outputs=state)
         def accumulate(inputs, labels, teacher, group_size, n, acc):
