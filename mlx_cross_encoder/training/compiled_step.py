@@ -101,6 +101,7 @@ class FlatAdam:
                         "v": mx.concatenate([x["v"].reshape(-1) for x in st]),
                     }
                 )
+        mx.eval(self.buffers)
 
     @staticmethod
     def supports(model, optimizer) -> bool:
