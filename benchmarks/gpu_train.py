@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -390,7 +391,12 @@ def main() -> None:
     a = ap.parse_args()
     if a.child:
         steps = a.steps or DEFAULT_STEPS[JOBS[a.jobs][0]]
-        print(json.dumps(child(a.child, a.jobs, steps, a.warmup, a.data)))
+        scratch = tempfile.mkdtemp(prefix="gpu-train-")
+        os.environ["TMPDIR"] = tempfile.tempdir = scratch  # the tiny models and the trainers' output folders
+        try:
+            print(json.dumps(child(a.child, a.jobs, steps, a.warmup, a.data)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return
     for b in a.backends.split(","):
         try:
