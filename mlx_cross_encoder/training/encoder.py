@@ -76,8 +76,11 @@ class MLXCrossEncoderTrainer(RerankerTrainerBase):
             "loss": self.config.loss,
         }
 
-    def _encode(self, pairs):
-        encodings = self.encoder.tokenizer.encode_batch(pairs)
+    def _tokenize(self, pairs):
+        return self.encoder.tokenizer.encode_batch(pairs)
+
+    def _encode(self, pairs, tokenized=None):
+        encodings = self._tokenize(pairs) if tokenized is None else tokenized
         inputs = self.encoder._collate(encodings)
         return inputs, sum(len(e.ids) for e in encodings)
 

@@ -78,3 +78,16 @@ def truncate_log(path: Path, step: int) -> list[dict]:
                     kept.append(rec)
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return kept
+
+
+def with_next(items):
+    """``(item, the item after it)`` pairs (None after the last): the loop prepares the next micro-batch ahead."""
+    it = iter(items)
+    current = next(it, _END)
+    while current is not _END:
+        following = next(it, _END)
+        yield current, (None if following is _END else following)
+        current = following
+
+
+_END = object()

@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from .compiled_step import CompiledStep, compile_enabled
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
 from .evaluation import BEST_DIR, DevEvaluation, MetricFn
 from .gpu_memory import bounded_gpu_cache
-from .loop_state import LOG_FILE, RunState, truncate_log
+from .loop_state import LOG_FILE, RunState, truncate_log, with_next
 from .lora import save_adapter
 from .losses import compute_loss
 from .schedule import make_optimizer, make_schedule
@@ -57,6 +58,7 @@ class RerankerTrainerBase(DevEvaluation):
         self.optimizer: optim.Optimizer | None = None
         self.history: list[dict[str, Any]] = []
         self._compiled: CompiledStep | None = None  # set by train() (compiled_step.compile_enabled)
+        self._prefetcher: ThreadPoolExecutor | None = None  # the compiled step's tokenizing thread, in train()
 
     # -- to implement ----------------------------------------------------------------------------------
     def _prepare(self) -> None:  # pragma: no cover - abstract
@@ -64,6 +66,12 @@ class RerankerTrainerBase(DevEvaluation):
 
     def _encode(self, pairs: list[tuple[str, str]]) -> tuple[tuple, int]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _tokenize(self, pairs: list[tuple[str, str]]):
+        """Optional: the host-only part of :meth:`_encode` (no MLX arrays), which the compiled step runs for the
+        next micro-batch on a worker thread while the device computes; then ``_encode(pairs, tokenized)`` is
+        called with its result. None (the default): no such part, ``_encode(pairs)`` does everything."""
+        return None
 
     def _scores(self, inputs: tuple) -> mx.array:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -117,13 +125,14 @@ class RerankerTrainerBase(DevEvaluation):
             self._streams = [mx.new_stream(mx.cpu) for _ in range(n)] if n > 1 else [None]
         return self._streams
 
-    def _accumulate(self, value_and_grad, batch: Batch, acc_grads):
+    def _accumulate(self, value_and_grad, batch: Batch, acc_grads, tokenized=None):
         """Add one micro-batch's example-weighted gradient to ``acc_grads``: :meth:`_accumulate_plain`, or the
-        compiled step's ``accumulate`` (:mod:`.compiled_step`; lazy: evaluated with the update)."""
+        compiled step's ``accumulate`` (:mod:`.compiled_step`; lazy: evaluated with the update; ``tokenized``:
+        the batch's :meth:`_tokenize`, prepared ahead)."""
         compiled = self._compiled
         if compiled is None:
             return self._accumulate_plain(value_and_grad, batch, acc_grads)
-        inputs, labels, teacher, n_tokens = self._batch_arrays(batch)
+        inputs, labels, teacher, n_tokens = self._batch_arrays(batch, tokenized)
         loss_sum, acc_grads = compiled.accumulate(
             inputs, labels, teacher, batch.group_size, batch.n_examples, acc_grads
         )
@@ -155,8 +164,8 @@ class RerankerTrainerBase(DevEvaluation):
             mx.eval(acc_grads, loss_sum)
         return acc_grads, loss_sum.item(), tokens
 
-    def _batch_arrays(self, batch: Batch):
-        inputs, n_tokens = self._encode(batch.pairs)
+    def _batch_arrays(self, batch: Batch, tokenized=None):
+        inputs, n_tokens = self._encode(batch.pairs) if tokenized is None else self._encode(batch.pairs, tokenized)
         labels = mx.array(batch.labels)
         teacher = mx.array(batch.teacher) if batch.teacher is not None else None
         return inputs, labels, teacher, n_tokens
@@ -186,6 +195,9 @@ class RerankerTrainerBase(DevEvaluation):
             if compile_enabled()
             else None
         )
+        # the compiled step tokenizes the next micro-batch on a worker thread while the device computes
+        prefetch = self._compiled is not None and self._tokenize([]) is not None
+        self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if prefetch else None
         mx.reset_peak_memory()
         try:
             with bounded_gpu_cache():  # a GPU process holds about what it uses (gpu_memory: session 4's OOM)
@@ -194,6 +206,9 @@ class RerankerTrainerBase(DevEvaluation):
                         break
         finally:
             run.bar.close()
+            if self._prefetcher is not None:
+                self._prefetcher.shutdown(wait=True, cancel_futures=True)
+                self._prefetcher = None
         return self._finish(run)
 
     def _start(self, train_data, eval_data) -> RunState:
@@ -248,12 +263,17 @@ class RerankerTrainerBase(DevEvaluation):
         epoch, skip = state["epoch"], state["micro_in_epoch"]
         micro_per_epoch = len(run.batcher)
         acc_grads, acc_n, acc_loss, acc_tokens = None, 0, 0.0, 0
+        pending = None  # (micro-batch index, future of its _tokenize) when prefetching
         tic = time.perf_counter()
-        for mi, batch in enumerate(run.batcher.batches(epoch)):
+        for mi, (batch, following) in enumerate(with_next(run.batcher.batches(epoch))):
             if mi < skip:
                 continue  # consumed before the checkpoint we resumed from
+            tokenized = pending[1].result() if pending is not None and pending[0] == mi else None
+            pending = None
+            if self._prefetcher is not None and following is not None:
+                pending = (mi + 1, self._prefetcher.submit(self._tokenize, following.pairs))
             mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
-            acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads)
+            acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tokenized)
             acc_loss += loss_sum
             acc_n += batch.n_examples
             acc_tokens += n_tokens

@@ -4,6 +4,8 @@ gradient accumulation, clipping and a smaller last batch (with the flat AdamW an
 grouped loss and dropout, and the LLM reranker trainer."""
 
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
+import threading
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -36,10 +38,15 @@ def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True):
     monkeypatch.setenv(FLAT_ENV_VAR, "1" if flat else "0")
     monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")  # the plain path's stream split is not compared here
     trainer = make_trainer()
+    threads = []
     if hasattr(trainer, "encoder"):
         trainer.encoder.length_multiple = 32  # widths as on a GPU: few shapes to trace (each is compiled once)
+        tokenize = trainer._tokenize
+        trainer._tokenize = lambda pairs: threads.append(threading.current_thread().name) or tokenize(pairs)
     trainer.prepare_model()
     trainer.train(data)
+    # the compiled step tokenizes the next micro-batch on its worker thread (the first one on the loop's thread)
+    assert any(name.startswith("tokenize") for name in threads) is (compiled and bool(threads))
     assert (trainer._compiled is not None) is compiled
     if compiled:
         assert trainer._compiled.flat is flat  # the flat AdamW (FlatAdam) when on, the per-tensor one when off
