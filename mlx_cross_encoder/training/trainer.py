@@ -262,7 +262,7 @@ class RerankerTrainerBase(DevEvaluation):
         cfg, state = self.config, run.state
         epoch, skip = state["epoch"], state["micro_in_epoch"]
         micro_per_epoch = len(run.batcher)
-        acc_grads, acc_n, acc_loss, acc_tokens = None, 0, 0.0, 0
+        acc_grads, acc_n, acc_losses, acc_tokens = None, 0, [], 0
         pending = None  # (micro-batch index, future of its _tokenize) when prefetching
         tic = time.perf_counter()
         for mi, (batch, following) in enumerate(with_next(run.batcher.batches(epoch))):
@@ -274,14 +274,14 @@ class RerankerTrainerBase(DevEvaluation):
                 pending = (mi + 1, self._prefetcher.submit(self._tokenize, following.pairs))
             mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
             acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tokenized)
-            acc_loss += loss_sum
+            acc_losses.append(loss_sum)
             acc_n += batch.n_examples
             acc_tokens += n_tokens
             last_micro = mi == micro_per_epoch - 1
             if (mi + 1) % cfg.gradient_accumulation_steps != 0 and not last_micro:
                 continue
             grad_norm, lr = self._update(acc_grads, acc_n)
-            acc_loss = float(acc_loss)  # the compiled step's loss is an array, evaluated by the update
+            acc_loss = sum(float(x) for x in acc_losses)  # the compiled step's are arrays, evaluated by now
             run.add_step(time.perf_counter() - tic, acc_loss, acc_n, acc_tokens)
             state["step"] += 1
             state["epoch"], state["micro_in_epoch"] = (epoch + 1, 0) if last_micro else (epoch, mi + 1)
@@ -293,7 +293,7 @@ class RerankerTrainerBase(DevEvaluation):
                 "lr": lr,
                 "grad_norm": grad_norm,
             }
-            acc_grads, acc_n, acc_loss, acc_tokens = None, 0, 0.0, 0
+            acc_grads, acc_n, acc_losses, acc_tokens = None, 0, [], 0
             if self._after_update(run, record, last_micro, metric_fn, callbacks):
                 return True
             tic = time.perf_counter()
