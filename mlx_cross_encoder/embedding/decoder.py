@@ -37,10 +37,27 @@ def decoder_classes(config: dict[str, Any], model_dir: Path):
         ) from exc
 
 
+def rope_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with transformers >= 5's nested ``rope_parameters`` (``{"rope_type", "rope_theta", ...}``, what
+    ``save_pretrained`` writes now instead of top-level ``rope_theta`` / ``rope_scaling``) also given at the top
+    level, as mlx-lm's older model files (Llama: SmolLM2) read them; without it they fall back to rope_theta 10,000
+    and embed with the wrong rotary frequencies."""
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict) or "rope_theta" not in rope:
+        return config
+    config = dict(config)
+    if config.get("rope_theta") is None:
+        config["rope_theta"] = rope["rope_theta"]
+    if config.get("rope_scaling") is None and rope.get("rope_type", "default") != "default":
+        config["rope_scaling"] = rope
+    return config
+
+
 class DecoderBackbone:
     """Token embeddings ``(batch, length, hidden)`` of a decoder folder, weights in ``dtype``."""
 
     def __init__(self, model_dir: Path, config: dict[str, Any], dtype):
+        config = rope_config(config)
         model_cls, args_cls = decoder_classes(config, model_dir)
         model = model_cls(args_cls.from_dict(config))
         weights = load_weights(model_dir)
