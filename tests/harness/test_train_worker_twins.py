@@ -82,3 +82,38 @@ def test_llm_twins_start_from_the_mlx_lora_matrices(tmp_path):
     trained = [scores(r["model_dir"]) for r in (mlx_result, torch_result)]
     assert np.abs(trained[0] - scores(base)).max() > 1e-3  # the trainings moved the scores
     np.testing.assert_allclose(trained[1], trained[0], rtol=0, atol=1e-4)
+
+
+def test_torch_trained_llm_folder_scores_on_mlx_as_on_torch(tmp_path):
+    """The PyTorch LLM worker's merged folder (saved by transformers, which since 5.0 nests rope_theta in
+    rope_parameters) is scored by the MLX backend and fit_check as transformers scores it: a Llama (SmolLM2's
+    architecture) with rope_theta 100,000, not mlx-lm's 10,000 default."""
+    from builders import QWEN_ADDED, save_qwen_tokenizer
+    from training_helpers import toy_groups
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.train.torch_llm import LLMRerankerScorer
+    from harness.train.worker import train_torch_llm
+    from mlx_cross_encoder.llm_reranker import Qwen3Reranker
+
+    base = tmp_path / "llama"
+    save_qwen_tokenizer(base)
+    vocab = len(json.loads((base / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         rope_parameters={"rope_type": "default", "rope_theta": 100_000.0}, tie_word_embeddings=True)  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).eval().save_pretrained(base)
+    j = job(tmp_path, base, "torch", "lora")
+    j["kind"] = "llm"
+    j["settings"].update(loss="listwise", group_size=3, batch_size=2, max_length=256, learning_rate=5e-3)
+    (tmp_path / "groups.jsonl").write_text("".join(json.dumps(r) + "\n" for r in toy_groups(4, 3)))
+    j["train_file"] = str(tmp_path / "groups.jsonl")
+    folder = train_torch_llm(j)["model_dir"]
+    scorer = LLMRerankerScorer(
+        AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), max_length=256
+    )
+    with torch.no_grad():
+        want = scorer.scores(pairs())[0].numpy()
+    got = Qwen3Reranker(folder, max_length=256).predict(pairs(), activation_fn="identity")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
