@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -36,10 +37,26 @@ def check_causal_lm(config: dict, model_dir: Path) -> None:
         raise ModelLoadError(f"{model_dir}/config.json has no model_type")
 
 
+def rope_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with transformers >= 5's nested ``rope_parameters`` (``{"rope_type", "rope_theta", ...}``, what
+    ``save_pretrained`` writes now instead of top-level ``rope_theta`` / ``rope_scaling``) also given at the top
+    level, as mlx-lm's older model files (Llama: SmolLM2) read them; without it they fall back to rope_theta 10,000
+    and compute with the wrong rotary frequencies."""
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict) or "rope_theta" not in rope:
+        return config
+    config = dict(config)
+    if config.get("rope_theta") is None:
+        config["rope_theta"] = rope["rope_theta"]
+    if config.get("rope_scaling") is None and rope.get("rope_type", "default") != "default":
+        config["rope_scaling"] = rope
+    return config
+
+
 def load_mlx_lm(load_model, model_dir: Path, config: dict) -> nn.Module:
-    """The mlx-lm model of a checkpoint directory (lazy weights)."""
+    """The mlx-lm model of a checkpoint directory (lazy weights), its rotary settings read as ``rope_config`` does."""
     try:
-        model, _ = load_model(model_dir, lazy=True)
+        model, _ = load_model(model_dir, lazy=True, model_config=rope_config(config))
     except ValueError as exc:
         if "not supported" in str(exc):
             raise UnsupportedArchitectureError(

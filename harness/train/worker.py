@@ -300,10 +300,10 @@ def train_torch_cross_encoder(job: dict[str, Any]) -> dict[str, Any]:
 
 def rope_at_top_level(model_dir: Path) -> None:
     """Give a causal LM folder saved by transformers >= 5 its ``rope_theta`` (and ``rope_scaling``) at the top level
-    of config.json as well (``mlx_cross_encoder.embedding.decoder.rope_config``): transformers 5 nests them in
+    of config.json as well (``mlx_cross_encoder.llm_loading.rope_config``): transformers 5 nests them in
     ``rope_parameters`` and mlx-lm's Llama file (SmolLM2) reads the top-level key only, so the MLX backend and
     ``fit_check`` would score the torch-trained folder with rope_theta 10,000 instead of its own."""
-    from mlx_cross_encoder.embedding.decoder import rope_config
+    from mlx_cross_encoder.llm_loading import rope_config
 
     path = model_dir / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))

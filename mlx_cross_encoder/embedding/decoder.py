@@ -18,6 +18,7 @@ import mlx.nn as nn
 
 from ..errors import ModelLoadError, UnsupportedArchitectureError
 from ..hub import load_weights
+from ..llm_loading import rope_config
 
 PREFIX = "model."
 
@@ -35,22 +36,6 @@ def decoder_classes(config: dict[str, Any], model_dir: Path):
             f"{model_dir}/config.json: model_type {config.get('model_type')!r} is neither a BERT-family encoder nor "
             f"an mlx-lm decoder ({exc})"
         ) from exc
-
-
-def rope_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with transformers >= 5's nested ``rope_parameters`` (``{"rope_type", "rope_theta", ...}``, what
-    ``save_pretrained`` writes now instead of top-level ``rope_theta`` / ``rope_scaling``) also given at the top
-    level, as mlx-lm's older model files (Llama: SmolLM2) read them; without it they fall back to rope_theta 10,000
-    and embed with the wrong rotary frequencies."""
-    rope = config.get("rope_parameters")
-    if not isinstance(rope, dict) or "rope_theta" not in rope:
-        return config
-    config = dict(config)
-    if config.get("rope_theta") is None:
-        config["rope_theta"] = rope["rope_theta"]
-    if config.get("rope_scaling") is None and rope.get("rope_type", "default") != "default":
-        config["rope_scaling"] = rope
-    return config
 
 
 class DecoderBackbone:
