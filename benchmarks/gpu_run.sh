@@ -21,6 +21,9 @@
 #   profile-llm               benchmarks/gpu_profile.py llm: Qwen3 0.6B and 4B shapes, offline phases (+ torch)
 #   enc-chunks                benchmarks/enc_chunks.py: MiniLM bf16 speed/peak per chunk_tokens (0, auto, 32768)
 #   build                     BUILD_SPECS="local:..." built now (BUILD_BG=1: in the background; timed steps wait)
+#   build-wait                wait for a background build (BUILD_BG=1) to end; print its log
+#   enc-gpu                   encspeed's benchmarks/enc_gpu.sh (BUDGET_S: ENC_BUDGET_S, default 90) alone on the GPU;
+#                             its JSON files packed into $OUT/enc.tgz ($OUT returns at most 8 files)
 #   memprof-encoder           benchmarks/gpu_memprof.py: MLX vs torch peak at the offline scenario's largest batch
 #                             (MiniLM bf16/fp32, BERT-large shape bf16/fp32; mask on/off) + fused attention alone
 #   tests                     the MLX parity test files on the GPU (MLX_ENABLE_TF32=0, the default), pytest -n
@@ -44,6 +47,7 @@ wait_build() { [ -f /tmp/gpu-build.pid ] || return 0; while kill -0 "$(cat /tmp/
 export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
 LOGS=/tmp/gpu-logs  # tarred into $OUT/logs.tgz at the end ($OUT returns at most 8 files)
 mkdir -p "$LOGS" ../shared/data && cp -rn .h200/trec-dl ../shared/data/ 2>/dev/null
 harness() { python3 -c 'import sys; from harness.cli import main; sys.exit(main())' "$@"; }
@@ -125,6 +129,13 @@ for step in "$@"; do
           timeout "$(left 250)" python3 -c "import sys; from harness.localmodels import resolve_model as r; print(r(sys.argv[1]))" \
             "$spec" >> "$LOGS/build.log" 2>&1; echo "build $spec rc $?" >> "$LOGS/build.log"; done; }
       if [ "${BUILD_BG:-0}" = 1 ]; then b & echo $! > /tmp/gpu-build.pid; else b; cat "$LOGS/build.log"; fi ;;
+    build-wait)
+      wait_build; cat "$LOGS/build.log" 2>/dev/null ;;
+    enc-gpu)
+      wait_build; rm -rf /tmp/enc-out; b=$(left "${ENC_BUDGET_S:-90}")
+      OUT=/tmp/enc-out BUDGET_S=$b timeout $((b + 10)) bash benchmarks/enc_gpu.sh > "$LOGS/enc-gpu.log" 2>&1
+      echo "enc-gpu rc $? (BUDGET_S $b)"; tail -n 20 /tmp/enc-out/enc-gpu.log 2>/dev/null
+      tar -czf "$OUT/enc.tgz" -C /tmp enc-out ;;
     memprof-encoder)
       # where the encoders' MLX peak goes at the offline scenario's largest batch (+ torch at the same batch), and
       # fused attention alone; the processes run side by side (peaks are per process; their seconds are not timings)

@@ -34,7 +34,7 @@ for p in "${packages[@]}"; do
   [ -d "$site/$p" ] || { echo "no package folder $site/$p" >&2; exit 2; }
   cp -r "$site/$p" "$src/" && find "$src/$p" -name __pycache__ -prune -exec rm -rf {} + && paths+=("$src/$p")
 done
-python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-57}" "${paths[@]}"
+python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-56}" "${paths[@]}"
 du -shc .h200/head.* .whl .whl-train 2> /dev/null | tail -1
 # 64 MiB per command: the last chunk + the working tree + these must fit (session 6: 47.7 + 6.0 + 3.4 + 3.7)
 echo 'the last command carries also .h200/head.tgz .h200/head.commit .h200/head.bundle .whl .whl-train (no more:'
