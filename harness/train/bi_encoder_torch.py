@@ -145,7 +145,9 @@ def train_sentence_transformer(
     losses, tokens, step, start = [], 0, 0, time.perf_counter()
     if chooser is not None:
         chooser.run(0)
+    step_times = []
     for batch in batches:
+        t0 = time.perf_counter()
         queries, docs = batch_texts(examples, batch)
         q_features, d_features = _features(model, queries), _features(model, docs)
         q = model(q_features)["sentence_embedding"]
@@ -158,7 +160,8 @@ def train_sentence_transformer(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(loss.detach()))  # a host sync: the step's GPU work is inside its time
+        step_times.append(time.perf_counter() - t0)
         tokens += int(q_features["attention_mask"].sum()) + int(d_features["attention_mask"].sum())
         step += 1
         if chooser is not None and step in points:
@@ -175,4 +178,5 @@ def train_sentence_transformer(
         "peak_memory_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None,
         "selection": chooser.summary() if chooser else None,
         "lora_modules": lora_modules,
+        "step_times_s": step_times,
     }

@@ -133,6 +133,10 @@ def _summary(job, summary: dict, examples: list, settings, device: str, trainabl
         "train_tokens": summary["tokens"],
         "tokens_per_s": summary["tokens_per_s"],
         "loss_first_last10": [float(np.mean(losses[:10])), float(np.mean(losses[-10:]))],
+        # per update (tokenization, forward, backward, AdamW, loss read back; dev evaluations apart): the first
+        # (warm-up: kernel builds, allocator) and the median of the others
+        "first_step_s": summary["step_times_s"][0],
+        "step_median_s": float(np.median(summary["step_times_s"][1:])) if len(summary["step_times_s"]) > 1 else None,
         "best_dev": (chosen.get("best_metrics") or {}).get(job["dev_metric"]),
         "best_step": chosen.get("best_step"),
         "final_dev": chosen.get("best_metrics"),  # the kept (restored) model's

@@ -65,23 +65,22 @@ class InfoNCESettings(BaseModel):
     seed: int = 0
     eval_steps: Annotated[int | None, Field(ge=1)] = None  # dev evaluation every N updates (+ step 0 and the last)
     # speed only (MLX side; the same losses): batch widths rounded up to a multiple of this many tokens (fewer
-    # distinct shapes; the padding is masked; None: cross_encoder.GPU_LENGTH_MULTIPLE on a GPU, exact widths on the
-    # CPU, as the other MLX trainers), and the step (loss, gradients, AdamW update) as one mx.compile graph (None:
-    # the other MLX trainers' switch, training.compiled_step.compile_enabled: on a GPU unless
-    # MLX_CROSS_ENCODER_TRAIN_COMPILE says otherwise)
+    # distinct shapes; the padding is masked; None = 1: exact widths), and the step (loss, gradients, AdamW update)
+    # as one mx.compile graph (None: only when MLX_CROSS_ENCODER_TRAIN_COMPILE=1, the other MLX trainers' switch,
+    # set explicitly). Neither is on by default: on the H200 (session 6 DIAG, benchmarks/bi_encoder_step_profile.py)
+    # padding to 32 made the MiniLM step slower with MLX's default CUDA graph size (95.9 vs 86.5 ms) and the compiled
+    # step did not finish its 10 steps within 20 s.
     pad_multiple: Annotated[int | None, Field(ge=1)] = None
     compile_step: bool | None = None
 
     def resolved_speed(self) -> tuple[int, bool]:
-        """``(pad_multiple, compile_step)`` with the defaults resolved for MLX's current device."""
-        import mlx.core as mx
+        """``(pad_multiple, compile_step)`` with the defaults resolved."""
+        import os
 
-        from ..cross_encoder import GPU_LENGTH_MULTIPLE
-        from .compiled_step import compile_enabled
+        from .compiled_step import COMPILE_ENV_VAR
 
-        gpu = mx.default_device().type == mx.gpu
-        pad = self.pad_multiple or (GPU_LENGTH_MULTIPLE if gpu else 1)
-        return pad, compile_enabled() if self.compile_step is None else self.compile_step
+        explicit = os.environ.get(COMPILE_ENV_VAR, "").strip().lower() in ("1", "true", "on")
+        return self.pad_multiple or 1, explicit if self.compile_step is None else self.compile_step
 
     def warmup_steps(self, total: int) -> int:
         return int(np.ceil(self.warmup_ratio * total))
@@ -180,6 +179,13 @@ def lora_a_init(path: str, input_dims: int, rank: int, seed: int) -> np.ndarray:
     bound = 1.0 / np.sqrt(input_dims)
     rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
     return rng.uniform(-bound, bound, size=(input_dims, rank)).astype(np.float32)
+
+
+def pretokenize(encode, examples: list[InfoNCEExample], batches: list[list[int]]) -> dict:
+    """``{text: encoding}`` of every distinct text the batches use, by one ``encode`` (``encode_batch``) call: a
+    text repeated across batches and epochs is tokenized once (tokenization was ~20% of an H200 MiniLM step)."""
+    texts = list(dict.fromkeys(t for b in batches for part in batch_texts(examples, b) for t in part))
+    return dict(zip(texts, encode(texts), strict=True))
 
 
 def batch_texts(examples: list[InfoNCEExample], batch: list[int]) -> tuple[list[str], list[str]]:
@@ -316,13 +322,16 @@ class InfoNCETrainer:
         if selection is not None:
             self.module.eval()
             selection.run(0)
-        losses, tokens = [], 0
+        losses, tokens, step_times = [], 0, []
+        encoded = pretokenize(encode, examples, batches)  # each distinct text once (inside the wall time)
         for step, batch in enumerate(batches, 1):
+            t0 = time.perf_counter()
             self.module.train()
-            queries, docs = (encode(texts) for texts in batch_texts(examples, batch))  # once: the step and the count
+            queries, docs = ([encoded[t] for t in texts] for texts in batch_texts(examples, batch))
             loss = step_fn(*collate(queries, pad), *collate(docs, pad))
             mx.eval(self.module.parameters(), optimizer.state, loss)
             losses.append(float(loss))
+            step_times.append(time.perf_counter() - t0)
             tokens += sum(len(e.ids) for e in queries + docs)
             if log_every and len(losses) % log_every == 0:
                 print(f"step {len(losses)}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
@@ -344,5 +353,6 @@ class InfoNCETrainer:
             "adapter": self.adapter_config,
             "pad_multiple": pad,
             "compiled_step": compiled,
+            "step_times_s": step_times,
             "selection": selection.summary() if selection else None,
         }
