@@ -264,11 +264,22 @@ def train_once(
     return res, res.get("peak_memory_measure"), device
 
 
+#: ``--backends`` MLX step names -> the environment that selects them (training/compiled_step.py)
+STEP_MODES = {
+    "plain": {"MLX_CROSS_ENCODER_TRAIN_COMPILE": "0", "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM": "0"},
+    "eager": {"MLX_CROSS_ENCODER_TRAIN_COMPILE": "0", "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM": "1"},
+    "update": {"MLX_CROSS_ENCODER_TRAIN_COMPILE": "update"},
+    "compiled": {"MLX_CROSS_ENCODER_TRAIN_COMPILE": "1"},
+}
+
+
 def backend_spec(name: str) -> tuple[str, dict[str, str]]:
     """What a ``--backends`` name runs: (stack, extra environment of its process).
 
-    ``torch``; ``mlx`` (the trainer's default step: compiled on a GPU, training/compiled_step.py), ``mlx-plain``
-    (``MLX_CROSS_ENCODER_TRAIN_COMPILE=0``), ``mlx-compiled`` (``=1``); an MLX name may end in ``-opsN``:
+    ``torch``; ``mlx`` (the trainer's default step on a GPU: flat AdamW, the update compiled;
+    training/compiled_step.py), ``mlx-plain`` (the plain step: ``MLX_CROSS_ENCODER_TRAIN_COMPILE=0`` and
+    ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``), ``mlx-eager`` (flat AdamW, nothing compiled), ``mlx-update`` (the
+    update compiled), ``mlx-compiled`` (the whole step compiled); an MLX name may end in ``-opsN``:
     ``MLX_MAX_OPS_PER_BUFFER=N`` (operations per CUDA graph; mlx_cross_encoder's default on CUDA is 2), ``-gcN``
     (``MLX_CUDA_GRAPH_CACHE_SIZE=N``: instantiated graphs MLX keeps, default 100), ``-nographs``
     (``MLX_USE_CUDA_GRAPHS=0``: kernels launched one by one), ``-noflat`` (the compiled step's AdamW tensor by tensor:
@@ -281,8 +292,8 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
     if parts[0] != "mlx":
         raise ValueError(f"unknown backend {name!r}")
     for part in parts[1:]:
-        if part in ("plain", "compiled"):
-            env["MLX_CROSS_ENCODER_TRAIN_COMPILE"] = "0" if part == "plain" else "1"
+        if part in STEP_MODES:
+            env.update(STEP_MODES[part])
         elif part.startswith("ops") and part[3:].isdigit():
             env["MLX_MAX_OPS_PER_BUFFER"] = part[3:]
         elif part == "nocache":
@@ -295,7 +306,7 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
             env["MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"] = "0"
         else:
             raise ValueError(
-                f"unknown backend {name!r} (mlx[-plain|-compiled][-noflat][-opsN][-gcN][-nographs][-nocache] or torch)"
+                f"unknown backend {name!r} (mlx[-plain|-eager|-update|-compiled][-noflat][-opsN][-gcN][-nographs][-nocache] or torch)"
             )
     return "mlx", env
 
@@ -378,7 +389,8 @@ def main() -> None:
     ap.add_argument(
         "--backends",
         default="mlx,torch",
-        help="trainers per job, in this order (see backend_spec): torch, mlx, mlx-plain, mlx-compiled, mlx-...-opsN",
+        help="trainers per job, in this order (see backend_spec): torch, mlx, mlx-plain, mlx-eager, mlx-update, "
+        "mlx-compiled, mlx-...-opsN",
     )
     ap.add_argument(
         "--steps", type=int, default=0, help="optimizer steps per job incl. warm-up (0: 150 encoder, 40 LLM)"

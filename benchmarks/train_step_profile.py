@@ -25,8 +25,9 @@ same with the GELU as it was before the training-speed fix: MLX differentiating 
 instead of ``layers._gelu_rational``'s closed-form derivative), ``streams`` (the micro-batch split over one CPU
 stream per core, as the trainer does on a CPU), ``trainer`` (the trainer's own ``_accumulate`` + ``_update``:
 tokenization and collation inside ``fwd_bwd``), ``trainer-before`` (``trainer`` with the GELU as before the fix),
-``compiled`` (``trainer`` with the compiled step of ``training/compiled_step.py``, the GPU default: its
-``fwd_bwd`` only builds and dispatches the work, the wait for it falls in ``update``).
+``eager`` / ``update`` / ``compiled`` (``trainer`` with the fast step of ``training/compiled_step.py``: the flat
+AdamW with nothing, the update, or the whole step compiled; ``update`` is the GPU default; their ``fwd_bwd`` only
+builds and dispatches the work, the wait for it falls in ``update``).
 MLX runs on its default device (a GPU when MLX has one); torch on ``--torch-device`` (default: cuda when torch sees
 one), each torch phase ended by ``torch.cuda.synchronize()`` there.
 Ratios to torch are reported as the median of the per-step ratios (each step's MLX and torch times were taken
@@ -85,6 +86,10 @@ def mlx_trainer(path: str, a, mode: str):
     return t
 
 
+#: the fast-step modes: flat AdamW, with (compile accumulate, compile apply)
+FAST_MODES = {"eager": (False, False), "update": (False, True), "compiled": (True, True)}
+
+
 class MLXRunner:
     """One MLX trainer stepping through the shared batches in one of the modes."""
 
@@ -101,10 +106,12 @@ class MLXRunner:
         self.vg = nn.value_and_grad(self.t.model, self.t._loss)
         if mode == "streams" and not (len(self.t._cpu_streams()) > 1):
             raise SystemExit("streams mode needs more than one CPU stream")
-        if mode == "compiled":  # the trainer's compiled step (training/compiled_step.py), as train() sets it up
+        if mode in FAST_MODES:  # the trainer's fast step (training/compiled_step.py), as train() sets it up
             from mlx_cross_encoder.training.compiled_step import CompiledStep
 
-            self.t._compiled = CompiledStep(self.t.model, self.t.optimizer, self.vg, cfg.max_grad_norm)
+            self.t._compiled = CompiledStep(
+                self.t.model, self.t.optimizer, self.vg, cfg.max_grad_norm, True, FAST_MODES[mode]
+            )
         if mode in ("before", "trainer-before"):
             from mlx_cross_encoder.models import layers
 
@@ -117,7 +124,7 @@ class MLXRunner:
 
         t = self.t
         times: dict[str, float] = {}
-        if self.mode in ("trainer", "trainer-before", "compiled"):
+        if self.mode in ("trainer", "trainer-before", *FAST_MODES):
             t0 = _now()
             acc, loss_sum, _ = t._accumulate(self.vg, batch, None)
             t1 = _now()

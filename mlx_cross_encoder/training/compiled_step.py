@@ -1,30 +1,34 @@
-"""The MLX trainers' step as compiled functions (``mx.compile``), used on a GPU by default.
+"""The MLX trainers' fast step on a GPU: the update on flat vectors (:class:`FlatAdam`), optionally compiled.
 
-The plain step (``RerankerTrainerBase._accumulate`` + ``_update``) builds the graph op by op every step: the
-forward and backward pass, then per parameter the example weighting, the division by the examples, the global-norm
-clipping and AdamW (~12 elementwise ops per tensor: ~1,700 small kernels for MiniLM-L6's ~100 tensors), and
-evaluates the micro-batch and the update separately, reading the loss, the norm and the learning rate back one by
-one. Compiled, the same computation is traced once per input shape and its elementwise chains are fused, as
-MLX's and mlx-lm's training loops do (``state = [model.state, optimizer.state, mx.random.state]`` as the compiled
-functions' implicit inputs and outputs).
+The plain step (``RerankerTrainerBase._accumulate_plain`` + ``_update``) builds the graph op by op every step:
+MiniLM-L6's forward and backward pass (~2,400 primitives), then per parameter tensor the example weighting, the
+division by the examples, the global-norm clipping and AdamW (~4,600 primitives for its 105 tensors; CPU count
+with ``mx.export_to_dot``), and evaluates the micro-batch and the update separately. On MLX's CUDA backend each
+is a kernel launch: on the H200 (session 6 DIAG) the plain MiniLM step took 101 ms per update after warm-up,
+torch 44 ms.
 
-Two compiled functions, the same arithmetic as the plain path (``test_training_compiled`` checks losses and
-parameters after several updates against it):
+:class:`CompiledStep` does the same arithmetic (``test_training_compiled`` checks losses, norms, learning rates and
+parameters after several updates against the plain step) with two functions:
 
-- ``accumulate(inputs, labels, teacher, n, acc)``: the micro-batch's loss and gradients, weighted by its ``n``
-  examples and added to ``acc`` (the running sum; None for the update's first micro-batch; with the flat AdamW
-  the gradients are one vector, :meth:`FlatAdam.flatten`);
-- ``apply(acc, n_total)``: the mean gradient, clipped to ``max_grad_norm``, and the AdamW update; returns the norm
-  before clipping and the learning rate used. The update runs on one flat vector per optimizer group
-  (:class:`FlatAdam`, the optimizer's own ``apply_single``; ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``: tensor by
-  tensor as ``optimizer.update`` does).
+- ``accumulate(inputs, labels, teacher, group_size, n, acc)``: the micro-batch's loss and gradients, weighted by
+  its ``n`` examples and added to ``acc`` (None for the update's first micro-batch); with the flat AdamW the
+  gradients are one vector (:meth:`FlatAdam.flatten`), so the weighting and the sum are one kernel each;
+- ``apply(acc, n_total)``: the mean gradient, clipped to ``max_grad_norm``, and AdamW; returns the norm before
+  clipping and the learning rate used. With :class:`FlatAdam` the update is a dozen ops over flat vectors (the
+  parameters and moments stay flat; the model's tensors and the optimizer's per-tensor moments are views).
 
-Example counts are Python ints, so compile treats them as constants (one trace per distinct count: the last,
-smaller batch of an epoch adds one). Widths are padded to a multiple of 32 on a GPU, so a run traces a few shapes.
+Either may be ``mx.compile``d with ``state = [model.state, optimizer.state, mx.random.state, flat buffers]`` as
+implicit inputs and outputs (the pattern of MLX's and mlx-lm's training loops). Compiling fuses elementwise chains,
+but on MLX's CUDA backend every new fused kernel is compiled by NVRTC at run time: compiling the whole step made
+the first MiniLM updates take more than 20 s on the H200 (session 6 DIAG), while the update alone is a handful of
+kernels. Example counts are Python ints (compile constants: one trace per distinct count); widths are padded to a
+multiple of 32 on a GPU, so a run traces a few shapes.
 
-``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default: compiled on a GPU, plain on the CPU, where a batch's
-width is its longest row, so nearly every step would be a new shape to trace), ``1`` (always), ``0`` (never).
-The compiled path runs each micro-batch on one stream (the CPU-stream split is the plain path's).
+``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default: ``update`` on a GPU, ``0`` on the CPU), ``0`` (nothing
+compiled), ``update`` (``apply`` compiled), ``1`` (both). ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM``: ``auto``
+(default: on a GPU), ``1``, ``0`` (tensor by tensor, as ``optimizer.update``). With nothing compiled and no flat
+AdamW the trainers take their plain step. This step runs each micro-batch on one stream (the CPU-stream split is
+the plain step's).
 """
 
 from __future__ import annotations
@@ -38,22 +42,46 @@ import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-#: environment variable: "auto" (GPU only), "1" (always) or "0" (never)
+#: environment variable: "auto", "0", "update" or "1" (what is compiled; see the module docstring)
 COMPILE_ENV_VAR = "MLX_CROSS_ENCODER_TRAIN_COMPILE"
-#: environment variable: "0" turns the compiled step's flat AdamW (:class:`FlatAdam`) off (tensor by tensor)
+#: environment variable: "auto", "1" or "0" (the flat AdamW, :class:`FlatAdam`)
 FLAT_ENV_VAR = "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"
 
 
-def compile_enabled() -> bool:
-    """Whether the trainers use :class:`CompiledStep` (``MLX_CROSS_ENCODER_TRAIN_COMPILE``, see the module doc)."""
+#: what ``MLX_CROSS_ENCODER_TRAIN_COMPILE`` may say -> (compile accumulate, compile apply)
+COMPILE_MODES = {"0": (False, False), "update": (False, True), "1": (True, True)}
+
+
+def compile_mode() -> tuple[bool, bool]:
+    """(compile ``accumulate``, compile ``apply``) from ``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default:
+    ``update`` on a GPU, ``0`` on the CPU), ``0``, ``update`` or ``1`` (see the module docstring)."""
     raw = os.environ.get(COMPILE_ENV_VAR, "auto").strip().lower() or "auto"
     if raw == "auto":
-        return mx.default_device().type == mx.gpu
-    if raw in ("1", "true", "on"):
-        return True
-    if raw in ("0", "false", "off"):
-        return False
-    raise ValueError(f"{COMPILE_ENV_VAR}={raw!r}: expected auto, 1 or 0")
+        raw = "update" if _on_gpu() else "0"
+    if raw not in COMPILE_MODES:
+        raise ValueError(f"{COMPILE_ENV_VAR}={raw!r}: expected auto, 0, update or 1")
+    return COMPILE_MODES[raw]
+
+
+def flat_adam_enabled() -> bool:
+    """Whether the update runs on flat vectors (``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM``: ``auto`` (default: on a
+    GPU), ``1`` or ``0``)."""
+    raw = os.environ.get(FLAT_ENV_VAR, "auto").strip().lower() or "auto"
+    if raw == "auto":
+        return _on_gpu()
+    if raw not in ("0", "1"):
+        raise ValueError(f"{FLAT_ENV_VAR}={raw!r}: expected auto, 1 or 0")
+    return raw == "1"
+
+
+def compile_enabled() -> bool:
+    """Whether the trainers use :class:`CompiledStep` at all (some part compiled, or the flat AdamW); else their
+    plain step."""
+    return any(compile_mode()) or flat_adam_enabled()
+
+
+def _on_gpu() -> bool:
+    return mx.default_device().type == mx.gpu
 
 
 def _leaf(tree, path: str):
@@ -146,19 +174,11 @@ class FlatAdam:
         return norm
 
 
-def flat_adam_enabled() -> bool:
-    """Whether the compiled step updates on one flat vector (``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM``, default 1)."""
-    raw = os.environ.get(FLAT_ENV_VAR, "1").strip().lower() or "1"
-    if raw not in ("0", "1"):
-        raise ValueError(f"{FLAT_ENV_VAR}={raw!r}: expected 1 or 0")
-    return raw == "1"
-
-
 class CompiledStep:
-    """The compiled ``accumulate`` and ``apply`` of one ``train()`` call (see the module docstring).
+    """The ``accumulate`` and ``apply`` of one ``train()`` call, each compiled or not (see the module docstring).
 
-    Built after the optimizer is initialised and any checkpoint is loaded: the compiled functions capture the
-    model's, the optimizer's and the random generator's state trees as they are then."""
+    Built after the optimizer is initialised and any checkpoint is loaded: compiled functions capture the model's,
+    the optimizer's and the random generator's state trees as they are then."""
 
     def __init__(
         self,
@@ -167,12 +187,14 @@ class CompiledStep:
         value_and_grad: Callable,
         max_grad_norm: float | None,
         flat_optimizer: bool | None = None,
+        compile_parts: tuple[bool, bool] | None = None,
     ):
         flat_optimizer = flat_adam_enabled() if flat_optimizer is None else flat_optimizer
+        compile_grad, compile_update = compile_mode() if compile_parts is None else compile_parts
         flat = FlatAdam(model, optimizer) if flat_optimizer and FlatAdam.supports(model, optimizer) else None
         state = [model.state, optimizer.state, mx.random.state, flat.buffers if flat is not None else []]
+        compiled = partial(mx.compile, inputs=state, outputs=state)
 
-        @partial(mx.compile, inputs=state, outputs=state)
         def accumulate(inputs, labels, teacher, group_size, n, acc):
             loss, grads = value_and_grad(inputs, labels, teacher, group_size)
             if flat is not None:  # one vector: the weighting and the sum are one kernel each
@@ -183,7 +205,6 @@ class CompiledStep:
                 weighted = tree_map(lambda a, g: a + g, acc, weighted)
             return loss * n, weighted
 
-        @partial(mx.compile, inputs=state, outputs=state)
         def apply(acc, n_total):
             if flat is not None:
                 norm = flat(model, acc, max_grad_norm, n_total)
@@ -195,7 +216,8 @@ class CompiledStep:
             optimizer.update(model, grads)
             return norm, optimizer.learning_rate
 
-        self.accumulate = accumulate
-        self.apply = apply
+        self.accumulate = compiled(accumulate) if compile_grad else accumulate
+        self.apply = compiled(apply) if compile_update else apply
+        self.compiled_parts = (compile_grad, compile_update)
         self.clips = bool(max_grad_norm)
         self.flat = flat is not None

@@ -361,7 +361,11 @@ class RerankerTrainerBase(DevEvaluation):
             "train_time_s": run.train_time,
             "step_times_s": list(run.step_times),  # each update of this call (what train_time_s sums)
             "step_tokens": list(run.step_tokens),  # its non-padding tokens (what train_tokens sums)
-            "compiled_step": self._compiled is not None,
+            "compiled_step": (  # which fast step ran (compiled_step.py); None: the plain step
+                None
+                if self._compiled is None
+                else dict(zip(("accumulate", "apply"), self._compiled.compiled_parts), flat_adam=self._compiled.flat)
+            ),
             "train_tokens": run.tokens,
             "tokens_per_s": run.tokens / run.train_time if run.train_time else None,
             "peak_memory_bytes": int(mx.get_peak_memory()),

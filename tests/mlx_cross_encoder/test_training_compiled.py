@@ -1,7 +1,8 @@
-"""The compiled training step (training/compiled_step.py, the GPU default) makes the updates the plain step makes:
+"""The fast training step (training/compiled_step.py, the GPU default) makes the updates the plain step makes:
 same losses, gradient norms, learning rates and parameters after several updates, for full fine-tuning with
-gradient accumulation, clipping and a smaller last batch (with the flat AdamW and the per-tensor one), LoRA with a
-grouped loss and dropout, and the LLM reranker trainer."""
+gradient accumulation, clipping and a smaller last batch (all compiled with the flat AdamW and the per-tensor one,
+the update alone compiled, nothing compiled with the flat AdamW), LoRA with a grouped loss and dropout, the LLM
+reranker trainer, and a resumed run."""
 
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import threading
@@ -33,9 +34,10 @@ def qwen_dir(tmp_path_factory):
     return qwen3_causal_lm(tmp_path_factory.mktemp("qwen"))
 
 
-def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True):
-    monkeypatch.setenv(COMPILE_ENV_VAR, "1" if compiled else "0")
-    monkeypatch.setenv(FLAT_ENV_VAR, "1" if flat else "0")
+def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True, mode: str = "1"):
+    """Train; ``compiled=False``: the plain step, else the fast step with ``mode`` (what is compiled) and ``flat``."""
+    monkeypatch.setenv(COMPILE_ENV_VAR, mode if compiled else "0")
+    monkeypatch.setenv(FLAT_ENV_VAR, "1" if compiled and flat else "0")
     monkeypatch.setenv("MLX_CROSS_ENCODER_CPU_STREAMS", "1")  # the plain path's stream split is not compared here
     trainer = make_trainer()
     threads = []
@@ -50,6 +52,7 @@ def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True):
     assert (trainer._compiled is not None) is compiled
     if compiled:
         assert trainer._compiled.flat is flat  # the flat AdamW (FlatAdam) when on, the per-tensor one when off
+        assert trainer._compiled.compiled_parts == compiled_step.COMPILE_MODES[mode]
     records = [r for r in trainer.history if r["type"] == "train"]
     params = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(trainer.model.trainable_parameters())}
     return records, params
@@ -65,8 +68,12 @@ def assert_same_training(plain, compiled, n_updates: int, atol: float):
     assert moved <= atol, moved
 
 
-@pytest.mark.parametrize("flat", [True, False], ids=["flat-adam", "per-tensor-adam"])
-def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch, flat):
+@pytest.mark.parametrize(
+    "mode,flat",
+    [("1", True), ("1", False), ("update", True), ("0", True)],
+    ids=["all-compiled-flat", "all-compiled-per-tensor", "update-compiled-flat", "eager-flat"],
+)
+def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch, mode, flat):
     def make():
         cfg = MLXCrossEncoderConfig(
             pretrained_path=str(bert_dir),
@@ -85,7 +92,7 @@ def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, mon
 
     with mx.stream(mx.cpu):
         plain = run(make, toy_pairs(8), monkeypatch, compiled=False)
-        compiled = run(make, toy_pairs(8), monkeypatch, compiled=True, flat=flat)
+        compiled = run(make, toy_pairs(8), monkeypatch, compiled=True, flat=flat, mode=mode)
     assert_same_training(plain, compiled, n_updates=8, atol=2e-5)
 
 
@@ -137,12 +144,20 @@ def test_compiled_llm_lora_equals_the_plain_step(qwen_dir, tmp_path, monkeypatch
 
 
 def test_compile_switch(monkeypatch):
+    gpu = mx.default_device().type == mx.gpu
     monkeypatch.setenv(COMPILE_ENV_VAR, "auto")
-    assert compile_enabled() is (mx.default_device().type == mx.gpu)
+    monkeypatch.setenv(FLAT_ENV_VAR, "auto")
+    assert compiled_step.compile_mode() == ((False, True) if gpu else (False, False))
+    assert compile_enabled() is gpu
     monkeypatch.setenv(COMPILE_ENV_VAR, "0")
+    monkeypatch.setenv(FLAT_ENV_VAR, "0")
     assert compile_enabled() is False
-    monkeypatch.setenv(COMPILE_ENV_VAR, "1")
+    monkeypatch.setenv(FLAT_ENV_VAR, "1")
     assert compile_enabled() is True
+    monkeypatch.setenv(COMPILE_ENV_VAR, "update")
+    assert compiled_step.compile_mode() == (False, True)
+    monkeypatch.setenv(COMPILE_ENV_VAR, "1")
+    assert compiled_step.compile_mode() == (True, True)
     monkeypatch.setenv(COMPILE_ENV_VAR, "sometimes")
     with pytest.raises(ValueError, match=COMPILE_ENV_VAR):
         compile_enabled()
