@@ -276,7 +276,7 @@ STEP_MODES = {
 def backend_spec(name: str) -> tuple[str, dict[str, str]]:
     """What a ``--backends`` name runs: (stack, extra environment of its process).
 
-    ``torch``; ``mlx`` (the trainer's default step on a GPU: flat AdamW, the update compiled;
+    ``torch``; ``mlx`` (the trainer's default step on a GPU: flat AdamW, nothing compiled;
     training/compiled_step.py), ``mlx-plain`` (the plain step: ``MLX_CROSS_ENCODER_TRAIN_COMPILE=0`` and
     ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``), ``mlx-eager`` (flat AdamW, nothing compiled), ``mlx-update`` (the
     update compiled), ``mlx-compiled`` (the whole step compiled); an MLX name may end in ``-opsN``:

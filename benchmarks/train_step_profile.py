@@ -26,7 +26,7 @@ instead of ``layers._gelu_rational``'s closed-form derivative), ``streams`` (the
 stream per core, as the trainer does on a CPU), ``trainer`` (the trainer's own ``_accumulate`` + ``_update``:
 tokenization and collation inside ``fwd_bwd``), ``trainer-before`` (``trainer`` with the GELU as before the fix),
 ``eager`` / ``update`` / ``compiled`` (``trainer`` with the fast step of ``training/compiled_step.py``: the flat
-AdamW with nothing, the update, or the whole step compiled; ``update`` is the GPU default; their ``fwd_bwd`` only
+AdamW with nothing, the update, or the whole step compiled; ``eager`` is the GPU default; their ``fwd_bwd`` only
 builds and dispatches the work, the wait for it falls in ``update``).
 MLX runs on its default device (a GPU when MLX has one); torch on ``--torch-device`` (default: cuda when torch sees
 one), each torch phase ended by ``torch.cuda.synchronize()`` there.

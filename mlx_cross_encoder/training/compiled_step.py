@@ -24,10 +24,11 @@ the first MiniLM updates take more than 20 s on the H200 (session 6 DIAG), while
 kernels. Example counts are Python ints (compile constants: one trace per distinct count); widths are padded to a
 multiple of 32 on a GPU, so a run traces a few shapes.
 
-``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default: ``update`` on a GPU, ``0`` on the CPU), ``0`` (nothing
-compiled), ``update`` (``apply`` compiled), ``1`` (both). ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM``: ``auto``
-(default: on a GPU), ``1``, ``0`` (tensor by tensor, as ``optimizer.update``). With nothing compiled and no flat
-AdamW the trainers take their plain step. This step runs each micro-batch on one stream (the CPU-stream split is
+``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default: ``0``), ``0`` (nothing compiled), ``update`` (``apply``
+compiled), ``1`` (both). ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM``: ``auto`` (default: on a GPU), ``1``, ``0`` (tensor
+by tensor, as ``optimizer.update``). With nothing compiled and no flat AdamW the trainers take their plain step:
+so by default a GPU runs the flat AdamW uncompiled (no run-time kernel builds beyond the plain step's) and the
+CPU the plain step. This step runs each micro-batch on one stream (the CPU-stream split is
 the plain step's).
 """
 
@@ -53,11 +54,11 @@ COMPILE_MODES = {"0": (False, False), "update": (False, True), "1": (True, True)
 
 
 def compile_mode() -> tuple[bool, bool]:
-    """(compile ``accumulate``, compile ``apply``) from ``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (default:
-    ``update`` on a GPU, ``0`` on the CPU), ``0``, ``update`` or ``1`` (see the module docstring)."""
+    """(compile ``accumulate``, compile ``apply``) from ``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (the default:
+    ``0``), ``0``, ``update`` or ``1`` (see the module docstring)."""
     raw = os.environ.get(COMPILE_ENV_VAR, "auto").strip().lower() or "auto"
     if raw == "auto":
-        raw = "update" if _on_gpu() else "0"
+        raw = "0"  # NVRTC builds each new fused kernel at run time on CUDA: not by default until measured faster
     if raw not in COMPILE_MODES:
         raise ValueError(f"{COMPILE_ENV_VAR}={raw!r}: expected auto, 0, update or 1")
     return COMPILE_MODES[raw]
