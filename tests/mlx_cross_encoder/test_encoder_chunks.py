@@ -289,3 +289,26 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
     data = varied_pairs(30)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
     assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 3])
+def test_pieces_are_prepared_that_many_ahead_and_yielded_in_order(ahead):
+    started = [threading.Event() for _ in range(6)]
+    release = threading.Event()
+
+    def piece(i):
+        def run():
+            started[i].set()
+            if i > 0:
+                release.wait(timeout=60)  # later pieces finish only when told: order must not depend on speed
+            return i
+
+        return run
+
+    with base.prepared_ahead([piece(i) for i in range(6)], threaded=True, ahead=ahead) as pieces:
+        assert next(pieces) == 0
+        for i in range(1, ahead + 1):  # while the consumer holds piece 0, the next `ahead` are under way at once
+            assert started[i].wait(timeout=60), f"piece {i} was not started ahead"
+        assert not started[ahead + 1].is_set()  # and no more than that
+        release.set()
+        assert list(pieces) == [1, 2, 3, 4, 5]
