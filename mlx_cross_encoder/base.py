@@ -56,11 +56,13 @@ def validate_pairs(pairs: Any) -> tuple[list[tuple[str, str]], bool]:
     return checked, False
 
 
-#: ``encode_in_threads`` splits a call over threads only from this many inputs on. One query's 100 passages are
-#: already worth splitting on a many-core host (~25 ms single-threaded on the H200's host for MiniLM's tokenizer).
-PARALLEL_TOKENIZE_MIN = 64
-#: fewest inputs per chunk handed to a thread (a chunk's fixed cost is a pool hand-off, ~tens of microseconds)
-TOKENIZE_CHUNK_MIN = 16
+#: ``encode_in_threads`` splits a call over threads only from this many inputs on: a MiniLM pair takes ~0.27 ms to
+#: tokenize on one thread of the H200's host (1.153 s for DL19's 4,300 pairs, session 4), far above a pool hand-off.
+PARALLEL_TOKENIZE_MIN = 8
+#: fewest inputs per chunk handed to a thread (a chunk's fixed cost is a pool hand-off, ~tens of microseconds). Small,
+#: so that a small piece (the first of a streamed call) is spread over every thread: the session 6 H200 DIAG saw a
+#: 256-pair piece in 16 chunks of 16 take 9.6 ms, the time of its slowest chunk.
+TOKENIZE_CHUNK_MIN = 4
 _POOL: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -259,9 +261,11 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
-#: the first (and last) piece of a streamed call holds this many pairs, the pieces between grow by doubling up to
-#: ``STREAM_ROWS`` and shrink the same way at the end (:func:`stream_bounds`). ``STREAM_ROWS`` or more: even pieces.
-STREAM_FIRST_ROWS = 256
+#: a streamed call of more than ``STREAM_ROWS`` pairs starts with a piece of this many (:func:`stream_bounds`): each
+#: offline call of the harness waited ~9.7 ms for its first 256-pair piece with the GPU idle (session 6 DIAG, H200:
+#: 5 calls, 48 ms of a 0.236 s pass); with small tokenizer tasks (``TOKENIZE_CHUNK_MIN``) 32 pairs take ~2 ms, and
+#: the next piece is tokenized meanwhile (``PREPARE_AHEAD``).
+STREAM_FIRST_ROWS = 32
 #: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
 #: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
@@ -310,27 +314,16 @@ def memory_chunk_rows(
 
 
 def stream_bounds(n: int, first: int, most: int) -> list[int]:
-    """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs, tapered at both ends: ``first``
-    pairs, each next piece twice the one before up to ``most``, and the same sizes in reverse at the end, as far as
-    ``n`` allows; the middle in the fewest even pieces of at most ``most``. A small first piece lets the GPU start
-    sooner; a small last piece shortens the GPU's tail that nothing overlaps. ``first >= most``: even pieces of at
-    most ``most``."""
+    """Boundaries ``[0, ..., n]`` of the pieces of a streamed call of ``n`` pairs: a call of more than ``most`` pairs
+    starts with a piece of ``first`` pairs (the GPU starts after tokenizing that few), then the rest in the fewest
+    even pieces of at most ``most``; a call of at most ``most`` pairs is one piece."""
     if first < 1 or most < 1:
         raise ValueError(f"piece sizes must be >= 1, got first={first}, most={most}")
-    ramp, size = [], first
-    while size < most:
-        ramp.append(size)
-        size *= 2
-    head: list[int] = []
-    left = n
-    for size in ramp:
-        if left < 2 * size:
-            break
-        head.append(size)
-        left -= 2 * size
+    head = [first] if n > most and first < most else []
+    left = n - sum(head)
     pieces = -(-left // most)
-    middle = [left // pieces + (1 if i < left % pieces else 0) for i in range(pieces)] if left else []
-    return np.cumsum([0] + head + middle + head[::-1]).tolist()
+    rest = [left // pieces + (1 if i < left % pieces else 0) for i in range(pieces)] if left else []
+    return np.cumsum([0] + head + rest).tolist()
 
 
 def even_chunks(width: int, rows: int, chunk_tokens: int) -> list[int]:

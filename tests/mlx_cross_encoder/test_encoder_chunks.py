@@ -200,29 +200,24 @@ def test_bad_chunk_tokens_environment_value_is_an_error_naming_it(tmp_path, monk
         base.tokenize_threads()
 
 
-@pytest.mark.parametrize("n", [1, 5, 31, 100, 204, 1024, 1500])
+@pytest.mark.parametrize("n", [1, 5, 31, 100, 204, 256, 257, 1024, 1500])
 @pytest.mark.parametrize(("first", "most"), [(32, 256), (256, 256), (1, 4), (300, 256)])
-def test_stream_pieces_taper_at_both_ends_and_are_even_between(n, first, most):
+def test_stream_pieces_start_small_then_are_even(n, first, most):
     bounds = base.stream_bounds(n, first, most)
     sizes = np.diff(bounds).tolist()
     assert bounds[0] == 0 and bounds[-1] == n and min(sizes) >= 1  # every pair once, in order
     assert max(sizes) <= most
-    if first >= most:  # no taper: the fewest even pieces
-        assert len(sizes) == -(-n // most) and max(sizes) - min(sizes) <= 1
+    if n <= most:
+        assert sizes == [n]  # a call that fits one piece stays one piece
         return
-    head = 0  # the doubling run from the first piece, mirrored by the last pieces
-    while head + 1 < len(sizes) // 2 and sizes[head + 1] == 2 * sizes[head] and 2 * sizes[head] < most:
-        head += 1
-    if n >= 2 * first:
-        assert sizes[0] == sizes[-1] == first
-        assert sizes[: head + 1] == sizes[::-1][: head + 1]
-        middle = sizes[head + 1 : len(sizes) - head - 1]
-        assert not middle or max(middle) - min(middle) <= 1
-    if n >= 2 * (first + 2 * first) + most:  # room for two levels of ramp at each end
-        assert sizes[1] == sizes[-2] == 2 * first
+    rest = sizes[1:] if first < most else sizes
+    if first < most:
+        assert sizes[0] == first  # the GPU starts after `first` pairs
+    assert len(rest) == -(-(n - (first if first < most else 0)) // most)  # the fewest pieces after it ...
+    assert max(rest) - min(rest) <= 1  # ... evenly sized
 
 
-def test_streamed_call_with_tapered_pieces_scores_as_the_plain_path(tmp_path, monkeypatch):
+def test_streamed_call_with_a_small_first_piece_scores_as_the_plain_path(tmp_path, monkeypatch):
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=None)
     data = varied_pairs(23)
     plain = model.predict(data, batch_size=len(data), activation_fn="identity")
@@ -231,7 +226,7 @@ def test_streamed_call_with_tapered_pieces_scores_as_the_plain_path(tmp_path, mo
     model.chunk_tokens = 10_000
     pieces = model._pieces(data, len(data), None)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in pieces]
-    assert sizes == np.diff(base.stream_bounds(23, 2, 8)).tolist() and sizes[0] == sizes[-1] == 2 and len(sizes) > 3
+    assert sizes == np.diff(base.stream_bounds(23, 2, 8)).tolist() == [2, 7, 7, 7]
     np.testing.assert_allclose(model.predict(data, batch_size=len(data), activation_fn="identity"), plain, atol=1e-5)
 
 
