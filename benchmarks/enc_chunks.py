@@ -7,11 +7,9 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
-chunk; ``SETTING/N``: streamed calls tapered from and to pieces of N pairs (``base.stream_bounds``);
-``SETTING/N/W`` or ``SETTING//W``: the memory bound ``base.BATCH_WIDTHS`` = W, ``none`` = off;
-``SETTING///keep``: predict's ``mx.clear_cache`` skipped; ``SETTING////T``: T tokenizer threads): one untimed
-warm-up pass over every batch (each shape built once), then ``--repeats`` timed passes; a pass is the sum of its
-calls' times, as in the harness.
+chunk; then ``:key=value`` fields setting the library's knobs for that setting, see :func:`apply_setting`, e.g.
+``16384:first=256:ahead=1:tchunk=16:pmin=64`` = session 5's pipeline): one untimed warm-up pass over every batch
+(each shape built once), then ``--repeats`` timed passes; a pass is the sum of its calls' times, as in the harness.
 ``--scenario single_query``: the calls are the harness's single_query calls instead (one per query: its candidates
 in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
@@ -34,26 +32,46 @@ import numpy as np
 _DEFAULTS: dict = {}  # the library's own values, saved before the first setting changes them
 
 
+#: the library's knobs a setting can change: key -> (module attribute, parser); see :func:`apply_setting`
+KNOBS = {
+    "first": ("cross_encoder.STREAM_FIRST_ROWS", int),
+    "rows": ("cross_encoder.STREAM_ROWS", int),
+    "ahead": ("base.PREPARE_AHEAD", int),
+    "tchunk": ("base.TOKENIZE_CHUNK_MIN", int),
+    "pmin": ("base.PARALLEL_TOKENIZE_MIN", int),
+    "widths": ("base.BATCH_WIDTHS", lambda v: None if v == "none" else float(v)),
+}
+
+
 def apply_setting(setting: str):
-    """A ``--chunk-tokens`` item, ``CHUNK[/FIRST[/WIDTHS[/keep[/THREADS]]]]``: returns the ``chunk_tokens`` value to construct
-    with ("auto" or an int); ``FIRST`` sets the streamed calls' first piece (``cross_encoder.STREAM_FIRST_ROWS``),
-    ``WIDTHS`` the memory bound (``base.BATCH_WIDTHS``; ``none`` = off), ``keep``: ``mx.clear_cache`` does nothing
-    (predict's end-of-call cache release skipped), ``THREADS`` the tokenizer threads
-    (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), until the next setting; empty or absent: the library's own."""
+    """A ``--chunk-tokens`` item, ``CHUNK[:key=value...][:keep]``: returns the ``chunk_tokens`` value to construct
+    with ("auto" or an int) and sets the library's knobs for this setting (every knob not named goes back to the
+    library's own value): ``first``/``rows`` streamed calls' first and largest piece, ``ahead`` pieces prepared at
+    once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
+    (``none`` = off), ``threads`` tokenizer threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``:
+    ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder
 
-    _DEFAULTS.setdefault("widths", base.BATCH_WIDTHS)
+    modules = {"base": base, "cross_encoder": cross_encoder}
+    for attribute, _ in KNOBS.values():
+        module, name = attribute.split(".")
+        _DEFAULTS.setdefault(attribute, getattr(modules[module], name))
     _DEFAULTS.setdefault("clear_cache", mx.clear_cache)
-    chunk, first, widths, cache, threads = (setting.split("/") + ["", "", "", ""])[:5]
-    if threads:  # read by base.tokenize_threads at every call
-        os.environ["MLX_CROSS_ENCODER_TOKENIZE_THREADS"] = threads
+    chunk, *fields = setting.split(":")
+    given = dict(field.partition("=")[::2] for field in fields)
+    for key, (attribute, parse) in KNOBS.items():
+        module, name = attribute.split(".")
+        setattr(modules[module], name, parse(given[key]) if key in given else _DEFAULTS[attribute])
+    if "threads" in given:  # read by base.tokenize_threads at every call
+        os.environ["MLX_CROSS_ENCODER_TOKENIZE_THREADS"] = given["threads"]
     else:
         os.environ.pop("MLX_CROSS_ENCODER_TOKENIZE_THREADS", None)
-    cross_encoder.STREAM_FIRST_ROWS = int(first) if first else base.STREAM_FIRST_ROWS
-    base.BATCH_WIDTHS = (None if widths == "none" else float(widths)) if widths else _DEFAULTS["widths"]
-    mx.clear_cache = (lambda: None) if cache == "keep" else _DEFAULTS["clear_cache"]
+    mx.clear_cache = (lambda: None) if "keep" in given else _DEFAULTS["clear_cache"]
+    unknown = set(given) - set(KNOBS) - {"threads", "keep"}
+    if unknown:
+        raise SystemExit(f"unknown setting field(s) {sorted(unknown)} in {setting!r}")
     return "auto" if chunk == "auto" else int(chunk)
 
 
@@ -171,7 +189,7 @@ def main() -> None:
     ap.add_argument(
         "--chunk-tokens",
         default="0,auto",
-        help="comma-separated: 0 (off), auto or a token count; /N: first piece; //W: BATCH_WIDTHS; ///keep: no clear_cache",
+        help="comma-separated: 0 (off), auto or a token count, each with :key=value knobs (see apply_setting)",
     )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch", action="store_true")

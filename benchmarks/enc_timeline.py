@@ -4,7 +4,7 @@ bf16 >= 20,000 pairs/s): a host/GPU timeline per chunk, not a guess.
     python benchmarks/enc_timeline.py MODEL --candidates DL19.json [--queries 43] [--dtype bfloat16]
         [--batch-size 1024] [--chunk-tokens auto,32768,65536] [--repeats 3] [--kernels auto,...] [--json OUT]
 
-Per ``--chunk-tokens`` setting (as in benchmarks/enc_chunks.py, ``/N`` included: the offline scenario's
+Per ``--chunk-tokens`` setting (as in benchmarks/enc_chunks.py, ``:key=value`` knobs included: the offline scenario's
 length-sorted calls, one untimed warm-up pass over every call, then ``--repeats`` plain timed passes ->
 ``pairs_per_s``), one more pass with every step of ``predict`` timed on the thread that runs it (functions wrapped,
 code unchanged):
@@ -306,7 +306,7 @@ def main() -> None:
     ap.add_argument(
         "--chunk-tokens",
         default="auto,32768,65536",
-        help="comma-separated: 0 (off), auto or a count; /N: first piece N pairs",
+        help="comma-separated: 0 (off), auto or a count, with :key=value knobs (enc_chunks.apply_setting)",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
