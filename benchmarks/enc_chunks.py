@@ -118,13 +118,13 @@ def passes(predict, calls, repeats: int, sync=lambda: None) -> tuple[list[float]
     return seconds, scores
 
 
-def mlx_rows(a, path: str, pairs) -> list[dict]:
+def mlx_rows(a, path: str, pairs, rows: list, save=lambda: None) -> list[dict]:
     import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook and CUDA settings before mlx.core)
     import mlx.core as mx
 
     from mlx_cross_encoder import MLXCrossEncoder
 
-    rows, reference = [], None
+    reference = None
     batch = (lambda r: a.batch_size) if a.scenario == "single_query" else len
     for setting in a.chunk_tokens.split(","):
         chunk = apply_setting(setting)
@@ -146,6 +146,7 @@ def mlx_rows(a, path: str, pairs) -> list[dict]:
                 "max_abs_diff": float(np.abs(scores - reference).max()),
             }
         )
+        save()
         del model
         _DEFAULTS.get("clear_cache", mx.clear_cache)()
     return rows
@@ -205,17 +206,21 @@ def main() -> None:
     out = {"model": a.model, "dtype": a.dtype, "pairs": len(pairs), "batch_size": a.batch_size}
     out["max_batch_tokens"] = a.mbt
     out["scenario"] = a.scenario
-    out["rows"] = mlx_rows(a, path, pairs)
+    out["rows"] = []
+
+    def save():  # after every row: a run cut short by a timeout keeps what it measured
+        out["wall_s"] = time.perf_counter() - start
+        if a.json:
+            Path(a.json).write_text(json.dumps(out) + "\n")
+
+    mlx_rows(a, path, pairs, out["rows"], save)
     if a.torch:
         from mlx_cross_encoder import MLXCrossEncoder
 
         calls = scenario_calls(a, MLXCrossEncoder(path, max_length=512, chunk_tokens=None), pairs)
         out["rows"].append(torch_row(a, path, pairs, calls))
-    out["wall_s"] = time.perf_counter() - start
-    text = json.dumps(out)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n")
+        save()
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
