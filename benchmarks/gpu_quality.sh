@@ -16,8 +16,11 @@
 # temporary folder, never results/). What #13 still lacks, in two lanes at once:
 #   lane 1: smollm2-lora-torch, the PyTorch twin of session 5's results/train-full-h200-s5-smollm2-lora-mlx.json
 #           (same suite recipe: 10 epochs, 100 updates, LoRA r8 started from the MLX trainer's initial matrices, the
-#           same batches; session 3's 8-epoch torch twin trained 80 updates in 86 s wall), then fit-smollm2-trained:
-#           fit_check of the folder it trained
+#           same batches; session 3's 8-epoch torch twin trained 80 updates in 86 s wall; session 6's DIAG=1 call
+#           on a shared GPU: 0.81 s per update, 6 s per dev pass, worker 39.9 s for 10 updates + 2 dev passes, so
+#           ~150 s of training worker + ~40 s of evaluation for the full recipe when not crowded), then
+#           fit-smollm2-trained: fit_check of the folder it trained (its config.json carries rope_theta at the top
+#           level since 3be0c09, else mlx-lm would score it with rope_theta 10,000)
 #   lane 2: fit-smollm2-base: fit_check of SmolLM2's base folder (zero-shot: does LoRA training help at all?)
 # The MiniLM twins (full: session 4; LoRA: torch session 4, MLX session 5) and SmolLM2's MLX run are not re-run.
 # Each harness run is ended by `timeout` (SIGTERM: the harness keeps what finished and marks the file incomplete),
