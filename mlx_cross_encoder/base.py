@@ -289,9 +289,10 @@ LIVE_WIDTHS = 30
 #: float32 attention on CUDA is not fused in MLX 0.32: its B x H x L x L float32 scores are materialized; ~1.33 such
 #: tensors alive at once in the profile (fp32 whole model minus 2 x bf16's, over the scores' size)
 LIVE_SCORE_TENSORS = 1.5
-#: a chunk may hold at most this many hidden-width activations per padded token of its whole batch: MLX's peak for a
-#: batch stays at or below an eager framework's for that batch (sentence-transformers: ~10) whatever its size
-BATCH_WIDTHS: float | None = 10
+#: a chunk may hold at most this many hidden-width activations per padded token of its whole batch, so that MLX's
+#: peak for a batch stays below an eager framework's for that batch (sentence-transformers: ~10) whatever its size;
+#: 8, not 10: the model above is an estimate (it fell ~6% short of MiniLM fp32's measured single_query peak, 1,121 MB)
+BATCH_WIDTHS: float | None = 8
 #: batches of fewer padded tokens are not split for memory (a chunk's fixed cost would dominate; torch's own fixed
 #: buffers are larger than such a batch's activations)
 MIN_SPLIT_TOKENS = 2048
