@@ -275,7 +275,7 @@ STREAM_FIRST_ROWS = 32
 #: 415 / 2,367 MB, fp32 1,162 / 4,618, BERT-large 0.73x, XLM-R-large 0.79x, ModernBERT-base 0.70x. MiniLM with
 #: 32,768-token chunks ran 16% faster there (787 MB; benchmarks/enc_chunks.py A/B); not the default because doubling
 #: this constant would put the large encoders' estimated peaks at ~0.97x torch's (unmeasured). A batch that fits in
-#: one chunk (a 100-pair single_query call) is not bounded: MLX's peak per token is ~2.9x torch's there.
+#: one chunk (a 100-pair single_query call) is bounded by :func:`memory_chunk_rows` instead (session 6).
 #: See ``MLXCrossEncoder`` ``chunk_tokens``.
 CHUNK_TOKEN_ELEMENTS = 16384 * 384
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"

@@ -129,8 +129,11 @@ class MLXCrossEncoder(RerankerBase):
             the GPU runs the current one. Why: MLX's CUDA backend keeps every op's inputs alive until the GPU has
             run it and queues up to 10 command buffers ahead, so a big batch holds several layers' activations at
             once (and float32 attention has no fused CUDA kernel: its B x H x L x L scores are materialized);
-            chunks bound that memory, and the overlap hides the host's tokenizing. The harness's batch is still
-            what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
+            chunks bound that memory, and the overlap hides the host's tokenizing. A chunk is also bounded by
+            activation bytes relative to its whole batch (:func:`base.memory_chunk_rows`), so that MLX's peak stays
+            below an eager framework's for the same batch; a streamed call starts with a small piece and keeps
+            ``base.PREPARE_AHEAD`` pieces in preparation (:attr:`chunking` says what ran). The harness's batch is
+            still what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
             ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else ``CHUNK_TOKEN_ELEMENTS // hidden_size``
             (MiniLM: 16,384); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
             CPU streams).
