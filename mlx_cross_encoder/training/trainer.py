@@ -264,6 +264,7 @@ class RerankerTrainerBase(DevEvaluation):
         micro_per_epoch = len(run.batcher)
         acc_grads, acc_n, acc_losses, acc_tokens = None, 0, [], 0
         pending = None  # (micro-batch index, future of its _tokenize) when prefetching
+        ahead = None  # (micro-batch index, its _accumulate), dispatched while the previous update ran
         tic = time.perf_counter()
         for mi, (batch, following) in enumerate(with_next(run.batcher.batches(epoch))):
             if mi < skip:
@@ -272,15 +273,31 @@ class RerankerTrainerBase(DevEvaluation):
             pending = None
             if self._prefetcher is not None and following is not None:
                 pending = (mi + 1, self._prefetcher.submit(self._tokenize, following.pairs))
-            mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
-            acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tokenized)
+            if ahead is not None and ahead[0] == mi:
+                (acc_grads, loss_sum, n_tokens), ahead = ahead[1], None
+            else:
+                mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
+                acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tokenized)
             acc_losses.append(loss_sum)
             acc_n += batch.n_examples
             acc_tokens += n_tokens
             last_micro = mi == micro_per_epoch - 1
             if (mi + 1) % cfg.gradient_accumulation_steps != 0 and not last_micro:
                 continue
-            grad_norm, lr = self._update(acc_grads, acc_n)
+
+            def dispatch_next(mi=mi, following=following):
+                """The fast step: build and dispatch the next micro-batch's forward and backward pass (it reads
+                the parameters this update is computing) before waiting for the update, so that building its
+                graph on the host overlaps the device's work; it changes no parameter the bookkeeping reads."""
+                nonlocal ahead, pending
+                if following is None or state["step"] + 1 >= run.total_steps:
+                    return
+                tok = pending[1].result() if pending is not None and pending[0] == mi + 1 else None
+                pending = None
+                mx.random.seed(_micro_seed(cfg.seed, epoch, mi + 1))
+                ahead = (mi + 1, self._accumulate(value_and_grad, following, None, tok))
+
+            grad_norm, lr = self._update(acc_grads, acc_n, dispatch_next if self._compiled is not None else None)
             acc_loss = sum(float(x) for x in acc_losses)  # the compiled step's are arrays, evaluated by now
             run.add_step(time.perf_counter() - tic, acc_loss, acc_n, acc_tokens)
             state["step"] += 1
@@ -299,14 +316,17 @@ class RerankerTrainerBase(DevEvaluation):
             tic = time.perf_counter()
         return False
 
-    def _update(self, acc_grads, acc_n: int) -> tuple[float | None, float]:
+    def _update(self, acc_grads, acc_n: int, meanwhile: Callable[[], None] | None = None) -> tuple[float | None, float]:
         """One optimizer update with the mean gradient: clipped, then AdamW. Returns (the norm before clipping,
-        the learning rate the optimizer used)."""
+        the learning rate the optimizer used). The fast step dispatches the update, calls ``meanwhile`` and then
+        waits for the results."""
         cfg = self.config
         compiled = self._compiled
         if compiled is not None:
             norm, lr = compiled.apply(acc_grads, acc_n)
-            mx.eval(norm, lr, self.model.parameters(), self.optimizer.state)
+            mx.async_eval(norm, lr, self.model.parameters(), self.optimizer.state)
+            if meanwhile is not None:
+                meanwhile()
             return (float(norm.item()) if compiled.clips else None), lr.item()
         grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
         grad_norm = None
