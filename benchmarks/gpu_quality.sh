@@ -4,7 +4,7 @@
 # parity tests (so every wall time here is under a shared GPU).
 #   bash benchmarks/gpu_quality.sh           env: OUT (the call's output folder), BUDGET_S (seconds, default 480),
 #                                            ONLY (names of the steps below to do: smollm2-lora-torch,
-#                                            fit-smollm2-trained, fit-smollm2-base; default all)
+#                                            fit-smollm2-trained, fit-smollm2-base, minilm-full-mlx; default all)
 #   DIAG=1 bash benchmarks/gpu_quality.sh    the SmolLM2 torch twin at its real shapes but 1 epoch (10 updates, dev
 #                                            every 5) and 3 evaluated queries: seconds per update and per dev pass on
 #                                            the H200; results under a temporary folder, never results/; no fit_check
@@ -22,7 +22,10 @@
 #           fit-smollm2-trained: fit_check of the folder it trained (its config.json carries rope_theta at the top
 #           level since 3be0c09, else mlx-lm would score it with rope_theta 10,000)
 #   lane 2: fit-smollm2-base: fit_check of SmolLM2's base folder (zero-shot: does LoRA training help at all?)
-# The MiniLM twins (full: session 4; LoRA: torch session 4, MLX session 5) and SmolLM2's MLX run are not re-run.
+#           then, once lane 1's training is over and if 240 s are left: minilm-full-mlx, the MLX MiniLM full model
+#           retrained by today's MLX trainer (its GPU step changed in session 6) with the suite's recipe: still
+#           within 0.01 of session 4's PyTorch twin (0.5435)? (session 4's MLX run: 0.5434, 173 s worker wall)
+# The other MiniLM twins (LoRA: torch session 4, MLX session 5) and SmolLM2's MLX run are not re-run.
 # Each harness run is ended by `timeout` (SIGTERM: the harness keeps what finished and marks the file incomplete),
 # all by BUDGET_S - 25 s. The teacher is the committed results/quality-teacher-minilm-bi.run (not recomputed).
 # fit_check (`python -m harness.train.fit_check`): nDCG@10 on the training and the dev queries' BM25 lists, never a
@@ -95,10 +98,10 @@ if command -v nvidia-smi > /dev/null; then
 fi
 
 want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }  # a step named in ONLY (or no ONLY)
-run_model() {  # $1 model, $2 backend: one harness run, its own results file (a kill loses only this one)
-  local name=$1-$2 left=$(( END - $(date +%s) ))
+run_model() {  # $1 model, $2 backend[, $3 seconds it needs]: one harness run, its own results file (a kill loses
+  local name=$1-$2 left=$(( END - $(date +%s) )) need=${3:-30}  # only this one)
   want "$name" || return 0
-  [ "$left" -gt 30 ] || { echo "$name skipped: no time left"; return; }
+  [ "$left" -gt "$need" ] || { echo "$name skipped: $left s left, needs $need"; return; }
   timeout "$left" $PY -c 'import sys; from harness.cli import main; sys.exit(main())' run "$SUITE" \
     --only "$name" dl20 noveleval --output "$RES/train-full-$TAG-$name.json" --overwrite --no-progress \
     "${EXTRA[@]}" > "$LOGS/$name.log" 2>&1
@@ -117,8 +120,19 @@ fit() {  # $1 name, then model folders: fit_check (train/dev lists only, never D
 }
 trained() { echo "$RES/train-full-$TAG-$1.train/$1/model"; }
 smollm2_base() { $PY -c 'from harness.localmodels import resolve_model as r; print(r("local:smollm2-135m-instruct"))'; }
-lane1() { run_model smollm2-lora torch; fit smollm2-trained "$(trained smollm2-lora-torch)"; }
-lane2() { fit smollm2-base "$(smollm2_base)"; }
+lane1() {
+  run_model smollm2-lora torch; touch "$WORK/twin.done"
+  fit smollm2-trained "$(trained smollm2-lora-torch)"
+}
+lane2() {
+  fit smollm2-base "$(smollm2_base)"
+  # then, once the SmolLM2 twin's training is over (so it never competes with it for the GPU), if 240 s are left:
+  # minilm-full-mlx with today's MLX trainer (the GPU step changed this session), same recipe as session 4's twins
+  while [ ! -d "$(trained smollm2-lora-torch)" ] && [ ! -e "$WORK/twin.done" ] && [ "$(date +%s)" -lt "$END" ]; do
+    sleep 5
+  done
+  run_model minilm-full mlx 240
+}
 if [ -n "${DRY:-}" ]; then lane1; lane2  # one process at a time on the shared CPU box
 else
   lane1 & LANE1=$!
