@@ -7,7 +7,8 @@
 # $OUT after every setting, so a cut step keeps what it measured):
 #   ab-offline  enc_chunks.py, MiniLM-L6 bf16, the harness offline scenario's calls (43 queries, batch 1,024), one
 #               process: session 5's pipeline (S5) vs this commit's defaults (auto) and single changes of them
-#               (AB_SETTINGS) -> pairs/s per pass, peak MB, max |score diff| vs the first setting
+#               (AB_SETTINGS, in priority order: a cut run keeps the first rows) -> pairs/s per pass, peak MB, max
+#               |score diff| vs the first setting
 #   timeline    enc_timeline.py of the defaults (host/GPU per chunk, CUPTI GPU busy fraction)
 #   sq-bf16     enc_chunks.py --scenario single_query, MiniLM bf16 (43 calls of 100 pairs): the default vs the memory
 #               bound off (its throughput cost) + sentence-transformers' peak
@@ -33,7 +34,7 @@ builders.bert_cross_encoder(Path(sys.argv[1]), max_position_embeddings=512)" "$T
   MINILM=$TINY/bert Q=3 REPEATS=1
 fi
 S5=16384:first=256:ahead=1:tchunk=16:pmin=64 # session 5's pipeline (its harness row: 18,478 pairs/s)
-AB=${AB_SETTINGS:-$S5,auto,auto:ahead=1,auto:first=256,auto:tchunk=16:pmin=64,auto:widths=none,32768}
+AB=${AB_SETTINGS:-$S5,auto,auto:threads=14,auto:ahead=1,auto:first=256,auto:tchunk=16:pmin=64,auto:widths=none,32768}
 step() { # name cap args...: one python run, rc + stderr tail into the log
   local name=$1 cap=$2
   shift 2
