@@ -8,7 +8,7 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
 ``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
 chunk; then ``:key=value`` fields setting the library's knobs for that setting, see :func:`apply_setting`, e.g.
-``16384:first=256:ahead=1:tchunk=16:pmin=64`` = session 5's pipeline): one untimed warm-up pass over every batch
+``16384:first=256:ahead=1:tchunk=16:pmin=64:ckeep=0`` = session 5's pipeline): one untimed warm-up pass over every batch
 (each shape built once), then ``--repeats`` timed passes; a pass is the sum of its calls' times, as in the harness.
 ``--scenario single_query``: the calls are the harness's single_query calls instead (one per query: its candidates
 in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
@@ -40,6 +40,7 @@ KNOBS = {
     "tchunk": ("base.TOKENIZE_CHUNK_MIN", int),
     "pmin": ("base.PARALLEL_TOKENIZE_MIN", int),
     "widths": ("base.BATCH_WIDTHS", lambda v: None if v == "none" else float(v)),
+    "ckeep": ("cross_encoder.CACHE_KEEP_BYTES", int),
 }
 
 
@@ -48,7 +49,7 @@ def apply_setting(setting: str):
     with ("auto" or an int) and sets the library's knobs for this setting (every knob not named goes back to the
     library's own value): ``first``/``rows`` streamed calls' first and largest piece, ``ahead`` pieces prepared at
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
-    (``none`` = off), ``threads`` tokenizer threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``:
+    (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``threads`` tokenizer threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 

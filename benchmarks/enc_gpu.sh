@@ -33,8 +33,8 @@ if [ -n "${DRY:-}" ]; then # tiny and CPU-only: a tiny BERT stands in for MiniLM
 builders.bert_cross_encoder(Path(sys.argv[1]), max_position_embeddings=512)" "$TINY/bert" > /dev/null 2>&1 || exit 1
   MINILM=$TINY/bert Q=3 REPEATS=1
 fi
-S5=16384:first=256:ahead=1:tchunk=16:pmin=64 # session 5's pipeline (its harness row: 18,478 pairs/s)
-AB=${AB_SETTINGS:-$S5,auto,auto:threads=14,auto:ahead=1,auto:first=256,auto:tchunk=16:pmin=64,auto:widths=none,32768}
+S5=16384:first=256:ahead=1:tchunk=16:pmin=64:ckeep=0 # session 5's pipeline (its harness row: 18,478 pairs/s)
+AB=${AB_SETTINGS:-$S5,auto,auto:threads=14,auto:ckeep=0,auto:ahead=1,auto:first=256,auto:tchunk=16:pmin=64,auto:widths=none,32768}
 step() { # name cap args...: one python run, rc + stderr tail into the log
   local name=$1 cap=$2
   shift 2

@@ -307,3 +307,16 @@ def test_pieces_are_prepared_that_many_ahead_and_yielded_in_order(ahead):
         assert not started[ahead + 1].is_set()  # and no more than that
         release.set()
         assert list(pieces) == [1, 2, 3, 4, 5]
+
+
+def test_predict_keeps_a_small_buffer_cache_and_empties_a_large_one(tmp_path, monkeypatch):
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"))
+    data = varied_pairs(16)
+    mx.clear_cache()
+    monkeypatch.setattr(cross_encoder_module, "CACHE_KEEP_BYTES", 1 << 40)
+    model.predict(data, batch_size=8)
+    kept = mx.get_cache_memory()
+    assert kept > 0  # below the threshold: the freed buffers stay for the next call
+    monkeypatch.setattr(cross_encoder_module, "CACHE_KEEP_BYTES", kept // 2)
+    model.predict(data, batch_size=8)
+    assert mx.get_cache_memory() <= kept // 2  # above it: emptied
