@@ -33,6 +33,11 @@
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
 #   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
 #                             -> $OUT/train-h200.json (TRAIN_ARGS: extra options)
+#   train-ab                  trainspeed's session-6 A/B (benchmarks/gpu_train.py --steps 40 --warmup 10: MiniLM full
+#                             and LoRA, 'mlx' = the trainers' GPU default vs torch, then the session-5 step
+#                             'mlx-plain', then the whole compiled step), then the Qwen3-0.6B-shape LoRA r16 job (mlx,
+#                             torch; QWEN_STEPS, default 30) if QWEN_S seconds (default 75) are left of TRAIN_AB_S
+#                             (default 150); files packed into $OUT/train.tgz
 #   shared                    side by side: benchmarks/gpu_quality.sh, benchmarks/gpu_embed.sh (BUDGET_S each,
 #                             default 420; each writes $OUT/<role>.tgz) and the tests step (EXTRA_TESTS: more files)
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
@@ -192,6 +197,24 @@ for l in open(sys.argv[1]):
       wait_build; timeout "$(left "${STEP_TIMEOUT:-330}")" python3 benchmarks/gpu_train.py --timeout 120 \
         --json "$OUT/train-h200.json" ${TRAIN_ARGS:-} > "$LOGS/train.log" 2>&1
       echo "train rc $?"; tail -9 "$LOGS/train.log" ;;
+    train-ab)
+      wait_build; T=/tmp/ts-out; rm -rf $T; mkdir -p $T; tend=$(($(date +%s) + $(left "${TRAIN_AB_S:-150}")))
+      tleft() { local d=$((tend - $(date +%s))); [ "$d" -gt "$1" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
+      G="python3 benchmarks/gpu_train.py --steps 40 --warmup 10"
+      if [ $((tend - $(date +%s))) -ge $((${QWEN_S:-75} + 100)) ]; then  # room for the Qwen3 job after the MiniLM A/B
+        timeout "$(tleft 50)" $G --jobs minilm-full --backends mlx,torch --timeout 30 --json $T/ts-full.json > $T/ts-full.log 2>&1
+        timeout "$(tleft 50)" $G --jobs minilm-lora --backends mlx,torch --timeout 30 --json $T/ts-lora.json > $T/ts-lora.log 2>&1
+        timeout "$(tleft "${QWEN_S:-75}")" python3 benchmarks/gpu_train.py --steps "${QWEN_STEPS:-30}" --warmup 10 --jobs qwen3-0.6b-lora \
+          --backends mlx,torch --timeout 45 --json $T/ts-qwen3.json > $T/ts-qwen3.log 2>&1
+      else
+        timeout "$(tleft 50)" $G --jobs minilm-full --backends mlx,torch --timeout 30 --json $T/ts-full.json > $T/ts-full.log 2>&1
+        timeout "$(tleft 50)" $G --jobs minilm-lora --backends mlx,torch --timeout 30 --json $T/ts-lora.json > $T/ts-lora.log 2>&1
+      fi
+      [ $((tend - $(date +%s))) -ge 25 ] && timeout "$(tleft 40)" $G --jobs minilm-full,minilm-lora --backends mlx-plain --timeout 19 \
+        --json $T/ts-plain.json > $T/ts-plain.log 2>&1
+      [ $((tend - $(date +%s))) -ge 25 ] && timeout "$(tleft 40)" $G --jobs minilm-full --backends mlx-compiled --timeout 38 \
+        --json $T/ts-compiled.json > $T/ts-compiled.log 2>&1
+      tail -q -n 4 $T/ts-*.log | cut -c1-250; tar -czf "$OUT/train.tgz" -C /tmp ts-out ;;
     shared)
       # ONE call for the other roles' GPU scripts, side by side (no timed rows of issue 12 here): quality's and
       # embed's scripts (each writes $OUT/<role>.tgz within BUDGET_S) and the parity tests (they time nothing)
