@@ -192,6 +192,28 @@ class _Loop:
                 break
 
 
+def _dev_selection(scorer: LLMRerankerScorer, eval_data, settings: TrainingSettings, total: int, metric_fn):
+    """The :class:`DevSelection` of a training with dev data (None without): the dev lists scored in batches of
+    ``eval_batch_size`` by the model in eval mode, ranked, and measured with ``metric_fn``."""
+    import torch
+
+    if eval_data is None:
+        return None
+    dev_pairs, keys, qrels = dev_pairs_of(eval_data)
+    model, size = scorer.model, settings.eval_batch_size
+
+    def evaluate() -> dict:
+        model.eval()
+        with torch.inference_mode():
+            scores = np.concatenate(
+                [scorer.scores(dev_pairs[i : i + size])[0].cpu().numpy() for i in range(0, len(dev_pairs), size)]
+            )
+        model.train()
+        return (metric_fn or default_metric_fn)(ranking_run(scores, keys), qrels)
+
+    return DevSelection(settings, total, evaluate, trainable_parameters(model))
+
+
 def train_llm_reranker_torch(
     model_name_or_path: str | os.PathLike,
     train_data,
@@ -213,7 +235,6 @@ def train_llm_reranker_torch(
     the learning rate the optimizer used, grad norm before clipping); ``output_dir/final`` holds the peft adapter
     (or the full model).
     """
-    import torch
     from transformers import AutoTokenizer
 
     wall = time.perf_counter()
@@ -230,23 +251,7 @@ def train_llm_reranker_torch(
     scorer = LLMRerankerScorer(model, tokenizer, settings.max_length or 8192, instruction)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     total = total_updates(len(batcher), settings)
-    selection = None
-    if eval_data is not None:
-        dev_pairs, keys, qrels = dev_pairs_of(eval_data)
-
-        def evaluate() -> dict:
-            model.eval()
-            with torch.inference_mode():
-                scores = np.concatenate(
-                    [
-                        scorer.scores(dev_pairs[i : i + settings.eval_batch_size])[0].cpu().numpy()
-                        for i in range(0, len(dev_pairs), settings.eval_batch_size)
-                    ]
-                )
-            model.train()
-            return (metric_fn or default_metric_fn)(ranking_run(scores, keys), qrels)
-
-        selection = DevSelection(settings, total, evaluate, trainable_parameters(model))
+    selection = _dev_selection(scorer, eval_data, settings, total, metric_fn)
     reset_peak(device)
     model.train()
     loop = _Loop(scorer, params, settings, batcher, total, selection)
