@@ -4,11 +4,15 @@ JSONL log (``<output_dir>/train_log.jsonl``)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import latest_checkpoint
 from .data import Batcher
+
+logger = logging.getLogger("mlx_cross_encoder.training")
 
 LOG_FILE = "train_log.jsonl"
 
@@ -91,3 +95,14 @@ def with_next(items):
 
 
 _END = object()
+
+
+def resume_path(setting: bool | str, output_dir: Path) -> Path | None:
+    """The checkpoint ``resume_from_checkpoint`` names: True = the latest in ``output_dir`` (None, with a warning,
+    when there is none), a path, or None (start fresh)."""
+    if setting is True:
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            logger.warning("resume_from_checkpoint=True but %s has no checkpoint; starting fresh", output_dir)
+        return found
+    return Path(setting) if setting else None

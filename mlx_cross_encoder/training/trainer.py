@@ -26,12 +26,12 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 from tqdm.auto import tqdm
 
-from .checkpoint import latest_checkpoint, load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
+from .checkpoint import load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
 from .compiled_step import CompiledStep, compile_enabled
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
 from .evaluation import BEST_DIR, DevEvaluation, MetricFn
 from .gpu_memory import bounded_gpu_cache
-from .loop_state import LOG_FILE, RunState, truncate_log, with_next
+from .loop_state import LOG_FILE, RunState, resume_path, truncate_log, with_next
 from .lora import save_adapter
 from .losses import compute_loss
 from .schedule import make_optimizer, make_schedule
@@ -240,7 +240,7 @@ class RerankerTrainerBase(DevEvaluation):
             wall_start=wall_start,
         )
         run.state["total_steps"] = total_steps
-        run.resumed_from = self._resume_path()
+        run.resumed_from = resume_path(cfg.resume_from_checkpoint, self.output_dir)
         if run.resumed_from is not None:
             saved = load_checkpoint(run.resumed_from, self.model, self.optimizer)
             if saved.get("total_steps") != total_steps:
@@ -399,17 +399,6 @@ class RerankerTrainerBase(DevEvaluation):
         }
 
     # -- loop helpers ------------------------------------------------------------------------------------
-    def _resume_path(self) -> Path | None:
-        r = self.config.resume_from_checkpoint
-        if r is True:
-            found = latest_checkpoint(self.output_dir)
-            if found is None:
-                logger.warning("resume_from_checkpoint=True but %s has no checkpoint; starting fresh", self.output_dir)
-            return found
-        if r:
-            return Path(r)
-        return None
-
     def _log(self, path: Path, record: dict) -> None:
         self.history.append(record)
         with path.open("a") as fh:
