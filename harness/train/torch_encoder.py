@@ -217,6 +217,25 @@ def _MLXOrderTrainer(batches, **kwargs):  # noqa: N802 (builds the class on firs
     return _trainer_class()(batches, **kwargs)
 
 
+def _cross_encoder(model_name_or_path, settings: TrainingSettings, fine_tune: str, device: str, lora_init):
+    """The ``CrossEncoder`` to train: dropout off (the MLX encoders have none: the same function trains), LoRA with
+    its head (started from ``lora_init`` when given) or every weight."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(model_name_or_path), num_labels=1, max_length=settings.max_length, device=device)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    if fine_tune == "lora":
+        add_lora_with_head(model, settings)
+        if lora_init is not None:
+            load_lora_init(model[0].model, lora_init)
+    elif fine_tune != "full":
+        raise ValueError(f"fine_tune_type must be 'full' or 'lora', got {fine_tune!r}")
+    return model
+
+
 def train_cross_encoder_torch(
     model_name_or_path: str | os.PathLike,
     train_data,
@@ -238,24 +257,12 @@ def train_cross_encoder_torch(
     "peak_memory_bytes", "peak_memory_measure", "final_metrics", "train_loss", "log_history", "device"}``;
     ``output_dir/final`` holds the model (full) or the adapter with its head (LoRA).
     """
-    import torch
-    from sentence_transformers import CrossEncoder
-
     wall = time.perf_counter()
     settings = settings_of(settings, **overrides)
     fine_tune = settings.fine_tune("cross_encoder")
     seed_everything(settings.seed)
     groups = training_data().load_groups(train_data)
-    model = CrossEncoder(str(model_name_or_path), num_labels=1, max_length=settings.max_length, device=device)
-    for module in model.modules():  # the MLX encoders have no dropout: train the same function
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    if fine_tune == "lora":
-        add_lora_with_head(model, settings)
-        if lora_init is not None:
-            load_lora_init(model[0].model, lora_init)
-    elif fine_tune != "full":
-        raise ValueError(f"fine_tune_type must be 'full' or 'lora', got {fine_tune!r}")
+    model = _cross_encoder(model_name_or_path, settings, fine_tune, device, lora_init)
     dataset, batches, pairs, micro_per_epoch = encoder_dataset(groups, settings)
     total = total_updates(micro_per_epoch, settings)
     out = Path(settings.output_dir)
