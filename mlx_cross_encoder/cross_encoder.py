@@ -378,8 +378,9 @@ class MLXCrossEncoder(RerankerBase):
     @property
     def chunking(self) -> dict | None:
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
-        ``batch_widths`` (:data:`base.BATCH_WIDTHS`) and a streamed call's piece sizes ``stream_rows`` =
-        [first, most] (:func:`base.stream_bounds`); None when chunking is off."""
+        ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
+        (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min`` and ``cache_keep_bytes``; None when
+        chunking is off."""
         if self.chunk_tokens is None:
             return None
         from . import base
@@ -388,6 +389,9 @@ class MLXCrossEncoder(RerankerBase):
             "chunk_tokens": self.chunk_tokens,
             "batch_widths": base.BATCH_WIDTHS,
             "stream_rows": [STREAM_FIRST_ROWS, STREAM_ROWS],
+            "prepare_ahead": base.PREPARE_AHEAD,
+            "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
+            "cache_keep_bytes": CACHE_KEEP_BYTES,
         }
 
     def _memory_rows(self, width: int, batch_rows: int) -> int:

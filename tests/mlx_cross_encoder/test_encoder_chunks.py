@@ -280,7 +280,15 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 12)
     monkeypatch.setattr(base, "BATCH_WIDTHS", 7.5)
     model = MLXCrossEncoder(directory, chunk_tokens=500)
-    assert model.chunking == {"chunk_tokens": 500, "batch_widths": 7.5, "stream_rows": [3, 12]}
+    monkeypatch.setattr(base, "PREPARE_AHEAD", 3)
+    assert model.chunking == {
+        "chunk_tokens": 500,
+        "batch_widths": 7.5,
+        "stream_rows": [3, 12],
+        "prepare_ahead": 3,
+        "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
+        "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
+    }
     data = varied_pairs(30)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
     assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says
