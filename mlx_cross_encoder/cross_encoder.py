@@ -189,6 +189,9 @@ class MLXCrossEncoder(RerankerBase):
         #: batch widths are rounded up to a multiple of this (GPU_LENGTH_MULTIPLE on a GPU, 1 on the CPU)
         self.length_multiple = GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1
         self.chunk_tokens = self._resolve_chunk_tokens(chunk_tokens)
+        # read once here, not on the host threads that form chunks (see _memory_rows)
+        gpu = mx.default_device() == mx.gpu
+        self._fused_attention = gpu and not (mx.cuda.is_available() and self.dtype == mx.float32)
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -397,15 +400,13 @@ class MLXCrossEncoder(RerankerBase):
     def _memory_rows(self, width: int, batch_rows: int) -> int:
         """:func:`base.memory_chunk_rows` for this model; attention counts as fused except float32 on CUDA (MLX
         0.32's CUDA backend has no fused float32 attention) and on the CPU."""
-        cuda = mx.default_device() == mx.gpu and mx.cuda.is_available()
-        fused = mx.default_device() == mx.gpu and not (cuda and self.dtype == mx.float32)
         return memory_chunk_rows(
             width,
             batch_rows,
             hidden=self.args.hidden_size,
             heads=self.args.num_attention_heads,
             dtype_bytes=self.dtype.size,
-            fused_attention=fused,
+            fused_attention=self._fused_attention,
         )
 
     def _run(self, pieces: list[Callable[[], list]], n: int, act, show_progress_bar: bool) -> np.ndarray:
