@@ -56,13 +56,13 @@ def validate_pairs(pairs: Any) -> tuple[list[tuple[str, str]], bool]:
     return checked, False
 
 
-#: ``encode_in_threads`` splits a call over threads only from this many inputs on: a MiniLM pair takes ~0.27 ms to
-#: tokenize on one thread of the H200's host (1.153 s for DL19's 4,300 pairs, session 4), far above a pool hand-off.
-PARALLEL_TOKENIZE_MIN = 8
-#: fewest inputs per chunk handed to a thread (a chunk's fixed cost is a pool hand-off, ~tens of microseconds). Small,
-#: so that a small piece (the first of a streamed call) is spread over every thread: the session 6 H200 DIAG saw a
-#: 256-pair piece in 16 chunks of 16 take 9.6 ms, the time of its slowest chunk.
-TOKENIZE_CHUNK_MIN = 4
+#: ``encode_in_threads`` splits a call over threads only from this many inputs on. One query's 100 passages are
+#: already worth splitting on a many-core host (~25 ms single-threaded on the H200's host for MiniLM's tokenizer).
+PARALLEL_TOKENIZE_MIN = 64
+#: fewest inputs per chunk handed to a thread (a chunk's fixed cost is a pool hand-off, ~tens of microseconds). Session
+#: 6 tried 4 (with PARALLEL_TOKENIZE_MIN 8 and a 32-pair first piece): the H200 A/B (same process, harness offline
+#: calls, MiniLM bf16) measured 12,221 pairs/s against 15,456 with 16 / 64 / 256, so these stay.
+TOKENIZE_CHUNK_MIN = 16
 _POOL: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -261,11 +261,11 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
-#: a streamed call of more than ``STREAM_ROWS`` pairs starts with a piece of this many (:func:`stream_bounds`): each
-#: offline call of the harness waited ~9.7 ms for its first 256-pair piece with the GPU idle (session 6 DIAG, H200:
-#: 5 calls, 48 ms of a 0.236 s pass); with small tokenizer tasks (``TOKENIZE_CHUNK_MIN``) 32 pairs take ~2 ms, and
-#: the next piece is tokenized meanwhile (``PREPARE_AHEAD``).
-STREAM_FIRST_ROWS = 32
+#: a streamed call of more than ``STREAM_ROWS`` pairs may start with a smaller piece of this many
+#: (:func:`stream_bounds`; equal to ``STREAM_ROWS``: no smaller first piece). The session-6 DIAG saw each harness
+#: offline call wait ~9.7 ms for its first 256-pair piece, but a 32-pair first piece (with 4-pair tokenizer tasks)
+#: measured 21% slower in the main window's A/B (12,221 vs 15,456 pairs/s), so the default stays 256.
+STREAM_FIRST_ROWS = 256
 #: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
 #: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
@@ -337,12 +337,11 @@ def even_chunks(width: int, rows: int, chunk_tokens: int) -> list[int]:
     return [rows // n + (1 if i < rows % n else 0) for i in range(n)]
 
 
-#: pieces prepared at once ahead of the consumer, each on its own host thread. Why more than one: a piece is
-#: tokenized as tasks on the shared tokenizer pool and waits for its slowest task; with the next piece's tasks queued
-#: behind, the pool's threads never idle at that barrier. H200 profile (session 6 DIAG, enc_timeline.py, one piece
-#: ahead): MiniLM bf16 offline was host-bound, the prepare thread busy 0.164 s of a 0.236 s pass (9.6 ms per
-#: 256-pair piece on 16 threads, 2x the standalone rate) while the GPU was busy 25% of the time.
-PREPARE_AHEAD = 2
+#: pieces prepared at once ahead of the consumer, each on its own host thread (a piece is tokenized as tasks on the
+#: shared tokenizer pool and waits for its slowest task; more than one keeps the pool busy at that barrier). Session
+#: 6 H200 A/B (MiniLM bf16, harness offline calls, other knobs at the 32-pair first piece): 2 gave 12,221 pairs/s,
+#: 1 gave 12,764 -- no gain, so 1 (session 5's pipeline) stays the default.
+PREPARE_AHEAD = 1
 _PREPARE: dict[int, ThreadPoolExecutor] = {}
 
 

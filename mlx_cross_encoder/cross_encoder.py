@@ -42,13 +42,11 @@ from .models import get_model_module
 
 logger = logging.getLogger("mlx_cross_encoder")
 
-#: ``predict`` empties MLX's buffer cache at its end only when the cache holds more than this: the next call then
-#: reuses the buffers instead of allocating them again. H200, session 6 DIAG (enc_timeline.py): skipping the
-#: per-call emptying made the harness's MiniLM bf16 offline calls 15% faster (10,125 -> 11,640 pairs/s, same
-#: settings), and each call's first chunk cost 5.8 ms to submit against 3.1 ms for the others. MiniLM's working set
-#: on a GPU is a few hundred MB; a huge batch's cache is still released. The harness's peak is of arrays in use,
-#: not of the cache.
-CACHE_KEEP_BYTES = 1 << 30
+#: ``predict`` empties MLX's buffer cache at its end when the cache holds more than this many bytes (0: after every
+#: call, as before session 6). The session-6 DIAG saw +15% without the per-call emptying (10,125 -> 11,640 pairs/s,
+#: MiniLM bf16 offline), but the main window's same-process A/B saw none (12,221 keeping 1 GiB vs 12,200 emptying),
+#: so the default stays 0.
+CACHE_KEEP_BYTES = 0
 
 #: On a GPU, batches are padded to a multiple of this many tokens. MLX's CUDA backend builds a cuDNN attention graph
 #: for every new (batch, length) shape in bfloat16/float16: ~60 ms each on an H200 against ~5 ms for a MiniLM-L6
@@ -139,8 +137,8 @@ class MLXCrossEncoder(RerankerBase):
             once (and float32 attention has no fused CUDA kernel: its B x H x L x L scores are materialized);
             chunks bound that memory, and the overlap hides the host's tokenizing. A chunk is also bounded by
             activation bytes relative to its whole batch (:func:`base.memory_chunk_rows`), so that MLX's peak stays
-            below an eager framework's for the same batch; a streamed call starts with a small piece and keeps
-            ``base.PREPARE_AHEAD`` pieces in preparation (:attr:`chunking` says what ran). The harness's batch is
+            below an eager framework's for the same batch; a streamed call keeps ``base.PREPARE_AHEAD`` pieces in
+            preparation (:attr:`chunking` says what ran). The harness's batch is
             still what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
             ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else ``CHUNK_TOKEN_ELEMENTS // hidden_size``
             (MiniLM: 16,384); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
@@ -315,7 +313,7 @@ class MLXCrossEncoder(RerankerBase):
         One pair gives one score (a numpy scalar); a list gives ``(n,)`` when ``num_labels == 1`` else
         ``(n, num_labels)``. The activation is applied in float32. ``max_batch_tokens``: this call's cap on padded
         tokens per batch (default: the constructor's); ``batch_size`` still caps the rows. At the end MLX's buffer
-        cache is emptied if it holds more than ``CACHE_KEEP_BYTES`` (the next call reuses a smaller one). On a GPU each batch is computed in row chunks (``chunk_tokens``), prepared (tokenized,
+        cache is emptied if it holds more than ``CACHE_KEEP_BYTES`` (default 0: always). On a GPU each batch is computed in row chunks (``chunk_tokens``), prepared (tokenized,
         padded) on a host thread while the GPU runs the previous chunk; see ``chunk_tokens``.
         """
         pairs, single = validate_pairs(pairs)
