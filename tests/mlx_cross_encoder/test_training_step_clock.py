@@ -29,6 +29,7 @@ def test_steady_figures_leave_the_warm_up_out():
     assert (st["median_step_s"], st["min_step_s"], st["max_step_s"]) == (statistics.median(timed), 1.0, 6.0)
     assert st["window_tokens"] == 50 + 30 + 90
     assert st["tokens_per_s"] == pytest.approx(170 / 9)
+    assert st["mean_step_s_without_last"] == pytest.approx(statistics.mean(timed[:-1]))
     # the LLM baseline's loop has no start event: the window is the same, the warm-up's length unknown
     assert gpu_train.steady([None, *stamps[1:]], 2, None)["window_s"] == 9.0
     assert gpu_train.steady([None, *stamps[1:]], 2, None)["warmup_s"] is None
