@@ -359,6 +359,41 @@ def qwen3_causal_lm(
     return directory
 
 
+def llama_saved_by_transformers_5(directory: Path, seed: int = 0, rope_theta: float = 100_000.0) -> Path:
+    """A tiny random ``LlamaForCausalLM`` (SmolLM2's architecture) with the Qwen-shaped tokenizer, saved by
+    transformers' ``save_pretrained``: transformers >= 5 writes ``rope_theta`` only inside ``rope_parameters``
+    (checked here), the case mlx-lm's Llama file misreads without ``llm_loading.rope_config``."""
+    import json
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = Path(directory)
+    save_qwen_tokenizer(directory)
+    vocab = len(json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         rope_parameters={"rope_type": "default", "rope_theta": rope_theta}, tie_word_embeddings=True)  # fmt: skip
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).eval().save_pretrained(directory)
+    saved = json.loads((directory / "config.json").read_text())
+    assert saved.get("rope_theta") is None and saved["rope_parameters"]["rope_theta"] == rope_theta
+    return directory
+
+
+def infonce_examples():
+    """InfoNCE examples over the test corpus: two positives per query, one hard negative each."""
+    from mlx_cross_encoder.training.infonce import InfoNCEExample
+
+    return [
+        InfoNCEExample(
+            q, DOCUMENTS[(2 * i + j) % len(DOCUMENTS)], (DOCUMENTS[(2 * i + j + 3) % len(DOCUMENTS)],), qid=str(i)
+        )
+        for i, q in enumerate(QUERIES)
+        for j in range(2)
+    ]
+
+
 def qwen3_reranker_shaped(directory: Path, num_hidden_layers: int = 2, seed: int = 0, **config) -> Path:
     """Random-init Qwen3 with Qwen3-Reranker-0.6B's per-layer shape (hidden 1024, 16 q / 8 kv heads, head_dim
     128, intermediate 3072, tied embeddings, rope_theta 1e6, rms eps 1e-6), ``num_hidden_layers`` layers."""

@@ -88,22 +88,15 @@ def test_torch_trained_llm_folder_scores_on_mlx_as_on_torch(tmp_path):
     """The PyTorch LLM worker's merged folder (saved by transformers, which since 5.0 nests rope_theta in
     rope_parameters) is scored by the MLX backend and fit_check as transformers scores it: a Llama (SmolLM2's
     architecture) with rope_theta 100,000, not mlx-lm's 10,000 default."""
-    from builders import QWEN_ADDED, save_qwen_tokenizer
+    from builders import llama_saved_by_transformers_5
     from training_helpers import toy_groups
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.train.torch_llm import LLMRerankerScorer
     from harness.train.worker import train_torch_llm
     from mlx_cross_encoder.llm_reranker import Qwen3Reranker
 
-    base = tmp_path / "llama"
-    save_qwen_tokenizer(base)
-    vocab = len(json.loads((base / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         rope_parameters={"rope_type": "default", "rope_theta": 100_000.0}, tie_word_embeddings=True)  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).eval().save_pretrained(base)
+    base = llama_saved_by_transformers_5(tmp_path / "llama")
     j = job(tmp_path, base, "torch", "lora")
     j["kind"] = "llm"
     j["settings"].update(loss="listwise", group_size=3, batch_size=2, max_length=256, learning_rate=5e-3)

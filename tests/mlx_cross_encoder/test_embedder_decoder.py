@@ -66,21 +66,7 @@ def test_llama_folder_saved_by_transformers_5_keeps_its_rope_theta(tmp_path):
     """transformers >= 5 saves ``rope_parameters`` (nested rope_theta) instead of ``rope_theta``; mlx-lm's Llama file
     reads the top-level key only, so an SmolLM2-style folder re-saved by sentence-transformers (rope_theta 100,000)
     must still embed with its own rotary frequencies, not the 10,000 default."""
-    import json
-
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path / "llama"
-    builders.save_qwen_tokenizer(folder)
-    vocab = len(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]) + len(builders.QWEN_ADDED)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         rope_parameters={"rope_type": "default", "rope_theta": 100_000.0}, tie_word_embeddings=True)  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).eval().save_pretrained(folder)
-    saved = json.loads((folder / "config.json").read_text())
-    assert saved.get("rope_theta") is None and saved["rope_parameters"]["rope_theta"] == 100_000.0
+    folder = builders.llama_saved_by_transformers_5(tmp_path / "llama")
     st = sentence_transformer(folder, "lasttoken", True)
     mlx = MLXEmbedder(folder, max_length=MAX_LENGTH, pooling="lasttoken", normalize=True)
     want = st.encode(TEXTS, batch_size=3, convert_to_numpy=True)

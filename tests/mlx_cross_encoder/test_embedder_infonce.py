@@ -50,12 +50,7 @@ def test_batch_order_is_seeded_full_and_never_repeats_a_query_in_a_batch():
 
 
 def _examples() -> list[InfoNCEExample]:
-    docs = builders.DOCUMENTS
-    return [
-        InfoNCEExample(q, docs[(2 * i + j) % len(docs)], (docs[(2 * i + j + 3) % len(docs)],), qid=str(i))
-        for i, q in enumerate(builders.QUERIES)
-        for j in range(2)
-    ]
+    return builders.infonce_examples()
 
 
 @pytest.fixture()

@@ -14,12 +14,7 @@ MAX_LENGTH = 32
 
 
 def _examples() -> list[InfoNCEExample]:
-    docs = builders.DOCUMENTS
-    return [
-        InfoNCEExample(q, docs[(2 * i + j) % len(docs)], (docs[(2 * i + j + 3) % len(docs)],), qid=str(i))
-        for i, q in enumerate(builders.QUERIES)
-        for j in range(2)
-    ]
+    return builders.infonce_examples()
 
 
 @pytest.fixture()

@@ -529,20 +529,9 @@ def test_llama_folder_saved_by_transformers_5_keeps_its_rope_theta(tmp_path):
     """transformers >= 5 saves ``rope_theta`` only inside ``rope_parameters``; mlx-lm's Llama file reads the top-level
     key, so without ``llm_loading.rope_config`` a re-saved SmolLM2-style folder (rope_theta 100,000) would score with
     the 10,000 default and drift from the transformers recipe."""
-    import torch
-    from builders import QWEN_ADDED, save_qwen_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from builders import llama_saved_by_transformers_5
 
-    folder = tmp_path / "llama"
-    save_qwen_tokenizer(folder)
-    vocab = len(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         rope_parameters={"rope_type": "default", "rope_theta": 100_000.0}, tie_word_embeddings=True)  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).eval().save_pretrained(folder)
-    saved = json.loads((folder / "config.json").read_text())
-    assert saved.get("rope_theta") is None and saved["rope_parameters"]["rope_theta"] == 100_000.0
+    folder = llama_saved_by_transformers_5(tmp_path / "llama")
     data = pairs()
     expected = qwen3_recipe.Qwen3RerankerTorch(folder, max_length=512).predict(data, batch_size=8)
     got = Qwen3Reranker(folder, max_length=512).predict(data, batch_size=8)
