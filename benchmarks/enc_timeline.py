@@ -255,7 +255,7 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     import mlx.core as mx
 
     from mlx_cross_encoder import MLXCrossEncoder
-    from mlx_cross_encoder.cross_encoder import resolve_activation
+    from mlx_cross_encoder.precision import resolve_activation
 
     chunk = apply_setting(setting)
     model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk)

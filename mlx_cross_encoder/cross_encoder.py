@@ -39,6 +39,7 @@ from .base import (
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .models import get_model_module
+from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
 
 logger = logging.getLogger("mlx_cross_encoder")
 
@@ -54,63 +55,6 @@ CACHE_KEEP_BYTES = 0
 #: length at nearly every batch. Multiples of 32 leave at most max_length / 32 lengths per batch size, which its
 #: graph cache keeps. Padded positions are masked: scores do not change.
 GPU_LENGTH_MULTIPLE = 32
-
-DTYPES = {
-    "float32": mx.float32,
-    "fp32": mx.float32,
-    "float16": mx.float16,
-    "fp16": mx.float16,
-    "half": mx.float16,
-    "bfloat16": mx.bfloat16,
-    "bf16": mx.bfloat16,
-}
-
-ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
-    "sigmoid": mx.sigmoid,
-    "identity": lambda x: x,
-    "tanh": mx.tanh,
-    "softmax": lambda x: mx.softmax(x, axis=-1),
-}
-# sentence-transformers stores the activation as a class path in config.json
-_ST_ACTIVATIONS = {
-    "torch.nn.modules.activation.Sigmoid": "sigmoid",
-    "torch.nn.modules.linear.Identity": "identity",
-    "torch.nn.modules.activation.Tanh": "tanh",
-    "torch.nn.modules.activation.Softmax": "softmax",
-}
-
-
-def resolve_dtype(dtype) -> mx.Dtype:
-    if dtype is None:
-        return mx.float32
-    if isinstance(dtype, mx.Dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype.lower() in DTYPES:
-        return DTYPES[dtype.lower()]
-    raise ValueError(f"unsupported dtype {dtype!r}; use one of: float32, float16, bfloat16")
-
-
-def resolve_activation(activation_fn) -> Callable[[mx.array], mx.array]:
-    if callable(activation_fn):
-        return activation_fn
-    if isinstance(activation_fn, str) and activation_fn.lower() in ACTIVATIONS:
-        return ACTIVATIONS[activation_fn.lower()]
-    raise ValueError(f"unknown activation_fn {activation_fn!r}; use a callable or one of {sorted(ACTIVATIONS)}")
-
-
-def quantize_linear_layers(model: nn.Module, bits: int, group_size: int = 64, skip: tuple[str, ...] = ()) -> None:
-    """Quantize the weights of the Linear layers whose input width divides into groups (heads in ``skip`` stay)."""
-    if bits not in (4, 8):
-        raise ValueError(f"quantize must be 4 or 8 (bits), got {bits!r}")
-
-    def predicate(path: str, module: nn.Module) -> bool:
-        return (
-            isinstance(module, nn.Linear)
-            and module.weight.shape[-1] % group_size == 0
-            and not any(path.startswith(prefix) for prefix in skip)
-        )
-
-    nn.quantize(model, group_size=group_size, bits=bits, class_predicate=predicate)
 
 
 class MLXCrossEncoder(RerankerBase):
@@ -254,8 +198,8 @@ class MLXCrossEncoder(RerankerBase):
     def _checkpoint_activation(self):
         st = self.config.get("sentence_transformers") or {}
         name = st.get("activation_fn")
-        if name in _ST_ACTIVATIONS:
-            return _ST_ACTIVATIONS[name]
+        if name in ST_ACTIVATIONS:
+            return ST_ACTIVATIONS[name]
         if name:
             logger.warning("activation %s from config.json is not supported; using the default", name)
         return "sigmoid" if self.args.num_labels == 1 else "identity"

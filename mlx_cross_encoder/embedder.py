@@ -20,9 +20,9 @@ import mlx.nn as nn
 import numpy as np
 
 from .base import RerankerBase, length_sorted_batches, validate_pairs
-from .cross_encoder import resolve_dtype
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
+from .precision import resolve_dtype
 
 #: config.json ``model_type`` -> module under mlx_cross_encoder.models (encoders only)
 ENCODER_MODULES = {"bert": "bert", "xlm-roberta": "xlm_roberta", "modernbert": "modernbert"}

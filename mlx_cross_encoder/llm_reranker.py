@@ -99,7 +99,7 @@ class Qwen3Reranker(RerankerBase):
         dequantize: bool | None = None,
         revision: str | None = None,
     ):
-        from .cross_encoder import resolve_dtype
+        from .precision import resolve_dtype
 
         self.template = template if template is not None else QWEN3_TEMPLATE
         if not isinstance(self.template, RerankTemplate):

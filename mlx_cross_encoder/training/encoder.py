@@ -8,7 +8,8 @@ from typing import Any
 
 import mlx.core as mx
 
-from ..cross_encoder import MLXCrossEncoder, quantize_linear_layers, resolve_activation
+from ..cross_encoder import MLXCrossEncoder
+from ..precision import quantize_linear_layers, resolve_activation
 from .config import MLXCrossEncoderConfig
 from .lora import fuse_lora, setup_full, setup_lora
 from .trainer import RerankerTrainerBase
