@@ -30,9 +30,7 @@ class RunState:
     wall_start: float
     resumed_from: Path | None = None
     bar: Any = None
-    train_time: float = 0.0
-    tokens: int = 0
-    #: seconds and non-padding tokens of each update of this call, in order (what ``train_time``/``tokens`` sum)
+    #: seconds and non-padding tokens of each update of this call, in order
     step_times: list[float] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "n": 0, "tokens": 0, "time": 0.0})
@@ -53,10 +51,18 @@ class RunState:
     def stopped(self) -> bool:
         return self.state["step"] >= self.total_steps or self.state["stopped_early"]
 
+    @property
+    def train_time(self) -> float:
+        """Seconds of this call's updates."""
+        return sum(self.step_times)
+
+    @property
+    def tokens(self) -> int:
+        """Non-padding tokens of this call's updates."""
+        return sum(self.step_tokens)
+
     def add_step(self, seconds: float, loss_sum: float, n_examples: int, tokens: int) -> None:
         """One update: its seconds, summed loss, examples and non-padding tokens."""
-        self.train_time += seconds
-        self.tokens += tokens
         self.window["tokens"] += tokens
         self.step_times.append(seconds)
         self.step_tokens.append(tokens)
