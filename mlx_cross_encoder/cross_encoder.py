@@ -257,8 +257,9 @@ class MLXCrossEncoder(RerankerBase):
         One pair gives one score (a numpy scalar); a list gives ``(n,)`` when ``num_labels == 1`` else
         ``(n, num_labels)``. The activation is applied in float32. ``max_batch_tokens``: this call's cap on padded
         tokens per batch (default: the constructor's); ``batch_size`` still caps the rows. At the end MLX's buffer
-        cache is emptied if it holds more than ``CACHE_KEEP_BYTES`` (default 0: always). On a GPU each batch is computed in row chunks (``chunk_tokens``), prepared (tokenized,
-        padded) on a host thread while the GPU runs the previous chunk; see ``chunk_tokens``.
+        cache is emptied if it holds more than ``CACHE_KEEP_BYTES`` (default 0: always). On a GPU each batch is
+        computed in row chunks (``chunk_tokens``), prepared (tokenized, padded) on a host thread while the GPU runs
+        the previous chunk; see ``chunk_tokens``.
         """
         pairs, single = validate_pairs(pairs)
         act = resolve_activation(activation_fn if activation_fn is not None else self.default_activation)
