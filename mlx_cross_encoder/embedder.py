@@ -19,7 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .base import RerankerBase, length_sorted_batches, validate_pairs
+from .base import RerankerBase, length_sorted_batches, padded_width, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .precision import resolve_dtype
@@ -161,7 +161,7 @@ class MLXEmbedder:
         so every pooling gives the same embeddings)."""
         width = max(len(e.ids) for e in encodings)
         if pad_multiple:  # never past the positions the model has (the longest row fits: max_length caps it)
-            width = min(-(-width // pad_multiple) * pad_multiple, max(width, self.model.max_positions))
+            width = padded_width(width, pad_multiple, self.model.max_positions)
         ids = np.full((len(encodings), width), self.pad_token_id, dtype=np.int32)
         mask = np.zeros((len(encodings), width), dtype=np.int32)
         for row, enc in enumerate(encodings):

@@ -43,6 +43,8 @@ import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from .gpu_memory import on_gpu
+
 #: environment variable: "auto", "0", "update" or "1" (what is compiled; see the module docstring)
 COMPILE_ENV_VAR = "MLX_CROSS_ENCODER_TRAIN_COMPILE"
 #: environment variable: "auto", "1" or "0" (the flat AdamW, :class:`FlatAdam`)
@@ -69,7 +71,7 @@ def flat_adam_enabled() -> bool:
     GPU), ``1`` or ``0``)."""
     raw = os.environ.get(FLAT_ENV_VAR, "auto").strip().lower() or "auto"
     if raw == "auto":
-        return _on_gpu()
+        return on_gpu()
     if raw not in ("0", "1"):
         raise ValueError(f"{FLAT_ENV_VAR}={raw!r}: expected auto, 1 or 0")
     return raw == "1"
@@ -79,10 +81,6 @@ def compile_enabled() -> bool:
     """Whether the trainers use :class:`CompiledStep` at all (some part compiled, or the flat AdamW); else their
     plain step."""
     return any(compile_mode()) or flat_adam_enabled()
-
-
-def _on_gpu() -> bool:
-    return mx.default_device().type == mx.gpu
 
 
 def _leaf(tree, path: str):

@@ -23,6 +23,7 @@ import numpy as np
 from ..base import padded_width
 from ..cross_encoder import GPU_LENGTH_MULTIPLE
 from .config import Qwen3RerankerConfig
+from .gpu_memory import on_gpu
 from .lora import fuse_lora
 from .trainer import RerankerTrainerBase
 
@@ -144,7 +145,7 @@ class Qwen3RerankerTrainer(RerankerTrainerBase):
         lengths = [len(x) for x in ids]
         # on a GPU, widths in multiples of 32 (as inference pads): few shapes, so few kernel builds and compiled
         # traces (training/compiled_step.py); the right padding is behind every row's last token (causal mask)
-        width = padded_width(max(lengths), GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1)
+        width = padded_width(max(lengths), GPU_LENGTH_MULTIPLE if on_gpu() else 1)
         batch = np.full((len(ids), width), self.reranker.pad_token_id, dtype=np.int32)
         for row, x in enumerate(ids):
             batch[row, : len(x)] = x
