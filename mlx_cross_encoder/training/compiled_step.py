@@ -55,6 +55,25 @@ FLAT_ENV_VAR = "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"
 COMPILE_MODES = {"0": (False, False), "update": (False, True), "1": (True, True)}
 
 
+def weigh_add(acc, grads, n):
+    """``acc + n * grads`` tensor by tensor (``grads`` alone when ``acc`` is None): a micro-batch's gradients of its
+    mean loss, weighted by its ``n`` examples, added to the update's sum (the plain and the fast step share it)."""
+    weighted = tree_map(lambda g: g * n, grads)
+    return weighted if acc is None else tree_map(lambda a, g: a + g, acc, weighted)
+
+
+def mean_clip_update(model, optimizer, acc, n_total: int, max_grad_norm: float | None):
+    """AdamW tensor by tensor with the mean gradient ``acc / n_total``, clipped to ``max_grad_norm`` when set;
+    returns the norm before clipping (None without clipping). The plain step's update, and the fast step's without
+    the flat AdamW."""
+    grads = tree_map(lambda a: a / n_total, acc)
+    norm = None
+    if max_grad_norm:
+        grads, norm = optim.clip_grad_norm(grads, max_grad_norm)
+    optimizer.update(model, grads)
+    return norm
+
+
 def compile_mode() -> tuple[bool, bool]:
     """(compile ``accumulate``, compile ``apply``) from ``MLX_CROSS_ENCODER_TRAIN_COMPILE``: ``auto`` (the default:
     ``0``), ``0``, ``update`` or ``1`` (see the module docstring)."""
@@ -199,21 +218,14 @@ class CompiledStep:
             if flat is not None:  # one vector: the weighting and the sum are one kernel each
                 weighted = flat.flatten(grads) * n
                 return loss * n, weighted if acc is None else acc + weighted
-            weighted = tree_map(lambda g: g * n, grads)
-            if acc is not None:
-                weighted = tree_map(lambda a, g: a + g, acc, weighted)
-            return loss * n, weighted
+            return loss * n, weigh_add(acc, grads, n)
 
         def apply(acc, n_total):
             if flat is not None:
                 norm = flat(model, acc, max_grad_norm, n_total)
                 return norm, optimizer.learning_rate
-            grads = tree_map(lambda a: a / n_total, acc)
-            norm = mx.array(0.0)
-            if max_grad_norm:
-                grads, norm = optim.clip_grad_norm(grads, max_grad_norm)
-            optimizer.update(model, grads)
-            return norm, optimizer.learning_rate
+            norm = mean_clip_update(model, optimizer, acc, n_total, max_grad_norm)
+            return (mx.array(0.0) if norm is None else norm), optimizer.learning_rate
 
         self.accumulate = compiled(accumulate) if compile_grad else accumulate
         self.apply = compiled(apply) if compile_update else apply

@@ -23,11 +23,10 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-from mlx.utils import tree_map
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, recover_dir, remove_partial_checkpoints, save_checkpoint
-from .compiled_step import CompiledStep, compile_enabled
+from .compiled_step import CompiledStep, compile_enabled, mean_clip_update, weigh_add
 from .data import Batch, Batcher, Group, eval_rankings, load_groups
 from .evaluation import BEST_DIR, DevEvaluation, MetricFn
 from .gpu_memory import bounded_gpu_cache
@@ -156,8 +155,7 @@ class RerankerTrainerBase(DevEvaluation):
                 inputs, labels, teacher, n_tokens = self._batch_arrays(part)
                 loss, grads = value_and_grad(inputs, labels, teacher, part.group_size)
                 n = part.n_examples
-                weighted = tree_map(lambda g, n=n: g * n, grads)
-                acc_grads = weighted if acc_grads is None else tree_map(lambda a, g: a + g, acc_grads, weighted)
+                acc_grads = weigh_add(acc_grads, grads, n)
                 loss_sum = loss * n if loss_sum is None else loss_sum + loss * n
                 tokens += n_tokens
         with _blas.single_threaded_while(len(streams) > 1):
@@ -328,11 +326,7 @@ class RerankerTrainerBase(DevEvaluation):
             if meanwhile is not None:
                 meanwhile()
             return (float(norm.item()) if compiled.clips else None), lr.item()
-        grads = tree_map(lambda a, n=acc_n: a / n, acc_grads)
-        grad_norm = None
-        if cfg.max_grad_norm:
-            grads, grad_norm = optim.clip_grad_norm(grads, cfg.max_grad_norm)
-        self.optimizer.update(self.model, grads)
+        grad_norm = mean_clip_update(self.model, self.optimizer, acc_grads, acc_n, cfg.max_grad_norm)
         mx.eval(self.model.parameters(), self.optimizer.state)
         lr = self.optimizer.learning_rate.item()  # what this update used (the schedule at its step)
         return (float(grad_norm.item()) if grad_norm is not None else None), lr
