@@ -76,6 +76,13 @@ def apply_setting(setting: str):
     return "auto" if chunk == "auto" else int(chunk)
 
 
+def release_cache() -> None:
+    """Empty MLX's buffer cache between settings, also after a ``keep`` setting replaced ``mx.clear_cache``."""
+    import mlx.core as mx
+
+    _DEFAULTS.get("clear_cache", mx.clear_cache)()
+
+
 def load_pairs(path: str, queries: int) -> list[tuple[str, str]]:
     data = json.loads(Path(path).read_text())[:queries]
     return [(q["query"], h["content"]) for q in data for h in q["hits"]]
@@ -149,7 +156,7 @@ def mlx_rows(a, path: str, pairs, rows: list, save=lambda: None) -> list[dict]:
         )
         save()
         del model
-        _DEFAULTS.get("clear_cache", mx.clear_cache)()
+        release_cache()
     return rows
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enc_chunks import apply_setting, load_pairs, offline_calls, passes  # noqa: E402  (a sibling script, not a package)
+from enc_chunks import apply_setting, load_pairs, offline_calls, passes, release_cache  # noqa: E402  (a sibling script, not a package)
 
 
 class Trace:
@@ -252,7 +252,6 @@ def kernel_busy(run_pass) -> dict:
 
 
 def profile_setting(a, path: str, pairs, setting: str) -> dict:
-    import mlx.core as mx
 
     from mlx_cross_encoder import MLXCrossEncoder
     from mlx_cross_encoder.precision import resolve_activation
@@ -292,7 +291,7 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
     row.update(device_only(model, trace.hosts, resolve_activation(model.default_activation)))
     if a.kernels == "*" or setting in a.kernels.split(","):
         row["kernels"] = kernel_busy(one_pass)
-    mx.clear_cache()
+    release_cache()
     return row
 
 
