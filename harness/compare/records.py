@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..scenarios import SINGLE_QUERY
 from .gate import Gate
 
 QualityLabel = Literal["identical", "within tolerance", "better", "worse", "changed, not significant"]
@@ -39,7 +40,7 @@ class SpeedRound(BaseModel):
 class SpeedVerdict(BaseModel):
     dataset: str
     reranker: str
-    scenario: str = Field("single_query", description="harness.scenarios name: single_query or offline")
+    scenario: str = Field(SINGLE_QUERY, description="harness.scenarios name: single_query or offline")
     samples: Literal["per-query latency", "per-repeat pass time"]
     base_n: int
     head_n: int

@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 
 from ..results import FIRST_STAGE
+from ..scenarios import OFFLINE, SINGLE_QUERY
 from .leaderboard import Row
 
 LABEL_OFFSETS = (6, -14, 20, -28, 34, -42)
-SCENARIO_TITLES = {"single_query": "single query (one query's top-k per call)", "offline": "offline (batched)"}
+SCENARIO_TITLES = {SINGLE_QUERY: "single query (one query's top-k per call)", OFFLINE: "offline (batched)"}
 
 
 def slug(text: str) -> str:

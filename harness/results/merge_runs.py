@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from .models import Latency, Perf, Protocol, Run, ScenarioRecord, single_query_perf
+from ..scenarios import OFFLINE, SINGLE_QUERY
 
 SHARD_ONLY = ("shard", "full_dataset_fingerprint")
-POOLED_SCENARIOS = ("single_query", "offline")  # whose passes add up across shards
+POOLED_SCENARIOS = (SINGLE_QUERY, OFFLINE)  # whose passes add up across shards
 POOLED_MAX = ("peak_memory_mb", "load_avg_before", "load_avg_after", "max_repeat_abs_diff", "max_abs_diff")
 
 
@@ -100,7 +101,7 @@ def _pooled_scenarios(runs: list[Run]) -> tuple[dict[str, ScenarioRecord], list[
             made = sorted({r.repeats for r in records})
             warnings.append(f"{name}: shards made {made} passes; pooled over {passes}")
         pooled = None
-        if name == "single_query":
+        if name == SINGLE_QUERY:
             per_pass = [run.perf.queries for run in runs]
             pooled = [
                 x
@@ -123,7 +124,7 @@ def _perf(runs: list[Run], scenarios: dict[str, ScenarioRecord]) -> Perf:
     data["mean_tokens_per_pair"] = data["tokens"] / data["pairs"] if data.get("pairs") else None
     for key in ("peak_memory_mb", "peak_rss_mb", "load_s", "load_avg_before", "load_avg_after", "max_repeat_abs_diff"):
         data[key] = _max([getattr(p, key) for p in perfs])
-    single = scenarios.get("single_query")
+    single = scenarios.get(SINGLE_QUERY)
     if single is not None:
         data.update(single_query_perf(single), repeats_identical=all(p.repeats_identical is not False for p in perfs))
     return Perf.model_validate(data)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import mlx_cross_encoder  # noqa: F401
 
 from ..results.models import Perf, ScenarioRecord, single_query_perf
+from ..scenarios import SINGLE_QUERY
 from .verdict import SCORE_TOLERANCE, score_check
 
 TRACEBACK_LINES = 20
@@ -71,7 +72,7 @@ class MeasureJob(BaseModel):
     repeats: int = Field(ge=1)
     min_time_s: float = Field(0.0, ge=0)
     max_repeats: int = Field(100, ge=1)
-    scenarios: list[str] = Field(default_factory=lambda: ["single_query"], min_length=1)
+    scenarios: list[str] = Field(default_factory=lambda: [SINGLE_QUERY], min_length=1)
     scenario_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     progress: bool = True
 
@@ -123,7 +124,7 @@ def _perf(outcomes: dict[str, Any], common: dict[str, Any]) -> Perf:
     """The run's ``perf``: what every scenario shares, and the single_query figures (null without it)."""
     peaks = [o.record.peak_memory_mb for o in outcomes.values() if o.record.peak_memory_mb is not None]
     shared = {**common, "peak_memory_mb": max(peaks) if peaks else None, "cpu_count": os.cpu_count()}
-    single = outcomes.get("single_query")
+    single = outcomes.get(SINGLE_QUERY)
     if single is None:
         return Perf(**shared, pairs_per_s=None, tokens_per_s=None, latency_ms=None)
     rec = single.record
@@ -194,7 +195,7 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in reference))
     if nonfinite:
         warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
-    single = outcomes.get("single_query")
+    single = outcomes.get(SINGLE_QUERY)
     result = MeasureResult(
         status="ok",
         device=backend.device,

@@ -28,6 +28,8 @@ class ScenarioInfo:
 
 
 SINGLE_QUERY = "single_query"  # the default scenario, the one older results files measured (readers use the name)
+OFFLINE = "offline"
+SERVER = "server"
 
 SCENARIOS: dict[str, ScenarioInfo] = {
     SINGLE_QUERY: ScenarioInfo(
@@ -35,14 +37,14 @@ SCENARIOS: dict[str, ScenarioInfo] = {
         module="harness.scenarios.single_query",
         description="one predict call per query's top-k candidates (latency p50/p90/p99 per query)",
     ),
-    "offline": ScenarioInfo(
-        name="offline",
+    OFFLINE: ScenarioInfo(
+        name=OFFLINE,
         module="harness.scenarios.offline",
         description="every pair of the dataset in length-sorted batches across queries "
         "(mlx_cross_encoder.base.length_sorted_batches; throughput pairs/s, tokens/s)",
     ),
-    "server": ScenarioInfo(
-        name="server",
+    SERVER: ScenarioInfo(
+        name=SERVER,
         module="harness.scenarios.server",
         description="MLPerf Server: requests at a target rate or from N clients over HTTP (backend http, or mlx: "
         "the harness starts mlx-cross-encoder serve); queries/s, p50/p90/p99; VALID when p99 and rate hold",

@@ -17,6 +17,7 @@ from mlx_cross_encoder.base import length_sorted_batches
 
 from ..backends import max_batch_tokens
 from ..results.models import ScenarioRecord
+from . import OFFLINE
 from .base import ScenarioContext, ScenarioOutcome, pass_fields, timed_calls
 
 
@@ -37,7 +38,7 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     if ctx.warmup_queries > 0:
         for rows in inputs:
             backend.predict(rows, len(rows))
-    timed = timed_calls(ctx, [(rows, len(rows)) for rows in inputs], "offline", "batch")
+    timed = timed_calls(ctx, [(rows, len(rows)) for rows in inputs], OFFLINE, "batch")
     per_query_passes = []
     for one in timed.passes:  # batch outputs back to the pairs' places, then cut per query
         scores = np.empty(len(flat), dtype=np.float32)
@@ -45,7 +46,7 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
             scores[idx] = out
         per_query_passes.append([scores[bounds[i] : bounds[i + 1]] for i in range(len(ctx.queries))])
     record = ScenarioRecord(
-        scenario="offline",
+        scenario=OFFLINE,
         samples=len(inputs) * len(timed.passes),
         batches=len(inputs),
         max_batch_tokens=max_batch_tokens(backend.options),

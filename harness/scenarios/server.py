@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..results.models import ScenarioRecord
+from . import SERVER
 from .base import ScenarioContext, ScenarioOutcome, load_average
 from .loadgen import LoadGenerator, LoadResult, run_load
 from .single_query import latency
@@ -264,7 +265,7 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     tokens = [int(q.tokens.sum()) for q in ctx.queries]
     all_lat = results[0].latencies_ms() if len(results) == 1 else []
     record = ScenarioRecord(
-        scenario="server",
+        scenario=SERVER,
         repeats=len(results),
         pass_s=[duration for _ in results],
         pairs_per_s=pairs_per_s,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..results.models import Latency, ScenarioRecord
+from . import SINGLE_QUERY
 from .base import ScenarioContext, ScenarioOutcome, pass_fields, timed_calls
 
 
@@ -23,9 +24,9 @@ def measure(ctx: ScenarioContext) -> ScenarioOutcome:
     pairs = [q.pairs for q in ctx.queries]
     for p in pairs[: min(ctx.warmup_queries, len(pairs))]:
         backend.predict(p, backend.batch_size)
-    timed = timed_calls(ctx, [(p, backend.batch_size) for p in pairs], "single_query", "q")
+    timed = timed_calls(ctx, [(p, backend.batch_size) for p in pairs], SINGLE_QUERY, "q")
     samples_ms = [x for p in timed.passes for x in p.samples_ms]
     record = ScenarioRecord(
-        scenario="single_query", samples=len(samples_ms), latency_ms=latency(samples_ms), **pass_fields(ctx, timed)
+        scenario=SINGLE_QUERY, samples=len(samples_ms), latency_ms=latency(samples_ms), **pass_fields(ctx, timed)
     )
     return ScenarioOutcome(record=record, passes=[p.scores for p in timed.passes], latency_samples_ms=samples_ms)
