@@ -137,10 +137,15 @@ def build_qwen3_reranker_shape(out: Path, num_hidden_layers: int = 4, seed: int 
     return build_qwen3_shape(out, QWEN3_RERANKER_06B_SHAPE, num_hidden_layers, seed=seed, dtype="float32")
 
 
-def _bi_folders():
-    from .backends import bi_encoder_folders
+def _smollm2_bi(pooling: str) -> Callable[[Path], Path]:
+    """The builder of SmolLM2's bi-encoder folder with ``pooling`` (imported when it runs: sentence-transformers)."""
 
-    return bi_encoder_folders
+    def build(out: Path) -> Path:
+        from .backends.bi_encoder_folders import build_smollm2_bi
+
+        return build_smollm2_bi(out, pooling)
+
+    return build
 
 
 LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
@@ -158,11 +163,11 @@ LOCAL_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     ),
     "smollm2-135m-bi-lasttoken": (  # embed's: harness.backends.bi_encoder_folders
         "SmolLM2-135M (smollm2-135m-instruct) as a sentence-transformers bi-encoder: last-token pooling + Normalize",
-        lambda out: _bi_folders().build_smollm2_bi_lasttoken(out),
+        _smollm2_bi("lasttoken"),
     ),
     "smollm2-135m-bi-mean": (
         "SmolLM2-135M (smollm2-135m-instruct) as a sentence-transformers bi-encoder: mean pooling + Normalize",
-        lambda out: _bi_folders().build_smollm2_bi_mean(out),
+        _smollm2_bi("mean"),
     ),
     "qwen3-reranker-0.6b-shape-4l": (
         "random Qwen3 at Qwen3-Reranker-0.6B's per-layer shape and vocabulary, 4 layers, SmolLM2 tokenizer (untrained)",

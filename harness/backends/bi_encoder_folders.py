@@ -5,7 +5,7 @@ causal-LM folder, ``Pooling``, ``Normalize``) so that the harness infers ``kind:
 lists a Pooling module) and both backends run it as ``SentenceTransformer`` / ``MLXEmbedder`` do; the suites then
 evaluate it zero-shot or fine-tune it with InfoNCE + LoRA (``harness.train.bi_encoder_worker``). Built by
 ``sentence_transformers.SentenceTransformer.save`` (bare backbone weights, float32), registered as
-``local:smollm2-135m-bi-lasttoken`` / ``local:smollm2-135m-bi-mean`` in ``harness.localmodels``.
+``local:smollm2-135m-bi-lasttoken`` / ``local:smollm2-135m-bi-mean`` in ``harness.localmodels`` (``build_smollm2_bi``).
 """
 
 from __future__ import annotations
@@ -29,14 +29,7 @@ def build_decoder_embedding_folder(source: str | Path, out: Path, pooling: str, 
 
 
 def build_smollm2_bi(out: Path, pooling: str) -> Path:
+    """``out``: SmolLM2-135M (``local:smollm2-135m-instruct``) as a bi-encoder folder with ``pooling``."""
     from ..localmodels import resolve_model
 
     return build_decoder_embedding_folder(resolve_model("local:smollm2-135m-instruct"), out, pooling)
-
-
-def build_smollm2_bi_lasttoken(out: Path) -> Path:
-    return build_smollm2_bi(out, "lasttoken")
-
-
-def build_smollm2_bi_mean(out: Path) -> Path:
-    return build_smollm2_bi(out, "mean")
