@@ -16,7 +16,8 @@ Rows: ``torch`` (model card recipe, batches in input order), then MLX ``plain`` 
 position, no prefix cache, batches in input order), ``+two_row_head``, ``+prefix_cache``, ``+length_batching``
 (each adds to the previous; all with the default CPU setting: each batch split over one MLX CPU stream per core,
 BLAS single-threaded meanwhile), and ``all on, 1 CPU stream`` (one stream, multi-threaded BLAS; where torch is
-imported, MKL's GNU OpenMP layer makes MLX's small attention matmuls slow there). Every row reports pairs/s and max |P(yes) - torch's|. Each row is timed ``--repeats``
+imported, MKL's GNU OpenMP layer makes MLX's small attention matmuls slow there). Every row reports pairs/s and
+max |P(yes) - torch's|. Each row is timed ``--repeats``
 times after a warm-up batch and the fastest run counts (a shared machine only ever adds time); compare rows of
 one run.
 """

@@ -1,5 +1,6 @@
 """Trainers that fail on purpose, for the runner's handling of failed trainings (tests point
-``harness.backends.registry.BACKENDS[backend].trainers`` entries here; the training worker finds this module through PYTHONPATH)."""
+``harness.backends.registry.BACKENDS[backend].trainers`` entries here; the training worker finds this module
+through PYTHONPATH)."""
 
 from __future__ import annotations
 

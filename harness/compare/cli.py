@@ -23,7 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "on per-query values, speed by the median ratio AND a Mann-Whitney U test (asv's rule), memory by "
         "peak ratio. Several BASE HEAD pairs are interleaved rounds (e.g. run base, head, then head, base): each "
         "round is judged alone; a speed or memory regression must be one in every round and in the figures pooled "
-        "over the rounds, a quality drop or a crash counts in any round. Exit 0 no regression, 1 regression, 2 bad input or not comparable.",
+        "over the rounds, a quality drop or a crash counts in any round. Exit 0 no regression, 1 regression, "
+        "2 bad input or not comparable.",
     )
     p.add_argument(
         "files",

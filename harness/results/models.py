@@ -3,7 +3,8 @@ train block.
 
 Known keys are typed and checked; keys a later harness adds are kept (``extra="allow"``), so that readers ignore
 what they do not know. Older files are read by ``harness.results.store.upgrade``: schema 1 only lacks
-``complete``, schema 2 only lacks ``scenarios`` (every run of it was the single-query protocol, in ``perf``). Numbers are strict (``true`` or ``"0.5"`` is not a number); JSON has no NaN, so non-finite values
+``complete``, schema 2 only lacks ``scenarios`` (every run of it was the single-query protocol, in ``perf``).
+Numbers are strict (``true`` or ``"0.5"`` is not a number); JSON has no NaN, so non-finite values
 are stored as null.
 """
 

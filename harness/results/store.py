@@ -148,7 +148,8 @@ def save_results(obj: dict, path: str | Path) -> Path:
 
 
 def load_results(path: str | Path) -> dict:
-    """Read and validate a results file (older schemas read as the current one); ResultsError (one line, with the path) otherwise."""
+    """Read and validate a results file (older schemas read as the current one); ResultsError (one line, with the
+    path) otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -2,7 +2,8 @@
 
 Flow: ``select_all`` (``--only``) -> ``open_output`` (``harness.run.output``: lock, refuse an existing file unless
 ``--overwrite`` or ``--resume``) -> training (suites with a ``train:`` section: ``harness.train.plan``, then
-``harness.run.training``: one ``harness.train.worker`` per model and backend) -> ``plan_steps`` -> for each dataset: load it once (fingerprint recorded), write its
+``harness.run.training``: one ``harness.train.worker`` per model and backend) -> ``plan_steps`` -> for each
+dataset: load it once (fingerprint recorded), write its
 candidates for the workers, then run each step: the first stage (evaluated here), each reranker and each trained
 model (``harness.run.spawn`` -> ``harness.run.worker``; scores evaluated here with ``harness.metrics``).
 

@@ -1,8 +1,8 @@
 """Measure one reranker on one dataset, alone in its own process: ``python -m harness.run.worker JOB.json RESULT.json``.
 
-The parent (``harness.run.executor``, through ``harness.run.spawn``) writes the job: the reranker's settings, the resolved model directory and
-``max_length``, and a file with the dataset's candidates (the parent loads every dataset once; workers never
-see qrels). The worker:
+The parent (``harness.run.executor``, through ``harness.run.spawn``) writes the job: the reranker's settings, the
+resolved model directory and ``max_length``, and a file with the dataset's candidates (the parent loads every
+dataset once; workers never see qrels). The worker:
 
 1. loads the backend (load time recorded apart);
 2. counts input tokens per query with the model's own tokenizer (untimed);

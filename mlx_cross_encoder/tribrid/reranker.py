@@ -3,7 +3,8 @@
 ``rerank(query, documents, top_n=None)`` returns ``[{"index", "score", "document"}]``, best first (ties keep the
 input order). With ``reload_on_change`` the adapter is hot-reloaded when its weights file changes, as TriBridRAG's
 ``MLXQwen3Reranker`` does (``reload.AdapterWatch``: a half-written adapter never replaces the loaded one).
-``Qwen3Reranker`` loads an adapter folder in TriBridRAG's format too (converted by ``adapters.convert_tribrid_adapter``).
+``Qwen3Reranker`` loads an adapter folder in TriBridRAG's format too (converted by
+``adapters.convert_tribrid_adapter``).
 """
 
 from __future__ import annotations
