@@ -14,7 +14,9 @@ chunk; then ``:key=value`` fields setting the library's knobs for that setting, 
 in input order, ``predict(batch_size=--batch-size)``). Reported: ``pairs_per_s`` per pass and their median,
 ``peak_mb`` (``mx.get_peak_memory()`` over the timed passes, weights included, as the harness records it) and
 ``max_abs_diff`` of the scores against the first setting's. ``--torch``: sentence-transformers' ``CrossEncoder`` over
-the same batches (``torch.cuda.max_memory_allocated``, weights included). Prints one JSON object.
+the same batches (``torch.cuda.max_memory_allocated``, weights included). Each MLX row records the reranker's
+``chunking`` (what its chunks followed); the output records ``device``, ``env`` (MLX's CUDA settings, read once per
+process: compare them across processes, :data:`ENV_KEYS`) and ``cpu_count``. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def apply_setting(setting: str):
     with ("auto" or an int) and sets the library's knobs for this setting (every knob not named goes back to the
     library's own value): ``first``/``rows`` streamed calls' first and largest piece, ``ahead`` pieces prepared at
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
-    (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``threads`` tokenizer threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``:
-    ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
+    (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``threads`` tokenizer
+    threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``: ``mx.clear_cache`` does nothing (predict's
+    end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder
@@ -83,9 +86,14 @@ def release_cache() -> None:
     _DEFAULTS.get("clear_cache", mx.clear_cache)()
 
 
-def load_pairs(path: str, queries: int) -> list[tuple[str, str]]:
+def load_queries(path: str, queries: int) -> list[list[tuple[str, str]]]:
+    """The first ``queries`` queries of a candidates file, each its (query, passage) pairs in the file's order."""
     data = json.loads(Path(path).read_text())[:queries]
-    return [(q["query"], h["content"]) for q in data for h in q["hits"]]
+    return [[(q["query"], h["content"]) for h in q["hits"]] for q in data]
+
+
+def load_pairs(path: str, queries: int) -> list[tuple[str, str]]:
+    return [pair for query in load_queries(path, queries) for pair in query]
 
 
 def offline_calls(model, pairs, batch_size: int, budget: int | None) -> list[list[tuple[str, str]]]:
@@ -96,16 +104,51 @@ def offline_calls(model, pairs, batch_size: int, budget: int | None) -> list[lis
     return [[pairs[i] for i in batch] for batch in length_sorted_batches(lengths, batch_size, budget)]
 
 
-def single_query_calls(a) -> list[list[tuple[str, str]]]:
-    """The harness single_query scenario's calls: one per query, its candidates in order."""
-    data = json.loads(Path(a.candidates).read_text())[: a.queries]
-    return [[(q["query"], h["content"]) for h in q["hits"]] for q in data]
-
-
-def scenario_calls(a, model, pairs) -> list[list[tuple[str, str]]]:
+def scenario_calls(a, model, queries) -> list[list[tuple[str, str]]]:
+    """The calls of ``a.scenario``: single_query one per query (its candidates in order), offline the planner's
+    length-sorted batches (token counts from ``model``'s tokenizer, the same for every setting)."""
     if a.scenario == "single_query":
-        return single_query_calls(a)
-    return offline_calls(model, pairs, a.batch_size, a.mbt)
+        return queries
+    return offline_calls(model, [pair for query in queries for pair in query], a.batch_size, a.mbt)
+
+
+#: MLX's CUDA settings (read once per process, when its GPU starts) and the tokenizer's: recorded with every run
+ENV_KEYS = (
+    "MLX_USE_CUDA_GRAPHS",
+    "MLX_MAX_OPS_PER_BUFFER",
+    "MLX_MAX_MB_PER_BUFFER",
+    "MLX_CROSS_ENCODER_TOKENIZE_THREADS",
+    "TOKENIZERS_PARALLELISM",
+)
+
+
+def run_environment() -> dict:
+    """``device``, ``env`` (:data:`ENV_KEYS` as this process sees them after mlx_cross_encoder's import hook) and
+    ``cpu_count`` of this run."""
+    import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook and CUDA settings before mlx.core)
+    import mlx.core as mx
+
+    return {
+        "device": str(mx.default_device()),
+        "env": {k: os.environ.get(k) for k in ENV_KEYS},
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def common_args(ap: argparse.ArgumentParser, chunk_tokens: str) -> None:
+    """The arguments enc_chunks.py and enc_timeline.py share (``chunk_tokens``: the default settings)."""
+    ap.add_argument("model")
+    ap.add_argument("--candidates", required=True)
+    ap.add_argument("--queries", type=int, default=43)
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument(
+        "--chunk-tokens",
+        default=chunk_tokens,
+        help="comma-separated: 0 (off), auto or a token count, each with :key=value knobs (see apply_setting)",
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", default=None, help="also write the JSON object here (after every setting)")
 
 
 def passes(predict, calls, repeats: int, sync=lambda: None) -> tuple[list[float], np.ndarray]:
@@ -126,18 +169,21 @@ def passes(predict, calls, repeats: int, sync=lambda: None) -> tuple[list[float]
     return seconds, scores
 
 
-def mlx_rows(a, path: str, pairs, rows: list, save=lambda: None) -> list[dict]:
+def mlx_rows(a, path: str, queries, rows: list, save=lambda: None) -> list[list[tuple[str, str]]]:
+    """One row per ``--chunk-tokens`` setting into ``rows`` (``save()`` after each); returns the calls it ran
+    (formed once, with the first setting's model: the tokenizer is the same for all)."""
     import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook and CUDA settings before mlx.core)
     import mlx.core as mx
 
     from mlx_cross_encoder import MLXCrossEncoder
 
-    reference = None
+    reference, calls = None, None
+    pairs = sum(len(q) for q in queries)
     batch = (lambda r: a.batch_size) if a.scenario == "single_query" else len
     for setting in a.chunk_tokens.split(","):
         chunk = apply_setting(setting)
         model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512, chunk_tokens=chunk, max_batch_tokens=a.mbt)
-        calls = scenario_calls(a, model, pairs)
+        calls = calls if calls is not None else scenario_calls(a, model, queries)
         mx.reset_peak_memory()
         print(f"[enc_chunks] mlx chunk_tokens={setting} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
         seconds, scores = passes(lambda r, m=model: m.predict(r, batch_size=batch(r)), calls, a.repeats)
@@ -147,9 +193,10 @@ def mlx_rows(a, path: str, pairs, rows: list, save=lambda: None) -> list[dict]:
                 "backend": "mlx",
                 "chunk_tokens": setting,
                 "resolved_chunk_tokens": model.chunk_tokens,
+                "chunking": model.chunking,
                 "calls": len(calls),
-                "pairs_per_s": [len(pairs) / s for s in seconds],
-                "median_pairs_per_s": len(pairs) / statistics.median(seconds),
+                "pairs_per_s": [pairs / s for s in seconds],
+                "median_pairs_per_s": pairs / statistics.median(seconds),
                 "peak_mb": mx.get_peak_memory() / 2**20,
                 "max_abs_diff": float(np.abs(scores - reference).max()),
             }
@@ -157,10 +204,10 @@ def mlx_rows(a, path: str, pairs, rows: list, save=lambda: None) -> list[dict]:
         save()
         del model
         release_cache()
-    return rows
+    return calls
 
 
-def torch_row(a, path: str, pairs, calls) -> dict:
+def torch_row(a, path: str, calls) -> dict:
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -178,42 +225,34 @@ def torch_row(a, path: str, pairs, calls) -> dict:
         a.repeats,
         sync,
     )
+    pairs = sum(len(c) for c in calls)
     return {
         "backend": "torch",
         "calls": len(calls),
-        "pairs_per_s": [len(pairs) / s for s in seconds],
-        "median_pairs_per_s": len(pairs) / statistics.median(seconds),
+        "pairs_per_s": [pairs / s for s in seconds],
+        "median_pairs_per_s": pairs / statistics.median(seconds),
         "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--candidates", required=True)
-    ap.add_argument("--queries", type=int, default=43)
-    ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--batch-size", type=int, default=1024)
+    common_args(ap, "0,auto")
+    ap.set_defaults(repeats=5)
     ap.add_argument("--max-batch-tokens", dest="mbt", type=int, default=None)
-    ap.add_argument(
-        "--chunk-tokens",
-        default="0,auto",
-        help="comma-separated: 0 (off), auto or a token count, each with :key=value knobs (see apply_setting)",
-    )
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--scenario", choices=["offline", "single_query"], default="offline")
-    ap.add_argument("--json", default=None, help="also write the JSON object here")
     a = ap.parse_args()
 
     from harness.localmodels import resolve_model
 
     path = resolve_model(a.model) if a.model.startswith("local:") else a.model
-    pairs = load_pairs(a.candidates, a.queries)
+    queries = load_queries(a.candidates, a.queries)
     start = time.perf_counter()
-    out = {"model": a.model, "dtype": a.dtype, "pairs": len(pairs), "batch_size": a.batch_size}
+    out = {"model": a.model, "dtype": a.dtype, "pairs": sum(map(len, queries)), "batch_size": a.batch_size}
     out["max_batch_tokens"] = a.mbt
     out["scenario"] = a.scenario
+    out.update(run_environment())
     out["rows"] = []
 
     def save():  # after every row: a run cut short by a timeout keeps what it measured
@@ -221,12 +260,9 @@ def main() -> None:
         if a.json:
             Path(a.json).write_text(json.dumps(out) + "\n")
 
-    mlx_rows(a, path, pairs, out["rows"], save)
+    calls = mlx_rows(a, path, queries, out["rows"], save)
     if a.torch:
-        from mlx_cross_encoder import MLXCrossEncoder
-
-        calls = scenario_calls(a, MLXCrossEncoder(path, max_length=512, chunk_tokens=None), pairs)
-        out["rows"].append(torch_row(a, path, pairs, calls))
+        out["rows"].append(torch_row(a, path, calls))
         save()
     print(json.dumps(out))
 

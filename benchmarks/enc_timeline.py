@@ -19,9 +19,10 @@ code unchanged):
 ``by_position_ms`` (each call's first chunk vs the rest: per-call costs). Then the same chunks, already padded,
 without the host: ``device_floor_s`` (built and handed to MLX back to back, one sync at the end: launch + GPU),
 ``build_only_s`` (graphs built, nothing run) and ``sync_each_ms`` (each chunk run alone and waited for).
-``--kernels S1,S2`` (alone: every setting): for those settings the pass again under ``torch.profiler`` (CUPTI sees every kernel of the
-process, MLX's included): ``gpu_busy_s`` (union of kernel intervals), ``gpu_busy_fraction`` of the first-to-last
-kernel window, kernel count; null with the reason if CUPTI recorded nothing. Prints one JSON object.
+``--kernels S1,S2`` (alone: every setting): for those settings the pass again under ``torch.profiler`` (CUPTI sees
+every kernel of the process, MLX's included): ``gpu_busy_s`` (union of kernel intervals), ``gpu_busy_fraction`` of
+the first-to-last kernel window, kernel count; null with the reason if CUPTI recorded nothing. The output records
+``device``, ``env`` (MLX's CUDA settings: ``enc_chunks.ENV_KEYS``) and ``cpu_count``. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enc_chunks import apply_setting, load_pairs, offline_calls, passes, release_cache  # noqa: E402  (a sibling script, not a package)
+# a sibling script, not a package
+from enc_chunks import (  # noqa: E402
+    apply_setting,
+    common_args,
+    load_pairs,
+    offline_calls,
+    passes,
+    release_cache,
+    run_environment,
+)
 
 
 class Trace:
@@ -297,17 +307,7 @@ def profile_setting(a, path: str, pairs, setting: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--candidates", required=True)
-    ap.add_argument("--queries", type=int, default=43)
-    ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument(
-        "--chunk-tokens",
-        default="auto,32768,65536",
-        help="comma-separated: 0 (off), auto or a count, with :key=value knobs (enc_chunks.apply_setting)",
-    )
-    ap.add_argument("--repeats", type=int, default=3)
+    common_args(ap, "auto,32768,65536")
     ap.add_argument(
         "--kernels",
         nargs="?",
@@ -315,11 +315,7 @@ def main() -> None:
         default="",
         help="settings (comma-separated; alone: all) that also get a pass under torch.profiler (CUPTI)",
     )
-    ap.add_argument("--json", default=None, help="also write the JSON object here")
     a = ap.parse_args()
-
-    import mlx_cross_encoder  # noqa: F401  # isort: skip  (BLAS hook and CUDA settings before mlx.core)
-    import mlx.core as mx
 
     from harness.localmodels import resolve_model
 
@@ -327,9 +323,7 @@ def main() -> None:
     pairs = load_pairs(a.candidates, a.queries)
     start = time.perf_counter()
     out = {"model": a.model, "dtype": a.dtype, "pairs": len(pairs), "batch_size": a.batch_size}
-    out["device"] = str(mx.default_device())
-    out["env"] = {k: os.environ.get(k) for k in ("MLX_MAX_OPS_PER_BUFFER", "TOKENIZERS_PARALLELISM")}
-    out["cpu_count"] = os.cpu_count()
+    out.update(run_environment())
     out["rows"] = []
     for setting in a.chunk_tokens.split(","):
         out["rows"].append(profile_setting(a, path, pairs, setting))
