@@ -43,6 +43,7 @@ KNOBS = {
     "pmin": ("base.PARALLEL_TOKENIZE_MIN", int),
     "widths": ("base.BATCH_WIDTHS", lambda v: None if v == "none" else float(v)),
     "ckeep": ("cross_encoder.CACHE_KEEP_BYTES", int),
+    "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -51,14 +52,16 @@ def apply_setting(setting: str):
     with ("auto" or an int) and sets the library's knobs for this setting (every knob not named goes back to the
     library's own value): ``first``/``rows`` streamed calls' first and largest piece, ``ahead`` pieces prepared at
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
-    (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``threads`` tokenizer
+    (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
+    query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``: ``mx.clear_cache`` does nothing (predict's
     end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder
+    from mlx_cross_encoder.models import bert
 
-    modules = {"base": base, "cross_encoder": cross_encoder}
+    modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert}
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))

@@ -11,8 +11,9 @@
 # each setting: a cut step keeps its rows; each file records the env it ran with).
 # Steps, in priority order (each under timeout, all within BUDGET_S):
 #   nog-offline   MLX_USE_CUDA_GRAPHS=0, MiniLM bf16, the harness offline calls (43 queries, batch 1,024), 3 passes:
-#                 auto (the defaults), 32768-token chunks, the memory bound off -> pairs/s, peak MB
-#   base-offline  the same with the current defaults (graphs, 2 ops per graph): auto, 32768 -> the same-call baseline
+#                 auto (the defaults), qkv=0 (BERT's three q/k/v projections instead of the fused one: the session-6
+#                 model), 32768-token chunks, the memory bound off -> pairs/s, peak MB
+#   base-offline  the same with the graphs (2 ops per graph, session 6's env): auto, qkv=0, 32768 -> the baseline
 #   nog-timeline  MLX_USE_CUDA_GRAPHS=0, enc_timeline.py of auto (+ CUPTI busy): where a pass goes without graphs
 #   nog-sq-bf16   MLX_USE_CUDA_GRAPHS=0, single_query (43 calls of 100 pairs), bf16: auto, widths 16, widths none ->
 #                 peak MB against torch's 301 (session 6 harness row) and the throughput cost of the memory bound
@@ -55,8 +56,8 @@ step() { # name cap env-assignment|- script args...: one python run, rc + stderr
 }
 OFF="--dtype bfloat16 --batch-size 1024 --repeats 3"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"
-step nog-offline 25 $NOG enc_chunks.py $OFF --chunk-tokens auto,32768,auto:widths=none
-step base-offline 18 - enc_chunks.py $OFF --chunk-tokens auto,32768
+step nog-offline 25 $NOG enc_chunks.py $OFF --chunk-tokens auto,auto:qkv=0,32768,auto:widths=none
+step base-offline 18 - enc_chunks.py $OFF --chunk-tokens auto,auto:qkv=0,32768
 step nog-timeline 25 $NOG enc_timeline.py --dtype bfloat16 --chunk-tokens auto --kernels auto --repeats 2
 step nog-sq-bf16 20 $NOG enc_chunks.py $SQ --dtype bfloat16 --chunk-tokens auto,auto:widths=16,auto:widths=none
 step nog-sq-fp32 16 $NOG enc_chunks.py $SQ --dtype float32 --chunk-tokens auto,auto:widths=none

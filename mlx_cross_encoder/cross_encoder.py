@@ -39,6 +39,7 @@ from .base import (
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .models import get_model_module
+from .models.bert import fuse_projections
 from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
 
 logger = logging.getLogger("mlx_cross_encoder")
@@ -118,6 +119,7 @@ class MLXCrossEncoder(RerankerBase):
 
             load_adapter(self.model, adapter_path)
         self.model.eval()
+        fuse_projections(self.model)  # BERT-style attention: one q/k/v projection at inference (same parameters)
 
         self.tokenizer = load_tokenizer(self.model_dir)
         self.max_length = self._resolve_max_length(max_length)

@@ -30,6 +30,20 @@ class ModelArgs:
         return args_from_dict(cls, {**params, "num_labels": num_labels_of(params)})
 
 
+#: inference forwards use one fused query/key/value projection where :func:`fuse_projections` prepared it (read at
+#: every call: benchmarks switch it to compare)
+FUSE_QKV = True
+
+
+class _FusedQKV:
+    """One ``(3 * hidden, hidden)`` weight and its bias holding query, key and value end to end; the three Linear
+    layers' parameters are views of it (no second copy). ``parts`` are those six views: the fused path runs only
+    while the layers still hold exactly them (a training update or a reload replaces the arrays)."""
+
+    def __init__(self, weight: mx.array, bias: mx.array, parts: tuple):
+        self.weight, self.bias, self.parts = weight, bias, parts
+
+
 class SelfAttention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -38,16 +52,62 @@ class SelfAttention(nn.Module):
         self.query = nn.Linear(args.hidden_size, args.hidden_size)
         self.key = nn.Linear(args.hidden_size, args.hidden_size)
         self.value = nn.Linear(args.hidden_size, args.hidden_size)
+        self._fused: _FusedQKV | None = None
+
+    def _projections(self) -> tuple:
+        return tuple(getattr(getattr(self, n), a, None) for a in ("weight", "bias") for n in ("query", "key", "value"))
+
+    def fuse_qkv(self) -> bool:
+        """Make query/key/value one projection for inference (see :class:`_FusedQKV`); False (nothing changed) when
+        they are not three plain ``nn.Linear`` with biases (LoRA, quantized)."""
+        if not all(
+            type(getattr(self, n)) is nn.Linear and "bias" in getattr(self, n) for n in ("query", "key", "value")
+        ):
+            return False
+        weight = mx.concatenate([self.query.weight, self.key.weight, self.value.weight])
+        bias = mx.concatenate([self.query.bias, self.key.bias, self.value.bias])
+        mx.eval(weight, bias)
+        h = self.query.weight.shape[0]
+        for i, name in enumerate(("query", "key", "value")):
+            layer = getattr(self, name)
+            layer.weight, layer.bias = weight[i * h : (i + 1) * h], bias[i * h : (i + 1) * h]
+        mx.eval(self._projections())
+        self._fused = _FusedQKV(weight, bias, self._projections())
+        return True
 
     def __call__(self, x, mask):
         B, L, _ = x.shape
+        fused = self._fused
+        if (
+            FUSE_QKV
+            and fused is not None
+            and not self.training
+            and all(a is b for a, b in zip(self._projections(), fused.parts))
+        ):
+            # one (B, L, 3, heads, head_dim) projection; q/k/v are strided views of it (the attention kernels take
+            # a last-dimension stride of 1: no copies)
+            qkv = mx.addmm(fused.bias, x, fused.weight.T).reshape(B, L, 3, self.num_heads, self.head_dim)
+            q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+        else:
 
-        def heads(t):
-            return t.reshape(B, L, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+            def heads(t):
+                return t.reshape(B, L, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
 
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+            q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.head_dim**-0.5, mask=mask)
         return out.transpose(0, 2, 1, 3).reshape(B, L, -1)
+
+
+def fuse_projections(model: nn.Module) -> int:
+    """:meth:`SelfAttention.fuse_qkv` on every BERT-style attention of ``model`` (BERT, XLM-RoBERTa); returns how
+    many were fused.
+
+    Why: on MLX's CUDA backend a MiniLM forward is bound by the host's kernel launches (issue 12, session 6
+    profile: ~88 kernels per chunk, ~40 us of host each); one projection instead of three saves two matmul launches
+    per layer. The parameters keep their names, shapes and values (views of the fused arrays): loading, LoRA,
+    export and training see the same model; training (``model.train()``) and any replaced weight take the plain
+    path."""
+    return sum(m.fuse_qkv() for m in model.modules() if isinstance(m, SelfAttention))
 
 
 class DenseNorm(nn.Module):
