@@ -1,11 +1,11 @@
 """Training on one accelerator, MLX trainers vs the PyTorch baselines (issue 12 item 6), same data and settings.
 
     python benchmarks/gpu_train.py [--jobs minilm-full,minilm-lora,qwen3-0.6b-lora] [--backends mlx,torch]
-        [--steps N] [--warmup W] [--json OUT] [--data DIR]
+        [--steps N] [--warmup W] [--json OUT] [--data DIR] [--ptx-cache DIR]
 
 Jobs (each trainer in its own process, one after the other; torch on ``cuda`` when it sees a GPU; ``--backends``
-names the trainers and their order: ``torch``, ``mlx`` (the trainer's default step: compiled on a GPU), and MLX
-variants for A/B runs, see :func:`backend_spec`):
+names the trainers and their order: ``torch``, ``mlx`` (the trainer's default step: on a GPU the flat AdamW,
+nothing compiled), and MLX variants for A/B runs, see :func:`backend_spec`):
 
 - ``minilm-full``: the real all-MiniLM-L6-v2 encoder + seeded head (``local:minilm-l6-seeded-head``), full
   fine-tuning, float32 (true float32 on both: MLX_ENABLE_TF32=0 is mlx_cross_encoder's default, torch's
@@ -22,14 +22,23 @@ steps) from ``--data`` (default ../shared/data/trec-dl). DL19 is a dev set here,
 sets. Reported per trainer:
 
 - steady figures, the first ``--warmup`` updates excluded (both stacks build kernels in their first steps: MLX's
-  CUDA backend compiles its kernels at run time): a host clock stamped at the start and after every update
-  (:class:`StepClock`; torch's device synchronized at the window's two ends only), the window's mean seconds per
-  update, the median / min / max of its single updates, tokens/s over the window (non-padding tokens per update as
-  the MLX trainer counts them; both stacks are fed the same micro-batches) and the warm-up's seconds;
+  CUDA backend compiles its kernels at run time): a host clock stamped at the start and at the end of every
+  optimizer update, before its bookkeeping, on both stacks (``train_clock.StepClock``: the MLX trainer's
+  end-of-run checkpoint is outside every window, as torch's final save is; torch's device synchronized at the
+  window's two ends only), the window's mean seconds per update, the median / min / max of its single updates,
+  tokens/s over the window (non-padding tokens per update as the MLX trainer counts them; both stacks are fed the
+  same micro-batches), the first update's and the warm-up's seconds;
 - the whole run: optimizer steps, train seconds (each trainer's own clock, warm-up included), the child process's
   wall seconds (imports, model load and setup included), tokens/s over the whole run, peak memory
   (``mx.get_peak_memory()`` / ``torch.cuda.max_memory_allocated()``), and what each stack ran with (parameter
   dtype, autocast, optimizer kind, TF32 switches, MLX's CUDA-graph and compile settings).
+
+MLX's CUDA backend builds its kernels with NVRTC the first time it needs them and keeps them on disk
+(``MLX_PTX_CACHE_DIR``; MLX's default ``$TMPDIR/mlx/<version>/ptx``), so a process's first update is slower when
+the cache is cold (a fresh machine) than when an earlier process filled it. Every MLX child here uses
+``--ptx-cache`` (default: ``MLX_PTX_CACHE_DIR`` if set, else ``<temp>/gpu-train-ptx-cache``, kept across children
+and runs as MLX's default is), or, for a backend ending in ``-coldptx``, a new empty folder removed afterwards; each
+row records the folder and how many kernel modules it held before and after (``ptx_cache``).
 
 ``GPU_TRAIN_TINY=1`` swaps in tiny test models (tests/builders) to check the script on a CPU.
 """
@@ -40,12 +49,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from train_clock import StepClock, table, with_steady
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,94 +124,6 @@ def tiny_model(kind: str) -> str:
     return str(builders.bert_cross_encoder(out / "bert") if kind == "cross_encoder" else builders.qwen3_causal_lm(out))
 
 
-class StepClock:
-    """Host clock stamps at the start of training (``stamps[0]``) and at the end of every optimizer update
-    (``stamps[k]``: update ``k``), for either stack.
-
-    MLX: the trainer's callback, called after each update (which ends with its results read back: the device is
-    idle). torch: ``torch.optim``'s global step post-hook (after each ``optimizer.step()``) and, for the
-    cross-encoder's HF Trainer, ``CallbackHandler.on_train_begin`` as the start (the LLM baseline's plain loop has
-    no such event: its start is not stamped, ``stamps[0]`` is None). The torch device is synchronized only at the
-    stamps in ``sync_at`` (the start, the end of the warm-up, the last update), so the trainers' own overlap of host
-    and device work is left as it is: windows between synchronized stamps are exact, single torch steps inside a
-    window are host-clock figures."""
-
-    def __init__(self, sync=None, sync_at: tuple[int, ...] = ()):
-        self.stamps: list[float | None] = []
-        self.sync, self.sync_at = sync, set(sync_at)
-        self.info: dict = {}
-
-    def stamp(self) -> None:
-        if self.sync is not None and len(self.stamps) in self.sync_at:
-            self.sync()
-        self.stamps.append(time.perf_counter())
-
-    def mlx_callback(self, trainer, record) -> None:
-        self.stamp()
-
-    def hook_torch(self, hf_trainer: bool) -> None:
-        """Stamp every ``optimizer.step()``'s end; with ``hf_trainer``, stamp the HF Trainer's start and record its
-        optimizer's kind, the parameters' dtype and whether autocast is on."""
-        from torch.optim.optimizer import register_optimizer_step_post_hook
-
-        clock = self
-        register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.stamp())
-        if not hf_trainer:
-            self.stamps.append(None)
-            return
-        from transformers.trainer_callback import CallbackHandler
-
-        begin = CallbackHandler.on_train_begin
-
-        def on_train_begin(handler, args, state, control):
-            opt = getattr(handler.optimizer, "optimizer", handler.optimizer)  # accelerate's wrapper holds it
-            params = [p for g in opt.param_groups for p in g["params"]]
-            import torch
-
-            clock.info = {
-                "float32_matmul_precision": torch.get_float32_matmul_precision(),
-                "allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-                "optimizer": type(opt).__name__,
-                "foreach": opt.defaults.get("foreach"),
-                "fused": opt.defaults.get("fused"),  # None/None: torch's default, the foreach kernels on CUDA
-                "param_dtype": str(params[0].dtype) if params else None,
-                "autocast": bool(args.bf16 or args.fp16),
-                "attn_implementation": getattr(getattr(handler.model, "config", None), "_attn_implementation", None),
-            }
-            clock.stamp()
-            return begin(handler, args, state, control)
-
-        CallbackHandler.on_train_begin = on_train_begin
-
-
-def steady(stamps: list, warmup: int, step_tokens: list[int] | None) -> dict:
-    """Per-update figures from ``stamps`` (:class:`StepClock`), the first ``warmup`` updates excluded: the window's
-    mean seconds per update (end of update ``warmup`` to the end of the last), the median, min and max of its
-    single updates, tokens/s over the window (``step_tokens``: non-padding tokens per update) and the warm-up's
-    seconds (start to the end of update ``warmup``; None when the start was not stamped)."""
-    n = len(stamps) - 1
-    if n - warmup < 1 or warmup < 1:
-        return {"warmup_steps": warmup, "timed_steps": max(0, n - warmup)}
-    timed = [stamps[k] - stamps[k - 1] for k in range(warmup + 1, n + 1)]
-    window = stamps[n] - stamps[warmup]
-    tokens = sum(step_tokens[warmup:n]) if step_tokens and len(step_tokens) >= n else None
-    return {
-        "warmup_steps": warmup,
-        "timed_steps": len(timed),
-        "warmup_s": stamps[warmup] - stamps[0] if stamps[0] is not None else None,
-        "window_s": window,
-        "mean_step_s": window / len(timed),
-        "median_step_s": statistics.median(timed),
-        "min_step_s": min(timed),
-        "max_step_s": max(timed),
-        "window_tokens": tokens,
-        "tokens_per_s": tokens / window if tokens is not None and window > 0 else None,
-        # the MLX trainer writes its end-of-run checkpoint before the last update's callback (torch's Trainer,
-        # save_strategy "no", does not): the window's mean without the last update, for a like-for-like figure
-        "mean_step_s_without_last": statistics.mean(timed[:-1]) if len(timed) > 1 else None,
-    }
-
-
 def train_once(
     backend: str, kind: str, path: str, data: list[dict], settings: dict, dtype: str, clock: StepClock | None = None
 ) -> tuple:
@@ -229,7 +151,6 @@ def train_once(
             )
             trainer = Qwen3RerankerTrainer(cfg)
         trainer.prepare_model()
-        callbacks = []
         if clock is not None:
             from mlx.utils import tree_flatten
 
@@ -246,9 +167,8 @@ def train_once(
                 "MLX_CROSS_ENCODER_TRAIN_CACHE_GB": os.environ.get("MLX_CROSS_ENCODER_TRAIN_CACHE_GB"),
                 "MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM": os.environ.get("MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"),
             }
-            callbacks = [clock.mlx_callback]
-            clock.stamp()
-        return trainer.train(data, callbacks=callbacks), "mx.get_peak_memory()", str(mx.default_device())
+            clock.hook_mlx(trainer)
+        return trainer.train(data), "mx.get_peak_memory()", str(mx.default_device())
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -286,8 +206,9 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
     ``MLX_MAX_OPS_PER_BUFFER=N`` (operations per CUDA graph; mlx_cross_encoder's default on CUDA is 2), ``-gcN``
     (``MLX_CUDA_GRAPH_CACHE_SIZE=N``: instantiated graphs MLX keeps, default 100), ``-nographs``
     (``MLX_USE_CUDA_GRAPHS=0``: kernels launched one by one), ``-noflat`` (the compiled step's AdamW tensor by tensor:
-    ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``) and/or ``-nocache``
-    (``MLX_CROSS_ENCODER_TRAIN_CACHE_GB=none``: MLX's own buffer-cache limit during training)."""
+    ``MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM=0``), ``-nocache`` (``MLX_CROSS_ENCODER_TRAIN_CACHE_GB=none``: MLX's own
+    buffer-cache limit during training) and/or ``-coldptx`` (an empty kernel cache: see the module docstring; the
+    environment's ``MLX_PTX_CACHE_DIR`` is set by :func:`run_child`)."""
     if name == "torch":
         return "torch", {}
     parts = name.split("-")
@@ -307,9 +228,10 @@ def backend_spec(name: str) -> tuple[str, dict[str, str]]:
             env["MLX_USE_CUDA_GRAPHS"] = "0"
         elif part == "noflat":
             env["MLX_CROSS_ENCODER_TRAIN_FLAT_ADAM"] = "0"
-        else:
+        elif part != "coldptx":
             raise ValueError(
-                f"unknown backend {name!r} (mlx[-plain|-eager|-update|-compiled][-noflat][-opsN][-gcN][-nographs][-nocache] or torch)"
+                f"unknown backend {name!r} (mlx[-plain|-eager|-update|-compiled][-noflat][-opsN][-gcN][-nographs]"
+                "[-nocache][-coldptx] or torch)"
             )
     return "mlx", env
 
@@ -328,8 +250,7 @@ def child(backend: str, job: str, steps: int, warmup: int, data_dir: Path) -> di
     data = judged_pairs(data_dir, steps * knobs["batch_size"])
     settings = dict(knobs, num_epochs=1, warmup_ratio=0.0, seed=0, output_dir=tempfile.mkdtemp(prefix=f"{job}-"))
     stack = backend_spec(backend)[0]
-    n = len(data) // knobs["batch_size"]
-    clock = StepClock(sync_at=(0, warmup, n))
+    clock = StepClock(sync_at=(0, warmup, steps))  # the start, the warm-up's end, the last update
     res, measure, device = train_once(stack, kind, path, data, settings, dtype, clock)
     return {
         "job": job,
@@ -352,38 +273,38 @@ def child(backend: str, job: str, steps: int, warmup: int, data_dir: Path) -> di
     }
 
 
-def run_child(backend: str, job: str, steps: int, warmup: int, data_dir: Path, timeout: float) -> dict:
+def kernel_modules(folder: Path) -> int:
+    """How many kernel modules MLX's CUDA backend has cached in ``folder`` (one ``<name>.ptx`` each)."""
+    return sum(1 for _ in folder.rglob("*.ptx")) if folder.is_dir() else 0
+
+
+def run_child(backend: str, job: str, steps: int, warmup: int, data_dir: Path, timeout: float, ptx_cache: Path) -> dict:
+    """One trainer in its own process; MLX's kernel cache is ``ptx_cache``, or a new empty folder for a
+    ``-coldptx`` backend."""
     cmd = [sys.executable, __file__, "--child", backend, "--jobs", job, "--steps", str(steps), "--data", str(data_dir)]
     cmd += ["--warmup", str(warmup)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(backend_spec(backend)[1])
+    cold = backend.endswith("-coldptx") or "-coldptx-" in backend
+    cache = Path(tempfile.mkdtemp(prefix="gpu-train-coldptx-")) if cold else ptx_cache
+    env["MLX_PTX_CACHE_DIR"] = str(cache)
+    before = kernel_modules(cache)
     start = time.perf_counter()
     try:
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"job": job, "backend": backend, "error": f"timed out after {timeout:.0f} s"}
+    finally:
+        ptx = {"dir": str(cache), "cold": cold, "modules_before": before, "modules_after": kernel_modules(cache)}
+        if cold:
+            shutil.rmtree(cache, ignore_errors=True)
     wall = time.perf_counter() - start
     if res.returncode:
         return {"job": job, "backend": backend, "error": res.stderr.strip()[-1500:]}
     row = json.loads(res.stdout.strip().splitlines()[-1])
     row["process_wall_s"] = wall
+    row["ptx_cache"] = ptx if backend_spec(backend)[0] == "mlx" else None  # torch builds no kernels at run time
     return row
-
-
-def with_steady(rows: list[dict], warmup: int) -> None:
-    """Add each row's warm-up-excluded figures (:func:`steady`). Tokens per update are the MLX trainer's count of
-    the job (both stacks are fed the same micro-batches; the torch trainer reports only its total, which is
-    checked equal)."""
-    for r in rows:
-        if "error" in r:
-            continue
-        tokens = r.get("step_tokens") or next(
-            (m.get("step_tokens") for m in rows if m.get("job") == r["job"] and m.get("step_tokens")), None
-        )
-        if len(r["stamps"]) != r["steps"] + 1:
-            r["steady"] = {"error": f"{len(r['stamps'])} clock stamps for {r['steps']} updates (expected one more)"}
-            continue
-        r["steady"] = steady(r["stamps"], warmup, tokens)
 
 
 def main() -> None:
@@ -402,12 +323,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/trec-dl")
     ap.add_argument("--timeout", type=float, default=240, help="seconds per trainer process")
     ap.add_argument("--json", help="write the rows (with every update's clock stamps) here, after each trainer")
+    ap.add_argument(
+        "--ptx-cache",
+        type=Path,
+        default=Path(os.environ.get("MLX_PTX_CACHE_DIR") or Path(tempfile.gettempdir()) / "gpu-train-ptx-cache"),
+        help="MLX's kernel cache folder for the MLX trainers (see the module docstring)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         steps = a.steps or DEFAULT_STEPS[JOBS[a.jobs][0]]
-        scratch = tempfile.mkdtemp(prefix="gpu-train-")
-        os.environ["TMPDIR"] = tempfile.tempdir = scratch  # the tiny models and the trainers' output folders
+        # the tiny models and the trainers' output folders (TMPDIR itself is left alone)
+        tempfile.tempdir = scratch = tempfile.mkdtemp(prefix="gpu-train-")
         try:
             print(json.dumps(child(a.child, a.jobs, steps, a.warmup, a.data)))
         finally:
@@ -422,39 +349,12 @@ def main() -> None:
     for job in a.jobs.split(","):
         steps = a.steps or DEFAULT_STEPS[JOBS[job][0]]
         for backend in a.backends.split(","):
-            rows.append(run_child(backend, job, steps, a.warmup, a.data, a.timeout))
+            rows.append(run_child(backend, job, steps, a.warmup, a.data, a.timeout, a.ptx_cache))
             with_steady(rows, a.warmup)
             print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("stamps", "step_tokens")})[:1500])
             if a.json:
                 Path(a.json).write_text(json.dumps(rows, indent=1))
             print(table(rows, a.warmup), flush=True)  # after each trainer: a cut-off run still shows its rows
-
-
-def table(rows: list[dict], warmup: int) -> str:
-    """Markdown: per trainer, the steady figures (first ``warmup`` updates excluded) and the whole run's."""
-    out = [
-        f"steady = updates after the first {warmup} (window: end of update {warmup} to the end of the last); "
-        "train s = the trainer's own clock over all updates (warm-up included)",
-        "| job | trainer | device | steps | steady s/update (mean) | median [min-max] ms | steady tokens/s | "
-        "warm-up s | train s | process wall s | peak MB |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if "error" in r:
-            out.append(f"| {r['job']} | {r['backend']} | error | | | | | | | | |")
-            continue
-        st = r.get("steady") or {}
-        if st.get("timed_steps"):
-            spread = f"{st['median_step_s'] * 1e3:.1f} [{st['min_step_s'] * 1e3:.1f}-{st['max_step_s'] * 1e3:.1f}]"
-            mean, tps = f"{st['mean_step_s']:.4f}", f"{st['tokens_per_s'] or 0:,.0f}"
-            warm = f"{st['warmup_s']:.2f}" if st.get("warmup_s") is not None else "n/a"
-        else:
-            spread = mean = tps = warm = "n/a"
-        out.append(
-            f"| {r['job']} | {r['backend']} | {r['device']} | {r['steps']} | {mean} | {spread} | {tps} | {warm} | "
-            f"{r['train_time_s']:.2f} | {r['process_wall_s']:.1f} | {r['peak_memory_mb']:,.0f} |"
-        )
-    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,7 @@ if "--torch-worker" not in sys.argv:  # the torch side runs in its own process, 
     from mlx.utils import tree_map
 
 
-def _now() -> float:
-    return time.perf_counter()
+_now = time.perf_counter
 
 
 def mlx_trainer(path: str, a, mode: str):
@@ -146,7 +146,7 @@ class MLXRunner:
         t2 = _now()
         acc, loss_sum = None, None
         for part, stream, (inputs, labels) in zip(parts, streams, arrays):
-            with mx.stream(stream) if stream is not None else _null():
+            with mx.stream(stream) if stream is not None else nullcontext():
                 loss, grads = self.vg(inputs, labels, None, part.group_size)
                 n = part.n_examples
                 w = tree_map(lambda g, n=n: g * n, grads)
@@ -170,14 +170,6 @@ class MLXRunner:
         times.update(tokenize=t1 - t0, collate=t2 - t1, fwd_bwd=t3 - t2, update=t5 - t4, sync=(t4 - t3) + (t6 - t5))
         times["total"] = t6 - t0
         return times
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class TorchRunner:

@@ -34,10 +34,10 @@ the plain step's).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from functools import partial
+from itertools import accumulate
 
 import mlx.core as mx
 import mlx.optimizers as optim
@@ -135,11 +135,16 @@ class FlatAdam:
         # model's tensors and the optimizer's per-tensor m/v are views into the latest ones, so an update copies
         # only the gradients into one vector. Built from the tensors as they are now (after any resume).
         params = dict(tree_flatten(model.trainable_parameters()))
-        self.shapes = {k: params[k].shape for k in self.keys}
         self.buffers: list[dict[str, mx.array]] = []
+        # per group, each tensor's (key, its optimizer state dict, shape, offset in the vectors, size): walked once
+        # here, not per update (the state dicts stay the same objects; compiled calls replace their arrays only)
+        self.views: list[list[tuple[str, dict, tuple, int, int]]] = []
         for o, keys in self.groups:
+            st = [_leaf(o.state, k) for k in keys]
+            sizes = [params[k].size for k in keys]
+            offsets = [0, *accumulate(sizes)][: len(keys)]
+            self.views.append(list(zip(keys, st, [params[k].shape for k in keys], offsets, sizes)))
             if keys:
-                st = [_leaf(o.state, k) for k in keys]
                 self.buffers.append(
                     {
                         "p": mx.concatenate([params[k].reshape(-1) for k in keys]),
@@ -169,7 +174,7 @@ class FlatAdam:
             norm = mx.sqrt(mx.square(g.astype(mx.float32) if g.dtype == mx.float16 else g).sum())
             g = (g * mx.minimum(max_grad_norm / (norm + 1e-6), 1.0)).astype(g.dtype)
         updated, start, buffers = [], 0, iter(self.buffers)
-        for o, keys in self.groups:
+        for (o, keys), views in zip(self.groups, self.views):
             o.apply_gradients({}, {})  # the schedule and step bookkeeping that apply_gradients does first
             if not keys:
                 continue
@@ -178,15 +183,10 @@ class FlatAdam:
             state = {"m": buf["m"], "v": buf["v"]}
             buf["p"] = o.apply_single(g[start : start + n], buf["p"], state)
             buf["m"], buf["v"] = state["m"], state["v"]
-            offset = 0
-            for k in keys:
-                shape = self.shapes[k]
-                size = math.prod(shape)
-                leaf = _leaf(o.state, k)
+            for k, leaf, shape, offset, size in views:
                 leaf["m"] = buf["m"][offset : offset + size].reshape(shape)
                 leaf["v"] = buf["v"][offset : offset + size].reshape(shape)
                 updated.append((k, buf["p"][offset : offset + size].reshape(shape)))
-                offset += size
             start += n
         model.update(tree_unflatten(updated))
         return norm
@@ -232,3 +232,7 @@ class CompiledStep:
         self.compiled_parts = (compile_grad, compile_update)
         self.clips = bool(max_grad_norm)
         self.flat = flat is not None
+
+    def describe(self) -> dict[str, bool]:
+        """What ran, for the trainers' summaries: ``{"accumulate", "apply"}`` compiled or not, ``flat_adam``."""
+        return dict(zip(("accumulate", "apply"), self.compiled_parts), flat_adam=self.flat)

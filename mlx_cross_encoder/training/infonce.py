@@ -66,21 +66,21 @@ class InfoNCESettings(BaseModel):
     eval_steps: Annotated[int | None, Field(ge=1)] = None  # dev evaluation every N updates (+ step 0 and the last)
     # speed only (MLX side; the same losses): batch widths rounded up to a multiple of this many tokens (fewer
     # distinct shapes; the padding is masked; None = 1: exact widths), and the step (loss, gradients, AdamW update)
-    # as one mx.compile graph (None: only when MLX_CROSS_ENCODER_TRAIN_COMPILE=1, the other MLX trainers' switch,
-    # set explicitly). Neither is on by default: on the H200 (session 6 DIAG, benchmarks/bi_encoder_step_profile.py)
+    # as one mx.compile graph (None: as the other MLX trainers' switch says, compiled_step.compile_mode(): only
+    # with MLX_CROSS_ENCODER_TRAIN_COMPILE=1, which compiles their whole step). Neither is on by default: on the H200 (session 6 DIAG, benchmarks/bi_encoder_step_profile.py)
     # padding to 32 made the MiniLM step slower with MLX's default CUDA graph size (95.9 vs 86.5 ms) and the compiled
     # step did not finish its 10 steps within 20 s.
     pad_multiple: Annotated[int | None, Field(ge=1)] = None
     compile_step: bool | None = None
 
     def resolved_speed(self) -> tuple[int, bool]:
-        """``(pad_multiple, compile_step)`` with the defaults resolved."""
-        import os
+        """``(pad_multiple, compile_step)`` with the defaults resolved: ``compile_step`` None follows
+        ``compiled_step.compile_mode()`` (``MLX_CROSS_ENCODER_TRAIN_COMPILE``, same values and errors): compiled
+        when it compiles the whole step (``1``); ``update`` compiles nothing here (this step has no separate
+        update part)."""
+        from .compiled_step import compile_mode
 
-        from .compiled_step import COMPILE_ENV_VAR
-
-        explicit = os.environ.get(COMPILE_ENV_VAR, "").strip().lower() in ("1", "true", "on")
-        return self.pad_multiple or 1, explicit if self.compile_step is None else self.compile_step
+        return self.pad_multiple or 1, all(compile_mode()) if self.compile_step is None else self.compile_step
 
     def warmup_steps(self, total: int) -> int:
         return int(np.ceil(self.warmup_ratio * total))
@@ -257,9 +257,10 @@ class InfoNCETrainer:
         encode, collate = self.embedder.tokenizer.encode_batch, self.embedder.collate
         return self._array_loss(*collate(encode(queries)), *collate(encode(docs)))
 
-    def _step_fn(self, optimizer):
+    def _step_fn(self, optimizer, compiled: bool | None = None):
         """``step(q_ids, q_mask, d_ids, d_mask) -> loss`` that updates the weights (lazily): value_and_grad + AdamW,
-        compiled into one graph when ``settings.compile_step`` (the model and optimizer state are its in/outputs)."""
+        compiled into one graph when ``compiled`` (None: ``settings.resolved_speed()``; the model and optimizer
+        state are its in/outputs)."""
         import mlx.core as mx
         import mlx.nn as nn
 
@@ -270,7 +271,7 @@ class InfoNCETrainer:
             optimizer.update(self.module, grads)
             return loss
 
-        if not self.settings.resolved_speed()[1]:
+        if not (self.settings.resolved_speed()[1] if compiled is None else compiled):
             return step
         optimizer.init(self.module.trainable_parameters())  # the state trees exist before they are captured
         state = [self.module.state, optimizer.state]
@@ -312,8 +313,8 @@ class InfoNCETrainer:
         optimizer = make_optimizer(
             make_schedule(s.learning_rate, total, s.warmup_steps(total), "linear"), s.weight_decay
         )
-        step_fn = self._step_fn(optimizer)
-        pad, compiled = s.resolved_speed()
+        pad, compiled = s.resolved_speed()  # the environment is read once per run
+        step_fn = self._step_fn(optimizer, compiled)
         encode, collate = self.embedder.tokenizer.encode_batch, self.embedder.collate
         selection = self.selection(evaluate, metric) if evaluate is not None else None
         points = set(eval_points(total, s.eval_steps))

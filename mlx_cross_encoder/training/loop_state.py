@@ -61,6 +61,16 @@ class RunState:
         """Non-padding tokens of this call's updates."""
         return sum(self.step_tokens)
 
+    def bookkeeping_due(self, cfg, step: int, last_micro: bool) -> tuple[bool, bool]:
+        """(dev evaluation, checkpoint write) due after update ``step`` with the settings ``cfg``: an evaluation
+        every ``eval_steps`` updates (at each epoch's end without it) and after the last; a checkpoint every
+        ``save_steps``, after each evaluation (early stopping follows one) and after the last update."""
+        done = step >= self.total_steps
+        evaluate = self.dev is not None and bool(
+            (cfg.eval_steps and step % cfg.eval_steps == 0) or (not cfg.eval_steps and last_micro) or done
+        )
+        return evaluate, bool(cfg.save_steps and step % cfg.save_steps == 0) or evaluate or done
+
     def add_step(self, seconds: float, loss_sum: float, n_examples: int, tokens: int) -> None:
         """One update: its seconds, summed loss, examples and non-padding tokens."""
         self.window["tokens"] += tokens

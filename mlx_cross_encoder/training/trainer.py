@@ -193,8 +193,9 @@ class RerankerTrainerBase(DevEvaluation):
             if compile_enabled()
             else None
         )
-        # the compiled step tokenizes the next micro-batch on a worker thread while the device computes
-        prefetch = self._compiled is not None and self._tokenize([]) is not None
+        # the fast step tokenizes the next micro-batch on a worker thread while the device computes, when the
+        # subclass has a host-only part (_tokenize overridden)
+        prefetch = self._compiled is not None and type(self)._tokenize is not RerankerTrainerBase._tokenize
         self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="tokenize") if prefetch else None
         mx.reset_peak_memory()
         try:
@@ -263,19 +264,24 @@ class RerankerTrainerBase(DevEvaluation):
         acc_grads, acc_n, acc_losses, acc_tokens = None, 0, [], 0
         pending = None  # (micro-batch index, future of its _tokenize) when prefetching
         ahead = None  # (micro-batch index, its _accumulate), dispatched while the previous update ran
+
+        def tokenized(index: int):  # micro-batch index's _tokenize result if the worker thread made it, else None
+            nonlocal pending
+            done, pending = (pending[1].result() if pending is not None and pending[0] == index else None), None
+            return done
+
         tic = time.perf_counter()
         for mi, (batch, following) in enumerate(with_next(run.batcher.batches(epoch))):
             if mi < skip:
                 continue  # consumed before the checkpoint we resumed from
-            tokenized = pending[1].result() if pending is not None and pending[0] == mi else None
-            pending = None
+            tok = tokenized(mi)
             if self._prefetcher is not None and following is not None:
                 pending = (mi + 1, self._prefetcher.submit(self._tokenize, following.pairs))
             if ahead is not None and ahead[0] == mi:
                 (acc_grads, loss_sum, n_tokens), ahead = ahead[1], None
             else:
                 mx.random.seed(_micro_seed(cfg.seed, epoch, mi))
-                acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tokenized)
+                acc_grads, loss_sum, n_tokens = self._accumulate(value_and_grad, batch, acc_grads, tok)
             acc_losses.append(loss_sum)
             acc_n += batch.n_examples
             acc_tokens += n_tokens
@@ -283,17 +289,17 @@ class RerankerTrainerBase(DevEvaluation):
             if (mi + 1) % cfg.gradient_accumulation_steps != 0 and not last_micro:
                 continue
 
-            def dispatch_next(mi=mi, following=following):
-                """The fast step: build and dispatch the next micro-batch's forward and backward pass (it reads
-                the parameters this update is computing) before waiting for the update, so that building its
-                graph on the host overlaps the device's work; it changes no parameter the bookkeeping reads."""
-                nonlocal ahead, pending
-                if following is None or state["step"] + 1 >= run.total_steps:
+            def dispatch_next(mi=mi, following=following, last_micro=last_micro):
+                """The fast step: dispatch the next micro-batch's forward and backward pass (it reads the
+                parameters this update computes; the bookkeeping reads none it changes) before waiting for the
+                update, so building its graph overlaps the device. Not before an evaluation or a checkpoint write
+                (nor after the last update): that device work would hide in them, outside the update clock."""
+                nonlocal ahead
+                if following is None or any(run.bookkeeping_due(cfg, state["step"] + 1, last_micro)):
                     return
-                tok = pending[1].result() if pending is not None and pending[0] == mi + 1 else None
-                pending = None
+                next_tok = tokenized(mi + 1)
                 mx.random.seed(_micro_seed(cfg.seed, epoch, mi + 1))
-                ahead = (mi + 1, self._accumulate(value_and_grad, following, None, tok))
+                ahead = (mi + 1, self._accumulate(value_and_grad, following, None, next_tok))
 
             grad_norm, lr = self._update(acc_grads, acc_n, dispatch_next if self._compiled is not None else None)
             acc_loss = sum(float(x) for x in acc_losses)  # the compiled step's are arrays, evaluated by now
@@ -332,7 +338,9 @@ class RerankerTrainerBase(DevEvaluation):
         return (float(grad_norm.item()) if grad_norm is not None else None), lr
 
     def _after_update(self, run: RunState, record: dict, last_micro: bool, metric_fn, callbacks) -> bool:
-        """Log, evaluate, checkpoint and call back after an update; True to stop (done or early stopping)."""
+        """Log, evaluate, checkpoint and call back after an update; True to stop (done or early stopping). All of it
+        is outside the update clock (``RunState.step_times``, which ``train_time_s`` and ``tokens_per_s`` sum): an
+        update's clock runs from the end of the previous update's bookkeeping to its results read back."""
         cfg, state = self.config, run.state
         step = state["step"]
         if step % cfg.logging_steps == 0 or step == run.total_steps or last_micro:
@@ -344,18 +352,13 @@ class RerankerTrainerBase(DevEvaluation):
                 tok_s=f"{record['tokens_per_s'] or 0:.0f}",
             )
         run.bar.update(1)
-        done = step >= run.total_steps
-        stop = evaluated = False
-        if run.dev is not None and (
-            (cfg.eval_steps and step % cfg.eval_steps == 0) or (not cfg.eval_steps and last_micro) or done
-        ):
-            evaluated = True
-            stop = self._evaluate_step(run.dev, metric_fn, state, run.log_path)
-        if cfg.save_steps and step % cfg.save_steps == 0 or evaluated or done or stop:
+        evaluate, save = run.bookkeeping_due(cfg, step, last_micro)
+        stop = self._evaluate_step(run.dev, metric_fn, state, run.log_path) if evaluate else False
+        if save:
             save_checkpoint(run.out_dir, self.model, self.optimizer, state, keep=cfg.save_total_limit)
         for cb in callbacks:
             cb(self, record)
-        return stop or done
+        return stop or step >= run.total_steps
 
     def _finish(self, run: RunState) -> dict[str, Any]:
         """Load the best weights back (``load_best_model_at_end``) and summarize the run."""
@@ -375,11 +378,8 @@ class RerankerTrainerBase(DevEvaluation):
             "train_time_s": run.train_time,
             "step_times_s": list(run.step_times),  # each update of this call (what train_time_s sums)
             "step_tokens": list(run.step_tokens),  # its non-padding tokens (what train_tokens sums)
-            "compiled_step": (  # which fast step ran (compiled_step.py); None: the plain step
-                None
-                if self._compiled is None
-                else dict(zip(("accumulate", "apply"), self._compiled.compiled_parts), flat_adam=self._compiled.flat)
-            ),
+            # which fast step ran (compiled_step.py); None: the plain step
+            "compiled_step": None if self._compiled is None else self._compiled.describe(),
             "train_tokens": run.tokens,
             "tokens_per_s": run.tokens / run.train_time if run.train_time else None,
             "peak_memory_bytes": int(mx.get_peak_memory()),

@@ -34,6 +34,14 @@ def qwen_dir(tmp_path_factory):
     return qwen3_causal_lm(tmp_path_factory.mktemp("qwen"))
 
 
+def encoder_trainer(bert_dir, out, **settings) -> MLXCrossEncoderTrainer:
+    """The BERT trainer of these tests: no progress bar, a log line per update, ``settings`` on top."""
+    settings = {"show_progress_bar": False, "logging_steps": 1, **settings}
+    return MLXCrossEncoderTrainer(
+        config=MLXCrossEncoderConfig(pretrained_path=str(bert_dir), output_dir=str(out), **settings)
+    )
+
+
 def run(make_trainer, data, monkeypatch, compiled: bool, flat: bool = True, mode: str = "1"):
     """Train; ``compiled=False``: the plain step, else the fast step with ``mode`` (what is compiled) and ``flat``."""
     monkeypatch.setenv(COMPILE_ENV_VAR, mode if compiled else "0")
@@ -75,20 +83,17 @@ def assert_same_training(plain, compiled, n_updates: int, atol: float):
 )
 def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, monkeypatch, mode, flat):
     def make():
-        cfg = MLXCrossEncoderConfig(
-            pretrained_path=str(bert_dir),
-            output_dir=str(tmp_path / "out"),
+        return encoder_trainer(
+            bert_dir,
+            tmp_path / "out",
             learning_rate=5e-3,
             batch_size=5,  # 32 pairs: the epoch's last micro-batch has 2
             gradient_accumulation_steps=2,
             num_epochs=2,
             max_grad_norm=0.5,  # clipping active
             warmup_ratio=0.2,
-            show_progress_bar=False,
-            logging_steps=1,
             seed=3,
         )
-        return MLXCrossEncoderTrainer(config=cfg)
 
     with mx.stream(mx.cpu):
         plain = run(make, toy_pairs(8), monkeypatch, compiled=False)
@@ -98,9 +103,9 @@ def test_compiled_full_fine_tuning_equals_the_plain_step(bert_dir, tmp_path, mon
 
 def test_compiled_lora_listwise_equals_the_plain_step(bert_dir, tmp_path, monkeypatch):
     def make():
-        cfg = MLXCrossEncoderConfig(
-            pretrained_path=str(bert_dir),
-            output_dir=str(tmp_path / "out"),
+        return encoder_trainer(
+            bert_dir,
+            tmp_path / "out",
             fine_tune_type="lora",
             lora_rank=4,
             lora_dropout=0.1,  # dropout: the compiled step draws from the same seeded generator
@@ -109,11 +114,8 @@ def test_compiled_lora_listwise_equals_the_plain_step(bert_dir, tmp_path, monkey
             learning_rate=1e-2,
             batch_size=2,
             num_epochs=2,
-            show_progress_bar=False,
-            logging_steps=1,
             seed=5,
         )
-        return MLXCrossEncoderTrainer(config=cfg)
 
     with mx.stream(mx.cpu):
         plain = run(make, toy_groups(6, n_neg=3), monkeypatch, compiled=False)
@@ -167,6 +169,20 @@ def test_compile_switch(monkeypatch):
     assert compiled_step.CompiledStep  # the module the trainer uses
 
 
+def test_the_infonce_trainer_follows_the_same_compile_switch(monkeypatch):
+    """InfoNCESettings.compile_step None reads MLX_CROSS_ENCODER_TRAIN_COMPILE with compile_mode's rule: compiled
+    for "1" (the whole step), not for "auto"/"0"/"update", an unknown value is an error naming the variable."""
+    from mlx_cross_encoder.training.infonce import InfoNCESettings
+
+    for value, compiled in [("auto", False), ("0", False), ("update", False), ("1", True)]:
+        monkeypatch.setenv(COMPILE_ENV_VAR, value)
+        assert InfoNCESettings().resolved_speed() == (1, compiled), value
+        assert InfoNCESettings(compile_step=not compiled).resolved_speed()[1] is not compiled  # set explicitly
+    monkeypatch.setenv(COMPILE_ENV_VAR, "true")
+    with pytest.raises(ValueError, match=COMPILE_ENV_VAR):
+        InfoNCESettings().resolved_speed()
+
+
 def test_llm_training_scores_ignore_right_padding(qwen_dir, tmp_path):
     """On a GPU the LLM trainer pads widths to a multiple of 32 (few shapes to trace): the padding is behind each
     row's last token, so the training scores are those of the exact width."""
@@ -188,18 +204,16 @@ def test_compiled_training_resumes_exactly(bert_dir, tmp_path, monkeypatch):
     monkeypatch.setenv(FLAT_ENV_VAR, "1")
 
     def train(out, resume=False):
-        cfg = MLXCrossEncoderConfig(
-            pretrained_path=str(bert_dir),
-            output_dir=str(out),
+        trainer = encoder_trainer(
+            bert_dir,
+            out,
             learning_rate=5e-3,
             batch_size=5,
             max_steps=6,
             save_steps=3,
-            show_progress_bar=False,
             seed=4,
             resume_from_checkpoint=resume,
         )
-        trainer = MLXCrossEncoderTrainer(config=cfg)
         trainer.encoder.length_multiple = 32
         trainer.prepare_model()
         trainer.train(toy_pairs(8))
