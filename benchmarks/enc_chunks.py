@@ -44,6 +44,7 @@ KNOBS = {
     "widths": ("base.BATCH_WIDTHS", lambda v: None if v == "none" else float(v)),
     "ckeep": ("cross_encoder.CACHE_KEEP_BYTES", int),
     "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
+    "tahead": ("base.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -53,7 +54,8 @@ def apply_setting(setting: str):
     library's own value): ``first``/``rows`` streamed calls' first and largest piece, ``ahead`` pieces prepared at
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
-    query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``threads`` tokenizer
+    query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
+    tokenized when prepared (base.TOKENIZE_AHEAD off: session 6), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``: ``mx.clear_cache`` does nothing (predict's
     end-of-call cache release skipped)."""
     import mlx.core as mx

@@ -9,7 +9,9 @@ length-sorted calls, one untimed warm-up pass over every call, then ``--repeats`
 ``pairs_per_s``), one more pass with every step of ``predict`` timed on the thread that runs it (functions wrapped,
 code unchanged):
 
-* prepare thread: ``tokenize`` (``encode_arrays``), ``pad`` (``_chunks``: padded host arrays), ``piece`` (both);
+* prepare thread: ``tokenize`` (``encode_arrays``), ``pad`` (``_chunks``: padded host arrays), ``piece`` (both;
+  with ``base.TOKENIZE_AHEAD`` a streamed call's tokenizer tasks run on the pool from the call's start, not inside
+  ``encode_arrays``: then ``piece`` minus ``pad`` is the wait for them);
 * main thread: ``wait_piece`` (blocked on the next prepared piece = waiting for the host), ``to_device``
   (``mx.array`` of the host arrays), ``build`` (the model's Python forward: graph construction), ``submit``
   (``mx.async_eval``: on MLX's CUDA backend the kernels are encoded and launched here), ``readback`` (``np.asarray``

@@ -26,6 +26,7 @@ from .base import (
     TokenArrays,
     encode_arrays,
     encode_in_threads,
+    encode_pieces,
     env_int,
     even_chunks,
     length_sorted_batches,
@@ -288,20 +289,22 @@ class MLXCrossEncoder(RerankerBase):
         A call that is one batch whatever its lengths (at most ``batch_size`` pairs, no token budget: each call
         of the harness's offline and single-query scenarios) is streamed on a GPU: pieces of ``STREAM_FIRST_ROWS``
         pairs growing to ``STREAM_ROWS`` (:func:`base.stream_bounds`) in input order, each tokenized when it is
-        prepared, so tokenizing overlaps the GPU. Otherwise every pair is tokenized first (the planner needs the
+        prepared, so tokenizing overlaps the GPU; with ``base.TOKENIZE_AHEAD`` every piece's tokenizer tasks start
+        when the call does (:func:`base.encode_pieces`). Otherwise every pair is tokenized first (the planner needs the
         lengths) and each planned batch is a piece.
         """
         types = self.model.uses_token_type_ids
         chunked = self.chunk_tokens is not None
         if chunked and len(pairs) <= batch_size and budget is None:
-
-            def streamed(start: int, stop: int) -> list:
-                tokens = encode_arrays(self.tokenizer, pairs[start:stop], types)
-                chunks = self._chunks(tokens, np.arange(len(tokens)), len(pairs))
-                return [(start + rows, host) for rows, host in chunks]
-
             bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)
-            return [functools.partial(streamed, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            tokenized = encode_pieces(self.tokenizer, pairs, bounds, types)
+
+            def streamed(i: int) -> list:
+                tokens = tokenized[i]()
+                chunks = self._chunks(tokens, np.arange(len(tokens)), len(pairs))
+                return [(bounds[i] + rows, host) for rows, host in chunks]
+
+            return [functools.partial(streamed, i) for i in range(len(tokenized))]
         tokens = encode_arrays(self.tokenizer, pairs, types)
         batches = self.plan(tokens.lengths, batch_size, budget)
         return [functools.partial(self._chunks, tokens, np.asarray(b, dtype=np.int64)) for b in batches]
@@ -327,7 +330,8 @@ class MLXCrossEncoder(RerankerBase):
     def chunking(self) -> dict | None:
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
-        (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min`` and ``cache_keep_bytes``; None when
+        (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
+        (:data:`base.TOKENIZE_AHEAD`) and ``cache_keep_bytes``; None when
         chunking is off."""
         if self.chunk_tokens is None:
             return None
@@ -339,6 +343,7 @@ class MLXCrossEncoder(RerankerBase):
             "stream_rows": [STREAM_FIRST_ROWS, STREAM_ROWS],
             "prepare_ahead": base.PREPARE_AHEAD,
             "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
+            "tokenize_ahead": base.TOKENIZE_AHEAD,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
         }
 

@@ -65,15 +65,18 @@ def test_chunked_pipelined_scores_equal_the_plain_path(tmp_path, arch, monkeypat
 
 
 def test_one_batch_call_is_tokenized_piece_by_piece(tmp_path, monkeypatch):
+    """Without ``TOKENIZE_AHEAD``: each piece tokenized when it is prepared (and a planned call all at once)."""
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
     monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 5)
+    monkeypatch.setattr(base, "TOKENIZE_AHEAD", False)
     seen: list[int] = []
-    real = cross_encoder_module.encode_arrays
+    real = base.encode_arrays
 
     def counting(tokenizer, inputs, *args, **kwargs):
         seen.append(len(inputs))
         return real(tokenizer, inputs, *args, **kwargs)
 
+    monkeypatch.setattr(base, "encode_arrays", counting)
     monkeypatch.setattr(cross_encoder_module, "encode_arrays", counting)
     data = varied_pairs(12)
     pieces = model._pieces(data, 12, None)
@@ -85,6 +88,59 @@ def test_one_batch_call_is_tokenized_piece_by_piece(tmp_path, monkeypatch):
     seen.clear()
     model.predict(data, batch_size=4)  # several planned batches: the planner needs every length first
     assert seen == [12]
+
+
+class RecordingTokenizer:
+    """A tokenizer that records every input it encodes (``encode_batch_fast``), else the real one."""
+
+    def __init__(self, inner, expected: int):
+        self.inner, self.encoded, self.expected = inner, [], expected
+        self.all_done, self.lock = threading.Event(), threading.Lock()
+
+    def encode_batch_fast(self, inputs):
+        out = self.inner.encode_batch_fast(inputs)
+        with self.lock:
+            self.encoded.extend(inputs)
+            if len(self.encoded) >= self.expected:
+                self.all_done.set()
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeypatch):
+    """``TOKENIZE_AHEAD`` (the default): a streamed call's tokenizer tasks all start with the call, before any piece
+    is prepared, and each piece gets exactly its pairs' tokens (as ``encode_arrays`` of its slice)."""
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 8)
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
+    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", 2)
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "2")
+    data = varied_pairs(30)
+    real = model.tokenizer
+    bounds = base.stream_bounds(30, cross_encoder_module.STREAM_FIRST_ROWS, 8)
+    recording = RecordingTokenizer(real, len(data))
+    model.tokenizer = recording
+    pieces = model._pieces(data, 30, None)
+    assert len(pieces) == len(bounds) - 1 == 4
+    assert recording.all_done.wait(timeout=20), "the call's pairs were not tokenized before its pieces were asked for"
+    assert sorted(recording.encoded) == sorted(data)
+    for i, piece in enumerate(pieces):
+        chunks = piece()
+        rows = np.concatenate([r for r, _ in chunks])
+        assert rows.tolist() == list(range(bounds[i], bounds[i + 1]))
+        want = base.encode_arrays(real, data[bounds[i] : bounds[i + 1]], type_ids=True, threads=1)
+        for r, (ids, mask, types) in chunks:
+            for j, row in enumerate(r - bounds[i]):
+                start, n = int(want.lengths[:row].sum()), int(want.lengths[row])
+                np.testing.assert_array_equal(ids[j, :n], want.ids[start : start + n])
+                np.testing.assert_array_equal(types[j, :n], want.type_ids[start : start + n])
+                assert mask[j].sum() == n
+    model.tokenizer = real
+    np.testing.assert_allclose(
+        model.predict(data, batch_size=30), MLXCrossEncoder(model.model_dir, chunk_tokens=None).predict(data), atol=1e-5
+    )
 
 
 def test_next_piece_is_prepared_while_the_current_one_is_consumed():
@@ -281,12 +337,14 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(base, "BATCH_WIDTHS", 7.5)
     model = MLXCrossEncoder(directory, chunk_tokens=500)
     monkeypatch.setattr(base, "PREPARE_AHEAD", 3)
+    monkeypatch.setattr(base, "TOKENIZE_AHEAD", False)
     assert model.chunking == {
         "chunk_tokens": 500,
         "batch_widths": 7.5,
         "stream_rows": [3, 12],
         "prepare_ahead": 3,
         "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
+        "tokenize_ahead": False,
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
     }
     data = varied_pairs(30)
