@@ -23,8 +23,8 @@ class StepClock:
     The torch device is synchronized only at the stamps in ``sync_at`` (the start, the end of the warm-up, the last
     update), so the trainers' own overlap of host and device work is left as it is: windows between synchronized
     stamps are exact, single torch updates inside a window are host-clock figures. The MLX trainer reads each
-    update's results back before it returns: every MLX stamp is synchronized. The LLM baseline's plain loop has no
-    start event: its ``stamps[0]`` is None."""
+    update's results back before it returns: every MLX stamp is synchronized. The start: the MLX trainer's
+    ``train()`` call, the HF Trainer's ``on_train_begin``, the torch LLM loop's ``run()``."""
 
     def __init__(self, sync=None, sync_at: tuple[int, ...] = ()):
         self.stamps: list[float | None] = []
@@ -50,14 +50,22 @@ class StepClock:
         self.stamp()
 
     def hook_torch(self, hf_trainer: bool) -> None:
-        """Stamp every ``optimizer.step()``'s end; with ``hf_trainer``, stamp the HF Trainer's start and record its
-        optimizer's kind, the parameters' dtype and whether autocast is on."""
+        """Stamp every ``optimizer.step()``'s end and the training's start: the HF Trainer's (``hf_trainer``; its
+        optimizer's kind, the parameters' dtype and whether autocast is on are recorded too) or the LLM loop's."""
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
         clock = self
         register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.stamp())
-        if not hf_trainer:
-            self.stamps.append(None)
+        if not hf_trainer:  # the LLM baseline's loop (harness/train/torch_llm.py): its start is run()
+            from harness.train import torch_llm
+
+            run = torch_llm._Loop.run
+
+            def stamped_run(loop):
+                clock.stamp()
+                return run(loop)
+
+            torch_llm._Loop.run = stamped_run
             return
         from transformers.trainer_callback import CallbackHandler
 
@@ -143,7 +151,7 @@ def table(rows: list[dict], warmup: int) -> str:
         st = r.get("steady") or {}
         if st.get("timed_steps"):
             spread = f"{st['median_step_s'] * 1e3:.1f} [{st['min_step_s'] * 1e3:.1f}-{st['max_step_s'] * 1e3:.1f}]"
-            mean, tps = f"{st['mean_step_s']:.4f}", f"{st['tokens_per_s'] or 0:,.0f}"
+            mean, tps = f"{st['mean_step_s']:.4f}", f"{st['tokens_per_s']:,.0f}" if st["tokens_per_s"] else "n/a"
             warm = f"{st['warmup_s']:.2f}" if st.get("warmup_s") is not None else "n/a"
             first = f"{st['first_update_s']:.2f}" if st.get("first_update_s") is not None else "n/a"
         else:
