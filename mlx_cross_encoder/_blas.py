@@ -176,6 +176,12 @@ def mlx_cuda_installed() -> bool:
     return False
 
 
+#: MLX's CUDA backend: "0" launches every kernel directly instead of recording CUDA graphs (MLX's default: graphs)
+CUDA_GRAPHS_ENV_VAR = "MLX_USE_CUDA_GRAPHS"
+#: what :func:`bounded_cuda_graphs` sets it to (None: left to MLX)
+USE_CUDA_GRAPHS: str | None = None
+
+
 def bounded_cuda_graphs(cuda: bool | None = None) -> None:
     """On MLX's CUDA backend, unless the user set ``MLX_MAX_OPS_PER_BUFFER``, set it to ``CUDA_GRAPH_OPS``.
 
@@ -188,6 +194,8 @@ def bounded_cuda_graphs(cuda: bool | None = None) -> None:
     Metal and the CPU backend are left alone."""
     if cuda if cuda is not None else mlx_cuda_installed():
         os.environ.setdefault(CUDA_GRAPH_OPS_ENV_VAR, CUDA_GRAPH_OPS)
+        if USE_CUDA_GRAPHS is not None:
+            os.environ.setdefault(CUDA_GRAPHS_ENV_VAR, USE_CUDA_GRAPHS)
 
 
 class BlasBeforeMLX(importlib.abc.MetaPathFinder):

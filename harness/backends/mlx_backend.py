@@ -63,6 +63,7 @@ class MLXRuntime(Backend):
             "blas": self.blas,
             "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
             "mlx_max_ops_per_buffer": os.environ.get(_blas.CUDA_GRAPH_OPS_ENV_VAR),  # CUDA graph size (_blas)
+            "mlx_use_cuda_graphs": os.environ.get(_blas.CUDA_GRAPHS_ENV_VAR),  # "0": kernels launched directly
         }
 
 

@@ -160,6 +160,7 @@ def test_describe_and_memory(loaded, tiny_bert):
     assert mlx.device in ("mlx-cpu", "mlx-gpu")
     assert mlx.describe()["versions"]["mlx"] and "blas" in mlx.describe()
     assert mlx.describe()["mlx_max_ops_per_buffer"] == os.environ.get("MLX_MAX_OPS_PER_BUFFER")  # CUDA graph size
+    assert mlx.describe()["mlx_use_cuda_graphs"] == os.environ.get("MLX_USE_CUDA_GRAPHS")  # graphs or direct launches
     assert mlx.describe()["chunk_tokens"] == mlx.model.chunk_tokens  # GPU row chunks recorded (None on the CPU)
     assert mlx.peak_memory_mb() > 0
     assert (
