@@ -12,6 +12,8 @@
 #   lora   MiniLM-L6 LoRA r8: mlx, torch; 40 updates, 10 excluded
 #   qwen3  Qwen3-0.6B-shape LoRA r16, bf16, batch 8: mlx, torch; QWEN_STEPS (default 30) updates, 10 excluded
 #   extra  EXTRA_ARGS (gpu_train.py options, e.g. "--jobs minilm-full --backends mlx-nographs --steps 30"), if set
+#   profile  benchmarks/train_step_profile.py: where a MiniLM-L6 full step spends its time, MLX (the GPU default
+#          step 'eager', and 'plain') vs torch, interleaved in one process, 3 + PROFILE_STEPS (default 10) steps
 # The Qwen3 shape should be built before (gpu_run.sh's build step), or its first child builds it inside the budget.
 set -u
 : "${OUT:?set OUT}"
@@ -26,9 +28,9 @@ fi
 mkdir -p "$OUT"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$OUT/train-gpu.log"; }
 
-step() {  # step NAME CAP_S gpu_train.py-args...
-  local name=$1 cap=$2 left
-  shift 2
+step() {  # step NAME CAP_S SCRIPT args...: benchmarks/SCRIPT args --json $OUT/ts-NAME.json
+  local name=$1 cap=$2 script=$3 left
+  shift 3
   left=$((end - $(date +%s)))
   [ "$left" -gt "$cap" ] && left=$cap
   if [ "$left" -lt "$MIN_S" ]; then
@@ -36,18 +38,23 @@ step() {  # step NAME CAP_S gpu_train.py-args...
     return
   fi
   log "$name start (cap ${left} s)"
-  timeout "$left" "$PY" benchmarks/gpu_train.py "$@" --json "$OUT/ts-$name.json" > "$OUT/ts-$name.log" 2>&1
+  timeout "$left" "$PY" "benchmarks/$script" "$@" --json "$OUT/ts-$name.json" > "$OUT/ts-$name.log" 2>&1
   log "$name rc $?"
 }
 
-step full 75 --jobs minilm-full --backends mlx,torch,mlx --steps 40 --warmup 10 --timeout 30
-step lora 55 --jobs minilm-lora --backends mlx,torch --steps 40 --warmup 10 --timeout 30
-step qwen3 110 --jobs qwen3-0.6b-lora --backends mlx,torch --steps "${QWEN_STEPS:-30}" --warmup 10 --timeout 55
+step full 75 gpu_train.py --jobs minilm-full --backends mlx,torch,mlx --steps 40 --warmup 10 --timeout 30
+step lora 55 gpu_train.py --jobs minilm-lora --backends mlx,torch --steps 40 --warmup 10 --timeout 30
+step qwen3 110 gpu_train.py --jobs qwen3-0.6b-lora --backends mlx,torch --steps "${QWEN_STEPS:-30}" --warmup 10 --timeout 55
 if [ -n "${EXTRA_ARGS:-}" ]; then
   # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
-  step extra 60 $EXTRA_ARGS --timeout 30
+  step extra 60 gpu_train.py $EXTRA_ARGS --timeout 30
+fi
+if [ -n "${DRY:-}" ]; then
+  step profile 45 train_step_profile.py --steps 2 --warmup 1 --mlx-modes eager,plain --batch-size 8 --max-length 64
+else
+  step profile 45 train_step_profile.py --steps "${PROFILE_STEPS:-10}" --warmup 3 --mlx-modes eager,plain
 fi
 for f in "$OUT"/ts-*.log; do
-  [ -f "$f" ] && tail -n 6 "$f" | grep '^|' | tail -n 4
+  [ -f "$f" ] && tail -n 6 "$f" | grep -E '^\||ratio' | tail -n 4
 done
 log "done"
