@@ -58,9 +58,9 @@ step() { # name cap env-assignment|- script args...: one python run, rc + stderr
 }
 OFF="--dtype bfloat16 --batch-size 1024 --repeats 3"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"
-NOGAB=auto,auto:qkv=0,auto:tahead=0,32768,auto:widths=none,auto:threads=12
+NOGAB=auto:qkv=0,auto,auto:tahead=0,32768,auto:widths=none,auto:threads=12
 step nog-offline 30 $NOG enc_chunks.py $OFF --chunk-tokens $NOGAB
-step base-offline 18 - enc_chunks.py $OFF --chunk-tokens auto,auto:qkv=0:tahead=0,32768
+step base-offline 18 - enc_chunks.py $OFF --chunk-tokens auto:qkv=0:tahead=0,auto,32768
 step nog-timeline 25 $NOG enc_timeline.py --dtype bfloat16 --chunk-tokens auto --kernels auto --repeats 2
 step nog-sq-bf16 18 $NOG enc_chunks.py $SQ --dtype bfloat16 --chunk-tokens auto,auto:widths=16,auto:widths=none
 step nog-sq-fp32 14 $NOG enc_chunks.py $SQ --dtype float32 --chunk-tokens auto,auto:widths=none
