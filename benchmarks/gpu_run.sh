@@ -39,6 +39,10 @@
 #                             QWEN_STEPS, default 30) when QWEN_S (default 75) + 100 s are left at the start; then the
 #                             session-5 step 'mlx-plain' and the whole compiled step while >= 25 s are left; files
 #                             packed into $OUT/train.tgz
+#   train-gpu                 trainspeed's session-7 rows (benchmarks/train_gpu.sh: MiniLM full cold/warm kernel cache,
+#                             LoRA, Qwen3-0.6B-shape LoRA r16, each MLX vs torch; BUDGET_S: TRAIN_BUDGET_S, default
+#                             200; TRAIN_ENV: extra environment, e.g. "QWEN_STEPS=30") alone on the GPU; files packed
+#                             into $OUT/train.tgz
 #   shared                    side by side: benchmarks/gpu_quality.sh, benchmarks/gpu_embed.sh (BUDGET_S each,
 #                             default 420; each writes $OUT/<role>.tgz) and the tests step (EXTRA_TESTS: more files)
 #   probe                     benchmarks/gpu_probe.py, no profiles: precision, parity, MiniLM offline speed
@@ -216,6 +220,11 @@ for l in open(sys.argv[1]):
       [ $((tend - $(date +%s))) -ge 25 ] && timeout "$(tleft 40)" $G --jobs minilm-full --backends mlx-compiled --timeout 38 \
         --json $T/ts-compiled.json > $T/ts-compiled.log 2>&1
       tail -q -n 4 $T/ts-*.log | cut -c1-250; tar -czf "$OUT/train.tgz" -C /tmp ts-out ;;
+    train-gpu)
+      wait_build; rm -rf /tmp/ts-out; b=$(left "${TRAIN_BUDGET_S:-200}")
+      env ${TRAIN_ENV:-} OUT=/tmp/ts-out BUDGET_S=$b timeout $((b + 10)) bash benchmarks/train_gpu.sh > "$LOGS/train-gpu.log" 2>&1
+      echo "train-gpu rc $? (BUDGET_S $b)"; cat /tmp/ts-out/train-gpu.log; tail -q -n 5 /tmp/ts-out/ts-*.log | cut -c1-260
+      tar -czf "$OUT/train.tgz" -C /tmp ts-out ;;
     shared)
       # ONE call for the other roles' GPU scripts, side by side (no timed rows of issue 12 here): quality's and
       # embed's scripts (each writes $OUT/<role>.tgz within BUDGET_S) and the parity tests (they time nothing)
