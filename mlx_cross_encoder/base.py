@@ -82,10 +82,21 @@ def env_int(name: str, minimum: int = 0) -> int | None:
     return number
 
 
+#: on a host of more than 8 cores, this many are left to the threads beside the tokenizer pool (the scoring loop's
+#: main thread, the prepare thread, MLX's own): session 7's H200 DIAG (16 cores, MiniLM bf16 offline, same process)
+#: measured 12 tokenizer threads at 21,751 pairs/s against 19,035 with 16 (GIL hand-offs between more threads than
+#: free cores)
+TOKENIZE_SPARE_CORES = 4
+
+
 def tokenize_threads() -> int:
-    """Threads for :func:`encode_in_threads`: ``MLX_CROSS_ENCODER_TOKENIZE_THREADS``, else the cores, at most 16."""
+    """Threads for :func:`encode_in_threads`: ``MLX_CROSS_ENCODER_TOKENIZE_THREADS``, else the cores (at most 8
+    of them) or, on more than 8 cores, the cores less ``TOKENIZE_SPARE_CORES``; at most 16."""
     value = env_int("MLX_CROSS_ENCODER_TOKENIZE_THREADS")
-    return max(1, value) if value is not None else max(1, min(16, os.cpu_count() or 1))
+    if value is not None:
+        return max(1, value)
+    cores = os.cpu_count() or 1
+    return max(1, min(16, cores if cores <= 8 else max(8, cores - TOKENIZE_SPARE_CORES)))
 
 
 def _thread_chunks(n_inputs: int, threads: int) -> list[tuple[int, int]]:
@@ -296,11 +307,12 @@ class RerankerBase:
 #: a one-batch call is streamed in pieces of this many pairs: the first piece's forward starts after tokenizing
 #: 256 pairs instead of the whole call, and the next piece is tokenized while the GPU runs it
 STREAM_ROWS = 256
-#: a streamed call of more than ``STREAM_ROWS`` pairs may start with a smaller piece of this many
-#: (:func:`stream_bounds`; equal to ``STREAM_ROWS``: no smaller first piece). The session-6 DIAG saw each harness
-#: offline call wait ~9.7 ms for its first 256-pair piece, but a 32-pair first piece (with 4-pair tokenizer tasks)
-#: measured 21% slower in the main window's A/B (12,221 vs 15,456 pairs/s), so the default stays 256.
-STREAM_FIRST_ROWS = 256
+#: a streamed call of more than ``STREAM_ROWS`` pairs starts with a smaller piece of this many (:func:`stream_bounds`),
+#: so that the GPU starts once that few are tokenized. Session 7's H200 DIAG timeline (256-pair first pieces, all of a
+#: call's tokenizer tasks queued at its start): each harness offline call waited 18.7 ms for its first piece, 45% of
+#: a pass; with TOKENIZE_AHEAD a 64-pair first piece is its first 4 tasks in the pool's queue. (Session 6's 32-pair
+#: first piece measured 21% slower, together with 4-pair tokenizer tasks and without TOKENIZE_AHEAD.)
+STREAM_FIRST_ROWS = 64
 #: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
 #: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
 #: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at

@@ -120,7 +120,6 @@ class MLXCrossEncoder(RerankerBase):
 
             load_adapter(self.model, adapter_path)
         self.model.eval()
-        fuse_projections(self.model)  # BERT-style attention: one q/k/v projection at inference (same parameters)
 
         self.tokenizer = load_tokenizer(self.model_dir)
         self.max_length = self._resolve_max_length(max_length)
@@ -137,6 +136,12 @@ class MLXCrossEncoder(RerankerBase):
         # read once here, not on the host threads that form chunks (see _memory_rows)
         gpu = mx.default_device() == mx.gpu
         self._fused_attention = gpu and not (mx.cuda.is_available() and self.dtype == mx.float32)
+        if self._fused_attention:
+            # BERT-style attention: one q/k/v projection at inference (same parameters). Not where attention is
+            # unfused (float32 on CUDA, the CPU): there one q/k/v buffer would stay alive until the materialized
+            # scores are used up (H200 session 7 DIAG, fused everywhere: MiniLM fp32 single_query peak 554 MB against
+            # session 6's 497, torch 561)
+            fuse_projections(self.model)
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 

@@ -1,10 +1,12 @@
 """BERT-style attention's fused query/key/value projection (``models.bert.fuse_projections``, applied by
-``MLXCrossEncoder`` at load; the H200's MiniLM forward is bound by kernel launches):
+``MLXCrossEncoder`` at load where attention is fused: bf16/fp16 on a GPU; the H200's MiniLM forward is bound by
+kernel launches). Here (the CPU) it is applied explicitly:
 
 * scores equal the three-projection path's and transformers' (BERT and XLM-RoBERTa);
 * the parameters keep their names, shapes and values, and no array is added to them;
 * a replaced weight (a training update, a reload) is used: the fused arrays are not read once stale;
-* in training mode gradients reach query/key/value exactly as without fusing.
+* in training mode gradients reach query/key/value exactly as without fusing;
+* where attention is not fused (the CPU) MLXCrossEncoder keeps three projections.
 """
 
 from __future__ import annotations
@@ -38,12 +40,17 @@ def attentions(reranker) -> list:
     return [m for m in reranker.model.modules() if isinstance(m, bert.SelfAttention)]
 
 
+def fused_reranker(path, **options) -> MLXCrossEncoder:
+    reranker = MLXCrossEncoder(path, **options)
+    assert bert.fuse_projections(reranker.model) == len(attentions(reranker)) > 0
+    return reranker
+
+
 @pytest.mark.parametrize("arch", sorted(BUILDERS))
 def test_fused_projection_scores_equal_plain_and_transformers(tmp_path, arch, monkeypatch):
     path = BUILDERS[arch](tmp_path / arch)
     pairs = builders.pairs(9)
-    reranker = MLXCrossEncoder(path, activation_fn="identity")
-    assert all(a._fused is not None for a in attentions(reranker))  # the fused path is what runs by default
+    reranker = fused_reranker(path, activation_fn="identity")
     fused = reranker.predict(pairs, batch_size=4)
     monkeypatch.setattr(bert, "FUSE_QKV", False)
     plain = reranker.predict(pairs, batch_size=4)
@@ -53,8 +60,7 @@ def test_fused_projection_scores_equal_plain_and_transformers(tmp_path, arch, mo
 
 def test_parameters_unchanged_by_fusing(tmp_path, monkeypatch):
     path = builders.bert_cross_encoder(tmp_path / "bert")
-    fused = MLXCrossEncoder(path)
-    monkeypatch.setattr(cross_encoder_module, "fuse_projections", lambda model: 0)
+    fused = fused_reranker(path)
     plain = MLXCrossEncoder(path)
     assert not any(a._fused for a in attentions(plain))
     got = dict(nn.utils.tree_flatten(fused.model.parameters()))
@@ -68,7 +74,7 @@ def test_parameters_unchanged_by_fusing(tmp_path, monkeypatch):
 def test_replaced_weight_is_used_not_the_stale_fused_one(tmp_path):
     path = builders.bert_cross_encoder(tmp_path / "bert")
     pairs = builders.pairs(6)
-    reranker = MLXCrossEncoder(path, activation_fn="identity")
+    reranker = fused_reranker(path, activation_fn="identity")
     before = reranker.predict(pairs)
     layer = reranker.model.bert.encoder.layer[0].attention.self_attn
     # what an optimizer update does: a new array in the module
@@ -82,7 +88,7 @@ def test_replaced_weight_is_used_not_the_stale_fused_one(tmp_path):
 
 def test_training_gradients_reach_the_projections(tmp_path):
     path = builders.bert_cross_encoder(tmp_path / "bert")
-    reranker = MLXCrossEncoder(path)
+    reranker = fused_reranker(path)
     model = reranker.model
     ids, mask, types = reranker._collate(reranker.tokenize(builders.pairs(4)))
 
@@ -99,3 +105,17 @@ def test_training_gradients_reach_the_projections(tmp_path):
     for name, grad in without.items():
         assert np.abs(grad).max() > 0, name
         np.testing.assert_allclose(with_fused[name], grad, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_unfused_attention_keeps_three_projections(tmp_path, monkeypatch):
+    """On the CPU (attention not fused) MLXCrossEncoder does not fuse; where it is fused (a GPU in bf16) it does."""
+    path = builders.bert_cross_encoder(tmp_path / "bert")
+    assert not any(a._fused for a in attentions(MLXCrossEncoder(path)))
+    calls = []
+    monkeypatch.setattr(cross_encoder_module, "fuse_projections", lambda model: calls.append(model))
+    monkeypatch.setattr(cross_encoder_module.mx, "default_device", lambda: cross_encoder_module.mx.gpu)
+    monkeypatch.setattr(cross_encoder_module.mx.cuda, "is_available", lambda: True)
+    for dtype, fused in (("float32", False), ("bfloat16", True), ("float16", True)):
+        calls.clear()
+        reranker = MLXCrossEncoder(path, dtype=dtype)
+        assert (calls == [reranker.model]) is fused, dtype

@@ -37,3 +37,17 @@ def test_cross_encoder_and_llm_scores_unchanged_by_threaded_tokenization(tmp_pat
     assert llm.tokenize(pairs) == one_ids
     np.testing.assert_array_equal(encoder.predict(pairs, batch_size=8), one[0])
     np.testing.assert_array_equal(llm.predict(pairs, batch_size=8), one[1])
+
+
+def test_default_threads_leave_spare_cores_on_large_hosts(monkeypatch):
+    """Without the environment variable: every core up to 8; above 8 cores, ``TOKENIZE_SPARE_CORES`` are left to the
+    threads beside the pool (never fewer than 8 threads); at most 16. The variable overrides it."""
+    monkeypatch.delenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", raising=False)
+    spare = base.TOKENIZE_SPARE_CORES
+    for cores in (1, 2, 8, 9, 12, 16, 20, 64):
+        monkeypatch.setattr(base.os, "cpu_count", lambda cores=cores: cores)
+        threads = base.tokenize_threads()
+        assert threads == (cores if cores <= 8 else min(16, max(8, cores - spare))), cores
+        assert threads <= cores and (cores <= 8 or cores - threads >= min(spare, cores - 8)), cores
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "5")
+    assert base.tokenize_threads() == 5
