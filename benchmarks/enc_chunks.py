@@ -56,8 +56,9 @@ def apply_setting(setting: str):
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
     query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
     tokenized when prepared (base.TOKENIZE_AHEAD off: session 6), ``threads`` tokenizer
-    threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``keep``: ``mx.clear_cache`` does nothing (predict's
-    end-of-call cache release skipped)."""
+    threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
+    (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
+    ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder
@@ -78,7 +79,9 @@ def apply_setting(setting: str):
     else:
         os.environ.pop("MLX_CROSS_ENCODER_TOKENIZE_THREADS", None)
     mx.clear_cache = (lambda: None) if "keep" in given else _DEFAULTS["clear_cache"]
-    unknown = set(given) - set(KNOBS) - {"threads", "keep"}
+    _DEFAULTS.setdefault("switch", sys.getswitchinterval())
+    sys.setswitchinterval(float(given["switch"]) if "switch" in given else _DEFAULTS["switch"])
+    unknown = set(given) - set(KNOBS) - {"threads", "keep", "switch"}
     if unknown:
         raise SystemExit(f"unknown setting field(s) {sorted(unknown)} in {setting!r}")
     return "auto" if chunk == "auto" else int(chunk)
