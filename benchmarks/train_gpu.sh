@@ -10,7 +10,8 @@
 #   full   MiniLM-L6 full fine-tuning: mlx (the first MLX trainer of the call: cold kernel cache), torch, mlx again
 #          (warm cache: the kernels the first built); 40 updates, the first 10 excluded from the steady figures
 #   lora   MiniLM-L6 LoRA r8: mlx, torch; 40 updates, 10 excluded
-#   qwen3  Qwen3-0.6B-shape LoRA r16, bf16, batch 8: mlx, torch; QWEN_STEPS (default 30) updates, 10 excluded
+#   qwen3  Qwen3-0.6B-shape LoRA r16, bf16, batch 8: mlx (its own kernels cold), torch, mlx again (warm);
+#          QWEN_STEPS (default 30) updates, 10 excluded
 #   extra  EXTRA_ARGS (gpu_train.py options, e.g. "--jobs minilm-full --backends mlx-nographs --steps 30"), if set
 #   profile  benchmarks/train_step_profile.py: where a MiniLM-L6 full step spends its time, MLX (the GPU default
 #          step 'eager', and 'plain') vs torch, interleaved in one process, 3 + PROFILE_STEPS (default 10) steps
@@ -44,7 +45,8 @@ step() {  # step NAME CAP_S SCRIPT args...: benchmarks/SCRIPT args --json $OUT/t
 
 step full 75 gpu_train.py --jobs minilm-full --backends mlx,torch,mlx --steps 40 --warmup 10 --timeout 30
 step lora 55 gpu_train.py --jobs minilm-lora --backends mlx,torch --steps 40 --warmup 10 --timeout 30
-step qwen3 110 gpu_train.py --jobs qwen3-0.6b-lora --backends mlx,torch --steps "${QWEN_STEPS:-30}" --warmup 10 --timeout 55
+step qwen3 120 gpu_train.py --jobs qwen3-0.6b-lora --backends mlx,torch,mlx --steps "${QWEN_STEPS:-30}" --warmup 10 \
+  --timeout 50
 if [ -n "${EXTRA_ARGS:-}" ]; then
   # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
   step extra 60 gpu_train.py $EXTRA_ARGS --timeout 30
