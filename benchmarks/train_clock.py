@@ -30,6 +30,12 @@ class StepClock:
         self.stamps: list[float | None] = []
         self.sync, self.sync_at = sync, set(sync_at)
         self.info: dict = {}
+        self._undo: list = []  # what unhook() restores
+
+    def unhook(self) -> None:
+        """Remove the torch hooks and patches this clock installed (a benchmark child just exits; tests call it)."""
+        while self._undo:
+            self._undo.pop()()
 
     def stamp(self) -> None:
         if self.sync is not None and len(self.stamps) in self.sync_at:
@@ -55,11 +61,12 @@ class StepClock:
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
         clock = self
-        register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.stamp())
+        self._undo.append(register_optimizer_step_post_hook(lambda opt, args, kwargs: clock.stamp()).remove)
         if not hf_trainer:  # the LLM baseline's loop (harness/train/torch_llm.py): its start is run()
             from harness.train import torch_llm
 
             run = torch_llm._Loop.run
+            self._undo.append(lambda: setattr(torch_llm._Loop, "run", run))
 
             def stamped_run(loop):
                 clock.stamp()
@@ -70,6 +77,7 @@ class StepClock:
         from transformers.trainer_callback import CallbackHandler
 
         begin = CallbackHandler.on_train_begin
+        self._undo.append(lambda: setattr(CallbackHandler, "on_train_begin", begin))
 
         def on_train_begin(handler, args, state, control):
             opt = getattr(handler.optimizer, "optimizer", handler.optimizer)  # accelerate's wrapper holds it

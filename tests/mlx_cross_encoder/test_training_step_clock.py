@@ -11,7 +11,7 @@ from pathlib import Path
 import mlx_cross_encoder  # noqa: F401  # isort: skip  (loads the optimized BLAS before mlx.core)
 import mlx.core as mx
 import pytest
-from builders import bert_cross_encoder
+from builders import bert_cross_encoder, qwen3_causal_lm
 from training_helpers import toy_groups, toy_pairs
 
 from mlx_cross_encoder.training import MLXCrossEncoderConfig, MLXCrossEncoderTrainer
@@ -19,6 +19,7 @@ from mlx_cross_encoder.training import trainer as trainer_module
 from mlx_cross_encoder.training.compiled_step import COMPILE_ENV_VAR, FLAT_ENV_VAR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import gpu_train  # noqa: E402
 import train_clock  # noqa: E402
 
 SAVE, EVAL, CALLBACK = 1_000.0, 1_000_000.0, 1_000_000_000.0  # what the fake clock jumps in each
@@ -135,3 +136,25 @@ def test_the_mlx_trainer_is_stamped_at_its_start_and_at_each_update_end_before_i
     assert len(result["step_tokens"]) == 5 and sum(result["step_tokens"]) == result["train_tokens"]
     st = train_clock.steady(steps.stamps, 2, result["step_tokens"])
     assert st["timed_steps"] == 3 and st["window_tokens"] == sum(result["step_tokens"][2:])
+
+
+def test_the_torch_llm_baseline_is_stamped_at_its_start_and_after_every_update(tmp_path):
+    """The LLM baseline's loop (harness/train/torch_llm.py) has no Trainer event: its ``run()`` is the start stamp,
+    so its warm-up is measured as the other trainers' is."""
+    clock = train_clock.StepClock()
+    settings = dict(fine_tune_type="lora", lora_rank=4, batch_size=4, max_length=32, max_steps=3)
+    try:
+        result, _, _ = gpu_train.train_once(
+            "torch",
+            "llm",
+            str(qwen3_causal_lm(tmp_path / "qwen3")),
+            toy_pairs(2),
+            dict(settings, output_dir=str(tmp_path / "o")),
+            "float32",
+            clock,
+        )
+    finally:
+        clock.unhook()
+    assert result["steps"] == 3 and len(clock.stamps) == 4
+    assert None not in clock.stamps and clock.stamps == sorted(clock.stamps)
+    assert train_clock.steady(clock.stamps, 1, None)["warmup_s"] is not None
