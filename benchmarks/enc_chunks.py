@@ -45,6 +45,7 @@ KNOBS = {
     "ckeep": ("cross_encoder.CACHE_KEEP_BYTES", int),
     "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
     "tahead": ("base.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
+    "tspread": ("base.SPREAD_FIRST_PIECE", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -55,7 +56,8 @@ def apply_setting(setting: str):
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
     query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
-    tokenized when prepared (base.TOKENIZE_AHEAD off: session 6), ``threads`` tokenizer
+    tokenized when prepared (base.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
+    TOKENIZE_CHUNK_MIN like the rest (base.SPREAD_FIRST_PIECE off), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""

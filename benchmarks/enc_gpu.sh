@@ -7,8 +7,9 @@
 # $OUT after every setting, so a cut step keeps what it measured; each file records the env it ran with). MLX's CUDA
 # settings are the library's (graphs, MLX_MAX_OPS_PER_BUFFER=2): the session-7 DIAG saw no gain without graphs.
 #   ab-offline  enc_chunks.py, MiniLM-L6 bf16, the harness offline scenario's calls (43 queries, batch 1,024), ONE
-#               process: 'auto' (this commit's defaults: 64-pair first piece, 12 tokenizer threads on 16 cores, all
-#               tokenizer tasks queued at a call's start, fused q/k/v) vs session 6's path (S6) and single changes
+#               process: 'auto' (this commit's defaults: 64-pair first piece spread over the tokenizer threads, 12
+#               threads on 16 cores, all tokenizer tasks queued at a call's start, fused q/k/v) vs session 6's path
+#               (S6) and single changes
 #               (AB_SETTINGS, in priority order) -> pairs/s per pass, peak MB, max |score diff| vs the first row
 #   timeline    enc_timeline.py of the defaults (host/GPU per chunk, CUPTI GPU busy fraction)
 #   fp32        offline float32 (true float32), auto -> the bf16 / fp32 ratio (goal 1.6x; the harness rows say it too)
@@ -38,8 +39,8 @@ builders.bert_cross_encoder(Path(sys.argv[1]), max_position_embeddings=512)" "$T
 fi
 # session 6's code path: 256-pair first piece, 16 tokenizer threads, three q/k/v projections, each piece tokenized
 # when it is prepared
-S6=auto:first=256:threads=16:qkv=0:tahead=0
-AB1=auto,$S6,auto:first=256,auto:threads=16,auto:threads=8,auto:qkv=0,auto:tahead=0,auto:first=32,32768
+S6=auto:first=256:threads=16:qkv=0:tahead=0:tspread=0
+AB1=auto,$S6,auto:first=256,auto:threads=16,auto:tspread=0,auto:threads=8,auto:qkv=0,auto:tahead=0,auto:first=32,32768
 AB=${AB_SETTINGS:-$AB1,auto:switch=0.0005,auto} # auto again last: the drift within the process
 step() { # name cap env-assignment|- script args...: one python run, rc + stderr tail into the log
   local name=$1 cap=$2 envs=$3 script=$4

@@ -196,6 +196,10 @@ def encode_arrays(tokenizer, inputs: Sequence, type_ids: bool = False, threads: 
 #: as soon as its own tasks are (session 6's H200 profile: each 256-pair piece took ~9.6 ms, about twice the pool's
 #: rate, and each call's first piece was waited for). False: each piece is tokenized when it is prepared.
 TOKENIZE_AHEAD = True
+#: with ``TOKENIZE_AHEAD``, the first piece of a call of several pieces is split into one task per tokenizer thread
+#: (not tasks of ``TOKENIZE_CHUNK_MIN``): the GPU waits for that piece at every call, so its latency is one task of
+#: ~first / threads pairs (64 / 12: 5-6 pairs) instead of 16; the rest keep the larger tasks (fewer GIL hand-offs)
+SPREAD_FIRST_PIECE = True
 
 
 def encode_pieces(
@@ -203,8 +207,9 @@ def encode_pieces(
 ) -> list:
     """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
     :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
-    ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order, and a piece's function
-    waits for its own tasks; otherwise a piece is tokenized when its function is called."""
+    ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order (the first piece's
+    spread over the threads: ``SPREAD_FIRST_PIECE``), and a piece's function waits for its own tasks; otherwise a piece
+    is tokenized when its function is called."""
     n = threads if threads is not None else tokenize_threads()
     spans = list(zip(bounds[:-1], bounds[1:]))
     if not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
@@ -216,8 +221,13 @@ def encode_pieces(
         return TokenArrays.of(encode(inputs[start:stop]), type_ids)
 
     pieces = []
-    for a, b in spans:
-        futures = [pool.submit(task, a + s, a + e) for s, e in _thread_chunks(b - a, n)]
+    for i, (a, b) in enumerate(spans):
+        if i == 0 and len(spans) > 1 and SPREAD_FIRST_PIECE:  # one task per thread: ready after one round
+            k = min(n, b - a)
+            tasks = [((b - a) * j // k, (b - a) * (j + 1) // k) for j in range(k)]
+        else:
+            tasks = _thread_chunks(b - a, n)
+        futures = [pool.submit(task, a + s, a + e) for s, e in tasks]
         pieces.append(lambda futures=futures: TokenArrays.concat([f.result() for f in futures]))
     return pieces
 

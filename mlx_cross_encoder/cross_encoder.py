@@ -336,7 +336,7 @@ class MLXCrossEncoder(RerankerBase):
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-        (:data:`base.TOKENIZE_AHEAD`) and ``cache_keep_bytes``; None when
+        (:data:`base.TOKENIZE_AHEAD`), ``spread_first_piece`` and ``cache_keep_bytes``; None when
         chunking is off."""
         if self.chunk_tokens is None:
             return None
@@ -349,6 +349,7 @@ class MLXCrossEncoder(RerankerBase):
             "prepare_ahead": base.PREPARE_AHEAD,
             "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
             "tokenize_ahead": base.TOKENIZE_AHEAD,
+            "spread_first_piece": base.SPREAD_FIRST_PIECE,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
         }
 

@@ -143,6 +143,36 @@ def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeyp
     )
 
 
+def test_first_piece_is_spread_over_the_tokenizer_threads(tmp_path, monkeypatch):
+    """``SPREAD_FIRST_PIECE``: the first piece of a streamed call is one task per thread (the GPU waits for it at
+    every call); the later pieces keep tasks of ``TOKENIZE_CHUNK_MIN``; the tokens are the same."""
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_FIRST_ROWS", 6)
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 8)
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
+    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", 4)
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "3")
+    data = varied_pairs(30)
+    real = model.tokenizer
+    sizes: list[int] = []
+
+    class Sizes(RecordingTokenizer):
+        def encode_batch_fast(self, inputs):
+            with self.lock:
+                sizes.append(len(inputs))
+            return super().encode_batch_fast(inputs)
+
+    model.tokenizer = Sizes(real, len(data))
+    pieces = model._pieces(data, 30, None)  # bounds 0, 6, 14, 22, 30
+    got = [rows for piece in pieces for rows, _ in piece()]
+    assert np.concatenate(got).tolist() == list(range(30))
+    assert sorted(sizes) == [2, 2, 2] + [4] * 6  # first piece: 3 tasks of 2 (3 threads); then 3 pieces x 2 tasks of 4
+    model.tokenizer = real
+    np.testing.assert_allclose(
+        model.predict(data, batch_size=30), MLXCrossEncoder(model.model_dir, chunk_tokens=None).predict(data), atol=1e-5
+    )
+
+
 def test_next_piece_is_prepared_while_the_current_one_is_consumed():
     started = threading.Event()
 
@@ -345,6 +375,7 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
         "prepare_ahead": 3,
         "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
         "tokenize_ahead": False,
+        "spread_first_piece": base.SPREAD_FIRST_PIECE,
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
     }
     data = varied_pairs(30)
