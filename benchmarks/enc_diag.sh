@@ -24,38 +24,9 @@
 #   ops100-off    graphs with MLX's own H100/H200 default (MLX_MAX_OPS_PER_BUFFER=100): offline bf16 auto, 32768
 #   nog-ops20-off MLX_USE_CUDA_GRAPHS=0 with MLX_MAX_OPS_PER_BUFFER=20 (commit, i.e. buffer release, every 20 ops)
 # Files: $OUT/enc-diag-*.json and $OUT/enc-diag.log (rc and stderr tail of each step). Nothing else is written.
-set -u
-BUDGET=${BUDGET_S:-150}
-END=$((SECONDS + BUDGET - 3))
-left() { local d=$((END - SECONDS)); [ "$d" -gt "$1" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
-OUT=${OUT:-/tmp/enc-diag-out}
-mkdir -p "$OUT"
-export PYTHONPATH=.:/root/gpu-stage/files${PYTHONPATH:+:$PYTHONPATH}
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-C=../shared/data/trec-dl/bm25_top100_dl19.json
-MINILM=local:minilm-l6-seeded-head
-Q=43
-if [ -n "${DRY:-}" ]; then # tiny and CPU-only: a tiny BERT stands in for MiniLM
-  [ -x .venv/bin/python ] && PY=.venv/bin/python
-  TINY=$(mktemp -d /tmp/enc-diag-XXXXXX)
-  $PY -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; import builders
-builders.bert_cross_encoder(Path(sys.argv[1]), max_position_embeddings=512)" "$TINY/bert" > /dev/null 2>&1 || exit 1
-  MINILM=$TINY/bert Q=3
-fi
+NAME=enc-diag LOG_NAME=enc-diag BUDGET_S=${BUDGET_S:-150} OUT=${OUT:-/tmp/enc-diag-out}
+. "$(dirname "$0")/enc_steps.sh"
 NOG=MLX_USE_CUDA_GRAPHS=0
-step() { # name cap env-assignment|- script args...: one python run, rc + stderr tail into the log
-  local name=$1 cap=$2 envs=$3 script=$4
-  shift 4
-  [ "$envs" = - ] && envs=
-  [ $((END - SECONDS)) -gt 4 ] || { echo "$name skipped (budget)" | tee -a "$OUT/enc-diag.log"; return; }
-  # shellcheck disable=SC2086  # envs: zero or more NAME=VALUE words
-  timeout "$(left "$cap")" env $envs $PY "benchmarks/$script" "$MINILM" --candidates $C --queries $Q \
-    --json "$OUT/enc-diag-$name.json" "$@" > /dev/null 2> "$OUT/$name.err"
-  echo "$name [$envs] rc $? ($SECONDS s)" | tee -a "$OUT/enc-diag.log"
-  grep -v "^\[enc_" "$OUT/$name.err" | tail -n 3 >> "$OUT/enc-diag.log"
-  rm -f "$OUT/$name.err"
-}
 OFF="--dtype bfloat16 --batch-size 1024 --repeats 3"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"
 NOGAB=auto:qkv=0,auto,auto:tahead=0,32768,auto:widths=none,auto:threads=12
@@ -67,5 +38,4 @@ step nog-sq-fp32 14 $NOG enc_chunks.py $SQ --dtype float32 --chunk-tokens auto,a
 step nog-off-fp32 12 $NOG enc_chunks.py $OFF --dtype float32 --chunk-tokens auto
 step ops100-off 12 MLX_MAX_OPS_PER_BUFFER=100 enc_chunks.py $OFF --chunk-tokens auto,32768
 step nog-ops20-off 10 "$NOG MLX_MAX_OPS_PER_BUFFER=20" enc_chunks.py $OFF --chunk-tokens auto
-[ -n "${DRY:-}" ] && rm -rf "$TINY"
-cat "$OUT/enc-diag.log"
+enc_done
