@@ -109,14 +109,20 @@ class RecordingTokenizer:
         return getattr(self.inner, name)
 
 
+def streamed_model(tmp_path, monkeypatch, rows: int, task_rows: int, threads: int) -> MLXCrossEncoder:
+    """A tiny BERT whose one-batch calls stream in pieces of ``rows`` pairs, tokenized in tasks of ``task_rows``
+    pairs on ``threads`` threads (parallel from 4 pairs)."""
+    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", rows)
+    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
+    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", task_rows)
+    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", str(threads))
+    return MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
+
+
 def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeypatch):
     """``TOKENIZE_AHEAD`` (the default): a streamed call's tokenizer tasks all start with the call, before any piece
     is prepared, and each piece gets exactly its pairs' tokens (as ``encode_arrays`` of its slice)."""
-    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
-    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 8)
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
-    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", 2)
-    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "2")
+    model = streamed_model(tmp_path, monkeypatch, rows=8, task_rows=2, threads=2)
     data = varied_pairs(30)
     real = model.tokenizer
     bounds = base.stream_bounds(30, cross_encoder_module.STREAM_FIRST_ROWS, 8)
@@ -146,12 +152,8 @@ def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeyp
 def test_first_piece_is_spread_over_the_tokenizer_threads(tmp_path, monkeypatch):
     """``SPREAD_FIRST_PIECE``: the first piece of a streamed call is one task per thread (the GPU waits for it at
     every call); the later pieces keep tasks of ``TOKENIZE_CHUNK_MIN``; the tokens are the same."""
-    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
+    model = streamed_model(tmp_path, monkeypatch, rows=8, task_rows=4, threads=3)
     monkeypatch.setattr(cross_encoder_module, "STREAM_FIRST_ROWS", 6)
-    monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 8)
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
-    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", 4)
-    monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "3")
     data = varied_pairs(30)
     real = model.tokenizer
     sizes: list[int] = []
