@@ -67,7 +67,8 @@ class InfoNCESettings(BaseModel):
     # speed only (MLX side; the same losses): batch widths rounded up to a multiple of this many tokens (fewer
     # distinct shapes; the padding is masked; None = 1: exact widths), and the step (loss, gradients, AdamW update)
     # as one mx.compile graph (None: as the other MLX trainers' switch says, compiled_step.compile_mode(): only
-    # with MLX_CROSS_ENCODER_TRAIN_COMPILE=1, which compiles their whole step). Neither is on by default: on the H200 (session 6 DIAG, benchmarks/bi_encoder_step_profile.py)
+    # with MLX_CROSS_ENCODER_TRAIN_COMPILE=1, which compiles their whole step). Neither is on by default: on the
+    # H200 (session 6 DIAG, benchmarks/bi_encoder_step_profile.py)
     # padding to 32 made the MiniLM step slower with MLX's default CUDA graph size (95.9 vs 86.5 ms) and the compiled
     # step did not finish its 10 steps within 20 s.
     pad_multiple: Annotated[int | None, Field(ge=1)] = None
