@@ -39,13 +39,13 @@ KNOBS = {
     "first": ("cross_encoder.STREAM_FIRST_ROWS", int),
     "rows": ("cross_encoder.STREAM_ROWS", int),
     "ahead": ("base.PREPARE_AHEAD", int),
-    "tchunk": ("base.TOKENIZE_CHUNK_MIN", int),
-    "pmin": ("base.PARALLEL_TOKENIZE_MIN", int),
+    "tchunk": ("tokenizing.TOKENIZE_CHUNK_MIN", int),
+    "pmin": ("tokenizing.PARALLEL_TOKENIZE_MIN", int),
     "widths": ("base.BATCH_WIDTHS", lambda v: None if v == "none" else float(v)),
     "ckeep": ("cross_encoder.CACHE_KEEP_BYTES", int),
     "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
-    "tahead": ("base.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
-    "tspread": ("base.SPREAD_FIRST_PIECE", lambda v: v not in ("0", "off", "false")),
+    "tahead": ("tokenizing.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
+    "tspread": ("tokenizing.SPREAD_FIRST_PIECE", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -56,17 +56,17 @@ def apply_setting(setting: str):
     once, ``tchunk``/``pmin`` tokenizer task size and threading threshold, ``widths`` the memory bound
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
     query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
-    tokenized when prepared (base.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
-    TOKENIZE_CHUNK_MIN like the rest (base.SPREAD_FIRST_PIECE off), ``threads`` tokenizer
+    tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
+    TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
-    from mlx_cross_encoder import base, cross_encoder
+    from mlx_cross_encoder import base, cross_encoder, tokenizing
     from mlx_cross_encoder.models import bert
 
-    modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert}
+    modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert, "tokenizing": tokenizing}
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))
@@ -76,7 +76,7 @@ def apply_setting(setting: str):
     for key, (attribute, parse) in KNOBS.items():
         module, name = attribute.split(".")
         setattr(modules[module], name, parse(given[key]) if key in given else _DEFAULTS[attribute])
-    if "threads" in given:  # read by base.tokenize_threads at every call
+    if "threads" in given:  # read by tokenizing.tokenize_threads at every call
         os.environ["MLX_CROSS_ENCODER_TOKENIZE_THREADS"] = given["threads"]
     else:
         os.environ.pop("MLX_CROSS_ENCODER_TOKENIZE_THREADS", None)

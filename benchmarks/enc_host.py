@@ -4,9 +4,9 @@ tokenizing every pair and padding every planned batch into numpy arrays, nothing
     python benchmarks/enc_host.py MODEL --candidates DL19.json [--queries 43] [--batch-size 1024] [--threads 1,2]
         [--repeats 5]
 
-* ``before``: ``base.encode_in_threads`` (``encode_batch``, with character offsets) + the former ``_collate`` (a
+* ``before``: ``tokenizing.encode_in_threads`` (``encode_batch``, with character offsets) + the former ``_collate`` (a
   numpy fill from each batch's ``Encoding.ids`` / ``type_ids`` lists; copied here as it was at 5e6e009);
-* ``after``: ``base.encode_arrays`` (``encode_batch_fast``, each thread turning its chunk into flat arrays) +
+* ``after``: ``tokenizing.encode_arrays`` (``encode_batch_fast``, each thread turning its chunk into flat arrays) +
   ``TokenArrays.padded`` per batch (one vectorised gather).
 
 Both give the same arrays (checked). Interleaved repeats, median seconds per setting; prints one JSON object.
@@ -51,7 +51,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from harness.localmodels import resolve_model
-    from mlx_cross_encoder import MLXCrossEncoder, base
+    from mlx_cross_encoder import MLXCrossEncoder, tokenizing
 
     path = resolve_model(a.model) if a.model.startswith("local:") else a.model
     data = json.loads(Path(a.candidates).read_text())[: a.queries]
@@ -60,12 +60,12 @@ def main() -> None:
     types, pad = model.model.uses_token_type_ids, model.pad_token_id
 
     def before(threads: int):
-        encodings = base.encode_in_threads(model.tokenizer, pairs, threads=threads)
+        encodings = tokenizing.encode_in_threads(model.tokenizer, pairs, threads=threads)
         batches = model.plan([len(e) for e in encodings], a.batch_size)
         return [former_collate([encodings[i] for i in b], model._width, pad, types) for b in batches]
 
     def after(threads: int):
-        tokens = base.encode_arrays(model.tokenizer, pairs, types, threads=threads)
+        tokens = tokenizing.encode_arrays(model.tokenizer, pairs, types, threads=threads)
         batches = model.plan(tokens.lengths, a.batch_size)
         return [tokens.padded(b, model._width(int(tokens.lengths[b].max())), pad) for b in batches]
 

@@ -10,7 +10,7 @@ length-sorted calls, one untimed warm-up pass over every call, then ``--repeats`
 code unchanged):
 
 * prepare thread: ``tokenize`` (``encode_arrays``), ``pad`` (``_chunks``: padded host arrays), ``piece`` (both;
-  with ``base.TOKENIZE_AHEAD`` a streamed call's tokenizer tasks run on the pool from the call's start, not inside
+  with ``tokenizing.TOKENIZE_AHEAD`` a streamed call's tokenizer tasks run on the pool from the call's start, not inside
   ``encode_arrays``: then ``piece`` minus ``pad`` is the wait for them);
 * main thread: ``wait_piece`` (blocked on the next prepared piece = waiting for the host), ``to_device``
   (``mx.array`` of the host arrays), ``build`` (the model's Python forward: graph construction), ``submit``

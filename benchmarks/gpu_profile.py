@@ -8,7 +8,7 @@
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Prints one JSON line. Every phase is timed on its own,
 after one untimed call of the same shapes (each shape's kernels and graphs built), median of ``--repeats``:
 
-* encoder (``MLXCrossEncoder``): ``tokenize_s`` per thread count (``base.encode_in_threads``); ``plan_s``;
+* encoder (``MLXCrossEncoder``): ``tokenize_s`` per thread count (``tokenizing.encode_in_threads``); ``plan_s``;
   ``collate_s`` (``_collate`` of every batch, arrays made on the device); ``forward_s`` (the pre-collated batches,
   one ``async_eval`` each, one sync at the end: the GPU-bound floor); ``forward_sync_s`` (a sync after each batch);
   ``predict_s`` (one ``predict`` call over all pairs, as an offline caller makes it) and ``predict_per_batch_s``
@@ -59,15 +59,15 @@ def encoder_profile(a, path: str, pairs) -> dict:
     import mlx_cross_encoder  # noqa: F401  # isort: skip
     import mlx.core as mx
 
-    from mlx_cross_encoder import MLXCrossEncoder, _blas, base
+    from mlx_cross_encoder import MLXCrossEncoder, _blas, base, tokenizing
 
     model = MLXCrossEncoder(path, dtype=a.dtype, max_length=512)
     out: dict = {"tokenize_s": {}}
     for n in a.threads:
         out["tokenize_s"][str(n)] = timed(
-            lambda n=n: base.encode_in_threads(model.tokenizer, pairs, threads=n), a.repeats
+            lambda n=n: tokenizing.encode_in_threads(model.tokenizer, pairs, threads=n), a.repeats
         )
-    encodings = base.encode_in_threads(model.tokenizer, pairs)
+    encodings = tokenizing.encode_in_threads(model.tokenizer, pairs)
     lengths = [len(e) for e in encodings]
     out["plan_s"] = timed(lambda: model.plan(lengths, a.batch_size), a.repeats)
     batches = model.plan(lengths, a.batch_size)

@@ -23,10 +23,6 @@ from .base import (
     STREAM_FIRST_ROWS,
     STREAM_ROWS,
     RerankerBase,
-    TokenArrays,
-    encode_arrays,
-    encode_in_threads,
-    encode_pieces,
     env_int,
     even_chunks,
     length_sorted_batches,
@@ -42,6 +38,7 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 from .models import get_model_module
 from .models.bert import fuse_projections
 from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
+from .tokenizing import TokenArrays, encode_arrays, encode_in_threads, encode_pieces
 
 logger = logging.getLogger("mlx_cross_encoder")
 
@@ -294,9 +291,9 @@ class MLXCrossEncoder(RerankerBase):
         A call that is one batch whatever its lengths (at most ``batch_size`` pairs, no token budget: each call
         of the harness's offline and single-query scenarios) is streamed on a GPU: pieces of ``STREAM_FIRST_ROWS``
         pairs growing to ``STREAM_ROWS`` (:func:`base.stream_bounds`) in input order, each tokenized when it is
-        prepared, so tokenizing overlaps the GPU; with ``base.TOKENIZE_AHEAD`` every piece's tokenizer tasks start
-        when the call does (:func:`base.encode_pieces`). Otherwise every pair is tokenized first (the planner needs the
-        lengths) and each planned batch is a piece.
+        prepared, so tokenizing overlaps the GPU; with ``tokenizing.TOKENIZE_AHEAD`` every piece's tokenizer tasks
+        start when the call does (:func:`tokenizing.encode_pieces`). Otherwise every pair is tokenized first (the
+        planner needs the lengths) and each planned batch is a piece.
         """
         types = self.model.uses_token_type_ids
         chunked = self.chunk_tokens is not None
@@ -336,20 +333,20 @@ class MLXCrossEncoder(RerankerBase):
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-        (:data:`base.TOKENIZE_AHEAD`), ``spread_first_piece`` and ``cache_keep_bytes``; None when
+        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece`` and ``cache_keep_bytes``; None when
         chunking is off."""
         if self.chunk_tokens is None:
             return None
-        from . import base
+        from . import base, tokenizing
 
         return {
             "chunk_tokens": self.chunk_tokens,
             "batch_widths": base.BATCH_WIDTHS,
             "stream_rows": [STREAM_FIRST_ROWS, STREAM_ROWS],
             "prepare_ahead": base.PREPARE_AHEAD,
-            "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
-            "tokenize_ahead": base.TOKENIZE_AHEAD,
-            "spread_first_piece": base.SPREAD_FIRST_PIECE,
+            "tokenize_chunk_min": tokenizing.TOKENIZE_CHUNK_MIN,
+            "tokenize_ahead": tokenizing.TOKENIZE_AHEAD,
+            "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
         }
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import _blas
 from . import llm_head as head
-from .base import RerankerBase, encode_in_threads, read_back_behind, validate_pairs
+from .base import RerankerBase, read_back_behind, validate_pairs
 from .errors import ModelLoadError, UnsupportedArchitectureError
 from .hub import load_config, load_tokenizer, resolve_model_dir, weight_files
 from .llm_batching import plan_batches, prefix_cache_supported, right_padded, shared_prefix_caches
@@ -45,6 +45,7 @@ from .llm_loading import (
     single_token_id,
 )
 from .llm_template import DEFAULT_INSTRUCTION, QWEN3_TEMPLATE, RerankTemplate
+from .tokenizing import encode_in_threads
 
 logger = logging.getLogger("mlx_cross_encoder")
 

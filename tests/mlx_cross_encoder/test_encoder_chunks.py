@@ -20,7 +20,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_cross_encoder import MLXCrossEncoder, base
+from mlx_cross_encoder import MLXCrossEncoder, base, tokenizing
 from mlx_cross_encoder import cross_encoder as cross_encoder_module
 
 BUILDERS = {
@@ -68,15 +68,15 @@ def test_one_batch_call_is_tokenized_piece_by_piece(tmp_path, monkeypatch):
     """Without ``TOKENIZE_AHEAD``: each piece tokenized when it is prepared (and a planned call all at once)."""
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
     monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", 5)
-    monkeypatch.setattr(base, "TOKENIZE_AHEAD", False)
+    monkeypatch.setattr(tokenizing, "TOKENIZE_AHEAD", False)
     seen: list[int] = []
-    real = base.encode_arrays
+    real = tokenizing.encode_arrays
 
     def counting(tokenizer, inputs, *args, **kwargs):
         seen.append(len(inputs))
         return real(tokenizer, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(base, "encode_arrays", counting)
+    monkeypatch.setattr(tokenizing, "encode_arrays", counting)
     monkeypatch.setattr(cross_encoder_module, "encode_arrays", counting)
     data = varied_pairs(12)
     pieces = model._pieces(data, 12, None)
@@ -113,8 +113,8 @@ def streamed_model(tmp_path, monkeypatch, rows: int, task_rows: int, threads: in
     """A tiny BERT whose one-batch calls stream in pieces of ``rows`` pairs, tokenized in tasks of ``task_rows``
     pairs on ``threads`` threads (parallel from 4 pairs)."""
     monkeypatch.setattr(cross_encoder_module, "STREAM_ROWS", rows)
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 4)
-    monkeypatch.setattr(base, "TOKENIZE_CHUNK_MIN", task_rows)
+    monkeypatch.setattr(tokenizing, "PARALLEL_TOKENIZE_MIN", 4)
+    monkeypatch.setattr(tokenizing, "TOKENIZE_CHUNK_MIN", task_rows)
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", str(threads))
     return MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"), chunk_tokens=10_000)
 
@@ -136,7 +136,7 @@ def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeyp
         chunks = piece()
         rows = np.concatenate([r for r, _ in chunks])
         assert rows.tolist() == list(range(bounds[i], bounds[i + 1]))
-        want = base.encode_arrays(real, data[bounds[i] : bounds[i + 1]], type_ids=True, threads=1)
+        want = tokenizing.encode_arrays(real, data[bounds[i] : bounds[i + 1]], type_ids=True, threads=1)
         for r, (ids, mask, types) in chunks:
             for j, row in enumerate(r - bounds[i]):
                 start, n = int(want.lengths[:row].sum()), int(want.lengths[row])
@@ -227,15 +227,15 @@ def test_even_chunks_are_fewest_within_budget_and_even(width, rows, chunk_tokens
 @pytest.mark.parametrize("arch", sorted(BUILDERS))
 def test_encode_arrays_equal_encode_batch_with_truncation(tmp_path, arch, threads, monkeypatch):
     model = MLXCrossEncoder(BUILDERS[arch](tmp_path / arch), max_length=24)
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    monkeypatch.setattr(tokenizing, "PARALLEL_TOKENIZE_MIN", 1)
     data = varied_pairs(40)
     reference = model.tokenizer.encode_batch(data)
     assert any(len(e.overflowing) for e in reference), "some pairs must be truncated here"
-    got = base.encode_arrays(model.tokenizer, data, type_ids=True, threads=threads)
+    got = tokenizing.encode_arrays(model.tokenizer, data, type_ids=True, threads=threads)
     assert got.lengths.tolist() == [len(e.ids) for e in reference]
     assert got.ids.tolist() == [i for e in reference for i in e.ids]
     assert got.type_ids.tolist() == [t for e in reference for t in e.type_ids]
-    assert base.encode_arrays(model.tokenizer, data, threads=threads).type_ids is None
+    assert tokenizing.encode_arrays(model.tokenizer, data, threads=threads).type_ids is None
 
 
 def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
@@ -248,7 +248,7 @@ def test_chunks_bound_peak_memory(tmp_path, monkeypatch):
     data = [(q, builders.long_document(100, seed=i)) for i, (q, _) in enumerate(builders.pairs(64))]
     whole_scores = model.predict(data, batch_size=64)
     whole = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
-    width = int(base.encode_arrays(model.tokenizer, data).lengths.max())
+    width = int(tokenizing.encode_arrays(model.tokenizer, data).lengths.max())
     model.chunk_tokens = 8 * width
     chunked_scores = model.predict(data, batch_size=64)
     chunked = builders.peak_bytes(lambda: model.predict(data, batch_size=64))
@@ -285,7 +285,7 @@ def test_bad_chunk_tokens_environment_value_is_an_error_naming_it(tmp_path, monk
     assert MLXCrossEncoder(directory).chunk_tokens is None  # 0 = whole batches, blanks stripped
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", value)
     with pytest.raises(ValueError, match=f"MLX_CROSS_ENCODER_TOKENIZE_THREADS.*{value!r}"):
-        base.tokenize_threads()
+        tokenizing.tokenize_threads()
 
 
 @pytest.mark.parametrize("n", [1, 5, 31, 100, 204, 256, 257, 1024, 1500])
@@ -369,15 +369,15 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(base, "BATCH_WIDTHS", 7.5)
     model = MLXCrossEncoder(directory, chunk_tokens=500)
     monkeypatch.setattr(base, "PREPARE_AHEAD", 3)
-    monkeypatch.setattr(base, "TOKENIZE_AHEAD", False)
+    monkeypatch.setattr(tokenizing, "TOKENIZE_AHEAD", False)
     assert model.chunking == {
         "chunk_tokens": 500,
         "batch_widths": 7.5,
         "stream_rows": [3, 12],
         "prepare_ahead": 3,
-        "tokenize_chunk_min": base.TOKENIZE_CHUNK_MIN,
+        "tokenize_chunk_min": tokenizing.TOKENIZE_CHUNK_MIN,
         "tokenize_ahead": False,
-        "spread_first_piece": base.SPREAD_FIRST_PIECE,
+        "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
     }
     data = varied_pairs(30)

@@ -1,4 +1,4 @@
-"""Tokenizing on a thread pool (``base.encode_in_threads``, used by MLXCrossEncoder and Qwen3Reranker for large
+"""Tokenizing on a thread pool (``tokenizing.encode_in_threads``, used by MLXCrossEncoder and Qwen3Reranker for large
 calls) gives exactly ``encode_batch``'s encodings, in input order, and the rerankers' scores do not change."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import builders
 import numpy as np
 
-from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, base
+from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, tokenizing
 
 
 def _many_pairs(n: int) -> list[tuple[str, str]]:
@@ -18,9 +18,9 @@ def _many_pairs(n: int) -> list[tuple[str, str]]:
 def test_threads_give_encode_batch_encodings_in_order(tmp_path, monkeypatch):
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"))
     pairs = _many_pairs(97)
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    monkeypatch.setattr(tokenizing, "PARALLEL_TOKENIZE_MIN", 1)
     expected = model.tokenizer.encode_batch(pairs)
-    got = base.encode_in_threads(model.tokenizer, pairs, threads=3)
+    got = tokenizing.encode_in_threads(model.tokenizer, pairs, threads=3)
     assert [e.ids for e in got] == [e.ids for e in expected]
     assert [e.type_ids for e in got] == [e.type_ids for e in expected]
 
@@ -33,7 +33,7 @@ def test_cross_encoder_and_llm_scores_unchanged_by_threaded_tokenization(tmp_pat
     one = encoder.predict(pairs, batch_size=8), llm.predict(pairs, batch_size=8)
     one_ids = llm.tokenize(pairs)
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "3")
-    monkeypatch.setattr(base, "PARALLEL_TOKENIZE_MIN", 1)
+    monkeypatch.setattr(tokenizing, "PARALLEL_TOKENIZE_MIN", 1)
     assert llm.tokenize(pairs) == one_ids
     np.testing.assert_array_equal(encoder.predict(pairs, batch_size=8), one[0])
     np.testing.assert_array_equal(llm.predict(pairs, batch_size=8), one[1])
@@ -43,11 +43,11 @@ def test_default_threads_leave_spare_cores_on_large_hosts(monkeypatch):
     """Without the environment variable: every core up to 8; above 8 cores, ``TOKENIZE_SPARE_CORES`` are left to the
     threads beside the pool (never fewer than 8 threads); at most 16. The variable overrides it."""
     monkeypatch.delenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", raising=False)
-    spare = base.TOKENIZE_SPARE_CORES
+    spare = tokenizing.TOKENIZE_SPARE_CORES
     for cores in (1, 2, 8, 9, 12, 16, 20, 64):
-        monkeypatch.setattr(base.os, "cpu_count", lambda cores=cores: cores)
-        threads = base.tokenize_threads()
+        monkeypatch.setattr(tokenizing.os, "cpu_count", lambda cores=cores: cores)
+        threads = tokenizing.tokenize_threads()
         assert threads == (cores if cores <= 8 else min(16, max(8, cores - spare))), cores
         assert threads <= cores and (cores <= 8 or cores - threads >= min(spare, cores - 8)), cores
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "5")
-    assert base.tokenize_threads() == 5
+    assert tokenizing.tokenize_threads() == 5

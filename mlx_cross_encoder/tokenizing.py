@@ -1,0 +1,175 @@
+"""Threaded tokenizing into flat token arrays: what the rerankers score from. ``encode_in_threads`` splits a call
+over a thread pool (the Rust tokenizer releases the GIL), :class:`TokenArrays` holds a call's ids end to end, and
+:func:`encode_pieces` queues a streamed call's tokenizer tasks ahead of the GPU (base.py's chunked scoring)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import env_int
+
+#: ``encode_in_threads`` splits a call over threads only from this many inputs on. One query's 100 passages are
+#: already worth splitting on a many-core host (~25 ms single-threaded on the H200's host for MiniLM's tokenizer).
+PARALLEL_TOKENIZE_MIN = 64
+#: fewest inputs per chunk handed to a thread (a chunk's fixed cost is a pool hand-off, ~tens of microseconds). Session
+#: 6 tried 4 (with PARALLEL_TOKENIZE_MIN 8 and a 32-pair first piece): the H200 A/B (same process, harness offline
+#: calls, MiniLM bf16) measured 12,221 pairs/s against 15,456 with 16 / 64 / 256, so these stay.
+TOKENIZE_CHUNK_MIN = 16
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+#: on a host of more than 8 cores, this many are left to the threads beside the tokenizer pool (the scoring loop's
+#: main thread, the prepare thread, MLX's own): session 7's H200 DIAG (16 cores, MiniLM bf16 offline, same process)
+#: measured 12 tokenizer threads at 21,751 pairs/s against 19,035 with 16 (GIL hand-offs between more threads than
+#: free cores)
+TOKENIZE_SPARE_CORES = 4
+
+
+def tokenize_threads() -> int:
+    """Threads for :func:`encode_in_threads`: ``MLX_CROSS_ENCODER_TOKENIZE_THREADS``, else the cores (at most 8
+    of them) or, on more than 8 cores, the cores less ``TOKENIZE_SPARE_CORES``; at most 16."""
+    value = env_int("MLX_CROSS_ENCODER_TOKENIZE_THREADS")
+    if value is not None:
+        return max(1, value)
+    cores = os.cpu_count() or 1
+    return max(1, min(16, cores if cores <= 8 else max(8, cores - TOKENIZE_SPARE_CORES)))
+
+
+def _thread_chunks(n_inputs: int, threads: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` chunks of ``n_inputs`` for ``threads`` threads: several per thread (documents
+    differ in length), none smaller than ``TOKENIZE_CHUNK_MIN`` inputs."""
+    k = max(1, min(4 * threads, n_inputs // TOKENIZE_CHUNK_MIN))
+    bounds = [n_inputs * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _map_chunks(inputs: Sequence, fn, threads: int | None) -> list:
+    """``[fn(inputs[start:stop]) for each chunk]`` in order, chunks run on a thread pool (one call below
+    ``PARALLEL_TOKENIZE_MIN`` inputs or with one thread)."""
+    n = threads if threads is not None else tokenize_threads()
+    if n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
+        return [fn(inputs)]
+    return list(_tokenize_pool(n).map(lambda bounds: fn(inputs[bounds[0] : bounds[1]]), _thread_chunks(len(inputs), n)))
+
+
+def _tokenize_pool(threads: int) -> ThreadPoolExecutor:
+    return _POOL.get(threads) or _POOL.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="tokenize"))
+
+
+def encode_in_threads(tokenizer, inputs: Sequence, threads: int | None = None, **kwargs) -> list:
+    """``tokenizer.encode_batch(inputs, **kwargs)``, split into contiguous chunks tokenized on a thread pool.
+
+    Why: the harness (and most servers) set ``TOKENIZERS_PARALLELISM=false``, which makes ``encode_batch`` run on
+    one core; tokenizing DL19's 4,300 pairs then takes longer than MiniLM's forwards on a GPU (docs/benchmarks.md,
+    H200 section). ``encode_batch`` releases the GIL, so Python threads run the Rust tokenizer in parallel without
+    touching that setting. Same encodings, same order. Small inputs (< ``PARALLEL_TOKENIZE_MIN``) take one call.
+    """
+    parts = _map_chunks(inputs, lambda chunk: tokenizer.encode_batch(chunk, **kwargs), threads)
+    return [enc for part in parts for enc in part]
+
+
+@dataclass(frozen=True)
+class TokenArrays:
+    """The token ids of many inputs as flat numpy arrays, rows end to end: what batches are padded from.
+
+    ``ids`` (int32) and ``type_ids`` (int32, or None when not asked for) hold every row's tokens one row after the
+    other; ``lengths`` (int64) the tokens per row. Built once per call, so that forming a padded batch is one
+    vectorised gather (:meth:`padded`) instead of a Python loop over ``Encoding`` objects.
+    """
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    type_ids: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, encodings, type_ids: bool = False) -> TokenArrays:
+        """From ``tokenizers.Encoding`` objects (their ``ids``, and ``type_ids`` when asked)."""
+        rows = [e.ids for e in encodings]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        total = int(lengths.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=total)
+        types = None
+        if type_ids:
+            flat = itertools.chain.from_iterable(e.type_ids for e in encodings)
+            types = np.fromiter(flat, dtype=np.int32, count=total)
+        return cls(ids, lengths, types)
+
+    @classmethod
+    def concat(cls, parts: Sequence[TokenArrays]) -> TokenArrays:
+        if len(parts) == 1:
+            return parts[0]
+        types = None if parts[0].type_ids is None else np.concatenate([p.type_ids for p in parts])
+        return cls(np.concatenate([p.ids for p in parts]), np.concatenate([p.lengths for p in parts]), types)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def padded(self, rows, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Right-padded ``(ids, mask, type ids or None)`` of ``rows`` (indices), ``width`` columns (>= the longest
+        of them): ids ``pad_id`` and mask/type 0 on padded positions."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(self.lengths)])[rows]
+        lengths = self.lengths[rows]
+        positions = np.arange(width, dtype=np.int64)
+        filled = positions[None, :] < lengths[:, None]
+        source = np.minimum(starts[:, None] + positions[None, :], max(len(self.ids) - 1, 0))
+        ids = np.where(filled, self.ids.take(source), np.int32(pad_id)).astype(np.int32, copy=False)
+        types = None if self.type_ids is None else np.where(filled, self.type_ids.take(source), 0).astype(np.int32)
+        return ids, filled.astype(np.int32), types
+
+
+def encode_arrays(tokenizer, inputs: Sequence, type_ids: bool = False, threads: int | None = None) -> TokenArrays:
+    """The :class:`TokenArrays` of ``inputs``: ``encode_in_threads``' encodings (same ids, same truncation), with two
+    savings for scoring: ``encode_batch_fast`` (no character offsets: ~25% less tokenizer time) and each thread
+    turning its own chunk into arrays, so that this GIL-bound step overlaps the other threads' tokenizing."""
+    return TokenArrays.concat(_map_chunks(inputs, _array_encoder(tokenizer, type_ids), threads))
+
+
+def _array_encoder(tokenizer, type_ids: bool) -> Callable[[Sequence], TokenArrays]:
+    """``chunk -> TokenArrays`` of that chunk (``encode_batch_fast`` when the tokenizer has it): one tokenizer task."""
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    return lambda chunk: TokenArrays.of(encode(chunk), type_ids)
+
+
+#: a streamed call (:func:`encode_pieces`) hands ALL its tokenizer tasks to the pool when it starts, in input order:
+#: the pool works through the whole call without waiting at each piece's slowest task, and the first piece is ready
+#: as soon as its own tasks are (session 6's H200 profile: each 256-pair piece took ~9.6 ms, about twice the pool's
+#: rate, and each call's first piece was waited for). False: each piece is tokenized when it is prepared.
+TOKENIZE_AHEAD = True
+#: with ``TOKENIZE_AHEAD``, the first piece of a call of several pieces is split into one task per tokenizer thread
+#: (not tasks of ``TOKENIZE_CHUNK_MIN``): the GPU waits for that piece at every call, so its latency is one task of
+#: ~first / threads pairs (64 / 12: 5-6 pairs) instead of 16; the rest keep the larger tasks (fewer GIL hand-offs)
+SPREAD_FIRST_PIECE = True
+
+
+def encode_pieces(
+    tokenizer, inputs: Sequence, bounds: Sequence[int], type_ids: bool = False, threads: int | None = None
+) -> list:
+    """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
+    :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
+    ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order (the first piece's
+    spread over the threads: ``SPREAD_FIRST_PIECE``), and a piece's function waits for its own tasks; otherwise a piece
+    is tokenized when its function is called."""
+    n = threads if threads is not None else tokenize_threads()
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    if not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
+        return [functools.partial(encode_arrays, tokenizer, inputs[a:b], type_ids, threads) for a, b in spans]
+    encode = _array_encoder(tokenizer, type_ids)
+    pool = _tokenize_pool(n)
+    pieces = []
+    for i, (a, b) in enumerate(spans):
+        if i == 0 and len(spans) > 1 and SPREAD_FIRST_PIECE:  # one task per thread: ready after one round
+            k = min(n, b - a)
+            tasks = [((b - a) * j // k, (b - a) * (j + 1) // k) for j in range(k)]
+        else:
+            tasks = _thread_chunks(b - a, n)
+        futures = [pool.submit(encode, inputs[a + s : a + e]) for s, e in tasks]
+        pieces.append(lambda futures=futures: TokenArrays.concat([f.result() for f in futures]))
+    return pieces
