@@ -1,8 +1,9 @@
 """float32 means float32 in MLX: the import hook sets ``MLX_ENABLE_TF32=0`` (MLX's default is TF32 float32 matmuls
-on CUDA GPUs and M5) right before mlx.core loads, unless the user chose; the harness records what ran.
+on CUDA GPUs and M5) right before mlx.core loads, unless the user chose; the harness records what ran. dtype ``tf32``
+asks for TF32 explicitly and needs the switch at 1; a dtype the process's switch contradicts is refused.
 
 The numerical effect needs TF32 hardware (the H200 results in docs/benchmarks.md); here the switch itself is checked
-in fresh interpreters, since MLX reads it once per process."""
+in fresh interpreters, since MLX reads it once per process, and a CPU (no TF32 units) computes tf32 as float32."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import builders
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +50,56 @@ def test_mlx_float32_matmuls_are_full_float32_by_default():
 
 def test_user_choice_of_tf32_is_kept_and_reported():
     assert probe(MLX_ENABLE_TF32="1") == {"before": "1", "after": "1", "mode": "tf32"}
+
+
+MODEL = """
+import json, sys
+from mlx_cross_encoder import MLXCrossEncoder, _blas, precision
+try:
+    model = MLXCrossEncoder(sys.argv[1], dtype=sys.argv[2], max_length=64)
+except ValueError as exc:
+    print("RESULT " + json.dumps({"error": str(exc)}))
+else:
+    pairs = [("what is a cat", "a cat is a small animal"), ("rain", "water falls from clouds"), ("x", "y z")]
+    print("RESULT " + json.dumps({"switch": _blas.float32_matmul_precision(), "ran": precision.float32_matmul(),
+                                  "scores": [float(x) for x in model.predict(pairs, activation_fn="identity")]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return builders.bert_cross_encoder(tmp_path_factory.mktemp("bert"), seed=5, initializer_range=0.2)
+
+
+def in_process(model: Path, dtype: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
+    run = subprocess.run(
+        [sys.executable, "-c", MODEL, str(model), dtype],
+        env={**clean, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_a_dtype_the_process_switch_contradicts_is_refused(tiny_bert):
+    refused = in_process(tiny_bert, "tf32")  # the import hook's default switch: 0
+    assert refused == {
+        "error": "dtype 'tf32' needs MLX_ENABLE_TF32=1, but this process has MLX_ENABLE_TF32=0: start the process "
+        "with MLX_ENABLE_TF32=1 (set before mlx.core loads; MLX reads it once per process)"
+    }
+    refused = in_process(tiny_bert, "float32", MLX_ENABLE_TF32="1")
+    assert refused["error"].startswith(
+        "dtype 'float32' needs MLX_ENABLE_TF32=0, but this process has MLX_ENABLE_TF32=1"
+    )
+
+
+def test_tf32_without_tf32_units_computes_float32_and_says_so(tiny_bert):
+    fp32 = in_process(tiny_bert, "float32")
+    tf32 = in_process(tiny_bert, "tf32", MLX_ENABLE_TF32="1")
+    assert (fp32["switch"], fp32["ran"]) == ("float32", "float32")
+    assert (tf32["switch"], tf32["ran"]) == ("tf32", "float32")  # the switch is on; a CPU has no TF32 units
+    np.testing.assert_allclose(tf32["scores"], fp32["scores"], rtol=1e-6, atol=1e-6)
