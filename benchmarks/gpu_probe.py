@@ -249,7 +249,7 @@ def top10_same(a: np.ndarray, b: np.ndarray, owner: np.ndarray) -> float:
 
 MLX_CONFIGS = {
     "float32-tf32off": ("float32", {"MLX_ENABLE_TF32": "0"}),
-    "float32-tf32on": ("float32", {"MLX_ENABLE_TF32": "1"}),
+    "float32-tf32on": ("tf32", {"MLX_ENABLE_TF32": "1"}),  # dtype tf32: float32 refuses the switch at 1
     "bfloat16": ("bfloat16", {}),
     "float16": ("float16", {}),
     "bfloat16-nocudnn": ("bfloat16", {"MLX_CUDA_USE_CUDNN_SDPA": "0"}),

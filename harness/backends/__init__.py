@@ -28,9 +28,14 @@ from .bi_encoder import declared_max_seq_length, model_kind
 from .registry import BACKENDS, BackendInfo  # noqa: F401  (the one registry of backends)
 
 DEFAULT_DTYPE = "float32"
+#: float32 weights and activations, float32 matmuls in TF32 where the hardware has TF32 units (CUDA compute
+#: capability >= 8.0; MLX also Apple GPUs with neural accelerators); elsewhere plain float32, recorded as such
+#: (``system.float32_matmul``). ``float32`` is full float32 on every backend.
+TF32 = "tf32"
 _DTYPE_ALIASES = {
     "float32": "float32",
     "fp32": "float32",
+    "tf32": TF32,
     "float16": "float16",
     "fp16": "float16",
     "half": "float16",
@@ -57,12 +62,17 @@ class BackendError(ValueError):
 
 
 def canonical_dtype(dtype: str | None) -> str:
-    """ "float32" | "float16" | "bfloat16" (None -> float32); a clear error for anything else."""
+    """ "float32" | "tf32" | "float16" | "bfloat16" (None -> float32); a clear error for anything else."""
     if dtype is None:
         return DEFAULT_DTYPE
     if isinstance(dtype, str) and dtype.lower() in _DTYPE_ALIASES:
         return _DTYPE_ALIASES[dtype.lower()]
-    raise BackendError(f"unsupported dtype {dtype!r}; use float32, float16 or bfloat16")
+    raise BackendError(f"unsupported dtype {dtype!r}; use float32, tf32, float16 or bfloat16")
+
+
+def storage_dtype(dtype: str) -> str:
+    """The dtype weights and activations are held in: float32 for ``tf32``, the dtype itself otherwise."""
+    return "float32" if dtype == TF32 else dtype
 
 
 def read_json(path: Path) -> dict[str, Any]:

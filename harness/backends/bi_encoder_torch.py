@@ -15,7 +15,7 @@ import numpy as np
 
 from . import Backend, BackendError, as_scores
 from .bi_encoder import cosine_scores, pair_token_counts
-from .torch_backend import TOKEN_COUNT_CHUNK, TorchBackend, resolve_device
+from .torch_backend import TOKEN_COUNT_CHUNK, TorchBackend, resolve_device, torch_dtype
 
 OPTIONS: frozenset[str] = frozenset()  # no options: truncation and dtype are the suite fields
 
@@ -38,7 +38,7 @@ class TorchBiEncoderBackend(TorchBackend):
             str(self.model_dir),
             device=self.device,
             local_files_only=True,
-            model_kwargs={"torch_dtype": getattr(torch, self.dtype)},
+            model_kwargs={"torch_dtype": torch_dtype(torch, self.dtype)},
         )
         self.model.max_seq_length = max_length
         if self.model.max_seq_length != max_length:

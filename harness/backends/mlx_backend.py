@@ -32,11 +32,11 @@ class MLXRuntime(Backend):
 
     def start_mlx(self, spec) -> None:
         import mlx_cross_encoder  # noqa: F401  first: its import hook loads the optimized BLAS before mlx.core
+        from mlx_cross_encoder import _blas
 
+        arrange_tf32_switch(spec, self.dtype)
         # isort: split
         import mlx.core as mx
-
-        from mlx_cross_encoder import _blas
 
         self._mx = mx
         device = (getattr(spec, "device", None) or "auto").lower()
@@ -56,15 +56,40 @@ class MLXRuntime(Backend):
         return self._mx.get_peak_memory() / 2**20
 
     def describe(self) -> dict[str, Any]:
-        from mlx_cross_encoder import _blas
+        from mlx_cross_encoder import _blas, precision
 
         return {
             **super().describe(),
             "blas": self.blas,
-            "float32_matmul": _blas.float32_matmul_precision(),  # MLX_ENABLE_TF32: TF32 on CUDA unless it is 0
+            "float32_matmul": precision.float32_matmul(),  # "tf32": switch on and TF32 units on this device
+            "mlx_enable_tf32": os.environ.get(_blas.TF32_ENV_VAR),  # the switch as this process has it
             "mlx_max_ops_per_buffer": os.environ.get(_blas.CUDA_GRAPH_OPS_ENV_VAR),  # CUDA graph size (_blas)
             "mlx_use_cuda_graphs": os.environ.get(_blas.CUDA_GRAPHS_ENV_VAR),  # "0": kernels launched directly
         }
+
+
+def arrange_tf32_switch(spec, dtype: str) -> None:
+    """MLX's TF32 switch for this reranker's dtype (``_blas.tf32_switch``: "1" for tf32, else "0"), set before
+    ``mlx.core`` loads; MLX reads it once per process, so a float32 or tf32 reranker in a process that already
+    loaded MLX with the other value is refused (the harness runs each reranker in its own worker process, where
+    MLX is not loaded yet). Half-precision rerankers promise nothing about float32 products: not checked."""
+    import sys
+
+    from mlx_cross_encoder import _blas
+
+    wanted = _blas.tf32_switch(dtype)
+    if "mlx.core" not in sys.modules:
+        os.environ[_blas.TF32_ENV_VAR] = wanted
+        return
+    have = os.environ.get(_blas.TF32_ENV_VAR)
+    if dtype in ("float32", "tf32") and (have or "").strip() != wanted:
+        where = f"{spec.suite_file}: " if getattr(spec, "suite_file", None) else ""
+        raise BackendError(
+            f"{where}reranker {getattr(spec, 'name', '?')!r}, field dtype: {dtype} needs {_blas.TF32_ENV_VAR}="
+            f"{wanted}, but this process already loaded MLX with {_blas.TF32_ENV_VAR}={have} (MLX reads it once "
+            "per process); run it in a process of its own (harness run does) or start Python with "
+            f"{_blas.TF32_ENV_VAR}={wanted}"
+        )
 
 
 class MLXBackend(MLXRuntime):

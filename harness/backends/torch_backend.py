@@ -10,12 +10,13 @@ torch is imported only here, so a harness run without torch rerankers never load
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens
+from . import TF32, Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens, storage_dtype
 from .registry import BACKENDS
 
 OPTIONS = BACKENDS["torch"].options  # declared once, in harness.backends.registry
@@ -39,6 +40,31 @@ def resolve_device(requested: str | None) -> str:
     return device
 
 
+@contextlib.contextmanager
+def tf32_matmuls(torch, allow: bool):
+    """The block with ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32`` set to
+    ``allow`` (dtype tf32: True; every other dtype: False, so float32 is full float32 even where a library turned
+    TF32 on), restored afterwards. Both are process-wide switches: set per call, two backends in one process each
+    get their own. They only change CUDA kernels (compute capability >= 8.0)."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
+
+
+def tf32_units(torch, device: str) -> bool:
+    """Whether ``device`` has TF32 units: a CUDA GPU of compute capability >= 8.0 (Ampere and later)."""
+    return device.startswith("cuda") and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def torch_dtype(torch, dtype: str):
+    """The torch dtype weights are loaded in (float32 for tf32)."""
+    return getattr(torch, storage_dtype(dtype))
+
+
 class TorchBackend(Backend):
     name = "torch"
     version_packages = ("torch", "transformers", "sentence-transformers", "tokenizers")
@@ -60,7 +86,7 @@ class TorchBackend(Backend):
                 "instruction is only used by LLM (causal-LM) rerankers; this is a cross-encoder; "
                 "remove it from the suite"
             )
-        model_kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, self.dtype)}
+        model_kwargs: dict[str, Any] = {"torch_dtype": torch_dtype(torch, self.dtype)}
         if "attn_implementation" in self.options:
             model_kwargs["attn_implementation"] = self.options["attn_implementation"]
         activation = self.options.get("activation_fn")
@@ -93,7 +119,7 @@ class TorchBackend(Backend):
             instruction=self.instruction,
             max_length=self.max_length,
             device=self.device,
-            dtype=self.dtype,
+            dtype=storage_dtype(self.dtype),
         )
 
     @property
@@ -122,6 +148,10 @@ class TorchBackend(Backend):
         return scores
 
     def _predict(self, pairs, batch_size: int) -> np.ndarray:
+        with tf32_matmuls(self._torch, self.dtype == TF32):
+            return self._predict_call(pairs, batch_size)
+
+    def _predict_call(self, pairs, batch_size: int) -> np.ndarray:
         if self.is_llm:
             raw = self.model.predict(pairs, batch_size=batch_size)
         else:
@@ -163,12 +193,13 @@ class TorchBackend(Backend):
             device_name = torch.cuda.get_device_name(self.device)
         else:
             device_name = self.device
-        tf32 = self.device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32
+        tf32 = self.dtype == TF32  # tf32_matmuls: the switches each predict call ran with
         return {
             **super().describe(),
             "device_name": device_name,
             "torch_threads": torch.get_num_threads(),
-            "float32_matmul": "tf32" if tf32 else "float32",
+            "float32_matmul": "tf32" if tf32 and tf32_units(torch, self.device) else "float32",
+            "torch_allow_tf32": tf32,  # torch.backends.cuda.matmul.allow_tf32 and cudnn.allow_tf32 during predict
         }
 
 

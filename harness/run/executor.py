@@ -254,6 +254,7 @@ class Execution:
             scenarios=list(measure.scenarios),
             scenario_options=measure.scenario_options,
             progress=self.progress,
+            suite_file=str(self.suite.path) if self.suite.path else None,
         )
         result = spawn_worker(job.model_dump(mode="json"), self.workdir, self.timeout_s, self.progress)
         run = scored_run(ds, step.reranker, step.backend, protocol, result, self.results.metrics)

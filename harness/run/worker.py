@@ -75,6 +75,7 @@ class MeasureJob(BaseModel):
     scenarios: list[str] = Field(default_factory=lambda: [SINGLE_QUERY], min_length=1)
     scenario_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     progress: bool = True
+    suite_file: str | None = None  # named in errors about the reranker's suite fields
 
 
 def peak_rss_mb() -> float | None:
@@ -149,7 +150,7 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     queries = data["queries"]
     if not queries:
         raise ValueError(f"dataset {data['name']} has no queries with candidates")
-    spec = SimpleNamespace(**job.reranker)
+    spec = SimpleNamespace(**job.reranker, suite_file=job.suite_file)
 
     start = time.perf_counter()
     backend = backends.load_backend(spec, job.max_length, job.model_dir, job.backend_module)
@@ -192,6 +193,9 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
         for name, o in outcomes.items()
         if o.record.scores_agree is False
     ]
+    system = backend.describe()
+    if backend.dtype == "tf32" and system.get("float32_matmul", "tf32") != "tf32":
+        warnings.append(f"dtype tf32 ran as full float32: {backend.device} has no TF32 units (system.float32_matmul)")
     nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in reference))
     if nonfinite:
         warnings.append(f"{nonfinite} scores are not finite (NaN/inf)")
@@ -199,7 +203,7 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
     result = MeasureResult(
         status="ok",
         device=backend.device,
-        system=backend.describe(),
+        system=system,
         scores={q.qid: [float(x) for x in s] for q, s in zip(prepared, reference)},
         perf=_perf(outcomes, common),
         scenarios={name: o.record for name, o in outcomes.items()},

@@ -29,7 +29,8 @@ from . import checks as C
 #: model families a suite trains: cross_encoder, llm, and bi_encoder (InfoNCE, harness.train.bi_encoder_worker)
 TRAIN_KINDS = (*FAMILY_FINE_TUNE, "bi_encoder")
 FINE_TUNES = FINE_TUNE_TYPES
-DTYPES = ("float32", "float16", "bfloat16")
+#: float32 = full float32; tf32 = float32 with TF32 matmuls where the hardware has TF32 units (harness.backends.TF32)
+DTYPES = ("float32", "tf32", "float16", "bfloat16")
 DEFAULT_METRICS = ["ndcg@10", "mrr@10", "map@100", "recall@100"]
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/{split}.tsv")
 _TREC_DL_NAME = re.compile(r"trec[-_]?dl|(?<![a-z0-9])dl[-_]?(?:20)?(?:19|20|21|22|23)(?![0-9])", re.IGNORECASE)

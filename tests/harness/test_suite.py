@@ -192,7 +192,7 @@ POSITIVE = "must be a positive integer"
         (f"{R2}.name", "m-mlx", f"{R2}.name: duplicate name 'm-mlx' (also rerankers[0])"),
         (f"{R2}.name", "bm25", f"{R2}.name: 'bm25' is also a dataset's first_stage"),
         (f"{R0}.backend", "onnx", f"{R0}.backend: must be one of mlx, torch, http, got 'onnx'"),
-        (f"{R0}.dtype", "int3", f"{R0}.dtype: must be one of float32, float16, bfloat16, got 'int3'"),
+        (f"{R0}.dtype", "int3", f"{R0}.dtype: must be one of float32, tf32, float16, bfloat16, got 'int3'"),
         (f"{R0}.batch_size", 0, f"{R0}.batch_size: {POSITIVE}, got 0"),
         (f"{R0}.options", [1], f"{R0}.options: must be a mapping, got a list"),
         (
