@@ -46,6 +46,10 @@ KNOBS = {
     "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
     "tahead": ("tokenizing.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
     "tspread": ("tokenizing.SPREAD_FIRST_PIECE", lambda v: v not in ("0", "off", "false")),
+    "lean": ("bert_lean.LEAN_INPUTS", lambda v: v not in ("0", "off", "false")),
+    "fold": ("bert_lean.FOLD_BIAS", lambda v: v not in ("0", "off", "false")),
+    "cte": ("cross_encoder.CHUNK_TOKEN_ELEMENTS", int),
+    "chead": ("cross_encoder.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -57,16 +61,20 @@ def apply_setting(setting: str):
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
     query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
     tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
-    TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``threads`` tokenizer
+    TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``lean=0`` / ``fold=0`` BERT's inputs built
+    as before / residual adds unfolded (models.bert_lean.LEAN_INPUTS / FOLD_BIAS), ``chead=0`` the score cast and
+    activation as two kernels (cross_encoder.COMPILED_HEAD), ``cte`` the chunk budget
+    CHUNK_TOKEN_ELEMENTS ('auto' = that // hidden size), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder, tokenizing
-    from mlx_cross_encoder.models import bert
+    from mlx_cross_encoder.models import bert, bert_lean
 
     modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert, "tokenizing": tokenizing}
+    modules["bert_lean"] = bert_lean
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))

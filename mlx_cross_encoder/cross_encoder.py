@@ -35,9 +35,9 @@ from .base import (
 )
 from .errors import ModelLoadError
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
-from .models import get_model_module
+from .models import bert, bert_lean, get_model_module
 from .models.bert import fuse_projections
-from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
+from .precision import ACTIVATIONS, ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
 from .tokenizing import TokenArrays, encode_arrays, encode_in_threads, encode_pieces
 
 logger = logging.getLogger("mlx_cross_encoder")
@@ -54,6 +54,21 @@ CACHE_KEEP_BYTES = 0
 #: length at nearly every batch. Multiples of 32 leave at most max_length / 32 lengths per batch size, which its
 #: graph cache keeps. Padded positions are masked: scores do not change.
 GPU_LENGTH_MULTIPLE = 32
+
+#: the built-in activations applied to the float32 logits as ONE compiled kernel (cast + activation fused; read at
+#: every call): one GPU kernel less per chunk (issue 12: a MiniLM chunk is bound by kernel launches on the host)
+COMPILED_HEAD = True
+_HEADS: dict = {}
+
+
+def score_head(act: Callable) -> Callable[[mx.array], mx.array]:
+    """``act(logits.astype(float32))``, compiled for the built-in activations (:data:`COMPILED_HEAD`)."""
+    if not COMPILED_HEAD or not any(act is a for a in ACTIVATIONS.values()):
+        return lambda logits: act(logits.astype(mx.float32))
+    head = _HEADS.get(id(act))
+    if head is None:
+        head = _HEADS.setdefault(id(act), mx.compile(lambda logits: act(logits.astype(mx.float32))))
+    return head
 
 
 class MLXCrossEncoder(RerankerBase):
@@ -139,6 +154,8 @@ class MLXCrossEncoder(RerankerBase):
             # scores are used up (H200 session 7 DIAG, fused everywhere: MiniLM fp32 single_query peak 554 MB against
             # session 6's 497, torch 561)
             fuse_projections(self.model)
+            if isinstance(self.model, bert.Model):  # fewer kernels per forward: models/bert_lean.py
+                bert_lean.prepare(self.model)
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -368,6 +385,7 @@ class MLXCrossEncoder(RerankerBase):
         memory; the next piece is prepared on a host thread meanwhile), else a piece's chunks, one per CPU
         stream."""
         scores = np.empty((n, self.num_labels), dtype=np.float32)
+        head = score_head(act)
         streams = self._cpu_streams()
         chunked = self.chunk_tokens is not None
 
@@ -377,7 +395,7 @@ class MLXCrossEncoder(RerankerBase):
                     submitted = []
                     for (rows, host), stream in zip(group, itertools.cycle(streams)):
                         with mx.stream(stream) if stream is not None else nullcontext():
-                            submitted.append((rows, act(self.model(*self._device_inputs(host)).astype(mx.float32))))
+                            submitted.append((rows, head(self.model(*self._device_inputs(host)))))
                     yield submitted
 
         with _blas.single_threaded_while(len(streams) > 1), prepared_ahead(pieces, chunked) as prepared:
