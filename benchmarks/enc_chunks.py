@@ -50,6 +50,7 @@ KNOBS = {
     "fold": ("bert_lean.FOLD_BIAS", lambda v: v not in ("0", "off", "false")),
     "cte": ("cross_encoder.CHUNK_TOKEN_ELEMENTS", int),
     "chead": ("cross_encoder.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
+    "dtypes": ("tokenizing.DERIVE_TYPE_IDS", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -63,7 +64,8 @@ def apply_setting(setting: str):
     tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
     TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``lean=0`` / ``fold=0`` BERT's inputs built
     as before / residual adds unfolded (models.bert_lean.LEAN_INPUTS / FOLD_BIAS), ``chead=0`` the score cast and
-    activation as two kernels (cross_encoder.COMPILED_HEAD), ``cte`` the chunk budget
+    activation as two kernels (cross_encoder.COMPILED_HEAD), ``dtypes=0`` BERT type ids read from the encodings,
+    not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``cte`` the chunk budget
     CHUNK_TOKEN_ELEMENTS ('auto' = that // hidden size), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:

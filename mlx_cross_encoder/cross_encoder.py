@@ -38,7 +38,7 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 from .models import bert, bert_lean, get_model_module
 from .models.bert import fuse_projections
 from .precision import ACTIVATIONS, ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
-from .tokenizing import TokenArrays, encode_arrays, encode_in_threads, encode_pieces
+from .tokenizing import TokenArrays, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
 
 logger = logging.getLogger("mlx_cross_encoder")
 
@@ -138,6 +138,12 @@ class MLXCrossEncoder(RerankerBase):
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
         self.pad_token_id = self._pad_token_id()
+        #: what TokenArrays.of is asked for: False (no type ids), the [SEP] id of BERT's pair template (type ids
+        #: derived from the ids: tokenizing.bert_pair_sep_id) or True (the encodings' own)
+        self._type_ids: bool | int = False
+        if self.model.uses_token_type_ids:
+            sep = bert_pair_sep_id(self.tokenizer)
+            self._type_ids = True if sep is None else sep
 
         self.num_labels = self.args.num_labels
         self.max_batch_tokens = max_batch_tokens
@@ -243,7 +249,7 @@ class MLXCrossEncoder(RerankerBase):
     def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
         """Right-padded ``(ids, mask, token types)`` of a batch of ``tokenizers.Encoding`` (token types only when
         the model uses them): :meth:`TokenArrays.padded` over them, one vectorised step."""
-        tokens = TokenArrays.of(encodings, self.model.uses_token_type_ids)
+        tokens = TokenArrays.of(encodings, self._type_ids)
         host = tokens.padded(np.arange(len(tokens)), self._width(int(tokens.lengths.max())), self.pad_token_id)
         return self._device_inputs(host)
 
@@ -312,7 +318,7 @@ class MLXCrossEncoder(RerankerBase):
         start when the call does (:func:`tokenizing.encode_pieces`). Otherwise every pair is tokenized first (the
         planner needs the lengths) and each planned batch is a piece.
         """
-        types = self.model.uses_token_type_ids
+        types = self._type_ids
         chunked = self.chunk_tokens is not None
         if chunked and len(pairs) <= batch_size and budget is None:
             bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)

@@ -51,3 +51,53 @@ def test_default_threads_leave_spare_cores_on_large_hosts(monkeypatch):
         assert threads <= cores and (cores <= 8 or cores - threads >= min(spare, cores - 8)), cores
     monkeypatch.setenv("MLX_CROSS_ENCODER_TOKENIZE_THREADS", "5")
     assert tokenizing.tokenize_threads() == 5
+
+
+def _pairs_with_literal_separators() -> list[tuple[str, str]]:
+    """Varied pairs, some long enough to be truncated, some with a literal "[SEP]" in the query or the document (the
+    tokenizer makes it the separator token: such rows do not follow the two-separator rule)."""
+    long = builders.long_document(300)
+    extra = [("what [SEP] river", "a bank"), ("river", "bank [SEP] of the [SEP] river"), ("[SEP]", long)]
+    return _many_pairs(30) + [("river bank", long), (long, "river")] + extra
+
+
+def test_derived_type_ids_equal_the_encodings_and_transformers(tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    path = builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64)
+    model = MLXCrossEncoder(path)
+    sep = tokenizing.bert_pair_sep_id(model.tokenizer)
+    assert sep == model.tokenizer.token_to_id("[SEP]") and model._type_ids == sep
+    pairs = _pairs_with_literal_separators()
+    encodings = model.tokenizer.encode_batch(pairs)
+    derived, read = tokenizing.TokenArrays.of(encodings, sep), tokenizing.TokenArrays.of(encodings, True)
+    np.testing.assert_array_equal(derived.type_ids, read.type_ids)
+    np.testing.assert_array_equal(derived.ids, read.ids)
+    np.testing.assert_array_equal(derived.lengths, read.lengths)
+    reference = AutoTokenizer.from_pretrained(path)(
+        [q for q, _ in pairs], [d for _, d in pairs], truncation="longest_first", max_length=model.max_length
+    )["token_type_ids"]
+    np.testing.assert_array_equal(derived.type_ids, np.concatenate(reference))
+    assert (derived.type_ids == 1).any() and (derived.type_ids == 0).any()
+    monkeypatch.setattr(tokenizing, "DERIVE_TYPE_IDS", False)  # the knob reads the encodings' own
+    np.testing.assert_array_equal(tokenizing.TokenArrays.of(encodings, sep).type_ids, read.type_ids)
+
+
+def test_pair_separator_only_for_berts_template(tmp_path):
+    from tokenizers import processors
+
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert"))
+    tokenizer = model.tokenizer
+    sep, cls = tokenizer.token_to_id("[SEP]"), tokenizer.token_to_id("[CLS]")
+    assert tokenizing.bert_pair_sep_id(tokenizer) == sep
+    tokenizer.post_processor = processors.BertProcessing(("[SEP]", sep), ("[CLS]", cls))
+    assert tokenizing.bert_pair_sep_id(tokenizer) == sep
+    for pair in ("[CLS] $A [SEP] $B:0 [SEP]:1", "[CLS] $A [SEP] [SEP] $B:1 [SEP]:1", "[CLS] $A [CLS] $B:1 [CLS]:1"):
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair=pair, special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
+        assert tokenizing.bert_pair_sep_id(tokenizer) is None, pair
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", sep), ("<s>", cls))
+    assert tokenizing.bert_pair_sep_id(tokenizer) is None
+    xlmr = MLXCrossEncoder(builders.xlm_roberta_cross_encoder(tmp_path / "xlmr"))
+    assert xlmr._type_ids is False  # one token type: none asked for
