@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# Issue 12, session 7: the early diagnostic call on the lent H200, after `bash benchmarks/gpu_run.sh setup`, from the
-# repository root (session 6's version, with part1/part2: `git show 2a46064:benchmarks/gpu_diag.sh`). Runs the DIAG
-# REQUESTs the other roles logged in /work/coord/LOG.md by 14:55, as they wrote them, ALONE on the GPU, one after
-# the other (every step is timed), each under its own cap and cut to end by DIAG_END (epoch seconds; default now +
-# 400). Steps, in this order:
-#   build     the Qwen3-0.6B shape and the MiniLM folder (harness.localmodels), outside every timed step
-#   baseline  the harness MiniLM-L6 bf16 rows (offline + single_query, MLX and torch) at this commit's defaults:
-#             `gpu_run.sh minilm` with RESULTS_TAG=diag-s7, ONLY="minilm-bf16-mlx minilm-bf16-torch" (cap 90 s)
-#             -> $OUT/minilm-diag-s7-h200.json (+ its MFU table in the log)
-#   enc       encspeed's request (LOG 14:29): `OUT=... BUDGET_S=150 bash benchmarks/enc_diag.sh`
-#   train     trainspeed's request (LOG 14:25, the line that replaces the first): gpu_train.py MiniLM full
-#             mlx,mlx,mlx-nographs (cold then warm NVRTC kernel cache, no CUDA graphs) and Qwen3-0.6B-shape LoRA
-#             r16 torch,mlx-nographs (cap 90 s)
+# Issue 12, session 8: the early diagnostic call on the lent H200, after `bash benchmarks/gpu_run.sh setup`, from the
+# repository root (session 7's version: `git show 55ddf03:benchmarks/gpu_diag.sh`). Runs the DIAG REQUESTs logged in
+# /work/coord/LOG.md, as they were written, each under its own cap and cut to end by DIAG_END (epoch seconds; default
+# now + 400). Steps, in this order:
+#   build     the MiniLM folder now; the ModernBERT-base and BERT-large shapes in the background (harness.localmodels)
+#   tf32      tf32's request (LOG 17:20), beside the background build (it measures precision and records, not speed):
+#             benchmarks/tf32_check.py, one fresh process per (mlx|torch, float32|tf32) (cap 60 s)
+#   enc       encspeed's request (LOG 17:27), ALONE after the build: `OUT=... BUDGET_S=195 bash benchmarks/enc_diag.sh`
+#   baseline  the harness MiniLM-L6 rows at this commit's defaults, ALONE: `gpu_run.sh minilm` with RESULTS_TAG=diag-s8,
+#             ONLY="minilm-bf16-mlx minilm-bf16-torch minilm-tf32-mlx" (cap 100 s) -> $OUT/minilm-diag-s8-h200.json
 # Usage: bash benchmarks/gpu_diag.sh [STEP...] (default: all four). The roles' outputs go to /tmp/diag/<step>/,
 # packed into $OUT/diag.tgz after every step (a cut call keeps what finished); a summary on stdout.
 set -u
@@ -24,23 +21,26 @@ D=/tmp/diag
 mkdir -p "$D" "$OUT_ROOT"
 # the cap, cut to end 5 s before DIAG_END (at least 1 s)
 cap() { local d=$((DIAG_END - $(date +%s) - 5)); [ "$1" -lt "$d" ] && d=$1; [ "$d" -lt 1 ] && d=1; echo "$d"; }
-steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(build baseline enc train)
+steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(build tf32 enc baseline)
 for step in "${steps[@]}"; do
   start=$SECONDS
   mkdir -p "$D/$step"
   case $step in
     build)
-      BUILD_SPECS="local:minilm-l6-seeded-head local:qwen3-reranker-0.6b-shape" OUT=$OUT_ROOT bash benchmarks/gpu_run.sh build ;;
-    baseline)
-      RESULTS_TAG=diag-s7 ONLY="minilm-bf16-mlx minilm-bf16-torch" STEP_TIMEOUT=$(cap 90) OUT=$OUT_ROOT \
-        bash benchmarks/gpu_run.sh minilm ;;
+      BUILD_SPECS="local:minilm-l6-seeded-head" OUT=$OUT_ROOT bash benchmarks/gpu_run.sh build
+      BUILD_BG=1 BUILD_SPECS="local:modernbert-base-shape local:bert-large-shape" OUT=$OUT_ROOT \
+        bash benchmarks/gpu_run.sh build ;;
+    tf32)
+      timeout "$(cap 60)" python3 benchmarks/tf32_check.py --timeout 14 --out "$D/tf32/tf32-check.json" \
+        > "$D/tf32/tf32-check.log" 2>&1
+      echo "tf32 rc $?"; tail -n 30 "$D/tf32/tf32-check.log" | cut -c1-300 ;;
     enc)
-      OUT=$D/enc BUDGET_S=$(cap 150) timeout $(($(cap 150) + 5)) bash benchmarks/enc_diag.sh > "$D/enc/stdout.log" 2>&1
-      echo "enc rc $?"; tail -n 30 "$D/enc/enc-diag.log" 2>/dev/null | cut -c1-300 ;;
-    train)
-      c=$(cap 90)
-      OUT=$D/train timeout "$c" bash -c 'G="python3 benchmarks/gpu_train.py"; $G --jobs minilm-full --backends mlx,mlx,mlx-nographs --steps 30 --warmup 10 --timeout 20 --json $OUT/ts-diag-full.json > $OUT/ts-diag-full.log 2>&1; $G --jobs qwen3-0.6b-lora --backends torch,mlx-nographs --steps 20 --warmup 8 --timeout 40 --json $OUT/ts-diag-qwen3.json > $OUT/ts-diag-qwen3.log 2>&1; tail -q -n 5 $OUT/ts-diag-full.log $OUT/ts-diag-qwen3.log'
-      echo "train rc $? (cap $c s)"; tail -q -n 6 "$D"/train/ts-diag-*.log 2>/dev/null | cut -c1-300 ;;
+      OUT=$OUT_ROOT bash benchmarks/gpu_run.sh build-wait | tail -n 4
+      OUT=$D/enc BUDGET_S=$(cap 195) timeout $(($(cap 195) + 5)) bash benchmarks/enc_diag.sh > "$D/enc/stdout.log" 2>&1
+      echo "enc rc $?"; tail -n 40 "$D/enc/enc-diag.log" 2>/dev/null | cut -c1-300 ;;
+    baseline)
+      RESULTS_TAG=diag-s8 ONLY="minilm-bf16-mlx minilm-bf16-torch minilm-tf32-mlx" STEP_TIMEOUT=$(cap 100) \
+        OUT=$OUT_ROOT bash benchmarks/gpu_run.sh minilm ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
   echo "== $step took $((SECONDS - start)) s ($((DIAG_END - $(date +%s))) s left)"
