@@ -51,6 +51,7 @@ KNOBS = {
     "cte": ("cross_encoder.CHUNK_TOKEN_ELEMENTS", int),
     "chead": ("cross_encoder.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
     "dtypes": ("tokenizing.DERIVE_TYPE_IDS", lambda v: v not in ("0", "off", "false")),
+    "xfer1": ("cross_encoder.ONE_TRANSFER", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -65,7 +66,8 @@ def apply_setting(setting: str):
     TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``lean=0`` / ``fold=0`` BERT's inputs built
     as before / residual adds unfolded (models.bert_lean.LEAN_INPUTS / FOLD_BIAS), ``chead=0`` the score cast and
     activation as two kernels (cross_encoder.COMPILED_HEAD), ``dtypes=0`` BERT type ids read from the encodings,
-    not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``cte`` the chunk budget
+    not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``xfer1=0`` three host-to-device copies per chunk,
+    not one (cross_encoder.ONE_TRANSFER), ``cte`` the chunk budget
     CHUNK_TOKEN_ELEMENTS ('auto' = that // hidden size), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:

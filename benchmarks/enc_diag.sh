@@ -13,8 +13,9 @@
 #       embedding-sum kernel, one mask kernel), folded residual adds (addmm with the residual as C) and the score
 #       cast + activation compiled into one kernel (cross_encoder.COMPILED_HEAD); lean=0, fold=0, chead=0 turn them
 #       off (all three = session 7's forward);
-#   (c) less GIL-held host work: BERT type ids derived from the ids (tokenizing.DERIVE_TYPE_IDS; dtypes=0 = off).
-#   S7 = all of (b) and (c) off.
+#   (c) less host work: BERT type ids derived from the ids (tokenizing.DERIVE_TYPE_IDS; dtypes=0 = off), one
+#       host-to-device copy per chunk (cross_encoder.ONE_TRANSFER; xfer1=0 = three).
+#   S7 = all of (b) and (c) off (TokenArrays.padded's cheaper scatter, 34e874c, is not switchable: exact, host only).
 # Steps, in priority order (each under timeout, all within BUDGET_S):
 #   ab-minilm     MiniLM bf16, the harness offline calls (43 queries, batch 1,024), 3 passes, one process
 #   timeline      enc_timeline.py (+ CUPTI kernel count / GPU busy): session 7's forward at 16,384 tokens, the lean
@@ -30,8 +31,8 @@ NAME=enc-diag LOG_NAME=enc-diag BUDGET_S=${BUDGET_S:-190} OUT=${OUT:-/tmp/enc-di
 BF16=bfloat16
 [ -n "${DRY:-}" ] && BF16=float32 # bfloat16 matmuls are slow on this CPU; the code path is the same
 OFF="--batch-size 1024 --repeats 3"
-S7=lean=0:fold=0:chead=0:dtypes=0
-AB=auto,auto:$S7,auto:fold=0,auto:lean=0,auto:chead=0,auto:dtypes=0,32768,43690,43690:$S7,65536,65536:rows=512,auto
+S7=lean=0:fold=0:chead=0:dtypes=0:xfer1=0
+AB=auto,auto:$S7,auto:fold=0,auto:lean=0,auto:chead=0,auto:dtypes=0,auto:xfer1=0,32768,43690,43690:$S7,65536,65536:rows=512,auto
 step ab-minilm 50 - enc_chunks.py $OFF --dtype $BF16 --chunk-tokens "$AB"
 step timeline 35 - enc_timeline.py --dtype $BF16 --chunk-tokens auto:$S7,auto,43690 --kernels '*' --repeats 2
 ENC="--batch-size 256 --max-batch-tokens 32768 --repeats 2 --torch"

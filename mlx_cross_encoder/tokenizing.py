@@ -120,7 +120,8 @@ class TokenArrays:
 
     def padded(self, rows, width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Right-padded ``(ids, mask, type ids or None)`` of ``rows`` (indices), ``width`` columns (>= the longest
-        of them): ids ``pad_id`` and mask/type 0 on padded positions. One boolean-mask scatter of the rows' tokens
+        of them): ids ``pad_id`` and mask/type 0 on padded positions; the three are views of one ``(3, rows,
+        width)`` buffer (``(2, ...)`` without type ids). One boolean-mask scatter of the rows' tokens
         (row-major order = their order end to end); contiguous rows (a streamed piece) read one slice (session 8,
         this CPU, 256 DL19 pairs: 0.08 ms against 0.32 ms for a gather over every padded position)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -134,13 +135,17 @@ class TokenArrays:
             source = slice(int(starts[0]), int(starts[0]) + total)
         else:  # each row's start, then consecutive positions
             source = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        ids = np.full((len(rows), width), pad_id, dtype=np.int32)
+        block = np.empty((2 if self.type_ids is None else 3, len(rows), width), dtype=np.int32)
+        ids, mask = block[0], block[1]  # one buffer: a device copy can take all three at once
+        ids.fill(pad_id)
         ids[filled] = self.ids[source]
+        mask[...] = filled
         types = None
         if self.type_ids is not None:
-            types = np.zeros((len(rows), width), dtype=np.int32)
+            types = block[2]
+            types.fill(0)
             types[filled] = self.type_ids[source]
-        return ids, filled.astype(np.int32), types
+        return ids, mask, types
 
 
 #: :meth:`TokenArrays.of` derives BERT pair type ids from the ids when given the [SEP] id (read at every call;

@@ -419,3 +419,25 @@ def test_predict_keeps_a_small_buffer_cache_and_empties_a_large_one(tmp_path, mo
     monkeypatch.setattr(cross_encoder_module, "CACHE_KEEP_BYTES", kept // 2)
     model.predict(data, batch_size=8)
     assert mx.get_cache_memory() <= kept // 2  # above it: emptied
+
+
+@pytest.mark.parametrize("arch", ["bert", "xlm_roberta"])
+def test_chunk_inputs_reach_the_device_in_one_copy(tmp_path, monkeypatch, arch):
+    model = MLXCrossEncoder(BUILDERS[arch](tmp_path / arch))
+    tokens = tokenizing.encode_arrays(model.tokenizer, varied_pairs(7), model._type_ids)
+    host = tokens.padded(np.arange(2, 6), 64, model.pad_token_id)
+    copies = []
+    real = mx.array
+    monkeypatch.setattr(mx, "array", lambda *a, **k: copies.append(1) or real(*a, **k))
+    device = model._device_inputs(host)
+    assert len(copies) == 1  # ids, mask (and token types) in one host-to-device copy
+    for got, want in zip(device, host):
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_array_equal(np.array(got), want)
+    monkeypatch.setattr(cross_encoder_module, "ONE_TRANSFER", False)
+    copies.clear()
+    again = model._device_inputs(host)
+    assert len(copies) == sum(a is not None for a in host)
+    for got, want in zip(again, device):
+        assert (got is None) == (want is None) and (got is None or np.array_equal(np.array(got), np.array(want)))
