@@ -54,10 +54,17 @@ def additive_mask(attention_mask: mx.array, dtype) -> mx.array:
 
 
 class Prepared:
-    """The derived arrays of one BERT model and the parameters they were derived from (``parts``)."""
+    """The derived arrays of one BERT model and what they came from: ``containers[i][keys[i]] is values[i]`` for
+    every module on the way to their source parameters and every such parameter (:func:`_references`)."""
 
-    def __init__(self, parts: tuple, emb_beta: mx.array, layers: list[tuple]):
-        self.parts, self.emb_beta, self.layers = parts, emb_beta, layers
+    def __init__(self, references: list[tuple], emb_beta: mx.array, layers: list[tuple]):
+        self.containers, self.keys = (tuple(r[i] for r in references) for i in range(2))
+        self.values = tuple(map(operator.getitem, self.containers, self.keys))
+        self.emb_beta, self.layers = emb_beta, layers
+
+    def is_current(self) -> bool:
+        """Every module and parameter still the same object (one C-level pass: a few microseconds)."""
+        return all(map(operator.is_, map(operator.getitem, self.containers, self.keys), self.values))
 
 
 def _modules(model) -> list:
@@ -71,16 +78,37 @@ def _modules(model) -> list:
     return out
 
 
-def _sources(model) -> tuple:
-    """Every module and parameter the derived arrays depend on (identity-checked at each call: a replaced module,
-    weight or bias means the plain path)."""
-    out = []
-    for m in _modules(model):
-        out += [m, getattr(m, "weight", None), getattr(m, "bias", None)]
-    for layer in model.bert.encoder.layer:
-        fused = layer.attention.self_attn._fused
-        out += [fused, None if fused is None else fused.weight]
-    return tuple(out)
+def _references(model) -> list[tuple]:
+    """``(container, key)`` of each module from ``model`` down to the parameters the derived arrays come from (the
+    biases, the fused q/k/v and the intermediate weights) and of those parameters: a replaced module (LoRA), weight
+    or bias (an update, a reload) shows as ``container[key]`` being another object. Modules are dicts in MLX."""
+
+    def path(parent, *keys):
+        refs = []
+        for key in keys:
+            refs.append((parent, key))
+            parent = parent[key]
+        return refs, parent
+
+    refs, encoder = path(model, "bert", "encoder")
+    more, emb_norm = path(model["bert"], "embeddings", "LayerNorm")
+    refs += more + [(emb_norm, "bias"), (encoder, "layer")]
+    for i, layer in enumerate(encoder["layer"]):
+        refs.append((encoder["layer"], i))
+        for keys, params in (
+            (("attention", "self_attn", "query"), ("weight", "bias")),
+            (("attention", "self_attn", "key"), ("weight", "bias")),
+            (("attention", "self_attn", "value"), ("weight", "bias")),
+            (("attention", "output", "dense"), ("bias",)),
+            (("attention", "output", "LayerNorm"), ("bias",)),
+            (("intermediate", "dense"), ("weight", "bias")),
+            (("output", "dense"), ("bias",)),
+            (("output", "LayerNorm"), ("bias",)),
+        ):
+            more, module = path(layer, *keys)
+            refs += more + [(module, name) for name in params]
+        refs.append((vars(layer["attention"]["self_attn"]), "_fused"))  # a plain attribute, not a dict entry
+    return refs
 
 
 def prepare(model) -> bool:
@@ -111,16 +139,14 @@ def prepare(model) -> bool:
         derived.append(tuple(a.astype(dtype) for a in (qkv_bias, beta1, inter_bias, beta2)))
     emb_beta = (f32(model.bert.embeddings.LayerNorm.bias) + f32(shifts[0])).astype(dtype)
     mx.eval(emb_beta, derived)
-    model._lean = Prepared(_sources(model), emb_beta, derived)
+    model._lean = Prepared(_references(model), emb_beta, derived)
     return True
 
 
 def current(model) -> Prepared | None:
     """The model's derived arrays when they may be used now (inference, every source parameter unchanged)."""
     lean = getattr(model, "_lean", None)
-    if lean is None or model.training:
-        return None
-    if not all(map(operator.is_, _sources(model), lean.parts)):
+    if lean is None or model.training or not lean.is_current():
         return None
     return lean
 

@@ -132,8 +132,9 @@ def test_training_mode_takes_the_plain_path(tmp_path):
 def test_lora_layers_are_not_folded(tmp_path):
     from mlx_cross_encoder.training.lora import apply_lora, lora_target_paths
 
-    reranker = MLXCrossEncoder(bert_with_biases(tmp_path / "bert"))
+    reranker = lean_reranker(bert_with_biases(tmp_path / "bert"))
     apply_lora(reranker.model, lora_target_paths(reranker.model, ("dense",)), rank=2, scale=2.0)
+    assert bert_lean.current(reranker.model) is None  # replaced modules: the derived arrays are not used
     bert.fuse_projections(reranker.model)  # query/key/value stay plain Linear layers: fused
-    assert not bert_lean.prepare(reranker.model)
+    assert not bert_lean.prepare(reranker.model)  # LoRA dense layers: nothing derived
     assert bert_lean.current(reranker.model) is None
