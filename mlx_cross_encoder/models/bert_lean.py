@@ -80,7 +80,7 @@ def _modules(model) -> list:
 
 def _references(model) -> list[tuple]:
     """``(container, key)`` of each module from ``model`` down to the parameters the derived arrays come from (the
-    biases, the fused q/k/v and the intermediate weights) and of those parameters: a replaced module (LoRA), weight
+    biases, the dense weights, held transposed, and the fused q/k/v) and of those parameters: a replaced module (LoRA), weight
     or bias (an update, a reload) shows as ``container[key]`` being another object. Modules are dicts in MLX."""
 
     def path(parent, *keys):
@@ -99,10 +99,10 @@ def _references(model) -> list[tuple]:
             (("attention", "self_attn", "query"), ("weight", "bias")),
             (("attention", "self_attn", "key"), ("weight", "bias")),
             (("attention", "self_attn", "value"), ("weight", "bias")),
-            (("attention", "output", "dense"), ("bias",)),
+            (("attention", "output", "dense"), ("weight", "bias")),
             (("attention", "output", "LayerNorm"), ("bias",)),
             (("intermediate", "dense"), ("weight", "bias")),
-            (("output", "dense"), ("bias",)),
+            (("output", "dense"), ("weight", "bias")),
             (("output", "LayerNorm"), ("bias",)),
         ):
             more, module = path(layer, *keys)
@@ -136,7 +136,10 @@ def prepare(model) -> bool:
         inter_bias = f32(inter.bias) - f32(shift_mid) @ f32(inter.weight).T
         beta1 = f32(layer.attention.output.LayerNorm.bias) + f32(shift_mid)
         beta2 = f32(layer.output.LayerNorm.bias) + (f32(shift_out) if shift_out is not None else 0)
-        derived.append(tuple(a.astype(dtype) for a in (qkv_bias, beta1, inter_bias, beta2)))
+        biases = tuple(a.astype(dtype) for a in (qkv_bias, beta1, inter_bias, beta2))
+        # the four weights transposed once (views of the same memory): no transpose op built per forward
+        weights = (fused.weight, layer.attention.output.dense.weight, inter.weight, layer.output.dense.weight)
+        derived.append(biases + tuple(w.T for w in weights))
     emb_beta = (f32(model.bert.embeddings.LayerNorm.bias) + f32(shifts[0])).astype(dtype)
     mx.eval(emb_beta, derived)
     model._lean = Prepared(_references(model), emb_beta, derived)
@@ -167,15 +170,17 @@ def folded_encoder(model, x, mask, lean: Prepared):
     emb_ln = model.bert.embeddings.LayerNorm
     s = mx.fast.layer_norm(x, emb_ln.weight, lean.emb_beta, emb_ln.eps)
     B, L, _ = x.shape
-    for layer, (qkv_bias, beta1, inter_bias, beta2) in zip(model.bert.encoder.layer, lean.layers):
+    for layer, (qkv_bias, beta1, inter_bias, beta2, qkv_t, attn_t, inter_t, out_t) in zip(
+        model.bert.encoder.layer, lean.layers
+    ):
         att = layer.attention.self_attn
-        qkv = mx.addmm(qkv_bias, s, att._fused.weight.T).reshape(B, L, 3, att.num_heads, att.head_dim)
+        qkv = mx.addmm(qkv_bias, s, qkv_t).reshape(B, L, 3, att.num_heads, att.head_dim)
         q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
         a = mx.fast.scaled_dot_product_attention(q, k, v, scale=att.head_dim**-0.5, mask=mask)
         a = a.transpose(0, 2, 1, 3).reshape(B, L, -1)
         out = layer.attention.output
-        s = mx.fast.layer_norm(mx.addmm(s, a, out.dense.weight.T), out.LayerNorm.weight, beta1, out.LayerNorm.eps)
-        i = layer.intermediate.act(mx.addmm(inter_bias, s, layer.intermediate.dense.weight.T))
+        s = mx.fast.layer_norm(mx.addmm(s, a, attn_t), out.LayerNorm.weight, beta1, out.LayerNorm.eps)
+        i = layer.intermediate.act(mx.addmm(inter_bias, s, inter_t))
         out = layer.output
-        s = mx.fast.layer_norm(mx.addmm(s, i, out.dense.weight.T), out.LayerNorm.weight, beta2, out.LayerNorm.eps)
+        s = mx.fast.layer_norm(mx.addmm(s, i, out_t), out.LayerNorm.weight, beta2, out.LayerNorm.eps)
     return s
