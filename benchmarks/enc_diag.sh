@@ -32,7 +32,8 @@ BF16=bfloat16
 [ -n "${DRY:-}" ] && BF16=float32 # bfloat16 matmuls are slow on this CPU; the code path is the same
 OFF="--batch-size 1024 --repeats 3"
 S7=lean=0:fold=0:chead=0:dtypes=0:xfer1=0
-AB=auto,auto:$S7,auto:fold=0,auto:lean=0,auto:chead=0,auto:dtypes=0,auto:xfer1=0,32768,43690,43690:$S7,65536,65536:rows=512,auto
+AB=auto,auto:$S7,auto:fold=0,auto:lean=0,auto:chead=0,auto:dtypes=0,auto:xfer1=0,32768,43690,43690:$S7,65536,65536:rows=512
+AB=$AB,43690:ckeep=1073741824,auto # ckeep: MLX's buffer cache kept between calls (<= 1 GiB), not emptied
 step ab-minilm 50 - enc_chunks.py $OFF --dtype $BF16 --chunk-tokens "$AB"
 step timeline 35 - enc_timeline.py --dtype $BF16 --chunk-tokens auto:$S7,auto,43690 --kernels '*' --repeats 2
 ENC="--batch-size 256 --max-batch-tokens 32768 --repeats 2 --torch"
