@@ -49,9 +49,9 @@ KNOBS = {
     "lean": ("bert_lean.LEAN_INPUTS", lambda v: v not in ("0", "off", "false")),
     "fold": ("bert_lean.FOLD_BIAS", lambda v: v not in ("0", "off", "false")),
     "cte": ("cross_encoder.CHUNK_TOKEN_ELEMENTS", int),
-    "chead": ("cross_encoder.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
+    "chead": ("gpu_chunks.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
     "dtypes": ("tokenizing.DERIVE_TYPE_IDS", lambda v: v not in ("0", "off", "false")),
-    "xfer1": ("cross_encoder.ONE_TRANSFER", lambda v: v not in ("0", "off", "false")),
+    "xfer1": ("gpu_chunks.ONE_TRANSFER", lambda v: v not in ("0", "off", "false")),
 }
 
 
@@ -65,20 +65,20 @@ def apply_setting(setting: str):
     tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
     TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``lean=0`` / ``fold=0`` BERT's inputs built
     as before / residual adds unfolded (models.bert_lean.LEAN_INPUTS / FOLD_BIAS), ``chead=0`` the score cast and
-    activation as two kernels (cross_encoder.COMPILED_HEAD), ``dtypes=0`` BERT type ids read from the encodings,
+    activation as two kernels (gpu_chunks.COMPILED_HEAD), ``dtypes=0`` BERT type ids read from the encodings,
     not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``xfer1=0`` three host-to-device copies per chunk,
-    not one (cross_encoder.ONE_TRANSFER), ``cte`` the chunk budget
+    not one (gpu_chunks.ONE_TRANSFER), ``cte`` the chunk budget
     CHUNK_TOKEN_ELEMENTS ('auto' = that // hidden size), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
-    from mlx_cross_encoder import base, cross_encoder, tokenizing
+    from mlx_cross_encoder import base, cross_encoder, gpu_chunks, tokenizing
     from mlx_cross_encoder.models import bert, bert_lean
 
     modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert, "tokenizing": tokenizing}
-    modules["bert_lean"] = bert_lean
+    modules.update(bert_lean=bert_lean, gpu_chunks=gpu_chunks)
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))

@@ -11,10 +11,10 @@
 #       of tokens x hidden^2, which keeps BERT-/XLM-R-large at 6,144) / 65,536, and 512-pair streamed pieces;
 #   (b) fewer kernels per chunk (models/bert_lean.py, default on): lean inputs (position slice, one compiled
 #       embedding-sum kernel, one mask kernel), folded residual adds (addmm with the residual as C) and the score
-#       cast + activation compiled into one kernel (cross_encoder.COMPILED_HEAD); lean=0, fold=0, chead=0 turn them
+#       cast + activation compiled into one kernel (gpu_chunks.COMPILED_HEAD); lean=0, fold=0, chead=0 turn them
 #       off (all three = session 7's forward);
 #   (c) less host work: BERT type ids derived from the ids (tokenizing.DERIVE_TYPE_IDS; dtypes=0 = off), one
-#       host-to-device copy per chunk (cross_encoder.ONE_TRANSFER; xfer1=0 = three).
+#       host-to-device copy per chunk (gpu_chunks.ONE_TRANSFER; xfer1=0 = three).
 #   S7 = all of (b) and (c) off (TokenArrays.padded's cheaper scatter, 34e874c, is not switchable: exact, host only).
 # Steps, in priority order (each under timeout, all within BUDGET_S):
 #   ab-minilm     MiniLM bf16, the harness offline calls (43 queries, batch 1,024), 3 passes, one process

@@ -16,7 +16,7 @@ import mlx.nn as nn
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _blas
+from . import _blas, gpu_chunks
 from .base import (
     CHUNK_TOKEN_ELEMENTS,
     CHUNK_TOKENS_ENV_VAR,
@@ -34,10 +34,11 @@ from .base import (
     validate_pairs,
 )
 from .errors import ModelLoadError
+from .gpu_chunks import device_inputs, score_head
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
 from .models import bert, bert_lean, get_model_module
 from .models.bert import fuse_projections
-from .precision import ACTIVATIONS, ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
+from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
 from .tokenizing import TokenArrays, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
 
 logger = logging.getLogger("mlx_cross_encoder")
@@ -54,24 +55,6 @@ CACHE_KEEP_BYTES = 0
 #: length at nearly every batch. Multiples of 32 leave at most max_length / 32 lengths per batch size, which its
 #: graph cache keeps. Padded positions are masked: scores do not change.
 GPU_LENGTH_MULTIPLE = 32
-
-#: the built-in activations applied to the float32 logits as ONE compiled kernel (cast + activation fused; read at
-#: every call): one GPU kernel less per chunk (issue 12: a MiniLM chunk is bound by kernel launches on the host)
-COMPILED_HEAD = True
-_HEADS: dict = {}
-#: a chunk's ids, mask and token types go to the device as one array (one host-to-device copy, not three; read at
-#: every call). Session 7's H200 timeline: 0.31 ms per chunk in the three ``mx.array`` copies.
-ONE_TRANSFER = True
-
-
-def score_head(act: Callable) -> Callable[[mx.array], mx.array]:
-    """``act(logits.astype(float32))``, compiled for the built-in activations (:data:`COMPILED_HEAD`)."""
-    if not COMPILED_HEAD or not any(act is a for a in ACTIVATIONS.values()):
-        return lambda logits: act(logits.astype(mx.float32))
-    head = _HEADS.get(id(act))
-    if head is None:
-        head = _HEADS.setdefault(id(act), mx.compile(lambda logits: act(logits.astype(mx.float32))))
-    return head
 
 
 class MLXCrossEncoder(RerankerBase):
@@ -258,23 +241,7 @@ class MLXCrossEncoder(RerankerBase):
 
     @staticmethod
     def _device_inputs(host) -> tuple[mx.array, mx.array, mx.array | None]:
-        """The host arrays on the device: ONE copy when they are the rows of one buffer (``TokenArrays.padded``'s,
-        :data:`ONE_TRANSFER`), sliced there (views, no kernel); else one copy each."""
-        ids, mask, types = host
-        block = ids.base
-        parts = [a for a in host if a is not None]
-        if (
-            ONE_TRANSFER
-            and block is not None
-            and block.ndim == 3
-            and block.shape[0] == len(parts)
-            and block.flags.c_contiguous
-            and all(a.base is block for a in parts)
-        ):
-            whole = mx.array(block)
-            ids, mask, *rest = (whole[i : i + 1].reshape(ids.shape) for i in range(len(parts)))
-            return ids, mask, rest[0] if rest else None
-        return mx.array(ids), mx.array(mask), None if types is None else mx.array(types)
+        return device_inputs(host)
 
     def _cpu_streams(self) -> list:
         """CPU streams to spread each batch over (one per core, each with its own MLX scheduler thread).
@@ -374,8 +341,9 @@ class MLXCrossEncoder(RerankerBase):
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece`` and ``cache_keep_bytes``; None when
-        chunking is off."""
+        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``lean_forward``
+        (BERT's lean inference path: :func:`models.bert_lean.describe`), ``compiled_head``, ``one_transfer`` and
+        ``derived_type_ids``; None when chunking is off."""
         if self.chunk_tokens is None:
             return None
         from . import base, tokenizing
@@ -389,6 +357,10 @@ class MLXCrossEncoder(RerankerBase):
             "tokenize_ahead": tokenizing.TOKENIZE_AHEAD,
             "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
+            "lean_forward": bert_lean.describe(self.model),
+            "compiled_head": gpu_chunks.COMPILED_HEAD,
+            "one_transfer": gpu_chunks.ONE_TRANSFER,
+            "derived_type_ids": type(self._type_ids) is int and tokenizing.DERIVE_TYPE_IDS,
         }
 
     def _memory_rows(self, width: int, batch_rows: int) -> int:

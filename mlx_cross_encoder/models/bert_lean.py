@@ -154,6 +154,16 @@ def current(model) -> Prepared | None:
     return lean
 
 
+def describe(model) -> dict | None:
+    """The lean path's two switches as the next forward of ``model`` takes them, or None when it takes the plain
+    forward (nothing prepared: float32 on CUDA, the CPU, other architectures; or stale, or training)."""
+    if current(model) is None:
+        return None
+    from .bert import FUSE_QKV  # here: bert imports this module
+
+    return {"lean_inputs": LEAN_INPUTS, "fold_bias": FOLD_BIAS and FUSE_QKV}
+
+
 def embed(model, input_ids, token_type_ids, lean: Prepared | None):
     """Word + position + token-type embeddings summed (before the LayerNorm), in 1-2 kernels + the word gather."""
     emb = model.bert.embeddings

@@ -22,8 +22,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from mlx_cross_encoder import MLXCrossEncoder
-from mlx_cross_encoder import cross_encoder as cross_encoder_module
+from mlx_cross_encoder import MLXCrossEncoder, gpu_chunks
 from mlx_cross_encoder.models import bert, bert_lean
 
 
@@ -60,7 +59,7 @@ def plain_scores(reranker, pairs, monkeypatch) -> np.ndarray:
         m.setattr(bert_lean, "LEAN_INPUTS", False)
         m.setattr(bert_lean, "FOLD_BIAS", False)
         m.setattr(bert, "FUSE_QKV", False)
-        m.setattr(cross_encoder_module, "COMPILED_HEAD", False)
+        m.setattr(gpu_chunks, "COMPILED_HEAD", False)
         return reranker.predict(pairs, batch_size=4)
 
 

@@ -20,8 +20,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_cross_encoder import MLXCrossEncoder, base, tokenizing
+from mlx_cross_encoder import MLXCrossEncoder, base, gpu_chunks, tokenizing
 from mlx_cross_encoder import cross_encoder as cross_encoder_module
+from mlx_cross_encoder.models import bert, bert_lean
 
 BUILDERS = {
     "bert": builders.bert_cross_encoder,
@@ -379,7 +380,15 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
         "tokenize_ahead": False,
         "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
+        "lean_forward": None,  # the CPU: BERT's plain forward
+        "compiled_head": gpu_chunks.COMPILED_HEAD,
+        "one_transfer": gpu_chunks.ONE_TRANSFER,
+        "derived_type_ids": tokenizing.DERIVE_TYPE_IDS,
     }
+    bert.fuse_projections(model.model)
+    assert bert_lean.prepare(model.model)
+    monkeypatch.setattr(bert_lean, "FOLD_BIAS", False)
+    assert model.chunking["lean_forward"] == {"lean_inputs": True, "fold_bias": False}
     data = varied_pairs(30)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
     assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says
@@ -435,7 +444,7 @@ def test_chunk_inputs_reach_the_device_in_one_copy(tmp_path, monkeypatch, arch):
         assert (got is None) == (want is None)
         if want is not None:
             np.testing.assert_array_equal(np.array(got), want)
-    monkeypatch.setattr(cross_encoder_module, "ONE_TRANSFER", False)
+    monkeypatch.setattr(gpu_chunks, "ONE_TRANSFER", False)
     copies.clear()
     again = model._device_inputs(host)
     assert len(copies) == sum(a is not None for a in host)

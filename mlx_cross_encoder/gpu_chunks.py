@@ -1,0 +1,53 @@
+"""The per-chunk steps of ``MLXCrossEncoder``'s scoring loop around the model's forward: the chunk's host arrays
+copied to the device, and the score head (float32 cast + activation). Issue 12: on MLX's CUDA backend a MiniLM chunk
+is bound by the host (kernel launches ~31 us each, session 7's H200 timeline), so each step costs as few copies and
+kernels as it can; both savings have a switch (read at every call) for same-process A/Bs (benchmarks/enc_chunks.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+import numpy as np
+
+from .precision import ACTIVATIONS
+
+#: the built-in activations applied to the float32 logits as ONE compiled kernel (cast + activation fused): one GPU
+#: kernel less per chunk
+COMPILED_HEAD = True
+_HEADS: dict = {}
+#: a chunk's ids, mask and token types go to the device as one array (one host-to-device copy, not three). Session
+#: 7's H200 timeline: 0.31 ms per chunk in the three ``mx.array`` copies.
+ONE_TRANSFER = True
+
+
+def score_head(act: Callable) -> Callable[[mx.array], mx.array]:
+    """``act(logits.astype(float32))``, compiled for the built-in activations (:data:`COMPILED_HEAD`)."""
+    if not COMPILED_HEAD or not any(act is a for a in ACTIVATIONS.values()):
+        return lambda logits: act(logits.astype(mx.float32))
+    head = _HEADS.get(id(act))
+    if head is None:
+        head = _HEADS.setdefault(id(act), mx.compile(lambda logits: act(logits.astype(mx.float32))))
+    return head
+
+
+def device_inputs(host: tuple) -> tuple[mx.array, mx.array, mx.array | None]:
+    """``(ids, mask, token types or None)`` host arrays on the device: ONE copy when they are the rows of one
+    buffer (``tokenizing.TokenArrays.padded``'s) and :data:`ONE_TRANSFER`, sliced there (views: no kernel); else one
+    copy each."""
+    ids, mask, types = host
+    block = ids.base
+    parts = [a for a in host if a is not None]
+    if (
+        ONE_TRANSFER
+        and isinstance(block, np.ndarray)
+        and block.ndim == 3
+        and block.shape[0] == len(parts)
+        and block.flags.c_contiguous
+        and all(a.base is block for a in parts)
+    ):
+        whole = mx.array(block)
+        ids, mask, *rest = (whole[i : i + 1].reshape(ids.shape) for i in range(len(parts)))
+        return ids, mask, rest[0] if rest else None
+    return mx.array(ids), mx.array(mask), None if types is None else mx.array(types)
