@@ -6,7 +6,7 @@ it (issue 12 items 3-5): one ``predict`` per length-sorted batch, same batches f
         [--scenario offline|single_query] [--json OUT]
 
 MODEL: a folder or ``local:<name>`` (harness.localmodels). Per setting (``0``: off, the former one-piece path;
-``auto``: the default, ``CHUNK_TOKEN_ELEMENTS // hidden_size`` on a GPU; a number: that many padded tokens per
+``auto``: the default, ``base.default_chunk_tokens(hidden_size)`` on a GPU; a number: that many padded tokens per
 chunk; then ``:key=value`` fields setting the library's knobs for that setting, see :func:`apply_setting`, e.g.
 ``16384:first=256:ahead=1:tchunk=16:pmin=64:ckeep=0`` = session 5's pipeline): one untimed warm-up pass over every batch
 (each shape built once), then ``--repeats`` timed passes; a pass is the sum of its calls' times, as in the harness.
@@ -46,10 +46,7 @@ KNOBS = {
     "qkv": ("bert.FUSE_QKV", lambda v: v not in ("0", "off", "false")),
     "tahead": ("tokenizing.TOKENIZE_AHEAD", lambda v: v not in ("0", "off", "false")),
     "tspread": ("tokenizing.SPREAD_FIRST_PIECE", lambda v: v not in ("0", "off", "false")),
-    "lean": ("bert_lean.LEAN_INPUTS", lambda v: v not in ("0", "off", "false")),
-    "fold": ("bert_lean.FOLD_BIAS", lambda v: v not in ("0", "off", "false")),
-    "cte": ("cross_encoder.CHUNK_TOKEN_ELEMENTS", int),
-    "chead": ("gpu_chunks.COMPILED_HEAD", lambda v: v not in ("0", "off", "false")),
+    "ctw": ("base.CHUNK_TOKEN_WORK", int),
     "dtypes": ("tokenizing.DERIVE_TYPE_IDS", lambda v: v not in ("0", "off", "false")),
     "xfer1": ("gpu_chunks.ONE_TRANSFER", lambda v: v not in ("0", "off", "false")),
 }
@@ -63,22 +60,20 @@ def apply_setting(setting: str):
     (``none`` = off), ``ckeep`` bytes of MLX buffer cache predict keeps (0 = always emptied), ``qkv=0`` BERT's three
     query/key/value projections instead of the fused one (models.bert.FUSE_QKV), ``tahead=0`` each streamed piece
     tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
-    TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``lean=0`` / ``fold=0`` BERT's inputs built
-    as before / residual adds unfolded (models.bert_lean.LEAN_INPUTS / FOLD_BIAS), ``chead=0`` the score cast and
-    activation as two kernels (gpu_chunks.COMPILED_HEAD), ``dtypes=0`` BERT type ids read from the encodings,
-    not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``xfer1=0`` three host-to-device copies per chunk,
-    not one (gpu_chunks.ONE_TRANSFER), ``cte`` the chunk budget
-    CHUNK_TOKEN_ELEMENTS ('auto' = that // hidden size), ``threads`` tokenizer
+    TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``dtypes=0`` BERT type ids read from the
+    encodings, not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``xfer1=0`` three host-to-device copies per
+    chunk, not one (gpu_chunks.ONE_TRANSFER), ``ctw`` the chunk budget base.CHUNK_TOKEN_WORK ('auto' = that //
+    hidden size**2), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:
     ``mx.clear_cache`` does nothing (predict's end-of-call cache release skipped)."""
     import mlx.core as mx
 
     from mlx_cross_encoder import base, cross_encoder, gpu_chunks, tokenizing
-    from mlx_cross_encoder.models import bert, bert_lean
+    from mlx_cross_encoder.models import bert
 
     modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert, "tokenizing": tokenizing}
-    modules.update(bert_lean=bert_lean, gpu_chunks=gpu_chunks)
+    modules["gpu_chunks"] = gpu_chunks
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))

@@ -193,12 +193,8 @@ def device_only(model, hosts: list, act) -> dict:
     """The pass's chunks, already padded: launch + GPU without the host's tokenizing and padding."""
     import mlx.core as mx
 
-    from mlx_cross_encoder.gpu_chunks import score_head
-
-    head = score_head(act)  # as predict applies it
-
     def forward(host):
-        return head(model.model(*model._device_inputs(host)))
+        return act(model.model(*model._device_inputs(host)).astype(mx.float32))
 
     def floor():
         outs = []

@@ -160,18 +160,26 @@ STREAM_ROWS = 256
 #: a pass; with TOKENIZE_AHEAD a 64-pair first piece is its first 4 tasks in the pool's queue. (Session 6's 32-pair
 #: first piece measured 21% slower, together with 4-pair tokenizer tasks and without TOKENIZE_AHEAD.)
 STREAM_FIRST_ROWS = 64
-#: default chunk size on a GPU, in padded tokens x hidden width: MiniLM (384 wide) 16,384 tokens, BERT-large (1024)
-#: 6,144. Sized from the H200 memory profile (session 5 DIAG, gpu_memprof.py, MLX_MAX_OPS_PER_BUFFER=2): MLX's peak
-#: above the weights grows ~linearly with a batch's padded tokens, ~23 KB per token for MiniLM bf16 (6,697 MB at
-#: 1,024 x 288) and ~60 KB for BERT-large bf16 (1,971 MB at 113 x 288), ~2.5x that in float32, against
-#: sentence-transformers' 2,323 / 695 MB (bf16) and 4,531 / 1,345 MB (fp32) for those whole batches. Measured with
-#: this default in the harness's offline rows on the H200 (report/h200.md, session 5): MLX / torch peak MiniLM bf16
-#: 415 / 2,367 MB, fp32 1,162 / 4,618, BERT-large 0.73x, XLM-R-large 0.79x, ModernBERT-base 0.70x. MiniLM with
-#: 32,768-token chunks ran 16% faster there (787 MB; benchmarks/enc_chunks.py A/B); not the default because doubling
-#: this constant would put the large encoders' estimated peaks at ~0.97x torch's (unmeasured). A batch that fits in
-#: one chunk (a 100-pair single_query call) is bounded by :func:`memory_chunk_rows` instead (session 6).
-#: See ``MLXCrossEncoder`` ``chunk_tokens``.
-CHUNK_TOKEN_ELEMENTS = 16384 * 384
+#: default chunk size on a GPU: ``CHUNK_TOKEN_WORK // hidden_size**2`` padded tokens (:func:`default_chunk_tokens`):
+#: BERT-/XLM-R-large (1024 wide) 6,144 tokens, ModernBERT-base (768) 10,922, MiniLM (384) 43,690. Why hidden
+#: squared: a chunk costs the host the same kernel launches whatever its size (~70 for MiniLM-L6, ~31 us each on the
+#: H200's host: ~2.4 ms, session 7 timeline), while its GPU time grows with tokens x hidden^2 per layer; so this
+#: rule gives every encoder about the same GPU time per launch, where session 5's tokens x hidden rule (16,384 x
+#: 384) left MiniLM's chunks host-bound (GPU busy 35%). Session 8 DIAG (H200, same process, MiniLM bf16 offline):
+#: 16,384 tokens 16,534 pairs/s, 32,768 18,702, 43,690 18,056, 65,536 18,787 (every size >= 32,768 alike, +10-13%);
+#: peaks at 43,690: bf16 1,337 MB (torch 2,367), fp32 1,471 (torch 4,618); ModernBERT-base at 10,922 vs 8,192:
+#: fp32 peak 1,393 MB both, bf16 755 vs 743. The large encoders keep the 6,144 tokens whose peaks sessions 5-7
+#: measured (report/h200.md: BERT-large 0.73-0.89x torch, XLM-R-large 0.79-0.93x). Every chunk is also bounded
+#: relative to its whole batch (:func:`memory_chunk_rows`, session 6): that bound is what binds in single_query calls
+#: and in the encoder suites' 32,768-token batches. See ``MLXCrossEncoder`` ``chunk_tokens``.
+CHUNK_TOKEN_WORK = 6144 * 1024 * 1024
+
+
+def default_chunk_tokens(hidden_size: int) -> int:
+    """The GPU chunk size (padded tokens) for an encoder ``hidden_size`` wide: ``CHUNK_TOKEN_WORK // hidden**2``."""
+    return max(1, CHUNK_TOKEN_WORK // (hidden_size * hidden_size))
+
+
 CHUNK_TOKENS_ENV_VAR = "MLX_CROSS_ENCODER_CHUNK_TOKENS"
 
 #: The memory bound of a chunk (:func:`memory_chunk_rows`), a model of MLX's peak on a GPU from the session-5 H200

@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from . import _blas, gpu_chunks
 from .base import (
-    CHUNK_TOKEN_ELEMENTS,
     CHUNK_TOKENS_ENV_VAR,
     STREAM_FIRST_ROWS,
     STREAM_ROWS,
     RerankerBase,
+    default_chunk_tokens,
     env_int,
     even_chunks,
     length_sorted_batches,
@@ -34,9 +34,9 @@ from .base import (
     validate_pairs,
 )
 from .errors import ModelLoadError
-from .gpu_chunks import device_inputs, score_head
+from .gpu_chunks import device_inputs
 from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_model_dir
-from .models import bert, bert_lean, get_model_module
+from .models import get_model_module
 from .models.bert import fuse_projections
 from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
 from .tokenizing import TokenArrays, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
@@ -84,9 +84,9 @@ class MLXCrossEncoder(RerankerBase):
             below an eager framework's for the same batch; a streamed call keeps ``base.PREPARE_AHEAD`` pieces in
             preparation (:attr:`chunking` says what ran). The harness's batch is
             still what the caller passed; scores equal the unchunked ones (tests). Default "auto": on a GPU
-            ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else ``CHUNK_TOKEN_ELEMENTS // hidden_size``
-            (MiniLM: 16,384); on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the
-            CPU streams).
+            ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else :func:`base.default_chunk_tokens`
+            (``CHUNK_TOKEN_WORK // hidden_size**2``: MiniLM 43,690, ModernBERT-base 10,922, BERT-large 6,144);
+            on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the CPU streams).
     """
 
     def __init__(
@@ -146,8 +146,6 @@ class MLXCrossEncoder(RerankerBase):
             # scores are used up (H200 session 7 DIAG, fused everywhere: MiniLM fp32 single_query peak 554 MB against
             # session 6's 497, torch 561)
             fuse_projections(self.model)
-            if isinstance(self.model, bert.Model):  # fewer kernels per forward: models/bert_lean.py
-                bert_lean.prepare(self.model)
         self.default_activation = activation_fn if activation_fn is not None else self._checkpoint_activation()
         resolve_activation(self.default_activation)  # fail early on a bad name
 
@@ -193,7 +191,7 @@ class MLXCrossEncoder(RerankerBase):
             env = env_int(CHUNK_TOKENS_ENV_VAR)  # checked on every device: a bad value is an error, not ignored
             if mx.default_device() != mx.gpu:
                 return None
-            chunk_tokens = env if env is not None else max(1, CHUNK_TOKEN_ELEMENTS // self.args.hidden_size)
+            chunk_tokens = env if env is not None else default_chunk_tokens(self.args.hidden_size)
         if chunk_tokens is None or chunk_tokens == 0:
             return None
         if not isinstance(chunk_tokens, int) or chunk_tokens < 0:
@@ -341,9 +339,9 @@ class MLXCrossEncoder(RerankerBase):
         """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``lean_forward``
-        (BERT's lean inference path: :func:`models.bert_lean.describe`), ``compiled_head``, ``one_transfer`` and
-        ``derived_type_ids``; None when chunking is off."""
+        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``one_transfer``
+        (:data:`gpu_chunks.ONE_TRANSFER`) and ``derived_type_ids`` (:data:`tokenizing.DERIVE_TYPE_IDS` for a BERT
+        tokenizer); None when chunking is off."""
         if self.chunk_tokens is None:
             return None
         from . import base, tokenizing
@@ -357,8 +355,6 @@ class MLXCrossEncoder(RerankerBase):
             "tokenize_ahead": tokenizing.TOKENIZE_AHEAD,
             "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
-            "lean_forward": bert_lean.describe(self.model),
-            "compiled_head": gpu_chunks.COMPILED_HEAD,
             "one_transfer": gpu_chunks.ONE_TRANSFER,
             "derived_type_ids": type(self._type_ids) is int and tokenizing.DERIVE_TYPE_IDS,
         }
@@ -381,7 +377,6 @@ class MLXCrossEncoder(RerankerBase):
         memory; the next piece is prepared on a host thread meanwhile), else a piece's chunks, one per CPU
         stream."""
         scores = np.empty((n, self.num_labels), dtype=np.float32)
-        head = score_head(act)
         streams = self._cpu_streams()
         chunked = self.chunk_tokens is not None
 
@@ -391,7 +386,7 @@ class MLXCrossEncoder(RerankerBase):
                     submitted = []
                     for (rows, host), stream in zip(group, itertools.cycle(streams)):
                         with mx.stream(stream) if stream is not None else nullcontext():
-                            submitted.append((rows, head(self.model(*self._device_inputs(host)))))
+                            submitted.append((rows, act(self.model(*self._device_inputs(host)).astype(mx.float32))))
                     yield submitted
 
         with _blas.single_threaded_while(len(streams) > 1), prepared_ahead(pieces, chunked) as prepared:

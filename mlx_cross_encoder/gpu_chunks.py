@@ -1,35 +1,17 @@
-"""The per-chunk steps of ``MLXCrossEncoder``'s scoring loop around the model's forward: the chunk's host arrays
-copied to the device, and the score head (float32 cast + activation). Issue 12: on MLX's CUDA backend a MiniLM chunk
-is bound by the host (kernel launches ~31 us each, session 7's H200 timeline), so each step costs as few copies and
-kernels as it can; both savings have a switch (read at every call) for same-process A/Bs (benchmarks/enc_chunks.py).
+"""A step of ``MLXCrossEncoder``'s GPU scoring loop before the model's forward: the chunk's host arrays copied to the
+device in one copy. Issue 12: on MLX's CUDA backend a MiniLM chunk is bound by the host (session 7's H200 timeline:
+kernel launches ~31 us each, 0.31 ms per chunk in three ``mx.array`` copies). The saving has a switch (read at every
+call) for same-process A/Bs (benchmarks/enc_chunks.py ``xfer1=0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import mlx.core as mx
 import numpy as np
 
-from .precision import ACTIVATIONS
-
-#: the built-in activations applied to the float32 logits as ONE compiled kernel (cast + activation fused): one GPU
-#: kernel less per chunk
-COMPILED_HEAD = True
-_HEADS: dict = {}
 #: a chunk's ids, mask and token types go to the device as one array (one host-to-device copy, not three). Session
 #: 7's H200 timeline: 0.31 ms per chunk in the three ``mx.array`` copies.
 ONE_TRANSFER = True
-
-
-def score_head(act: Callable) -> Callable[[mx.array], mx.array]:
-    """``act(logits.astype(float32))``, compiled for the built-in activations (:data:`COMPILED_HEAD`)."""
-    if not COMPILED_HEAD or not any(act is a for a in ACTIVATIONS.values()):
-        return lambda logits: act(logits.astype(mx.float32))
-    head = _HEADS.get(id(act))
-    if head is None:
-        head = _HEADS.setdefault(id(act), mx.compile(lambda logits: act(logits.astype(mx.float32))))
-    return head
 
 
 def device_inputs(host: tuple) -> tuple[mx.array, mx.array, mx.array | None]:

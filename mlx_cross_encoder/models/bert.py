@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import args_from_dict, bert_lean, num_labels_of
+from . import args_from_dict, num_labels_of
 from .layers import ACT2FN, attention_mask_4d
 
 
@@ -219,20 +219,6 @@ class Model(nn.Module):
         """Last hidden states ``(batch, length, hidden)``."""
         if token_type_ids is None:
             token_type_ids = mx.zeros_like(input_ids)
-        lean = bert_lean.current(self) if bert_lean.LEAN_INPUTS or bert_lean.FOLD_BIAS else None
-        if lean is not None:  # inference with fewer kernels (models/bert_lean.py)
-            fold = bert_lean.FOLD_BIAS and FUSE_QKV
-            if bert_lean.LEAN_INPUTS:
-                x = bert_lean.embed(self, input_ids, token_type_ids, lean)
-                mask = bert_lean.additive_mask(attention_mask, x.dtype)
-            else:
-                e = self.bert.embeddings
-                x = e.word_embeddings(input_ids) + e.position_embeddings(mx.arange(input_ids.shape[1])[None])
-                x = x + e.token_type_embeddings(token_type_ids)
-                mask = attention_mask_4d(attention_mask, x.dtype)
-            if fold:
-                return bert_lean.folded_encoder(self, x, mask, lean)
-            return self.bert.encoder(self.bert.embeddings.LayerNorm(x), mask)
         position_ids = mx.arange(input_ids.shape[1])[None]
         x = self.bert.embeddings(input_ids, token_type_ids, position_ids)
         return self.bert.encoder(x, attention_mask_4d(attention_mask, x.dtype))

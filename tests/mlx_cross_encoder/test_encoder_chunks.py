@@ -22,7 +22,6 @@ import pytest
 
 from mlx_cross_encoder import MLXCrossEncoder, base, gpu_chunks, tokenizing
 from mlx_cross_encoder import cross_encoder as cross_encoder_module
-from mlx_cross_encoder.models import bert, bert_lean
 
 BUILDERS = {
     "bert": builders.bert_cross_encoder,
@@ -264,7 +263,7 @@ def test_chunk_tokens_option(tmp_path, monkeypatch):
     if mx.default_device() == mx.gpu:
         assert auto == 123  # the environment variable sets the GPU default
         monkeypatch.delenv(base.CHUNK_TOKENS_ENV_VAR)
-        assert MLXCrossEncoder(directory).chunk_tokens == base.CHUNK_TOKEN_ELEMENTS // 32  # tiny BERT: hidden 32
+        assert MLXCrossEncoder(directory).chunk_tokens == base.CHUNK_TOKEN_WORK // 32**2  # tiny BERT: hidden 32
     else:
         assert auto is None  # the CPU keeps its one-piece path (batches split over CPU streams)
     assert MLXCrossEncoder(directory, chunk_tokens=500).chunk_tokens == 500
@@ -380,15 +379,9 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
         "tokenize_ahead": False,
         "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
-        "lean_forward": None,  # the CPU: BERT's plain forward
-        "compiled_head": gpu_chunks.COMPILED_HEAD,
         "one_transfer": gpu_chunks.ONE_TRANSFER,
         "derived_type_ids": tokenizing.DERIVE_TYPE_IDS,
     }
-    bert.fuse_projections(model.model)
-    assert bert_lean.prepare(model.model)
-    monkeypatch.setattr(bert_lean, "FOLD_BIAS", False)
-    assert model.chunking["lean_forward"] == {"lean_inputs": True, "fold_bias": False}
     data = varied_pairs(30)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
     assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says
@@ -450,3 +443,13 @@ def test_chunk_inputs_reach_the_device_in_one_copy(tmp_path, monkeypatch, arch):
     assert len(copies) == sum(a is not None for a in host)
     for got, want in zip(again, device):
         assert (got is None) == (want is None) and (got is None or np.array_equal(np.array(got), np.array(want)))
+
+
+def test_default_chunks_hold_the_same_work_per_launch_for_every_width():
+    # tokens x hidden^2 (GPU time per layer's kernels) constant across widths; the 1024-wide encoders keep the
+    # 6,144-token chunks whose peaks sessions 5-7 measured; narrower encoders get larger chunks
+    for hidden in (32, 384, 768, 1024, 2048):
+        tokens = base.default_chunk_tokens(hidden)
+        assert 0 <= base.CHUNK_TOKEN_WORK - tokens * hidden * hidden < hidden * hidden
+    assert base.default_chunk_tokens(1024) == 6144
+    assert base.default_chunk_tokens(384) > base.default_chunk_tokens(768) > base.default_chunk_tokens(1024)
