@@ -49,6 +49,7 @@ KNOBS = {
     "ctw": ("base.CHUNK_TOKEN_WORK", int),
     "dtypes": ("tokenizing.DERIVE_TYPE_IDS", lambda v: v not in ("0", "off", "false")),
     "xfer1": ("gpu_chunks.ONE_TRANSFER", lambda v: v not in ("0", "off", "false")),
+    "procs": ("tokenizing.TOKENIZE_PROCESSES", int),
 }
 
 
@@ -62,7 +63,8 @@ def apply_setting(setting: str):
     tokenized when prepared (tokenizing.TOKENIZE_AHEAD off: session 6), ``tspread=0`` the first piece in tasks of
     TOKENIZE_CHUNK_MIN like the rest (tokenizing.SPREAD_FIRST_PIECE off), ``dtypes=0`` BERT type ids read from the
     encodings, not derived from the ids (tokenizing.DERIVE_TYPE_IDS), ``xfer1=0`` three host-to-device copies per
-    chunk, not one (gpu_chunks.ONE_TRANSFER), ``ctw`` the chunk budget base.CHUNK_TOKEN_WORK ('auto' = that //
+    chunk, not one (gpu_chunks.ONE_TRANSFER), ``procs`` tokenizer worker processes
+    (tokenizing.TOKENIZE_PROCESSES; 0 = threads), ``ctw`` the chunk budget base.CHUNK_TOKEN_WORK ('auto' = that //
     hidden size**2), ``threads`` tokenizer
     threads (``MLX_CROSS_ENCODER_TOKENIZE_THREADS``), ``switch`` Python's thread switch interval in seconds
     (``sys.setswitchinterval``: how long a thread waiting for the GIL may wait; default 0.005), ``keep``:

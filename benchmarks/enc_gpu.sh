@@ -8,7 +8,9 @@
 #   ab-offline  enc_chunks.py, MiniLM-L6 bf16, the harness offline scenario's calls (43 queries, batch 1,024), ONE
 #               process: 'auto' (this commit's defaults = what the harness rows run: 43,690-token chunks, derived
 #               BERT type ids, one host-to-device copy per chunk) vs session 7's defaults (S7) and single changes
-#               (AB_SETTINGS, in priority order: the old 16,384 chunks alone, the two host savings off, 32,768 /
+#               (AB_SETTINGS, in priority order: tokenizer tasks in 8 / 12 worker PROCESSES instead of threads
+#               (tokenize_procs.py: the DIAG's host pass is GIL-bound), the old 16,384 chunks alone, the two host
+#               savings off, 32,768 /
 #               65,536 chunks, MLX's buffer cache kept between calls, 2 pieces prepared at once, 8 tokenizer
 #               threads), 'auto' again last (drift within the process)
 #               -> pairs/s per pass, peak MB, max |score diff| vs the first row
@@ -26,7 +28,7 @@ BF16=bfloat16
 # session 7's defaults: 16,384-token chunks for MiniLM (tokens x hidden rule), type ids read from the encodings,
 # three host-to-device copies per chunk
 S7=16384:dtypes=0:xfer1=0
-AB1=auto,$S7,16384,auto:dtypes=0:xfer1=0,32768,65536,auto:ckeep=1073741824,auto:ahead=2,auto:threads=8
+AB1=auto,$S7,auto:procs=8,auto:procs=12,16384,auto:dtypes=0:xfer1=0,32768,65536,auto:ckeep=1073741824,auto:ahead=2,auto:threads=8
 AB=${AB_SETTINGS:-$AB1,auto}
 OFF="--batch-size 1024 --repeats $REPEATS"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"

@@ -209,6 +209,10 @@ def _array_encoder(tokenizer, type_ids: bool | int) -> Callable[[Sequence], Toke
 #: as soon as its own tasks are (session 6's H200 profile: each 256-pair piece took ~9.6 ms, about twice the pool's
 #: rate, and each call's first piece was waited for). False: each piece is tokenized when it is prepared.
 TOKENIZE_AHEAD = True
+#: with ``TOKENIZE_AHEAD``, a streamed call's tokenizer tasks run in this many worker PROCESSES instead of the thread
+#: pool (0: threads, the default; read at every call): tokenize_procs.py. An experiment of session 8 (the host pass
+#: of the H200 timeline is GIL-bound), A/B'd on the H200 as enc_chunks.py ``procs=N``; not the default until measured.
+TOKENIZE_PROCESSES = 0
 #: with ``TOKENIZE_AHEAD``, the first piece of a call of several pieces is split into one task per tokenizer thread
 #: (not tasks of ``TOKENIZE_CHUNK_MIN``): the GPU waits for that piece at every call, so its latency is one task of
 #: ~first / threads pairs (64 / 12: 5-6 pairs) instead of 16; the rest keep the larger tasks (fewer GIL hand-offs)
@@ -221,14 +225,23 @@ def encode_pieces(
     """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
     :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
     ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order (the first piece's
-    spread over the threads: ``SPREAD_FIRST_PIECE``), and a piece's function waits for its own tasks; otherwise a piece
-    is tokenized when its function is called."""
+    spread over the threads: ``SPREAD_FIRST_PIECE``), to the thread pool or, with ``TOKENIZE_PROCESSES``, to worker
+    processes, and a piece's function waits for its own tasks; otherwise a piece is tokenized when its function is
+    called."""
     n = threads if threads is not None else tokenize_threads()
     spans = list(zip(bounds[:-1], bounds[1:]))
-    if not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
+    if TOKENIZE_PROCESSES > 0 and TOKENIZE_AHEAD and len(inputs) >= PARALLEL_TOKENIZE_MIN:
+        from .tokenize_procs import submitter
+
+        n, submit = TOKENIZE_PROCESSES, submitter(tokenizer, TOKENIZE_PROCESSES, type_ids)
+    elif not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
         return [functools.partial(encode_arrays, tokenizer, inputs[a:b], type_ids, threads) for a, b in spans]
-    encode = _array_encoder(tokenizer, type_ids)
-    pool = _tokenize_pool(n)
+    else:
+        encode, pool = _array_encoder(tokenizer, type_ids), _tokenize_pool(n)
+
+        def submit(chunk):
+            return pool.submit(encode, chunk)
+
     pieces = []
     for i, (a, b) in enumerate(spans):
         if i == 0 and len(spans) > 1 and SPREAD_FIRST_PIECE:  # one task per thread: ready after one round
@@ -236,6 +249,6 @@ def encode_pieces(
             tasks = [((b - a) * j // k, (b - a) * (j + 1) // k) for j in range(k)]
         else:
             tasks = _thread_chunks(b - a, n)
-        futures = [pool.submit(encode, inputs[a + s : a + e]) for s, e in tasks]
+        futures = [submit(inputs[a + s : a + e]) for s, e in tasks]
         pieces.append(lambda futures=futures: TokenArrays.concat([f.result() for f in futures]))
     return pieces

@@ -7,7 +7,7 @@ import builders
 import numpy as np
 import pytest
 
-from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, tokenizing
+from mlx_cross_encoder import MLXCrossEncoder, Qwen3Reranker, base, tokenizing
 
 
 def _many_pairs(n: int) -> list[tuple[str, str]]:
@@ -120,3 +120,22 @@ def test_padded_rows_equal_per_row_padding(tmp_path, order):
         np.testing.assert_array_equal(mask[k], [1] * n + [0] * (width - n))
     with pytest.raises(ValueError, match="narrower"):
         tokens.padded(rows, width - 8, pad_id=0)
+
+
+def test_worker_processes_give_the_threads_tokens(tmp_path, monkeypatch):
+    from mlx_cross_encoder import tokenize_procs
+
+    model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64))
+    pairs = _pairs_with_literal_separators() * 3
+    bounds = base.stream_bounds(len(pairs), 16, 40)
+    threaded = [piece() for piece in tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)]
+    monkeypatch.setattr(tokenizing, "TOKENIZE_PROCESSES", 2)
+    monkeypatch.setattr(tokenizing, "_array_encoder", None)  # the thread pool's task would fail: not used
+    try:
+        pieces = tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)
+        assert id(model.tokenizer) in tokenize_procs._POOLS
+        for got, want in zip([piece() for piece in pieces], threaded, strict=True):
+            for name in ("ids", "lengths", "type_ids"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    finally:
+        tokenize_procs.shutdown()
