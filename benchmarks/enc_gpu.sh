@@ -10,9 +10,8 @@
 #               BERT type ids, one host-to-device copy per chunk) vs session 7's defaults (S7) and single changes
 #               (AB_SETTINGS, in priority order: tokenizer tasks in 8 / 12 worker PROCESSES instead of threads
 #               (tokenize_procs.py: the DIAG's host pass is GIL-bound), the old 16,384 chunks alone, the two host
-#               savings off, 32,768 /
-#               65,536 chunks, MLX's buffer cache kept between calls, 2 pieces prepared at once, 8 tokenizer
-#               threads), 'auto' again last (drift within the process)
+#               savings off, 32,768 / 65,536 chunks, MLX's buffer cache kept between calls, 2 pieces prepared at
+#               once, 8 tokenizer threads), 'auto' again last (drift within the process)
 #               -> pairs/s per pass, peak MB, max |score diff| vs the first row
 #   timeline    enc_timeline.py of the defaults (host/GPU per chunk; no CUPTI: it segfaulted in session 8's DIAG)
 #   fp32        offline float32 (true float32), auto -> peak MB (torch's: the harness rows, 4,618 MB)
