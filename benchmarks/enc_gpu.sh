@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #12 goal 1 (MiniLM-L6 bf16 offline >= 20,000 pairs/s RELIABLY), session 8: what the lead runs for encspeed in
 # the MAIN window, ALONE on the GPU (timed rows), from the repository root after `gpu_run.sh setup`.
-#   OUT=$OUT BUDGET_S=90 bash benchmarks/enc_gpu.sh
+#   OUT=$OUT BUDGET_S=105 bash benchmarks/enc_gpu.sh
 #   DRY=1 bash benchmarks/enc_gpu.sh      a tiny CPU trial (a tiny BERT built under a temp folder, 3 queries)
 # Steps, in priority order (each under timeout, cut to end the script within BUDGET_S; each writes its JSON into
 # $OUT after every setting, so a cut step keeps what it measured; each file records the env it ran with):
@@ -18,7 +18,7 @@
 #   sq-fp32     single_query (43 calls of 100 pairs), float32, auto: MLX peak (torch's: 561 MB)
 #   sq-bf16     the same in bfloat16 (torch 301 MB)
 # Files: $OUT/enc-*.json and $OUT/enc-gpu.log (rc and stderr tail of each step). Nothing else is written.
-NAME=enc LOG_NAME=enc-gpu BUDGET_S=${BUDGET_S:-90} OUT=${OUT:-/tmp/enc-out}
+NAME=enc LOG_NAME=enc-gpu BUDGET_S=${BUDGET_S:-105} OUT=${OUT:-/tmp/enc-out}
 . "$(dirname "$0")/enc_steps.sh"
 REPEATS=3
 BF16=bfloat16
@@ -31,7 +31,7 @@ AB1=auto,$S7,auto:procs=8,auto:procs=12,16384,auto:dtypes=0:xfer1=0,32768,65536,
 AB=${AB_SETTINGS:-$AB1,auto}
 OFF="--batch-size 1024 --repeats $REPEATS"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"
-step ab-offline 36 - enc_chunks.py $OFF --dtype $BF16 --chunk-tokens "$AB"
+step ab-offline 45 - enc_chunks.py $OFF --dtype $BF16 --chunk-tokens "$AB"
 step timeline 22 - enc_timeline.py --dtype $BF16 --chunk-tokens auto --repeats 2  # no CUPTI: it segfaulted (DIAG)
 step fp32 12 - enc_chunks.py $OFF --dtype float32 --chunk-tokens auto
 step sq-fp32 14 - enc_chunks.py $SQ --dtype float32 --chunk-tokens auto
