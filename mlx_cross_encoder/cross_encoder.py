@@ -340,8 +340,8 @@ class MLXCrossEncoder(RerankerBase):
         ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
         (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``one_transfer``
-        (:data:`gpu_chunks.ONE_TRANSFER`) and ``derived_type_ids`` (:data:`tokenizing.DERIVE_TYPE_IDS` for a BERT
-        tokenizer); None when chunking is off."""
+        (:data:`gpu_chunks.ONE_TRANSFER`), ``derived_type_ids`` (:data:`tokenizing.DERIVE_TYPE_IDS` for a BERT
+        tokenizer) and ``tokenize_processes`` (:func:`tokenizing.tokenize_processes`); None when chunking is off."""
         if self.chunk_tokens is None:
             return None
         from . import base, tokenizing
@@ -357,6 +357,7 @@ class MLXCrossEncoder(RerankerBase):
             "cache_keep_bytes": CACHE_KEEP_BYTES,
             "one_transfer": gpu_chunks.ONE_TRANSFER,
             "derived_type_ids": type(self._type_ids) is int and tokenizing.DERIVE_TYPE_IDS,
+            "tokenize_processes": tokenizing.tokenize_processes(),
         }
 
     def _memory_rows(self, width: int, batch_rows: int) -> int:

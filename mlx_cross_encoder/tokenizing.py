@@ -210,9 +210,20 @@ def _array_encoder(tokenizer, type_ids: bool | int) -> Callable[[Sequence], Toke
 #: rate, and each call's first piece was waited for). False: each piece is tokenized when it is prepared.
 TOKENIZE_AHEAD = True
 #: with ``TOKENIZE_AHEAD``, a streamed call's tokenizer tasks run in this many worker PROCESSES instead of the thread
-#: pool (0: threads, the default; read at every call): tokenize_procs.py. An experiment of session 8 (the host pass
+#: pool (0: threads, the default; read at every call; ``MLX_CROSS_ENCODER_TOKENIZE_PROCESSES`` overrides it):
+#: tokenize_procs.py. An experiment of session 8 (the host pass
 #: of the H200 timeline is GIL-bound), A/B'd on the H200 as enc_chunks.py ``procs=N``; not the default until measured.
 TOKENIZE_PROCESSES = 0
+TOKENIZE_PROCESSES_ENV_VAR = "MLX_CROSS_ENCODER_TOKENIZE_PROCESSES"
+
+
+def tokenize_processes() -> int:
+    """Worker processes for a streamed call's tokenizer tasks: ``MLX_CROSS_ENCODER_TOKENIZE_PROCESSES`` when set,
+    else ``TOKENIZE_PROCESSES``; 0 = the thread pool."""
+    value = env_int(TOKENIZE_PROCESSES_ENV_VAR)
+    return TOKENIZE_PROCESSES if value is None else value
+
+
 #: with ``TOKENIZE_AHEAD``, the first piece of a call of several pieces is split into one task per tokenizer thread
 #: (not tasks of ``TOKENIZE_CHUNK_MIN``): the GPU waits for that piece at every call, so its latency is one task of
 #: ~first / threads pairs (64 / 12: 5-6 pairs) instead of 16; the rest keep the larger tasks (fewer GIL hand-offs)
@@ -225,15 +236,16 @@ def encode_pieces(
     """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
     :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
     ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order (the first piece's
-    spread over the threads: ``SPREAD_FIRST_PIECE``), to the thread pool or, with ``TOKENIZE_PROCESSES``, to worker
+    spread over the threads: ``SPREAD_FIRST_PIECE``), to the thread pool or, with :func:`tokenize_processes`, to worker
     processes, and a piece's function waits for its own tasks; otherwise a piece is tokenized when its function is
     called."""
     n = threads if threads is not None else tokenize_threads()
     spans = list(zip(bounds[:-1], bounds[1:]))
-    if TOKENIZE_PROCESSES > 0 and TOKENIZE_AHEAD and len(inputs) >= PARALLEL_TOKENIZE_MIN:
+    processes = tokenize_processes()
+    if processes > 0 and TOKENIZE_AHEAD and len(inputs) >= PARALLEL_TOKENIZE_MIN:
         from .tokenize_procs import submitter
 
-        n, submit = TOKENIZE_PROCESSES, submitter(tokenizer, TOKENIZE_PROCESSES, type_ids)
+        n, submit = processes, submitter(tokenizer, processes, type_ids)
     elif not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
         return [functools.partial(encode_arrays, tokenizer, inputs[a:b], type_ids, threads) for a, b in spans]
     else:

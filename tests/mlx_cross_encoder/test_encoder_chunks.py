@@ -381,7 +381,10 @@ def test_chunking_describes_the_rule_that_runs(tmp_path, monkeypatch):
         "cache_keep_bytes": cross_encoder_module.CACHE_KEEP_BYTES,
         "one_transfer": gpu_chunks.ONE_TRANSFER,
         "derived_type_ids": tokenizing.DERIVE_TYPE_IDS,
+        "tokenize_processes": 0,
     }
+    monkeypatch.setenv(tokenizing.TOKENIZE_PROCESSES_ENV_VAR, "3")
+    assert model.chunking["tokenize_processes"] == 3
     data = varied_pairs(30)
     sizes = [len(np.concatenate([rows for rows, _ in piece()])) for piece in model._pieces(data, 30, None)]
     assert sizes == np.diff(base.stream_bounds(30, 3, 12)).tolist()  # the pieces follow what chunking says

@@ -129,7 +129,7 @@ def test_worker_processes_give_the_threads_tokens(tmp_path, monkeypatch):
     pairs = _pairs_with_literal_separators() * 3
     bounds = base.stream_bounds(len(pairs), 16, 40)
     threaded = [piece() for piece in tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)]
-    monkeypatch.setattr(tokenizing, "TOKENIZE_PROCESSES", 2)
+    monkeypatch.setenv(tokenizing.TOKENIZE_PROCESSES_ENV_VAR, "2")  # the environment switches it on
     monkeypatch.setattr(tokenizing, "_array_encoder", None)  # the thread pool's task would fail: not used
     try:
         pieces = tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)
