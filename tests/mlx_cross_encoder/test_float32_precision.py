@@ -55,6 +55,8 @@ def test_user_choice_of_tf32_is_kept_and_reported():
 MODEL = """
 import json, sys
 from mlx_cross_encoder import MLXCrossEncoder, _blas, precision
+import mlx.core as mx
+mx.set_default_device(mx.cpu)  # a device without TF32 units, whatever the machine has
 try:
     model = MLXCrossEncoder(sys.argv[1], dtype=sys.argv[2], max_length=64)
 except ValueError as exc:
