@@ -105,3 +105,41 @@ def test_tf32_without_tf32_units_computes_float32_and_says_so(tiny_bert):
     assert (fp32["switch"], fp32["ran"]) == ("float32", "float32")
     assert (tf32["switch"], tf32["ran"]) == ("tf32", "float32")  # the switch is on; a CPU has no TF32 units
     np.testing.assert_allclose(tf32["scores"], fp32["scores"], rtol=1e-6, atol=1e-6)
+
+
+MATMUL = """
+import json
+import numpy as np
+from mlx_cross_encoder import precision
+import mlx.core as mx
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((512, 512), dtype=np.float32), rng.standard_normal((512, 512), dtype=np.float32)
+ref = a.astype(np.float64) @ b.astype(np.float64)
+out = np.array(mx.matmul(mx.array(a), mx.array(b)), dtype=np.float64)
+print("RESULT " + json.dumps({"ran": precision.float32_matmul(), "units": precision.tf32_units(),
+                              "err": float(np.linalg.norm(out - ref) / np.linalg.norm(ref))}))
+"""
+
+
+def matmul_on_default_device(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
+    run = subprocess.run(
+        [sys.executable, "-c", MATMUL],
+        env={**clean, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT ") :])
+
+
+def test_the_recorded_matmul_precision_matches_the_numbers_on_this_machine():
+    """float32_matmul says tf32 exactly when the switch is on and MLX's default device has TF32 units, and the
+    product's error says the same: float32 rounding (~1e-7) vs TF32's 10-bit inputs (~3e-4). On a CPU both are
+    float32; on a CUDA GPU (the H200 parity run) the tf32 process must show TF32's error."""
+    full = matmul_on_default_device()
+    assert full["ran"] == "float32" and full["err"] < 1e-5
+    tf32 = matmul_on_default_device(MLX_ENABLE_TF32="1")
+    assert tf32["ran"] == ("tf32" if tf32["units"] else "float32")
+    assert (1e-4 < tf32["err"] < 2e-3) if tf32["units"] else tf32["err"] < 1e-5
