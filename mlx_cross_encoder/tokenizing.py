@@ -211,8 +211,10 @@ def _array_encoder(tokenizer, type_ids: bool | int) -> Callable[[Sequence], Toke
 TOKENIZE_AHEAD = True
 #: with ``TOKENIZE_AHEAD``, a streamed call's tokenizer tasks run in this many worker PROCESSES instead of the thread
 #: pool (0: threads, the default; read at every call; ``MLX_CROSS_ENCODER_TOKENIZE_PROCESSES`` overrides it):
-#: tokenize_procs.py. An experiment of session 8 (the host pass
-#: of the H200 timeline is GIL-bound), A/B'd on the H200 as enc_chunks.py ``procs=N``; not the default until measured.
+#: tokenize_procs.py. Session 8's H200 main window (16 cores, MiniLM bf16, the harness offline calls, one process,
+#: medians of 3 passes): 12 processes 20,154 pairs/s [20,007-20,392] against the 12 threads' 17,529 / 18,370 (first /
+#: last row), 8 processes 16,695. One A/B, no harness row: opt-in until a harness run confirms it (it also starts
+#: processes from a library).
 TOKENIZE_PROCESSES = 0
 TOKENIZE_PROCESSES_ENV_VAR = "MLX_CROSS_ENCODER_TOKENIZE_PROCESSES"
 
