@@ -10,7 +10,8 @@
 #   .whl/gguf-*.whl                            repacked from .venv by benchmarks/gpu_wheel.py (the GPU image lacks
 #       gguf, which transformers needs to read a GGUF: the GGUF parity tests' reference)
 #   /tmp/gpu-stage-src/{data.tgz,PACKAGE/}     ../shared/data's trec-dl/ + noveleval/ and copies of the weight
-#       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default 56)
+#       packages' folders from .venv (no byte code), packed by pack.py into .gpu/c1..cN (CHUNK_MB, default: 64 MiB less the tracked tree
+#       and 4 MiB of margin, at most 56; session 8 lost a call when 56 + a 9 MB tree passed 64)
 #   /tmp/gpu-stage-src/wheels-gguf/            .venv's transformers repacked (gpu_wheel.py), packed too: the GPU
 #       image's transformers 5.17 reads no pad token from the SmolLM2 GGUF (session 6 DIAG), so `gpu_run.sh tests`
 #       runs the 4 GGUF tests alone with this one (the version CI uses) from a private --target folder;
@@ -37,7 +38,10 @@ for p in "${packages[@]}"; do
   [ -d "$site/$p" ] || { echo "no package folder $site/$p" >&2; exit 2; }
   cp -r "$site/$p" "$src/" && find "$src/$p" -name __pycache__ -prune -exec rm -rf {} + && paths+=("$src/$p")
 done
-python3 ../shared/gpu/pack.py --chunk-mb "${CHUNK_MB:-56}" "${paths[@]}"
+tree_mb=$(git ls-files -z | du -cm --files0-from=- 2> /dev/null | tail -1 | cut -f1)
+chunk_mb=${CHUNK_MB:-$((64 - tree_mb - 4 < 56 ? 64 - tree_mb - 4 : 56))}
+echo "tracked tree ~${tree_mb} MiB -> chunks of ${chunk_mb} MiB"
+python3 ../shared/gpu/pack.py --chunk-mb "$chunk_mb" "${paths[@]}"
 du -shc .h200/head.* .whl .whl-train 2> /dev/null | tail -1
 # 64 MiB per command: the last chunk + the working tree + these must fit (session 6: the last chunk is small)
 echo 'the last command carries also .h200/head.tgz .h200/head.commit .h200/head.bundle .whl .whl-train (no more:'
