@@ -35,7 +35,11 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-length", type=int, default=None, help="token limit per pair (default: the model's)")
-    p.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        help="float32 (default), tf32 (float32 with TF32 matmuls; start with MLX_ENABLE_TF32=1), float16 or bfloat16",
+    )
     p.add_argument("--max-documents", type=int, default=d.max_documents)
     p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="queued requests per model before 429")

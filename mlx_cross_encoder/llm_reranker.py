@@ -60,7 +60,7 @@ class Qwen3Reranker(RerankerBase):
             "Given a web search query, retrieve relevant passages that answer the query").
         max_length: tokens per pair, prompt included; the document (then the query) is cut, never the prefix or
             the suffix.
-        dtype: "float32" (default), "float16" or "bfloat16" for the float parameters (quantized weights stay
+        dtype: "float32" (default), "tf32", "float16" or "bfloat16" for the float parameters (quantized weights stay
             quantized unless ``dequantize``).
         adapter_path: an mlx-lm LoRA/DoRA adapter directory (``adapter_config.json`` + ``adapters.safetensors``).
         template: a :class:`RerankTemplate` (default: the official Qwen3-Reranker prompt).
