@@ -30,18 +30,24 @@ print("RESULT " + json.dumps({"before": before, "after": os.environ.get("MLX_ENA
 """
 
 
-def probe(**env: str) -> dict:
+def run_script(script: str, *args: str, timeout: int = 120, **env: str) -> dict:
+    """Run ``script`` in a fresh interpreter (MLX reads its TF32 switch once per process) with ``env`` and no
+    inherited ``MLX_ENABLE_TF32``; the JSON it printed after ``RESULT ``."""
     clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
     run = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", script, *args],
         env={**clean, **env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=True,
     )
     line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+def probe(**env: str) -> dict:
+    return run_script(PROBE, **env)
 
 
 def test_mlx_float32_matmuls_are_full_float32_by_default():
@@ -74,17 +80,7 @@ def tiny_bert(tmp_path_factory):
 
 
 def in_process(model: Path, dtype: str, **env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
-    run = subprocess.run(
-        [sys.executable, "-c", MODEL, str(model), dtype],
-        env={**clean, **env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+    return run_script(MODEL, str(model), dtype, timeout=300, **env)
 
 
 def test_a_dtype_the_process_switch_contradicts_is_refused(tiny_bert):
@@ -122,16 +118,7 @@ print("RESULT " + json.dumps({"ran": precision.float32_matmul(), "units": precis
 
 
 def matmul_on_default_device(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
-    run = subprocess.run(
-        [sys.executable, "-c", MATMUL],
-        env={**clean, **env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT ") :])
+    return run_script(MATMUL, **env)
 
 
 def test_the_recorded_matmul_precision_matches_the_numbers_on_this_machine():
