@@ -438,3 +438,17 @@ def peak_bytes(fn) -> int:
     before = mx.get_active_memory()
     fn()
     return mx.get_peak_memory() - before
+
+
+#: the repository's smoke dataset (suites/data/smoke: a few queries, candidates and qrels)
+SMOKE = Path(__file__).resolve().parents[1] / "suites" / "data" / "smoke"
+
+
+def smoke_dataset(top_k: int, name: str = "smoke") -> dict:
+    """A suite's ``datasets`` entry for the smoke dataset, as a suite file would write it."""
+    return {
+        "name": name,
+        "candidates": str(SMOKE / "candidates.json"),
+        "qrels": str(SMOKE / "qrels.txt"),
+        "top_k": top_k,
+    }

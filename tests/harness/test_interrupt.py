@@ -23,7 +23,6 @@ from harness.results import OutputLock, load_results
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "suites" / "data" / "smoke"
 
 # `harness run` as the console script runs it, with the test backend (tests/faulty_backend.py) registered first
 HARNESS = """
@@ -44,14 +43,7 @@ def write_suite(tmp_path: Path, tiny_bert: Path) -> Path:
     gate, pidfile = tmp_path / "gate", tmp_path / "worker.pid"
     suite = {
         "name": "interrupt-test",
-        "datasets": [
-            {
-                "name": "smoke",
-                "candidates": str(SMOKE / "candidates.json"),
-                "qrels": str(SMOKE / "qrels.txt"),
-                "top_k": 5,
-            }
-        ],
+        "datasets": [builders.smoke_dataset(top_k=5)],
         "rerankers": [
             {"name": "echo", "backend": "faulty", "model": str(tiny_bert), "options": {"fault": "none"}},
             {

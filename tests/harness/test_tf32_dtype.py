@@ -24,7 +24,6 @@ from harness.run.executor import run_suite
 from harness.suite import RerankerSpec, SuiteError, load_suite, suite_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "suites" / "data" / "smoke"
 ENV = {"chip": {"name": "test"}}
 ROWS = [("mlx", "float32"), ("mlx", "tf32"), ("torch", "float32"), ("torch", "tf32")]
 PROCESS_ROWS = [ROWS[0], ROWS[1], ROWS[3]]  # torch float32 is checked in process (one torch import less)
@@ -38,14 +37,7 @@ def tiny_bert(tmp_path_factory):
 def suite_data(model: str, rows=ROWS) -> dict:
     return {
         "name": "tf32-test",
-        "datasets": [
-            {
-                "name": "smoke",
-                "candidates": str(SMOKE / "candidates.json"),
-                "qrels": str(SMOKE / "qrels.txt"),
-                "top_k": 5,
-            }
-        ],
+        "datasets": [builders.smoke_dataset(top_k=5)],
         "rerankers": [
             {"name": f"{backend}-{dtype}", "backend": backend, "model": model, "dtype": dtype, "device": "cpu"}
             for backend, dtype in rows
