@@ -63,7 +63,8 @@ class MLXCrossEncoder(RerankerBase):
     Args:
         model_name_or_path: local directory or Hugging Face id (config.json, safetensors weights, tokenizer.json).
         max_length: truncation length in tokens (default: the model's own limit).
-        dtype: "float32" (default), "float16" or "bfloat16".
+        dtype: "float32" (default), "tf32" (float32 with TF32 matmuls; needs MLX_ENABLE_TF32=1), "float16" or
+            "bfloat16".
         activation_fn: default activation of ``predict``: "sigmoid", "identity", "tanh", "softmax" or a callable
             on ``mx.array``. Default: what the checkpoint's sentence-transformers config names, else sigmoid when
             ``num_labels == 1`` and identity otherwise.
