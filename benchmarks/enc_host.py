@@ -57,7 +57,7 @@ def main() -> None:
     data = json.loads(Path(a.candidates).read_text())[: a.queries]
     pairs = [(q["query"], h["content"]) for q in data for h in q["hits"]]
     model = MLXCrossEncoder(path, max_length=512, chunk_tokens=None)
-    types, pad = model._type_ids, model.pad_token_id  # what predict asks for (derived BERT type ids)
+    types, pad = model._type_rule, model.pad_token_id  # what predict asks for (derived BERT type ids)
 
     def before(threads: int):
         encodings = tokenizing.encode_in_threads(model.tokenizer, pairs, threads=threads)

@@ -39,7 +39,7 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 from .models import get_model_module
 from .models.bert import fuse_projections
 from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
-from .tokenizing import TokenArrays, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
+from .tokenizing import TokenArrays, TypeIdRule, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
 
 logger = logging.getLogger("mlx_cross_encoder")
 
@@ -125,12 +125,11 @@ class MLXCrossEncoder(RerankerBase):
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
         self.pad_token_id = self._pad_token_id()
-        #: what TokenArrays.of is asked for: False (no type ids), the [SEP] id of BERT's pair template (type ids
-        #: derived from the ids: tokenizing.bert_pair_sep_id) or True (the encodings' own)
-        self._type_ids: bool | int = False
+        #: how TokenArrays.of gets token type ids: None (the model uses none), or derived from the ids with the [SEP]
+        #: id of BERT's pair template (tokenizing.bert_pair_sep_id), else the encodings' own
+        self._type_rule: TypeIdRule | None = None
         if self.model.uses_token_type_ids:
-            sep = bert_pair_sep_id(self.tokenizer)
-            self._type_ids = True if sep is None else sep
+            self._type_rule = TypeIdRule(sep=bert_pair_sep_id(self.tokenizer))
 
         self.num_labels = self.args.num_labels
         self.max_batch_tokens = max_batch_tokens
@@ -234,7 +233,7 @@ class MLXCrossEncoder(RerankerBase):
     def _collate(self, encodings) -> tuple[mx.array, mx.array, mx.array | None]:
         """Right-padded ``(ids, mask, token types)`` of a batch of ``tokenizers.Encoding`` (token types only when
         the model uses them): :meth:`TokenArrays.padded` over them, one vectorised step."""
-        tokens = TokenArrays.of(encodings, self._type_ids)
+        tokens = TokenArrays.of(encodings, self._type_rule)
         host = tokens.padded(np.arange(len(tokens)), self._width(int(tokens.lengths.max())), self.pad_token_id)
         return self._device_inputs(host)
 
@@ -302,11 +301,11 @@ class MLXCrossEncoder(RerankerBase):
         start when the call does (:func:`tokenizing.encode_pieces`). Otherwise every pair is tokenized first (the
         planner needs the lengths) and each planned batch is a piece.
         """
-        types = self._type_ids
+        rule = self._type_rule
         chunked = self.chunk_tokens is not None
         if chunked and len(pairs) <= batch_size and budget is None:
             bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)
-            tokenized = encode_pieces(self.tokenizer, pairs, bounds, types)
+            tokenized = encode_pieces(self.tokenizer, pairs, bounds, rule)
 
             def streamed(i: int) -> list:
                 tokens = tokenized[i]()
@@ -314,7 +313,7 @@ class MLXCrossEncoder(RerankerBase):
                 return [(bounds[i] + rows, host) for rows, host in chunks]
 
             return [functools.partial(streamed, i) for i in range(len(tokenized))]
-        tokens = encode_arrays(self.tokenizer, pairs, types)
+        tokens = encode_arrays(self.tokenizer, pairs, rule)
         batches = self.plan(tokens.lengths, batch_size, budget)
         return [functools.partial(self._chunks, tokens, np.asarray(b, dtype=np.int64)) for b in batches]
 
@@ -357,7 +356,9 @@ class MLXCrossEncoder(RerankerBase):
             "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
             "cache_keep_bytes": CACHE_KEEP_BYTES,
             "one_transfer": gpu_chunks.ONE_TRANSFER,
-            "derived_type_ids": type(self._type_ids) is int and tokenizing.DERIVE_TYPE_IDS,
+            "derived_type_ids": self._type_rule is not None
+            and self._type_rule.sep is not None
+            and tokenizing.DERIVE_TYPE_IDS,
             "tokenize_processes": tokenizing.tokenize_processes(),
         }
 

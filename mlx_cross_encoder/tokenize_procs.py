@@ -30,15 +30,15 @@ def _start(state: str) -> None:
     _TOKENIZER = Tokenizer.from_str(state)
 
 
-def _encode(chunk: Sequence, type_ids: bool | int):
+def _encode(chunk: Sequence, type_rule):
     """In a worker: the :class:`tokenizing.TokenArrays` of ``chunk`` (what a tokenizer thread's task returns)."""
     from .tokenizing import TokenArrays
 
     encode = getattr(_TOKENIZER, "encode_batch_fast", _TOKENIZER.encode_batch)
-    return TokenArrays.of(encode(list(chunk)), type_ids)
+    return TokenArrays.of(encode(list(chunk)), type_rule)
 
 
-def submitter(tokenizer, processes: int, type_ids: bool | int) -> Callable[[Sequence], Future]:
+def submitter(tokenizer, processes: int, type_rule) -> Callable[[Sequence], Future]:
     """``chunk -> Future[TokenArrays]`` on this tokenizer's pool of ``processes`` workers (started on first use)."""
     settings = (processes, repr(tokenizer.truncation), repr(tokenizer.padding))
     held = _POOLS.get(id(tokenizer))
@@ -49,7 +49,7 @@ def submitter(tokenizer, processes: int, type_ids: bool | int) -> Callable[[Sequ
         pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start, initargs=(tokenizer.to_str(),))
         held = _POOLS[id(tokenizer)] = (tokenizer, settings, pool)
     pool = held[2]
-    return lambda chunk: pool.submit(_encode, chunk, type_ids)
+    return lambda chunk: pool.submit(_encode, chunk, type_rule)
 
 
 def shutdown() -> None:

@@ -77,6 +77,17 @@ def encode_in_threads(tokenizer, inputs: Sequence, threads: int | None = None, *
 
 
 @dataclass(frozen=True)
+class TypeIdRule:
+    """How a call gets its token type ids (a call that wants none passes None instead of a rule). ``sep`` None: each
+    encoding's own ``type_ids``. ``sep`` an id: the [SEP] id of BERT's pair template (:func:`bert_pair_sep_id`): type
+    ids derived from the ids (1 after a row's first [SEP]) for every row holding exactly the template's two [SEP],
+    read from the encoding for any other row (a literal [SEP] in a text): the same type ids, without the
+    Python-level ``e.type_ids`` lists (:data:`DERIVE_TYPE_IDS` switches that off)."""
+
+    sep: int | None = None
+
+
+@dataclass(frozen=True)
 class TokenArrays:
     """The token ids of many inputs as flat numpy arrays, rows end to end: what batches are padded from.
 
@@ -90,20 +101,17 @@ class TokenArrays:
     type_ids: np.ndarray | None = None
 
     @classmethod
-    def of(cls, encodings, type_ids: bool | int = False) -> TokenArrays:
-        """From ``tokenizers.Encoding`` objects (their ``ids``, and ``type_ids`` when asked). ``type_ids`` an int: the
-        [SEP] id of BERT's pair template (:func:`bert_pair_sep_id`): type ids derived from the ids (1 after a row's
-        first [SEP]) for every row holding exactly the template's two [SEP], read from the encoding for any other
-        row (a literal [SEP] in a text): the same type ids, without the Python-level ``e.type_ids`` lists."""
+    def of(cls, encodings, type_rule: TypeIdRule | None = None) -> TokenArrays:
+        """From ``tokenizers.Encoding`` objects: their ``ids``, and token type ids as ``type_rule`` says (None: no
+        type ids)."""
         rows = [e.ids for e in encodings]
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         total = int(lengths.sum())
         ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=total)
         types = None
-        wanted = type_ids is not False and type_ids is not None
-        if wanted and type_ids is not True and DERIVE_TYPE_IDS:
-            types = _pair_type_ids(ids, lengths, int(type_ids), encodings)
-        elif wanted:
+        if type_rule is not None and type_rule.sep is not None and DERIVE_TYPE_IDS:
+            types = _pair_type_ids(ids, lengths, type_rule.sep, encodings)
+        elif type_rule is not None:
             flat = itertools.chain.from_iterable(e.type_ids for e in encodings)
             types = np.fromiter(flat, dtype=np.int32, count=total)
         return cls(ids, lengths, types)
@@ -191,17 +199,19 @@ def bert_pair_sep_id(tokenizer) -> int | None:
     return int(sep[0]) if len(sep) == 1 and len(cls) == 1 and cls != sep else None
 
 
-def encode_arrays(tokenizer, inputs: Sequence, type_ids: bool | int = False, threads: int | None = None) -> TokenArrays:
+def encode_arrays(
+    tokenizer, inputs: Sequence, type_rule: TypeIdRule | None = None, threads: int | None = None
+) -> TokenArrays:
     """The :class:`TokenArrays` of ``inputs``: ``encode_in_threads``' encodings (same ids, same truncation), with two
     savings for scoring: ``encode_batch_fast`` (no character offsets: ~25% less tokenizer time) and each thread
     turning its own chunk into arrays, so that this GIL-bound step overlaps the other threads' tokenizing."""
-    return TokenArrays.concat(_map_chunks(inputs, _array_encoder(tokenizer, type_ids), threads))
+    return TokenArrays.concat(_map_chunks(inputs, _array_encoder(tokenizer, type_rule), threads))
 
 
-def _array_encoder(tokenizer, type_ids: bool | int) -> Callable[[Sequence], TokenArrays]:
+def _array_encoder(tokenizer, type_rule: TypeIdRule | None) -> Callable[[Sequence], TokenArrays]:
     """``chunk -> TokenArrays`` of that chunk (``encode_batch_fast`` when the tokenizer has it): one tokenizer task."""
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-    return lambda chunk: TokenArrays.of(encode(chunk), type_ids)
+    return lambda chunk: TokenArrays.of(encode(chunk), type_rule)
 
 
 #: a streamed call (:func:`encode_pieces`) hands ALL its tokenizer tasks to the pool when it starts, in input order:
@@ -233,7 +243,11 @@ SPREAD_FIRST_PIECE = True
 
 
 def encode_pieces(
-    tokenizer, inputs: Sequence, bounds: Sequence[int], type_ids: bool | int = False, threads: int | None = None
+    tokenizer,
+    inputs: Sequence,
+    bounds: Sequence[int],
+    type_rule: TypeIdRule | None = None,
+    threads: int | None = None,
 ) -> list:
     """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
     :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
@@ -247,11 +261,11 @@ def encode_pieces(
     if processes > 0 and TOKENIZE_AHEAD and len(inputs) >= PARALLEL_TOKENIZE_MIN:
         from .tokenize_procs import submitter
 
-        n, submit = processes, submitter(tokenizer, processes, type_ids)
+        n, submit = processes, submitter(tokenizer, processes, type_rule)
     elif not TOKENIZE_AHEAD or n <= 1 or len(inputs) < PARALLEL_TOKENIZE_MIN:
-        return [functools.partial(encode_arrays, tokenizer, inputs[a:b], type_ids, threads) for a, b in spans]
+        return [functools.partial(encode_arrays, tokenizer, inputs[a:b], type_rule, threads) for a, b in spans]
     else:
-        encode, pool = _array_encoder(tokenizer, type_ids), _tokenize_pool(n)
+        encode, pool = _array_encoder(tokenizer, type_rule), _tokenize_pool(n)
 
         def submit(chunk):
             return pool.submit(encode, chunk)

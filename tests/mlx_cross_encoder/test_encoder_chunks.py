@@ -136,7 +136,7 @@ def test_streamed_call_tokenizes_every_piece_ahead_in_the_pool(tmp_path, monkeyp
         chunks = piece()
         rows = np.concatenate([r for r, _ in chunks])
         assert rows.tolist() == list(range(bounds[i], bounds[i + 1]))
-        want = tokenizing.encode_arrays(real, data[bounds[i] : bounds[i + 1]], type_ids=True, threads=1)
+        want = tokenizing.encode_arrays(real, data[bounds[i] : bounds[i + 1]], tokenizing.TypeIdRule(), threads=1)
         for r, (ids, mask, types) in chunks:
             for j, row in enumerate(r - bounds[i]):
                 start, n = int(want.lengths[:row].sum()), int(want.lengths[row])
@@ -231,7 +231,7 @@ def test_encode_arrays_equal_encode_batch_with_truncation(tmp_path, arch, thread
     data = varied_pairs(40)
     reference = model.tokenizer.encode_batch(data)
     assert any(len(e.overflowing) for e in reference), "some pairs must be truncated here"
-    got = tokenizing.encode_arrays(model.tokenizer, data, type_ids=True, threads=threads)
+    got = tokenizing.encode_arrays(model.tokenizer, data, tokenizing.TypeIdRule(), threads=threads)
     assert got.lengths.tolist() == [len(e.ids) for e in reference]
     assert got.ids.tolist() == [i for e in reference for i in e.ids]
     assert got.type_ids.tolist() == [t for e in reference for t in e.type_ids]
@@ -429,7 +429,7 @@ def test_predict_keeps_a_small_buffer_cache_and_empties_a_large_one(tmp_path, mo
 @pytest.mark.parametrize("arch", ["bert", "xlm_roberta"])
 def test_chunk_inputs_reach_the_device_in_one_copy(tmp_path, monkeypatch, arch):
     model = MLXCrossEncoder(BUILDERS[arch](tmp_path / arch))
-    tokens = tokenizing.encode_arrays(model.tokenizer, varied_pairs(7), model._type_ids)
+    tokens = tokenizing.encode_arrays(model.tokenizer, varied_pairs(7), model._type_rule)
     host = tokens.padded(np.arange(2, 6), 64, model.pad_token_id)
     copies = []
     real = mx.array

@@ -68,10 +68,11 @@ def test_derived_type_ids_equal_the_encodings_and_transformers(tmp_path, monkeyp
     path = builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64)
     model = MLXCrossEncoder(path)
     sep = tokenizing.bert_pair_sep_id(model.tokenizer)
-    assert sep == model.tokenizer.token_to_id("[SEP]") and model._type_ids == sep
+    assert sep == model.tokenizer.token_to_id("[SEP]") and model._type_rule == tokenizing.TypeIdRule(sep)
     pairs = _pairs_with_literal_separators()
     encodings = model.tokenizer.encode_batch(pairs)
-    derived, read = tokenizing.TokenArrays.of(encodings, sep), tokenizing.TokenArrays.of(encodings, True)
+    derived = tokenizing.TokenArrays.of(encodings, tokenizing.TypeIdRule(sep))
+    read = tokenizing.TokenArrays.of(encodings, tokenizing.TypeIdRule())
     np.testing.assert_array_equal(derived.type_ids, read.type_ids)
     np.testing.assert_array_equal(derived.ids, read.ids)
     np.testing.assert_array_equal(derived.lengths, read.lengths)
@@ -81,7 +82,29 @@ def test_derived_type_ids_equal_the_encodings_and_transformers(tmp_path, monkeyp
     np.testing.assert_array_equal(derived.type_ids, np.concatenate(reference))
     assert (derived.type_ids == 1).any() and (derived.type_ids == 0).any()
     monkeypatch.setattr(tokenizing, "DERIVE_TYPE_IDS", False)  # the knob reads the encodings' own
-    np.testing.assert_array_equal(tokenizing.TokenArrays.of(encodings, sep).type_ids, read.type_ids)
+    np.testing.assert_array_equal(
+        tokenizing.TokenArrays.of(encodings, tokenizing.TypeIdRule(sep)).type_ids, read.type_ids
+    )
+
+
+class _IdsOnly:
+    """An encoding whose ``type_ids`` cannot be read: what a derivation must do without."""
+
+    def __init__(self, encoding):
+        self.ids = encoding.ids
+
+    @property
+    def type_ids(self):
+        raise AssertionError("type_ids read from the encoding")
+
+
+def test_derived_type_ids_do_not_read_the_encodings_type_ids(tmp_path):
+    path = builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64)
+    model = MLXCrossEncoder(path)
+    sep = tokenizing.bert_pair_sep_id(model.tokenizer)
+    encodings = model.tokenizer.encode_batch(_many_pairs(12))  # BERT's template: two [SEP] in every row
+    derived = tokenizing.TokenArrays.of([_IdsOnly(e) for e in encodings], tokenizing.TypeIdRule(sep))
+    np.testing.assert_array_equal(derived.type_ids, [t for e in encodings for t in e.type_ids])
 
 
 def test_pair_separator_only_for_berts_template(tmp_path):
@@ -101,14 +124,14 @@ def test_pair_separator_only_for_berts_template(tmp_path):
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", sep), ("<s>", cls))
     assert tokenizing.bert_pair_sep_id(tokenizer) is None
     xlmr = MLXCrossEncoder(builders.xlm_roberta_cross_encoder(tmp_path / "xlmr"))
-    assert xlmr._type_ids is False  # one token type: none asked for
+    assert xlmr._type_rule is None  # one token type: none asked for
 
 
 @pytest.mark.parametrize("order", ["contiguous", "shuffled", "one"])
 def test_padded_rows_equal_per_row_padding(tmp_path, order):
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64))
     encodings = model.tokenizer.encode_batch(_pairs_with_literal_separators())
-    tokens = tokenizing.TokenArrays.of(encodings, True)
+    tokens = tokenizing.TokenArrays.of(encodings, tokenizing.TypeIdRule())
     rows = {"contiguous": np.arange(5, 19), "shuffled": np.random.default_rng(0).permutation(len(encodings))[:12]}
     rows = rows.get(order, np.array([3]))
     width = int(tokens.lengths[rows].max()) + 7
@@ -128,11 +151,11 @@ def test_worker_processes_give_the_threads_tokens(tmp_path, monkeypatch):
     model = MLXCrossEncoder(builders.bert_cross_encoder(tmp_path / "bert", max_position_embeddings=64))
     pairs = _pairs_with_literal_separators() * 3
     bounds = base.stream_bounds(len(pairs), 16, 40)
-    threaded = [piece() for piece in tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)]
+    threaded = [piece() for piece in tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_rule, 2)]
     monkeypatch.setenv(tokenizing.TOKENIZE_PROCESSES_ENV_VAR, "2")  # the environment switches it on
     monkeypatch.setattr(tokenizing, "_array_encoder", None)  # the thread pool's task would fail: not used
     try:
-        pieces = tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_ids, 2)
+        pieces = tokenizing.encode_pieces(model.tokenizer, pairs, bounds, model._type_rule, 2)
         assert id(model.tokenizer) in tokenize_procs._POOLS
         for got, want in zip([piece() for piece in pieces], threaded, strict=True):
             for name in ("ids", "lengths", "type_ids"):
