@@ -138,6 +138,8 @@ def single_threaded_while(active: bool):
 
 #: MLX's switch for TF32 in float32 matmuls (CUDA's cuBLAS, Apple's M5 neural accelerators); MLX's default is 1
 TF32_ENV_VAR = "MLX_ENABLE_TF32"
+#: the dtype name of float32 with TF32 matmuls (precision.py), and what :func:`float32_matmul_precision` says then
+TF32 = "tf32"
 
 
 def full_float32_matmuls() -> None:
@@ -154,14 +156,14 @@ def float32_matmul_precision() -> str:
     """What MLX's float32 matmuls compute in this process, as far as the switch says: "float32" or "tf32"
     (the latter only matters on hardware with TF32 units: CUDA GPUs, M5; ``precision.float32_matmul`` says what
     ran on a device)."""
-    return "float32" if os.environ.get(TF32_ENV_VAR, "1").strip() == "0" else "tf32"
+    return "float32" if os.environ.get(TF32_ENV_VAR, "1").strip() == "0" else TF32
 
 
 def tf32_switch(dtype_name: str) -> str:
     """The ``MLX_ENABLE_TF32`` value a process needs for a dtype: "1" for "tf32", "0" for every other dtype
     (float32 is full float32; half-precision models keep their few float32 products in full float32). Set it
     before ``mlx.core`` loads (harness.backends.mlx_backend does, per reranker process)."""
-    return "1" if dtype_name == "tf32" else "0"
+    return "1" if dtype_name == TF32 else "0"
 
 
 #: MLX's CUDA backend: operations per CUDA graph before it is launched (MLX's default is 20)

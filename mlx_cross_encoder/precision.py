@@ -19,9 +19,8 @@ from collections.abc import Callable
 import mlx.core as mx
 import mlx.nn as nn
 
-from ._blas import TF32_ENV_VAR, float32_matmul_precision, tf32_switch
+from ._blas import TF32, TF32_ENV_VAR, float32_matmul_precision, tf32_switch
 
-TF32 = "tf32"
 DTYPES = {
     "float32": mx.float32,
     "fp32": mx.float32,
@@ -68,7 +67,7 @@ def check_float32_matmuls(dtype_name: str) -> None:
     """Refuse a float32-family dtype that this process's ``MLX_ENABLE_TF32`` would contradict: ``tf32`` with the
     switch 0, ``float32`` with the switch 1. Checked on every device, so code that runs on a CPU or an M1 also
     runs as written on a CUDA GPU or an M5 (where the switch changes the results)."""
-    if float32_matmul_precision() == ("tf32" if dtype_name == TF32 else "float32"):
+    if float32_matmul_precision() == (TF32 if dtype_name == TF32 else "float32"):
         return
     have = os.environ.get(TF32_ENV_VAR, "unset (MLX's default: TF32)")
     need = tf32_switch(dtype_name)
@@ -101,7 +100,7 @@ def tf32_units(device=None) -> bool:
 def float32_matmul(device=None) -> str:
     """What float32 matmuls compute in this process on ``device``: "tf32" when MLX's switch allows TF32 and the
     device has TF32 units, else "float32"."""
-    return "tf32" if float32_matmul_precision() == "tf32" and tf32_units(device) else "float32"
+    return TF32 if float32_matmul_precision() == TF32 and tf32_units(device) else "float32"
 
 
 def resolve_activation(activation_fn) -> Callable[[mx.array], mx.array]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens
+from . import TF32, Backend, BackendError, as_scores, is_causal_lm, max_batch_tokens
 from .registry import BACKENDS
 
 OPTIONS = BACKENDS["mlx"].options  # declared once, in harness.backends.registry
@@ -82,7 +82,7 @@ def arrange_tf32_switch(spec, dtype: str) -> None:
         os.environ[_blas.TF32_ENV_VAR] = wanted
         return
     have = os.environ.get(_blas.TF32_ENV_VAR)
-    if dtype in ("float32", "tf32") and (have or "").strip() != wanted:
+    if dtype in ("float32", TF32) and (have or "").strip() != wanted:
         where = f"{spec.suite_file}: " if getattr(spec, "suite_file", None) else ""
         raise BackendError(
             f"{where}reranker {getattr(spec, 'name', '?')!r}, field dtype: {dtype} needs {_blas.TF32_ENV_VAR}="

@@ -194,7 +194,7 @@ def measure(raw_job: dict[str, Any]) -> dict[str, Any]:
         if o.record.scores_agree is False
     ]
     system = backend.describe()
-    if backend.dtype == "tf32" and system.get("float32_matmul", "tf32") != "tf32":
+    if backend.dtype == backends.TF32 and system.get("float32_matmul", backends.TF32) != backends.TF32:
         warnings.append(f"dtype tf32 ran as full float32: {backend.device} has no TF32 units (system.float32_matmul)")
     nonfinite = int(sum(int((~np.isfinite(s)).sum()) for s in reference))
     if nonfinite:
