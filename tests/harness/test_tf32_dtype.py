@@ -65,6 +65,13 @@ def test_the_suite_accepts_tf32_and_names_the_field_of_a_typo(tmp_path, tiny_ber
 def test_each_row_gets_its_own_tf32_switch_in_one_suite_and_records_what_ran(tmp_path, tiny_bert, monkeypatch):
     """Through the real runner: one worker process per row. The parent's own switch says TF32 on, which the
     float32 rows must not inherit; the tf32 rows must get it."""
+    # the runner loads MLX in this process too: load it first, with the library's own switch (its import hook sets
+    # MLX_ENABLE_TF32=0), so that the switch restored after the test is the one this process's MLX read
+    import mlx_cross_encoder  # noqa: F401
+
+    # isort: split
+    import mlx.core  # noqa: F401
+
     monkeypatch.setenv("MLX_ENABLE_TF32", "1")
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(suite_data(str(tiny_bert), PROCESS_ROWS)))
