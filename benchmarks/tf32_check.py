@@ -65,12 +65,11 @@ def torch_matmul_error(backend) -> float:
 
 
 def load_pairs(path: Path, n: int) -> list[tuple[str, str]]:
-    pairs = []
-    for item in json.loads(path.read_text()):
-        pairs += [(item["query"], hit["content"]) for hit in item["hits"]]
-        if len(pairs) >= n:
-            break
-    return pairs[:n]
+    """The first ``n`` (query, passage) pairs of a candidate-list file, read and checked by the harness's reader."""
+    from harness.sources.readers import read_candidates
+
+    queries, ranked, texts = read_candidates(path)
+    return [(queries[q], texts[d]) for q in ranked for d, _ in ranked[q]][:n]
 
 
 def child(backend_name: str, dtype: str, args) -> dict:
