@@ -39,7 +39,15 @@ from .hub import load_config, load_json, load_tokenizer, load_weights, resolve_m
 from .models import get_model_module
 from .models.bert import fuse_projections
 from .precision import ST_ACTIVATIONS, quantize_linear_layers, resolve_activation, resolve_dtype
-from .tokenizing import TokenArrays, TypeIdRule, bert_pair_sep_id, encode_arrays, encode_in_threads, encode_pieces
+from .tokenizing import (
+    TokenArrays,
+    TypeIdRule,
+    bert_pair_sep_id,
+    checked_processes,
+    encode_arrays,
+    encode_in_threads,
+    encode_pieces,
+)
 
 logger = logging.getLogger("mlx_cross_encoder")
 
@@ -88,6 +96,9 @@ class MLXCrossEncoder(RerankerBase):
             ``MLX_CROSS_ENCODER_CHUNK_TOKENS`` if set (0 = off), else :func:`base.default_chunk_tokens`
             (``CHUNK_TOKEN_WORK // hidden_size**2``: MiniLM 43,690, ModernBERT-base 10,922, BERT-large 6,144);
             on the CPU off. None or 0: off (each batch in one piece; on the CPU split over the CPU streams).
+        tokenize_processes: a streamed call's tokenizer tasks run in this many worker processes (spawned on first
+            use, each with its own GIL: tokenize_procs.py) instead of the tokenizer threads; 0: threads. Default
+            None: ``MLX_CROSS_ENCODER_TOKENIZE_PROCESSES``, else 0 (:func:`tokenizing.tokenize_processes`).
     """
 
     def __init__(
@@ -102,6 +113,7 @@ class MLXCrossEncoder(RerankerBase):
         adapter_path: str | os.PathLike | None = None,
         max_batch_tokens: int | None = None,
         chunk_tokens: int | str | None = "auto",
+        tokenize_processes: int | None = None,
     ):
         self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision)
         self.config: dict[str, Any] = load_config(self.model_dir)
@@ -137,6 +149,7 @@ class MLXCrossEncoder(RerankerBase):
         #: batch widths are rounded up to a multiple of this (GPU_LENGTH_MULTIPLE on a GPU, 1 on the CPU)
         self.length_multiple = GPU_LENGTH_MULTIPLE if mx.default_device() == mx.gpu else 1
         self.chunk_tokens = self._resolve_chunk_tokens(chunk_tokens)
+        self.tokenize_processes = checked_processes(tokenize_processes)
         # read once here, not on the host threads that form chunks (see _memory_rows)
         gpu = mx.default_device() == mx.gpu
         self._fused_attention = gpu and not (mx.cuda.is_available() and self.dtype == mx.float32)
@@ -305,7 +318,7 @@ class MLXCrossEncoder(RerankerBase):
         chunked = self.chunk_tokens is not None
         if chunked and len(pairs) <= batch_size and budget is None:
             bounds = stream_bounds(len(pairs), STREAM_FIRST_ROWS, STREAM_ROWS)
-            tokenized = encode_pieces(self.tokenizer, pairs, bounds, rule)
+            tokenized = encode_pieces(self.tokenizer, pairs, bounds, rule, processes=self.tokenize_processes)
 
             def streamed(i: int) -> list:
                 tokens = tokenized[i]()
@@ -341,7 +354,8 @@ class MLXCrossEncoder(RerankerBase):
         (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
         (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``one_transfer``
         (:data:`gpu_chunks.ONE_TRANSFER`), ``derived_type_ids`` (:data:`tokenizing.DERIVE_TYPE_IDS` for a BERT
-        tokenizer) and ``tokenize_processes`` (:func:`tokenizing.tokenize_processes`); None when chunking is off."""
+        tokenizer) and ``tokenize_processes`` (the constructor's, else :func:`tokenizing.tokenize_processes`); None
+        when chunking is off."""
         if self.chunk_tokens is None:
             return None
         from . import base, tokenizing
@@ -359,7 +373,9 @@ class MLXCrossEncoder(RerankerBase):
             "derived_type_ids": self._type_rule is not None
             and self._type_rule.sep is not None
             and tokenizing.DERIVE_TYPE_IDS,
-            "tokenize_processes": tokenizing.tokenize_processes(),
+            "tokenize_processes": tokenizing.tokenize_processes()
+            if self.tokenize_processes is None
+            else self.tokenize_processes,
         }
 
     def _memory_rows(self, width: int, batch_rows: int) -> int:

@@ -236,6 +236,14 @@ def tokenize_processes() -> int:
     return TOKENIZE_PROCESSES if value is None else value
 
 
+def checked_processes(value: int | None) -> int | None:
+    """``value`` (worker processes for tokenizing; 0 = threads; None = :func:`tokenize_processes` at each call) if
+    it is None or an integer >= 0; ValueError otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"tokenize_processes must be None or an integer >= 0, got {value!r}")
+    return value
+
+
 #: with ``TOKENIZE_AHEAD``, the first piece of a call of several pieces is split into one task per tokenizer thread
 #: (not tasks of ``TOKENIZE_CHUNK_MIN``): the GPU waits for that piece at every call, so its latency is one task of
 #: ~first / threads pairs (64 / 12: 5-6 pairs) instead of 16; the rest keep the larger tasks (fewer GIL hand-offs)
@@ -248,16 +256,17 @@ def encode_pieces(
     bounds: Sequence[int],
     type_rule: TypeIdRule | None = None,
     threads: int | None = None,
+    processes: int | None = None,
 ) -> list:
     """One function per piece ``inputs[bounds[i]:bounds[i + 1]]`` returning its :class:`TokenArrays` (as
     :func:`encode_arrays` gives them). With ``TOKENIZE_AHEAD`` (and more than one thread, at least
     ``PARALLEL_TOKENIZE_MIN`` inputs) every piece's tokenizer tasks are submitted now, in order (the first piece's
-    spread over the threads: ``SPREAD_FIRST_PIECE``), to the thread pool or, with :func:`tokenize_processes`, to worker
-    processes, and a piece's function waits for its own tasks; otherwise a piece is tokenized when its function is
-    called."""
+    spread over the threads: ``SPREAD_FIRST_PIECE``), to the thread pool or, with ``processes`` worker processes
+    (None: :func:`tokenize_processes`; 0: threads), to those, and a piece's function waits for its own tasks;
+    otherwise a piece is tokenized when its function is called."""
     n = threads if threads is not None else tokenize_threads()
     spans = list(zip(bounds[:-1], bounds[1:]))
-    processes = tokenize_processes()
+    processes = tokenize_processes() if processes is None else processes
     if processes > 0 and TOKENIZE_AHEAD and len(inputs) >= PARALLEL_TOKENIZE_MIN:
         from .tokenize_procs import submitter
 

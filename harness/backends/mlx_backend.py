@@ -2,7 +2,9 @@
 
 Options (suite ``options:``): ``quantize`` (4 or 8: Linear weights quantized, head kept), ``activation_fn``
 ("sigmoid", "identity", ... as MLXCrossEncoder takes), ``max_batch_tokens`` (padded tokens per batch; the torch
-backend forms the same batches). ``device``: "auto" (MLX's default device), "gpu" or "cpu".
+backend forms the same batches), ``tokenize_processes`` (cross-encoders on a GPU: a streamed call's tokenizer tasks
+in that many worker processes instead of threads; default: ``MLX_CROSS_ENCODER_TOKENIZE_PROCESSES``, else threads).
+``device``: "auto" (MLX's default device), "gpu" or "cpu".
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class MLXBackend(MLXRuntime):
                 quantize=self.options.get("quantize"),
                 activation_fn=self.options.get("activation_fn"),
                 max_batch_tokens=max_batch_tokens(self.options),
+                tokenize_processes=tokenize_processes(self.options),
             )
         if self.model.max_length != max_length:
             raise BackendError(f"MLX truncates at {self.model.max_length} tokens, not the requested {max_length}")
@@ -142,8 +145,10 @@ class MLXBackend(MLXRuntime):
 def _load_causal_lm(backend: MLXBackend):
     """LLM yes/no rerankers (``*ForCausalLM``, e.g. Qwen3-Reranker): ``mlx_cross_encoder.Qwen3Reranker`` with the
     official prompt, the suite's ``instruction`` and the runner's ``max_length`` (prompt included)."""
-    if backend.options.get("quantize") or backend.options.get("activation_fn"):
-        raise BackendError("options quantize / activation_fn apply to cross-encoders; LLM rerankers score P(yes)")
+    if any(backend.options.get(k) is not None for k in ("quantize", "activation_fn", "tokenize_processes")):
+        raise BackendError(
+            "options quantize / activation_fn / tokenize_processes apply to cross-encoders; LLM rerankers score P(yes)"
+        )
     from mlx_cross_encoder import Qwen3Reranker
 
     return Qwen3Reranker(
@@ -153,6 +158,14 @@ def _load_causal_lm(backend: MLXBackend):
         dtype=backend.dtype,
         max_batch_tokens=max_batch_tokens(backend.options),
     )
+
+
+def tokenize_processes(options) -> int | None:
+    """The ``tokenize_processes`` option (worker processes for tokenizing; 0 = threads), checked; None when not set."""
+    value = options.get("tokenize_processes")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise BackendError(f"option tokenize_processes must be an integer >= 0, got {value!r}")
+    return value
 
 
 def load(spec, max_length: int, model_dir: Path) -> MLXBackend:

@@ -27,7 +27,7 @@ BACKENDS: dict[str, BackendInfo] = {
         name="mlx",
         module="harness.backends.mlx_backend",
         description="mlx_cross_encoder.MLXCrossEncoder / Qwen3Reranker (Metal GPU on macOS, CPU or CUDA on Linux)",
-        options=frozenset({"quantize", "activation_fn", "max_batch_tokens"}),
+        options=frozenset({"quantize", "activation_fn", "max_batch_tokens", "tokenize_processes"}),
         trainers={
             "cross_encoder": "harness.train.worker:train_mlx_cross_encoder",
             "llm": "harness.train.worker:train_mlx_llm",

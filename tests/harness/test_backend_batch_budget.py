@@ -93,3 +93,13 @@ def test_bad_budget_is_refused(backend, value, tmp_path):
     model_dir = builders.bert_cross_encoder(tmp_path / "bert", seed=1)
     with pytest.raises(BackendError, match="max_batch_tokens must be a positive integer"):
         load_backend(spec(backend, options={"max_batch_tokens": value}), 24, model_dir)
+
+
+def test_tokenize_processes_option_reaches_the_mlx_model_and_is_checked(tmp_path):
+    model_dir = builders.bert_cross_encoder(tmp_path / "bert", seed=1)
+    backend = load_backend(spec("mlx", options={"tokenize_processes": 3}), 24, model_dir)
+    assert backend.model.tokenize_processes == 3
+    assert load_backend(spec("mlx"), 24, model_dir).model.tokenize_processes is None  # unset: the environment's
+    for value in (-1, 1.5, "4", True):
+        with pytest.raises(BackendError, match="tokenize_processes must be an integer >= 0"):
+            load_backend(spec("mlx", options={"tokenize_processes": value}), 24, model_dir)

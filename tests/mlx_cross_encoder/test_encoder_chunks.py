@@ -456,3 +456,27 @@ def test_default_chunks_hold_the_same_work_per_launch_for_every_width():
         assert 0 <= base.CHUNK_TOKEN_WORK - tokens * hidden * hidden < hidden * hidden
     assert base.default_chunk_tokens(1024) == 6144
     assert base.default_chunk_tokens(384) > base.default_chunk_tokens(768) > base.default_chunk_tokens(1024)
+
+
+def test_tokenize_processes_argument_overrides_the_environment(tmp_path, monkeypatch):
+    from mlx_cross_encoder import tokenize_procs
+
+    directory = builders.bert_cross_encoder(tmp_path / "bert")
+    data = varied_pairs(40) * 2  # >= PARALLEL_TOKENIZE_MIN pairs: a call big enough for worker processes
+    assert len(data) >= tokenizing.PARALLEL_TOKENIZE_MIN
+    threaded = MLXCrossEncoder(directory, chunk_tokens=500, tokenize_processes=0)
+    monkeypatch.setenv(tokenizing.TOKENIZE_PROCESSES_ENV_VAR, "3")  # the argument wins over it, both ways
+    assert threaded.chunking["tokenize_processes"] == 0
+    want = threaded.predict(data, batch_size=len(data))
+    assert id(threaded.tokenizer) not in tokenize_procs._POOLS  # 0: the threads, whatever the environment says
+    model = MLXCrossEncoder(directory, chunk_tokens=500, tokenize_processes=2)
+    assert model.chunking["tokenize_processes"] == 2
+    try:
+        got = model.predict(data, batch_size=len(data))
+        assert tokenize_procs._POOLS[id(model.tokenizer)][1][0] == 2  # its own pool, of 2 workers
+    finally:
+        tokenize_procs.shutdown()
+    np.testing.assert_array_equal(got, want)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="tokenize_processes"):
+            MLXCrossEncoder(directory, tokenize_processes=bad)
