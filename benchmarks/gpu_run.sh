@@ -13,7 +13,7 @@
 #                             wheels in .whl (pydantic; gguf, which transformers needs to read a GGUF) and
 #                             .whl-train (datasets, dill, multiprocess: the torch cross-encoder trainer needs
 #                             datasets, which the GPU image lacks) are installed
-#   minilm | encoders | encoders-fp | llm | llm-8b | memory
+#   minilm | minilm-host | encoders | encoders-fp | llm | llm-8b | memory
 #                             harness run suites/h200-STEP.yaml -> results/STEP-RESULTS_TAG-h200.json
 #                             (RESULTS_TAG, default "offline") + MFU table;
 #                             ONLY="a b" runs only those rerankers (harness run --only)
@@ -97,7 +97,7 @@ for step in "$@"; do
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       python3 -c 'import mlx.core as mx, torch; print("mlx", mx.__version__, mx.default_device(), "torch", torch.__version__)'
       python3 -c 'from transformers.utils import is_gguf_available as g; import pydantic; print("gguf for transformers:", g(), "pydantic", pydantic.VERSION)' ;;
-    minilm | encoders | encoders-fp | llm | llm-8b | memory)
+    minilm | minilm-host | encoders | encoders-fp | llm | llm-8b | memory)
       wait_build; name="$step-${RESULTS_TAG:-offline}"
       only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
       timeout "$(left "${STEP_TIMEOUT:-550}")" bash -c "$(declare -f harness); harness run suites/h200-$step.yaml \
