@@ -13,7 +13,8 @@
 #               savings off, 32,768 / 65,536 chunks, MLX's buffer cache kept between calls, 2 pieces prepared at
 #               once, 8 tokenizer threads), 'auto' again last (drift within the process)
 #               -> pairs/s per pass, peak MB, max |score diff| vs the first row
-#   timeline    enc_timeline.py of the defaults (host/GPU per chunk; no CUPTI: it segfaulted in session 8's DIAG)
+#   timeline    enc_timeline.py of the defaults, or of TIMELINE_SETTINGS (host/GPU per chunk; no CUPTI: it segfaulted in
+#               session 8's DIAG)
 #   fp32        offline float32 (true float32), auto -> peak MB (torch's: the harness rows, 4,618 MB)
 #   sq-fp32     single_query (43 calls of 100 pairs), float32, auto: MLX peak (torch's: 561 MB)
 #   sq-bf16     the same in bfloat16 (torch 301 MB)
@@ -32,7 +33,7 @@ AB=${AB_SETTINGS:-$AB1,auto}
 OFF="--batch-size 1024 --repeats $REPEATS"
 SQ="--batch-size 1024 --scenario single_query --repeats 2"
 step ab-offline 45 - enc_chunks.py $OFF --dtype $BF16 --chunk-tokens "$AB"
-step timeline 22 - enc_timeline.py --dtype $BF16 --chunk-tokens auto --repeats 2  # no CUPTI: it segfaulted (DIAG)
+step timeline 22 - enc_timeline.py --dtype $BF16 --chunk-tokens "${TIMELINE_SETTINGS:-auto}" --repeats 2  # no CUPTI: it segfaulted (DIAG)
 step fp32 12 - enc_chunks.py $OFF --dtype float32 --chunk-tokens auto
 step sq-fp32 14 - enc_chunks.py $SQ --dtype float32 --chunk-tokens auto
 step sq-bf16 10 - enc_chunks.py $SQ --dtype $BF16 --chunk-tokens auto
