@@ -80,7 +80,8 @@ class MLXCrossEncoder(RerankerBase):
         revision: Hub revision (branch, tag or commit).
         adapter_path: a fine-tuned adapter directory (``adapters.safetensors`` + ``adapter_config.json``, as
             ``MLXCrossEncoderTrainer.save_adapter`` writes): its LoRA layers and trained head are applied.
-        max_batch_tokens: default cap on the padded tokens of one batch (rows x its padded width);
+        max_batch_tokens: default cap on the padded tokens of one batch (rows x its longest row, as every backend
+            of the harness counts; on a GPU the width is then rounded up to a multiple of 32);
             ``predict(max_batch_tokens=...)`` overrides it; None = rows only (``batch_size``). A single longer
             pair runs alone. Both limits apply.
         chunk_tokens: on a GPU, each batch is computed in contiguous row chunks of at most about this many padded
@@ -299,10 +300,12 @@ class MLXCrossEncoder(RerankerBase):
         return result[0] if single else result
 
     def plan(self, lengths, batch_size: int, max_batch_tokens: int | None = None) -> list[list[int]]:
-        """The batches ``predict`` runs for pairs of these token counts (padded widths as ``_collate`` pads)."""
-        return length_sorted_batches(
-            lengths, batch_size, max_batch_tokens, multiple=self.length_multiple, max_width=self.max_length
-        )
+        """The batches ``predict`` runs for pairs of these token counts: THE planner's, as every backend forms them
+        (a budget counts rows x the longest row). On a GPU a batch's width is then rounded up to
+        ``length_multiple`` (kernel shapes), so its tensor may hold < 32 more padded positions per row than the
+        budget; rounding before planning made MLX's batches differ from torch's at the same budget (issue 12's
+        H200 run of test_backend_batch_budget, session 9)."""
+        return length_sorted_batches(lengths, batch_size, max_batch_tokens)
 
     def _pieces(self, pairs, batch_size: int, budget: int | None) -> list[Callable[[], list]]:
         """The call's work as pieces, each a function returning its chunks ``[(rows, host arrays)]``.

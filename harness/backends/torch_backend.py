@@ -4,7 +4,7 @@ checkpoints the official Qwen3-Reranker transformers recipe (``harness.qwen3_rec
 ``device``: "auto" (mps, then cuda, then cpu), "mps", "cuda", "cuda:N" or "cpu". Options: ``activation_fn``
 ("sigmoid" or "identity"), ``attn_implementation`` (transformers' "sdpa", "eager", ...), ``max_batch_tokens``
 (padded tokens per batch: the batches of the MLX backend's planner, ``mlx_cross_encoder.base.length_sorted_batches``,
-which imports no MLX; on a GPU MLX cross-encoders count widths rounded up to 32, so edge batches may differ there).
+which imports no MLX: the same batches as MLX's, which on a GPU then round each batch's width up to 32).
 torch is imported only here, so a harness run without torch rerankers never loads it.
 """
 
