@@ -2,8 +2,9 @@
 
 The batches come from THE planner, ``mlx_cross_encoder.base.length_sorted_batches`` (numpy only), over the
 token counts of every pair, with the reranker's ``batch_size`` and its ``max_batch_tokens`` option: every backend
-gets the same batches of the same (truncated) pairs. Each batch is one ``predict`` call (inside it a backend may
-split further, e.g. MLX on a GPU rounds widths up to 32). A pass is the sum of its batches' times; throughput per
+gets the same batches of the same (truncated) pairs. Each batch is one ``predict`` call (a backend replans it with
+the same planner and budget, so it stays one batch; inside it MLX on a GPU computes row chunks, widths rounded up
+to 32). A pass is the sum of its batches' times; throughput per
 pass is pairs (tokens) / that time. Warm-up, untimed, when ``warmup_queries`` > 0: one pass over every batch, so
 that each batch shape has been run once before timing (on a GPU a new shape costs a kernel or graph build: the
 H200 profile in docs/benchmarks.md saw ~60 ms per new width, more than a whole MiniLM pass of DL19).
