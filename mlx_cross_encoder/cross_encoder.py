@@ -352,34 +352,21 @@ class MLXCrossEncoder(RerankerBase):
 
     @property
     def chunking(self) -> dict | None:
-        """What the GPU row chunks follow now (for results' provenance): ``chunk_tokens``, the memory bound's
-        ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first, most]
-        (:func:`base.stream_bounds`), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-        (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``one_transfer``
-        (:data:`gpu_chunks.ONE_TRANSFER`), ``derived_type_ids`` (:data:`tokenizing.DERIVE_TYPE_IDS` for a BERT
-        tokenizer) and ``tokenize_processes`` (the constructor's, else :func:`tokenizing.tokenize_processes`); None
-        when chunking is off."""
+        """What the GPU row chunks follow now (for results' provenance; :func:`gpu_chunks.chunk_rule`), with this
+        model's ``tokenize_processes`` (the constructor's, else :func:`tokenizing.tokenize_processes`); None when
+        chunking is off."""
         if self.chunk_tokens is None:
             return None
-        from . import base, tokenizing
+        from . import tokenizing
 
-        return {
-            "chunk_tokens": self.chunk_tokens,
-            "batch_widths": base.BATCH_WIDTHS,
-            "stream_rows": [STREAM_FIRST_ROWS, STREAM_ROWS],
-            "prepare_ahead": base.PREPARE_AHEAD,
-            "tokenize_chunk_min": tokenizing.TOKENIZE_CHUNK_MIN,
-            "tokenize_ahead": tokenizing.TOKENIZE_AHEAD,
-            "spread_first_piece": tokenizing.SPREAD_FIRST_PIECE,
-            "cache_keep_bytes": CACHE_KEEP_BYTES,
-            "one_transfer": gpu_chunks.ONE_TRANSFER,
-            "derived_type_ids": self._type_rule is not None
-            and self._type_rule.sep is not None
-            and tokenizing.DERIVE_TYPE_IDS,
-            "tokenize_processes": tokenizing.tokenize_processes()
-            if self.tokenize_processes is None
-            else self.tokenize_processes,
-        }
+        rule = self._type_rule
+        return gpu_chunks.chunk_rule(
+            self.chunk_tokens,
+            stream_rows=[STREAM_FIRST_ROWS, STREAM_ROWS],
+            derived_type_ids=rule is not None and rule.sep is not None and tokenizing.DERIVE_TYPE_IDS,
+            tokenize_processes=self.tokenize_processes,
+            cache_keep_bytes=CACHE_KEEP_BYTES,
+        )
 
     def _memory_rows(self, width: int, batch_rows: int) -> int:
         """:func:`base.memory_chunk_rows` for this model; attention counts as fused except float32 on CUDA (MLX
