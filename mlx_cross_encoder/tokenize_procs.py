@@ -8,8 +8,9 @@ a task costs the caller one pickled list of pairs out and one :class:`TokenArray
 with ``spawn`` (never ``fork``: the caller runs MLX/CUDA and threads) and load the tokenizer from its JSON
 (``Tokenizer.to_str``: vocabulary, truncation and padding included), once per pool; a pool lives as long as the
 process and is rebuilt when the tokenizer's truncation or padding changes. Same encodings as the threads (tests).
-Measured once (session 8's H200 main window, same-process A/B, MiniLM bf16 offline): 12 processes 20,154 pairs/s vs
-12 threads 17,529-18,370; 8 processes 16,695 (results/benchmarks/main-s8-h200/enc-ab-offline.json).
+Measured (MiniLM bf16 offline on the H200): session 8's same-process A/B, 12 processes 20,154 pairs/s vs 12 threads
+17,529-18,370; session 9's harness rows, 12 / 14 processes 4-19% faster than the threads in every same-call pair
+(results/minilm-host-s9*-h200.json; report/h200.md).
 """
 
 from __future__ import annotations
