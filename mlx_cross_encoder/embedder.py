@@ -84,7 +84,8 @@ class MLXEmbedder:
         model_name_or_path: local folder (config.json, safetensors, tokenizer.json [, sentence-transformers files]).
         max_length: truncation in tokens (default: ``sentence_bert_config.json`` max_seq_length, else the
             tokenizer's model_max_length, capped at the model's positions).
-        dtype: "float32" (default), "tf32", "float16" or "bfloat16" (precision.resolve_dtype); pooling and normalization run in float32.
+        dtype: "float32" (default), "tf32", "float16" or "bfloat16" (precision.resolve_dtype); pooling and
+            normalization run in float32.
         pooling: "mean", "cls" or "lasttoken" (default: the folder's Pooling module, else mean).
         normalize: L2-normalize embeddings (default: whether the folder has a Normalize module).
     """

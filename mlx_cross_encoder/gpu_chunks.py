@@ -46,10 +46,10 @@ def chunk_rule(
 ) -> dict:
     """What the GPU row chunks of ``MLXCrossEncoder`` follow now (results' provenance): ``chunk_tokens``, the memory
     bound's ``batch_widths`` (:data:`base.BATCH_WIDTHS`), a streamed call's piece sizes ``stream_rows`` = [first,
-    most] (:func:`base.stream_bounds`; the caller's, as it streams), ``prepare_ahead``, ``tokenize_chunk_min``, ``tokenize_ahead``
-    (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``, ``one_transfer``
-    (:data:`ONE_TRANSFER`), ``derived_type_ids`` and ``tokenize_processes`` (None: :func:`tokenizing.tokenize_processes`
-    now)."""
+    most] (:func:`base.stream_bounds`; the caller's, as it streams), ``prepare_ahead``, ``tokenize_chunk_min``,
+    ``tokenize_ahead`` (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``,
+    ``one_transfer`` (:data:`ONE_TRANSFER`), ``derived_type_ids`` and ``tokenize_processes`` (None:
+    :func:`tokenizing.tokenize_processes` now)."""
     from . import base, tokenizing
 
     return {

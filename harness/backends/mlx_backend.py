@@ -161,11 +161,14 @@ def _load_causal_lm(backend: MLXBackend):
 
 
 def tokenize_processes(options) -> int | None:
-    """The ``tokenize_processes`` option (worker processes for tokenizing; 0 = threads), checked; None when not set."""
-    value = options.get("tokenize_processes")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise BackendError(f"option tokenize_processes must be an integer >= 0, got {value!r}")
-    return value
+    """The ``tokenize_processes`` option (worker processes for tokenizing; 0 = threads), checked by the library's
+    own rule; None when not set."""
+    from mlx_cross_encoder.tokenizing import checked_processes  # numpy only: no MLX
+
+    try:
+        return checked_processes(options.get("tokenize_processes"))
+    except ValueError as error:
+        raise BackendError(f"option {error}") from None
 
 
 def load(spec, max_length: int, model_dir: Path) -> MLXBackend:

@@ -103,5 +103,5 @@ def test_tokenize_processes_option_reaches_the_mlx_model_and_is_checked(tmp_path
     assert backend.model.tokenize_processes == 3
     assert load_backend(spec("mlx"), 24, model_dir).model.tokenize_processes is None  # unset: the environment's
     for value in (-1, 1.5, "4", True):
-        with pytest.raises(BackendError, match="tokenize_processes must be an integer >= 0"):
+        with pytest.raises(BackendError, match="option tokenize_processes must be None or an integer >= 0"):
             load_backend(spec("mlx", options={"tokenize_processes": value}), 24, model_dir)
