@@ -9,8 +9,8 @@ with ``spawn`` (never ``fork``: the caller runs MLX/CUDA and threads) and load t
 (``Tokenizer.to_str``: vocabulary, truncation and padding included), once per pool; a pool lives as long as the
 process and is rebuilt when the tokenizer's truncation or padding changes. Same encodings as the threads (tests).
 Measured (MiniLM bf16 offline on the H200): session 8's same-process A/B, 12 processes 20,154 pairs/s vs 12 threads
-17,529-18,370; session 9's harness rows, 12 / 14 processes 4-19% faster than the threads in every same-call pair
-(results/minilm-host-s9*-h200.json; report/h200.md).
+17,529-18,370; session 9's harness rows, 12 / 14 processes 4-19% faster than the threads in the same call but once
+(-2%) (results/minilm-host-s9*-h200.json; report/h200.md).
 """
 
 from __future__ import annotations

@@ -224,8 +224,9 @@ TOKENIZE_AHEAD = True
 #: tokenize_procs.py. Session 8's H200 main window (16 cores, MiniLM bf16, the harness offline calls, one process,
 #: medians of 3 passes): 12 processes 20,154 pairs/s [20,007-20,392] against the 12 threads' 17,529 / 18,370 (first /
 #: last row), 8 processes 16,695. Session 9's harness rows (suites/h200-minilm-host.yaml, option tokenize_processes):
-#: 12 / 14 processes beat the threads in every same-call pair by 4-19% (e.g. 24,482 / 28,030 vs 23,493). Still
-#: opt-in: it starts processes from a library, and the threads alone met the 20k goal on a quiet host.
+#: 12 / 14 processes ran 4-19% faster than the threads in the same call (e.g. 24,482 / 28,030 vs 23,493), except
+#: once (-2%, 14 processes on a slower host). Still opt-in: it starts processes from a library, and the threads
+#: alone met the 20k goal on the faster host.
 TOKENIZE_PROCESSES = 0
 TOKENIZE_PROCESSES_ENV_VAR = "MLX_CROSS_ENCODER_TOKENIZE_PROCESSES"
 
