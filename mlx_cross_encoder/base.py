@@ -170,9 +170,10 @@ STREAM_FIRST_ROWS = 64
 #: peaks at 43,690: bf16 1,337 MB (torch 2,367), fp32 1,471 (torch 4,618); ModernBERT-base at 10,922 vs 8,192:
 #: fp32 peak 1,393 MB both, bf16 755 vs 743. Main window (same process): 43,690 17,529 / 18,370 vs 16,384 15,168;
 #: harness peaks MiniLM bf16 1,056 / fp32 1,471 MB, ModernBERT bf16 745 / fp32 1,377 (torch 1,061 / 1,691). The
-#: large encoders keep the 6,144 tokens whose peaks sessions 5-7 measured (report/h200.md: BERT-large 0.73-0.89x torch, XLM-R-large 0.79-0.93x). Every chunk is also bounded
-#: relative to its whole batch (:func:`memory_chunk_rows`, session 6): that bound is what binds in single_query calls
-#: and in the encoder suites' 32,768-token batches. See ``MLXCrossEncoder`` ``chunk_tokens``.
+#: large encoders keep the 6,144 tokens whose peaks sessions 5-7 measured (report/h200.md: BERT-large 0.73-0.89x
+#: torch, XLM-R-large 0.79-0.93x). Every chunk is also bounded relative to its whole batch (:func:`memory_chunk_rows`,
+#: session 6): that bound is what binds in single_query calls and in the encoder suites' 32,768-token batches. See
+#: ``MLXCrossEncoder`` ``chunk_tokens``.
 CHUNK_TOKEN_WORK = 6144 * 1024 * 1024
 
 

@@ -357,13 +357,10 @@ class MLXCrossEncoder(RerankerBase):
         chunking is off."""
         if self.chunk_tokens is None:
             return None
-        from . import tokenizing
-
-        rule = self._type_rule
         return gpu_chunks.chunk_rule(
             self.chunk_tokens,
             stream_rows=[STREAM_FIRST_ROWS, STREAM_ROWS],
-            derived_type_ids=rule is not None and rule.sep is not None and tokenizing.DERIVE_TYPE_IDS,
+            derived_type_ids=self._type_rule is not None and self._type_rule.derives,
             tokenize_processes=self.tokenize_processes,
             cache_keep_bytes=CACHE_KEEP_BYTES,
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from . import base, tokenizing
+
 #: a chunk's ids, mask and token types go to the device as one array (one host-to-device copy, not three). Session
 #: 7's H200 timeline: 0.31 ms per chunk in the three ``mx.array`` copies.
 ONE_TRANSFER = True
@@ -50,8 +52,6 @@ def chunk_rule(
     ``tokenize_ahead`` (:data:`tokenizing.TOKENIZE_AHEAD`), ``spread_first_piece``, ``cache_keep_bytes``,
     ``one_transfer`` (:data:`ONE_TRANSFER`), ``derived_type_ids`` and ``tokenize_processes`` (None:
     :func:`tokenizing.tokenize_processes` now)."""
-    from . import base, tokenizing
-
     return {
         "chunk_tokens": chunk_tokens,
         "batch_widths": base.BATCH_WIDTHS,

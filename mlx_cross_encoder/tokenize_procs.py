@@ -33,10 +33,9 @@ def _start(state: str) -> None:
 
 def _encode(chunk: Sequence, type_rule):
     """In a worker: the :class:`tokenizing.TokenArrays` of ``chunk`` (what a tokenizer thread's task returns)."""
-    from .tokenizing import TokenArrays
+    from .tokenizing import _array_encoder
 
-    encode = getattr(_TOKENIZER, "encode_batch_fast", _TOKENIZER.encode_batch)
-    return TokenArrays.of(encode(list(chunk)), type_rule)
+    return _array_encoder(_TOKENIZER, type_rule)(list(chunk))
 
 
 def submitter(tokenizer, processes: int, type_rule) -> Callable[[Sequence], Future]:

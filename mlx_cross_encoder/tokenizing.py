@@ -86,6 +86,11 @@ class TypeIdRule:
 
     sep: int | None = None
 
+    @property
+    def derives(self) -> bool:
+        """Whether this rule derives type ids from the ids now (a [SEP] id and :data:`DERIVE_TYPE_IDS`)."""
+        return self.sep is not None and DERIVE_TYPE_IDS
+
 
 @dataclass(frozen=True)
 class TokenArrays:
@@ -109,7 +114,7 @@ class TokenArrays:
         total = int(lengths.sum())
         ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=total)
         types = None
-        if type_rule is not None and type_rule.sep is not None and DERIVE_TYPE_IDS:
+        if type_rule is not None and type_rule.derives:
             types = _pair_type_ids(ids, lengths, type_rule.sep, encodings)
         elif type_rule is not None:
             flat = itertools.chain.from_iterable(e.type_ids for e in encodings)
