@@ -452,3 +452,29 @@ def smoke_dataset(top_k: int, name: str = "smoke") -> dict:
         "qrels": str(SMOKE / "qrels.txt"),
         "top_k": top_k,
     }
+
+
+#: the repository root (on PYTHONPATH in the fresh interpreters of :func:`run_fresh`)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_fresh(script: str, *args: str, timeout: int = 120, **env: str):
+    """Run ``script`` (``python -c``) in a fresh interpreter with ``env`` and no inherited ``MLX_ENABLE_TF32``
+    (MLX reads its TF32 switch once per process, so each setting needs a process of its own); returns the JSON it
+    printed after ``RESULT ``. A failing script fails the caller with its stderr."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**clean, **env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])

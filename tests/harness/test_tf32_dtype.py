@@ -8,10 +8,6 @@ runs)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import builders
@@ -23,7 +19,6 @@ from harness import backends
 from harness.run.executor import run_suite
 from harness.suite import RerankerSpec, SuiteError, load_suite, suite_from_dict
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV = {"chip": {"name": "test"}}
 ROWS = [("mlx", "float32"), ("mlx", "tf32"), ("torch", "float32"), ("torch", "tf32")]
 PROCESS_ROWS = [ROWS[0], ROWS[1], ROWS[3]]  # torch float32 is checked in process (one torch import less)
@@ -111,16 +106,7 @@ except backends.BackendError as exc:
 
 
 def second_load(model: Path, first: str, second: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
-    run = subprocess.run(
-        [sys.executable, "-c", REFUSE, str(model), first, second],
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    return json.loads(next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT ") :])
+    return builders.run_fresh(REFUSE, str(model), first, second, timeout=300)
 
 
 def test_a_process_that_loaded_mlx_with_the_other_switch_refuses_the_row(tiny_bert):

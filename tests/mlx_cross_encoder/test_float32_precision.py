@@ -7,17 +7,11 @@ in fresh interpreters, since MLX reads it once per process, and a CPU (no TF32 u
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import builders
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, os
@@ -30,24 +24,8 @@ print("RESULT " + json.dumps({"before": before, "after": os.environ.get("MLX_ENA
 """
 
 
-def run_script(script: str, *args: str, timeout: int = 120, **env: str) -> dict:
-    """Run ``script`` in a fresh interpreter (MLX reads its TF32 switch once per process) with ``env`` and no
-    inherited ``MLX_ENABLE_TF32``; the JSON it printed after ``RESULT ``."""
-    clean = {k: v for k, v in os.environ.items() if k != "MLX_ENABLE_TF32"}
-    run = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        env={**clean, **env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
-    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
-
-
 def probe(**env: str) -> dict:
-    return run_script(PROBE, **env)
+    return builders.run_fresh(PROBE, **env)
 
 
 def test_mlx_float32_matmuls_are_full_float32_by_default():
@@ -80,7 +58,7 @@ def tiny_bert(tmp_path_factory):
 
 
 def in_process(model: Path, dtype: str, **env: str) -> dict:
-    return run_script(MODEL, str(model), dtype, timeout=300, **env)
+    return builders.run_fresh(MODEL, str(model), dtype, timeout=300, **env)
 
 
 def test_a_dtype_the_process_switch_contradicts_is_refused(tiny_bert):
@@ -118,7 +96,7 @@ print("RESULT " + json.dumps({"ran": precision.float32_matmul(), "units": precis
 
 
 def matmul_on_default_device(**env: str) -> dict:
-    return run_script(MATMUL, **env)
+    return builders.run_fresh(MATMUL, **env)
 
 
 def test_the_recorded_matmul_precision_matches_the_numbers_on_this_machine():
