@@ -74,8 +74,13 @@ def apply_setting(setting: str):
     from mlx_cross_encoder import base, cross_encoder, gpu_chunks, tokenizing
     from mlx_cross_encoder.models import bert
 
-    modules = {"base": base, "cross_encoder": cross_encoder, "bert": bert, "tokenizing": tokenizing}
-    modules["gpu_chunks"] = gpu_chunks
+    modules = {
+        "base": base,
+        "cross_encoder": cross_encoder,
+        "bert": bert,
+        "tokenizing": tokenizing,
+        "gpu_chunks": gpu_chunks,
+    }
     for attribute, _ in KNOBS.values():
         module, name = attribute.split(".")
         _DEFAULTS.setdefault(attribute, getattr(modules[module], name))
